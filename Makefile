@@ -1,0 +1,65 @@
+# Two commands matter: `make run` (set up and open Hangar) and `make test` (set up and run the whole suite).
+# Set-up is idempotent: the virtual environment is rebuilt only when pyproject.toml changes, and pip's wheel
+# cache keeps the compiled llama-cpp-python, so a second run starts in seconds.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Pinned so that machines with the CPU build on disk use it; CUDA users may set TORCH=torch.
+TORCH  ?= torch==2.13.0
+# llama.cpp build flags, e.g. LLAMA_CMAKE_ARGS=-DGGML_CUDA=on for NVIDIA GPUs (Metal is on by default on macOS).
+LLAMA_CMAKE_ARGS ?=
+EXTRAS_RUN  := llama,mlx,finetune
+EXTRAS_TEST := llama,mlx,finetune,dev
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test lint screenshots bench package clean system-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(MAKE) --no-print-directory system-deps
+	$(BIN)/pip install -q "$(TORCH)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e ".[$(EXTRAS_RUN)]"
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(MAKE) --no-print-directory system-deps
+	$(BIN)/pip install -q "$(TORCH)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e ".[$(EXTRAS_TEST)]"
+	touch $@ $(VENV)/.run-installed
+
+# Qt needs a few system libraries even offscreen; install them where apt is available and we are root.
+system-deps:
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && ! ldconfig -p | grep -q libxkbcommon.so.0; then \
+		echo "installing Qt's system libraries"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 \
+			libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 \
+			libxcb-render-util0 libxcb-image0 fonts-dejavu-core >/dev/null; \
+	fi
+
+run: $(VENV)/.run-installed
+	$(BIN)/python main.py
+
+test: $(VENV)/.test-installed
+	$(BIN)/lint-imports
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+screenshots: $(VENV)/.test-installed
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m ui.screenshots docs/screenshots
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python bench/startup.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,324 @@
+"""The llama.cpp engine (llama-cpp-python): GGUF models on CUDA, Metal or CPU, whichever the build supports.
+
+Generation runs its own token loop rather than ``create_chat_completion`` so that Hangar knows exact token
+counts, time to first token and decode speed, can stop between any two tokens, and applies grammars for JSON.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.engine import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
+from core.errors import EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
+from core.modelcheck import check_gguf_file
+
+_MIB = 1024 * 1024
+_BUFFER_LINE = re.compile(r"^\s*([\w.\-]+)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB")
+
+FALLBACK_TEMPLATE_NOTE = "This model has no chat template; Hangar uses a plain 'Role: text' format."
+
+
+class _LogCapture:
+    """Collects llama.cpp's log lines (they arrive in fragments) to read the real buffer sizes after a load."""
+
+    def __init__(self) -> None:
+        import llama_cpp
+
+        self.lines: list[str] = []
+        self._partial = ""
+
+        @llama_cpp.llama_log_callback
+        def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            self._partial += text.decode("utf-8", errors="replace")
+            while "\n" in self._partial:
+                line, self._partial = self._partial.split("\n", 1)
+                self.lines.append(line)
+
+        self._callback = callback  # keep a reference: llama.cpp holds only the pointer
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def take(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
+
+
+def parse_buffer_sizes(lines: Sequence[str]) -> dict[str, int]:
+    """Sum llama.cpp's ``<device> <kind> buffer size = X MiB`` lines into bytes per ``<kind>:<device>``."""
+    sizes: dict[str, int] = {}
+    for line in lines:
+        text = line.split(":", 1)[1] if ":" in line else line
+        match = _BUFFER_LINE.match(text)
+        if match:
+            device, kind, mib = match.groups()
+            key = f"{kind.lower()}:{device}"
+            sizes[key] = sizes.get(key, 0) + round(float(mib) * _MIB)
+    return sizes
+
+
+class LlamaEngine:
+    def __init__(self) -> None:
+        self._llm: Any = None
+        self._log: _LogCapture | None = None
+        self._template: Any = None
+        self._path: str | None = None
+
+    # -- load -------------------------------------------------------------------------------------------------------
+    def load(self, spec: ModelSpec, progress: Callable[[float | None], None]) -> ModelInfo:
+        import llama_cpp
+
+        path = Path(spec.path)
+        check_gguf_file(path)  # refuse broken or hostile files before the native loader sees them
+        if self._log is None:
+            self._log = _LogCapture()
+        self._log.take()
+        opts = spec.options
+        kwargs: dict[str, Any] = dict(
+            model_path=str(path),
+            n_ctx=opts.context_length,
+            n_gpu_layers=opts.gpu_layers,
+            seed=opts.seed if opts.seed >= 0 else llama_cpp.LLAMA_DEFAULT_SEED,
+            verbose=False,
+            flash_attn=opts.flash_attention,
+        )
+        if opts.threads:
+            kwargs["n_threads"] = opts.threads
+        if opts.kv_cache_type != "f16":
+            ggml_type = _GGML_TYPES.get(opts.kv_cache_type)
+            if ggml_type is None:
+                raise EngineError(f"Unknown KV cache type {opts.kv_cache_type!r}; use f16, q8_0 or q4_0.")
+            kwargs["type_k"] = kwargs["type_v"] = ggml_type
+        if opts.lora_path:
+            kwargs["lora_path"] = opts.lora_path
+        started = time.perf_counter()
+        try:
+            self._llm = llama_cpp.Llama(**kwargs)
+        except ValueError as exc:
+            raise self._explain_load_failure(path, exc) from exc
+        lines = self._log.take()
+        self._path = str(path)
+        self._template = self._make_template()
+        allocated = parse_buffer_sizes(lines)
+        return ModelInfo(
+            path=str(path),
+            engine="llama",
+            context_length=self._llm.n_ctx(),
+            vocab_size=self._llm.n_vocab(),
+            has_chat_template=self._template is not None,
+            allocated=allocated,
+            load_seconds=time.perf_counter() - started,
+            device="gpu" if opts.gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload() else "cpu",
+        )
+
+    def _explain_load_failure(self, path: Path, exc: Exception) -> Exception:
+        lines = self._log.take() if self._log else []
+        text = "\n".join(lines)
+        if "unknown model architecture" in text:
+            arch = re.search(r"unknown model architecture: '([^']+)'", text)
+            name = arch.group(1) if arch else "this"
+            return UnsupportedModelError(
+                f"{path.name}: the {name} architecture is not supported by this llama.cpp build.",
+                hint="Update Hangar, or choose a model with a supported architecture.",
+            )
+        if "failed to allocate" in text or "out of memory" in text.lower() or "cudaMalloc failed" in text:
+            return InsufficientMemoryError(
+                f"Not enough memory to load {path.name}.",
+                hint="Try fewer GPU layers, a shorter context or a smaller quant.",
+            )
+        detail = next((ln.strip() for ln in reversed(lines) if "error" in ln.lower()), str(exc))
+        return ModelFileError(f"llama.cpp could not load {path.name}: {detail}")
+
+    def _make_template(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        bos = self._token_text(self._llm.token_bos())
+        eos = self._token_text(self._llm.token_eos())
+        try:
+            return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        except Exception:  # a template Jinja cannot parse: fall back rather than refuse the model
+            return None
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+
+    # -- prompts ----------------------------------------------------------------------------------------------------
+    def _prompt_tokens(self, messages: Sequence[ChatMessage], continue_last: bool) -> list[int]:
+        items = [{"role": m.role, "content": m.content} for m in messages]
+        if self._template is not None:
+            if continue_last and items and items[-1]["role"] == "assistant":
+                last = items.pop()
+                prompt = self._template(messages=items).prompt + last["content"]
+            else:
+                prompt = self._template(messages=items).prompt
+        else:
+            prompt = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in items)
+            if not (continue_last and items and items[-1]["role"] == "assistant"):
+                prompt += "Assistant:"
+        # The template writes BOS itself when the model wants it; tokenize adds it only if it is missing.
+        bos = self._token_text(self._llm.token_bos())
+        add_bos = not (bos and prompt.startswith(bos))
+        return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        self._require_model()
+        return len(self._prompt_tokens(messages, continue_last=False))
+
+    def _require_model(self) -> None:
+        if self._llm is None:
+            raise EngineError("No model is loaded.")
+
+    # -- generation ---------------------------------------------------------------------------------------------
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        params: GenerationParams,
+        emit: Callable[[str], None],
+        should_stop: Callable[[], bool],
+    ) -> GenerationStats:
+        import llama_cpp
+
+        self._require_model()
+        llm = self._llm
+        started = time.perf_counter()
+        prompt = self._prompt_tokens(messages, params.continue_last)
+        budget = llm.n_ctx() - len(prompt)
+        if budget <= 0:
+            raise EngineError(
+                f"The conversation ({len(prompt)} tokens) does not fit in the context ({llm.n_ctx()} tokens).",
+                hint="Start a new chat, shorten the history, or load the model with a longer context.",
+            )
+        max_tokens = min(params.max_tokens, budget)
+        if params.seed is not None:
+            llm.set_seed(params.seed)
+        grammar = self._grammar(params)
+        logits_processor = None
+        vocab = llm._model.vocab
+        if params.ignore_eos:
+            eog = [t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+
+            def suppress_eos(_ids: Any, logits: Any) -> Any:
+                logits[eog] = -float("inf")
+                return logits
+
+            logits_processor = llama_cpp.LogitsProcessorList([suppress_eos])
+        stops = list(params.stop)
+        text = ""
+        emitted = 0  # characters of ``text`` already sent
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        completion = 0
+        first_token_at: float | None = None
+        stop_reason = "length"
+        previous: list[int] = list(prompt)
+        generator = llm.generate(
+            prompt,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            min_p=params.min_p,
+            temp=params.temperature,
+            repeat_penalty=params.repeat_penalty,
+            grammar=grammar,
+            logits_processor=logits_processor,
+            reset=True,
+        )
+        try:
+            for token in generator:
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                if llama_cpp.llama_vocab_is_eog(vocab, token) and not params.ignore_eos:
+                    stop_reason = "stop"
+                    break
+                completion += 1
+                # A token may end inside a multi-byte character; the incremental decoder holds it back.
+                piece = decoder.decode(llm.detokenize([token], prev_tokens=previous))
+                previous.append(token)
+                if piece:
+                    text += piece
+                    hit = _find_stop(text, stops, emitted)
+                    if hit is not None:
+                        text = text[:hit]
+                        stop_reason = "stop"
+                    safe = _safe_emit_length(text, stops) if hit is None else len(text)
+                    if safe > emitted:
+                        emit(text[emitted:safe])
+                        emitted = safe
+                    if hit is not None:
+                        break
+                if completion >= max_tokens:
+                    break
+                if should_stop():
+                    stop_reason = "cancelled"
+                    break
+        finally:
+            generator.close()
+        if stop_reason != "stop":
+            text += decoder.decode(b"", final=True)
+        if emitted < len(text):
+            emit(text[emitted:])
+        finished = time.perf_counter()
+        first = first_token_at or finished
+        decode_time = finished - first
+        return GenerationStats(
+            prompt_tokens=len(prompt),
+            completion_tokens=completion,
+            time_to_first_token_ms=(first - started) * 1000.0,
+            tokens_per_second=(completion - 1) / decode_time if completion > 1 and decode_time > 0 else 0.0,
+            stop_reason=stop_reason,
+            text=text,
+        )
+
+    def _grammar(self, params: GenerationParams) -> Any:
+        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+        if params.response_format == "json":
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        if params.response_format == "json_schema":
+            if not params.json_schema:
+                raise EngineError("JSON-schema mode needs a schema.")
+            try:
+                return LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
+            except Exception as exc:
+                raise EngineError(f"The JSON schema cannot be turned into a grammar: {exc}") from exc
+        return None
+
+    def unload(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+            self._template = None
+
+
+def _find_stop(text: str, stops: Sequence[str], emitted: int) -> int | None:
+    """Index where the earliest stop string starts, searching only text that could contain a new match."""
+    best: int | None = None
+    for stop in stops:
+        if not stop:
+            continue
+        index = text.find(stop, max(0, emitted - len(stop)))
+        if index != -1 and (best is None or index < best):
+            best = index
+    return best
+
+
+def _safe_emit_length(text: str, stops: Sequence[str]) -> int:
+    """Hold back a tail that could be the start of a stop string, so a stop string is never shown."""
+    hold = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:k]):
+                hold = max(hold, k)
+                break
+    return len(text) - hold
+
+
+_GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}

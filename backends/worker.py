@@ -1,0 +1,95 @@
+"""The engine child process: one loop, one model, requests in order (llama.cpp and MLX are not thread-safe).
+
+``serve`` is the process target handed to ``core.engine.EngineHost``. Every outcome becomes an event; nothing
+raised here reaches the app except as a ``RequestFailed`` or, if the process dies, the host's ``EngineCrashed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import traceback
+from typing import Any
+
+from core.engine import (
+    CountTokensRequest,
+    Engine,
+    EngineStarted,
+    GenerateRequest,
+    GenerationFinished,
+    LoadProgress,
+    LoadRequest,
+    ModelLoaded,
+    ModelUnloaded,
+    RequestFailed,
+    ShutdownRequest,
+    TokenChunk,
+    TokensCounted,
+    UnloadRequest,
+)
+from core.errors import CancelledError, EngineError, HangarError
+
+logger = logging.getLogger(__name__)
+
+
+def serve(requests: Any, events: Any, cancel: Any) -> None:
+    # The host stops us with SIGINT first; inside a native call Python sees it only on return, which is what we
+    # want: the current token finishes, then KeyboardInterrupt ends the process.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    logging.basicConfig(level=os.environ.get("HANGAR_ENGINE_LOG", "WARNING"))
+    engine: Engine | None = None
+    engine_name: str | None = None
+    events.put(EngineStarted(os.getpid()))
+    while True:
+        request = requests.get()
+        if isinstance(request, ShutdownRequest):
+            if engine is not None:
+                engine.unload()
+            return
+        request_id = request.request_id
+        try:
+            if isinstance(request, LoadRequest):
+                if engine is not None:
+                    engine.unload()
+                if engine is None or engine_name != request.spec.engine:
+                    from backends import create_engine
+
+                    engine = create_engine(request.spec.engine)
+                    engine_name = request.spec.engine
+                events.put(LoadProgress(request_id, None))
+                info = engine.load(request.spec, lambda f, rid=request_id: events.put(LoadProgress(rid, f)))
+                events.put(ModelLoaded(request_id, info))
+            elif isinstance(request, GenerateRequest):
+                if engine is None:
+                    raise EngineError("No model is loaded.")
+                stats = engine.generate(
+                    request.messages,
+                    request.params,
+                    lambda text, rid=request_id: events.put(TokenChunk(rid, text)),
+                    cancel.is_set,
+                )
+                events.put(GenerationFinished(request_id, stats))
+            elif isinstance(request, CountTokensRequest):
+                if engine is None:
+                    raise EngineError("No model is loaded.")
+                events.put(TokensCounted(request_id, engine.count_tokens(request.messages)))
+            elif isinstance(request, UnloadRequest):
+                if engine is not None:
+                    engine.unload()
+                events.put(ModelUnloaded(request_id))
+        except CancelledError as exc:
+            events.put(RequestFailed(request_id, exc.code, str(exc)))
+        except HangarError as exc:
+            events.put(RequestFailed(request_id, exc.code, str(exc)))
+        except MemoryError:
+            events.put(
+                RequestFailed(
+                    request_id,
+                    "insufficient_memory",
+                    "Not enough memory. Try fewer GPU layers, a shorter context or a smaller quant.",
+                )
+            )
+        except Exception as exc:
+            logger.error("engine request %d failed:\n%s", request_id, traceback.format_exc())
+            events.put(RequestFailed(request_id, EngineError.code, f"The engine failed: {exc}"))

@@ -1,0 +1,65 @@
+"""The services of one running Hangar, shared by the window and the command line.
+
+``main.py`` builds an ``AppContext`` (paths, settings, the engine entry point from ``backends``) and hands it to
+the UI or to a CLI command. Heavier services (the database, jobs) are created on first use so that commands like
+``--help`` stay instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from core.engine import EngineHost, WorkerEntry
+from core.jobs import JobManager
+from core.paths import AppPaths
+from core.settings import SettingsService
+from core.store import Store
+
+
+@dataclass
+class AppContext:
+    paths: AppPaths
+    settings: SettingsService
+    #: ``backends.worker.serve``: run inside the engine child process.
+    worker_entry: WorkerEntry
+    #: Which engines are installed (``backends.available_engines``), without importing them.
+    engine_availability: Callable[[], dict[str, bool]] = field(default=lambda: {})
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        paths: AppPaths,
+        worker_entry: WorkerEntry,
+        engine_availability: Callable[[], dict[str, bool]] = lambda: {},
+    ) -> AppContext:
+        paths.ensure()
+        return cls(
+            paths=paths,
+            settings=SettingsService.open(paths.settings_file),
+            worker_entry=worker_entry,
+            engine_availability=engine_availability,
+        )
+
+    @cached_property
+    def store(self) -> Store:
+        store = Store(self.paths.database_file)
+        self._closers.append(store.close)
+        return store
+
+    @cached_property
+    def jobs(self) -> JobManager:
+        manager = JobManager(self.store, limits={"download": self.settings.current.max_parallel_downloads})
+        self._closers.insert(0, manager.shutdown)
+        return manager
+
+    def new_engine_host(self, name: str = "engine") -> EngineHost:
+        host = EngineHost(self.worker_entry, name=name)
+        self._closers.insert(0, host.shutdown)
+        return host
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop(0)()

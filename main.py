@@ -1,0 +1,38 @@
+"""Hangar's composition root: parse arguments, build paths, settings and services, then open the window or run
+one command. No business logic lives here."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from argparse import Namespace
+from collections.abc import Sequence
+
+
+def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.AppContext
+    from backends import available_engines
+    from backends.worker import serve
+    from core.app import AppContext
+    from core.logs import setup_logging
+    from core.paths import AppPaths
+
+    paths = AppPaths.resolve(getattr(args, "data_dir", None)).ensure()
+    setup_logging(paths.log_file, verbose=bool(getattr(args, "verbose", False)), console=console_logging)
+    return AppContext.create(paths, worker_entry=serve, engine_availability=available_engines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    multiprocessing.freeze_support()  # the frozen app re-enters here in engine child processes
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from core.cli import parse, run_command
+
+    args = parse(argv)
+    if args.command is not None:
+        return run_command(args, build_app)
+    from ui.app import run_gui
+
+    return run_gui(args, lambda: build_app(args, console_logging=False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
