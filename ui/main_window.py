@@ -170,7 +170,9 @@ class MainWindow(QMainWindow):
 
     def _refresh_jobs(self) -> None:
         count = self.app.jobs.active_count()
-        self.jobs_label.setText(f"{count} job{'s' if count != 1 else ''} running" if count else "No jobs running")
+        self.jobs_label.setText(
+            f"{count} job{'s' if count != 1 else ''} running" if count else "No jobs running"
+        )
 
     # -- theme and state --------------------------------------------------------------------------------------------
     def _apply_theme(self, theme: str) -> None:

@@ -1,4 +1,4 @@
-"""``python -m ui.screenshots OUTDIR``: render every page in realistic states offscreen into PNG files.
+"""``python main.py --screenshots OUTDIR``: render every page in realistic states offscreen into PNG files.
 
 Each feature adds its states to ``SCENES`` (a name and a function that prepares the window). The README shows
 the results; look at them after every UI change.
@@ -11,6 +11,10 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.app import AppContext
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -34,20 +38,17 @@ SCENES: list[tuple[str, Callable[[object], None]]] = [
 ]
 
 
-def render(out_dir: Path, theme: str = "light") -> list[Path]:
+def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light") -> list[Path]:
+    """Render every scene with a fresh app whose data lives in a temporary folder (``make_context(folder)``)."""
     from PySide6.QtWidgets import QApplication
 
-    from backends import available_engines
-    from backends.worker import serve
-    from core.app import AppContext
-    from core.paths import AppPaths
     from ui.app import create_window
 
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="hangar-shots-") as tmp:
-        context = AppContext.create(AppPaths.under(Path(tmp)), serve, available_engines)
+        context = make_context(Path(tmp))
         context.settings.update(theme=theme)
         window = create_window(context)
         window.resize(1180, 760)
@@ -62,9 +63,3 @@ def render(out_dir: Path, theme: str = "light") -> list[Path]:
         window.close()
         context.close()
     return written
-
-
-if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots")
-    for written in render(target):
-        print(written)

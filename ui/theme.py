@@ -26,12 +26,30 @@ class Colors:
 
 
 LIGHT = Colors(
-    window="#f6f7f9", surface="#ffffff", sidebar="#eceef2", text="#1f2328", muted="#6b7280",
-    border="#d9dce1", accent="#4f46e5", accent_text="#ffffff", good="#15803d", warn="#b45309", bad="#b91c1c",
+    window="#f6f7f9",
+    surface="#ffffff",
+    sidebar="#eceef2",
+    text="#1f2328",
+    muted="#6b7280",
+    border="#d9dce1",
+    accent="#4f46e5",
+    accent_text="#ffffff",
+    good="#15803d",
+    warn="#b45309",
+    bad="#b91c1c",
 )
 DARK = Colors(
-    window="#1c1d22", surface="#24262c", sidebar="#16171b", text="#e7e8ea", muted="#9aa0aa",
-    border="#363941", accent="#818cf8", accent_text="#0b0b12", good="#4ade80", warn="#fbbf24", bad="#f87171",
+    window="#1c1d22",
+    surface="#24262c",
+    sidebar="#16171b",
+    text="#e7e8ea",
+    muted="#9aa0aa",
+    border="#363941",
+    accent="#818cf8",
+    accent_text="#0b0b12",
+    good="#4ade80",
+    warn="#fbbf24",
+    bad="#f87171",
 )
 
 _current = LIGHT

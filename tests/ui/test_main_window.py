@@ -68,7 +68,9 @@ def test_core_events_from_worker_threads_arrive_on_the_gui_thread(window, qtbot)
     hook: EventHook[[int]] = EventHook()
     seen: list[tuple[int, bool]] = []
     gui_thread = QThread.currentThread()
-    window.bridge.connect_hook(hook, lambda value: seen.append((value, QThread.currentThread() is gui_thread)))
+    window.bridge.connect_hook(
+        hook, lambda value: seen.append((value, QThread.currentThread() is gui_thread))
+    )
     thread = threading.Thread(target=hook.emit, args=(7,))
     thread.start()
     thread.join()
@@ -102,8 +104,13 @@ def test_drop_goes_to_the_registered_handler(window, qtbot, tmp_path: Path) -> N
     model.write_bytes(b"GGUF")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(model))])
-    event = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPoint(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(event)
     assert received == [[model]]
 
@@ -132,8 +139,11 @@ def test_uncaught_exception_shows_a_dialog_instead_of_dying(window, qtbot) -> No
     except RuntimeError:
         sys.excepthook(*sys.exc_info())
     qtbot.waitUntil(
-        lambda: any(isinstance(w, ErrorDialog) and "kaboom" in w.message_label.text()
-                    for w in QApplication.topLevelWidgets() if w.isVisible()),
+        lambda: any(
+            isinstance(w, ErrorDialog) and "kaboom" in w.message_label.text()
+            for w in QApplication.topLevelWidgets()
+            if w.isVisible()
+        ),
         timeout=3000,
     )
     for w in QApplication.topLevelWidgets():

@@ -15,12 +15,12 @@ if TYPE_CHECKING:
 
 class ChatPage(Page):
     def __init__(self, app: AppContext, bridge: Bridge, parent: QWidget | None = None) -> None:
-        super().__init__('Chat', 'Talk to a local model. Nothing leaves this machine.', parent)
+        super().__init__("Chat", "Talk to a local model. Nothing leaves this machine.", parent)
         self.app = app
         self.bridge = bridge
         self.empty = EmptyState(
-            'chat',
-            'No conversations yet',
-            'Pick a model in My Models and choose Chat to start a conversation.',
+            "chat",
+            "No conversations yet",
+            "Pick a model in My Models and choose Chat to start a conversation.",
         )
         self.body.addWidget(self.empty, 1)

@@ -15,12 +15,16 @@ if TYPE_CHECKING:
 
 class DownloadsPage(Page):
     def __init__(self, app: AppContext, bridge: Bridge, parent: QWidget | None = None) -> None:
-        super().__init__('Downloads', 'Queued, running and finished downloads. Paused downloads resume where they stopped.', parent)
+        super().__init__(
+            "Downloads",
+            "Queued, running and finished downloads. Paused downloads resume where they stopped.",
+            parent,
+        )
         self.app = app
         self.bridge = bridge
         self.empty = EmptyState(
-            'downloads',
-            'Nothing downloading',
-            'Files you download from Discover appear here with their progress, speed and time left.',
+            "downloads",
+            "Nothing downloading",
+            "Files you download from Discover appear here with their progress, speed and time left.",
         )
         self.body.addWidget(self.empty, 1)

@@ -15,12 +15,12 @@ if TYPE_CHECKING:
 
 class FinetunePage(Page):
     def __init__(self, app: AppContext, bridge: Bridge, parent: QWidget | None = None) -> None:
-        super().__init__('Fine-tune', 'Teach a model your own data with LoRA, on MLX or PyTorch.', parent)
+        super().__init__("Fine-tune", "Teach a model your own data with LoRA, on MLX or PyTorch.", parent)
         self.app = app
         self.bridge = bridge
         self.empty = EmptyState(
-            'finetune',
-            'No fine-tuning jobs yet',
-            'Choose a base model and a dataset (JSONL or CSV) to train an adapter you can chat with.',
+            "finetune",
+            "No fine-tuning jobs yet",
+            "Choose a base model and a dataset (JSONL or CSV) to train an adapter you can chat with.",
         )
         self.body.addWidget(self.empty, 1)

@@ -15,12 +15,12 @@ if TYPE_CHECKING:
 
 class ModelsPage(Page):
     def __init__(self, app: AppContext, bridge: Bridge, parent: QWidget | None = None) -> None:
-        super().__init__('My Models', 'Everything on this machine that Hangar can run or fine-tune.', parent)
+        super().__init__("My Models", "Everything on this machine that Hangar can run or fine-tune.", parent)
         self.app = app
         self.bridge = bridge
         self.empty = EmptyState(
-            'models',
-            'No models yet',
-            'Download one from Discover, or drop .gguf files and MLX folders anywhere on this window to import them.',
+            "models",
+            "No models yet",
+            "Download one from Discover, or drop .gguf files and MLX folders anywhere on this window to import them.",
         )
         self.body.addWidget(self.empty, 1)
