@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from argparse import Namespace
 from collections.abc import Callable
@@ -56,6 +57,11 @@ def run_gui(args: Namespace, make_app: Callable[[], AppContext]) -> int:
     context = make_app()
     window = create_window(context)
     window.show()
+    if os.environ.get("HANGAR_QUIT_AFTER_PAINT"):
+        # bench/startup.py: quit as soon as the first frame is painted.
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, qt_app.quit)
     try:
         return qt_app.exec()
     finally:
