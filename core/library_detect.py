@@ -271,7 +271,17 @@ def _read_gguf_info(path: Path) -> Any:
     """The one place the GGUF header reader is called (``core.gguf``, the fit feature's reader)."""
     from core.gguf import read_gguf
 
-    return read_gguf(path)
+    try:
+        return read_gguf(path)
+    except ModelFileError as exc:
+        message = str(exc)
+        if "truncated" in message and not message.startswith(f"{path.name} is truncated"):
+            # The reader names the field it was reading; a person needs to know the file is incomplete.
+            raise ModelFileError(
+                f"{path.name} is truncated: it ends inside its header, after {path.stat().st_size:,} bytes.",
+                hint="The download or copy did not finish; download it again.",
+            ) from exc
+        raise
 
 
 def _text(value: Any) -> str | None:

@@ -123,6 +123,7 @@ class FakeApps:
         """A file in the cache's real layout: a blob named by its hash, a snapshot symlink, a ref."""
         repo = self.hf_cache / f"models--{repo_id.replace('/', '--')}"
         staging = repo / "staging.tmp"
+        repo.mkdir(parents=True, exist_ok=True)
         write(staging)
         digest = hashlib.sha256(staging.read_bytes()).hexdigest()
         (repo / "blobs").mkdir(parents=True, exist_ok=True)
