@@ -12,6 +12,7 @@ folders from ``core.library_scan``. ``changed`` fires after every change so view
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import time
@@ -29,6 +30,7 @@ from core.library_import import Progress, clean_leftovers, delete_files, fingerp
 from core.library_types import (
     Candidate,
     ImportMode,
+    ImportPreview,
     ImportProblem,
     ImportReport,
     LibraryEntry,
@@ -180,6 +182,20 @@ class Library:
             recognition.candidates, mode, progress=progress, token=token, problems=recognition.problems
         )
 
+    def preview_import(self, paths: Sequence[Path]) -> ImportPreview:
+        """Recognise and validate ``paths`` and sort them into new models, duplicates and problems; copies
+        nothing (header reads and, for same-size files only, a fingerprint)."""
+        recognition = recognise([Path(p) for p in paths])
+        new: list[Candidate] = []
+        duplicates: list[tuple[Candidate, LibraryEntry]] = []
+        for candidate in recognition.candidates:
+            existing = self.find_duplicate(candidate)
+            if existing is None:
+                new.append(candidate)
+            else:
+                duplicates.append((candidate, existing))
+        return ImportPreview(tuple(new), tuple(duplicates), recognition.problems)
+
     def import_candidates(
         self,
         candidates: Sequence[Candidate],
@@ -281,7 +297,7 @@ class Library:
         self.changed.emit()
         return entry
 
-    def adapters_of(self, base_model_id: str) -> list[LibraryEntry]:
+    def adapters_of(self, base_model_id: str) -> builtins.list[LibraryEntry]:
         return [e for e in self.list(format=ModelFormat.LORA) if e.base_model_id == base_model_id]
 
     # -- removing -------------------------------------------------------------------------------------------

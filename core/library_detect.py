@@ -374,7 +374,8 @@ def read_mlx_folder(folder: Path, *, source: str | None = None, name: str | None
     bits = quant.get("bits") if isinstance(quant, dict) else None
     params = sum(safetensors_parameter_count(w, bits=bits if isinstance(bits, int) else None) for w in weights)
     files = _folder_files(folder)
-    text_config = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    raw_text_config = config.get("text_config")
+    text_config: dict[str, Any] = raw_text_config if isinstance(raw_text_config, dict) else {}
     context = config.get("max_position_embeddings") or text_config.get("max_position_embeddings")
     dtype = config.get("torch_dtype") or config.get("dtype")
     metadata = ModelMetadata(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+SCAN_HOME_ENV = "HANGAR_SCAN_HOME"
 _OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
 
 
@@ -42,9 +43,15 @@ class ScanRoots:
 
     @classmethod
     def default(cls, extra: tuple[str, ...] = ()) -> ScanRoots:
+        """The real locations; ``$HANGAR_SCAN_HOME`` stands in for the home folder (and holds the Hugging Face
+        cache at ``.cache/huggingface/hub``) so tests, screenshots and the smoke test never see the real ones."""
         from huggingface_hub import constants
 
         ollama = os.environ.get("OLLAMA_MODELS")
+        fake_home = os.environ.get(SCAN_HOME_ENV)
+        if fake_home:
+            home = Path(fake_home)
+            return cls(home=home, hf_cache=home / ".cache" / "huggingface" / "hub", extra=tuple(map(Path, extra)))
         return cls(
             home=Path.home(),
             hf_cache=Path(constants.HF_HUB_CACHE),

@@ -149,6 +149,19 @@ class Recognition:
 
 
 @dataclass(frozen=True)
+class ImportPreview:
+    """What an import would do, shown before anything is copied (the import dialog)."""
+
+    new: tuple[Candidate, ...] = ()
+    duplicates: tuple[tuple[Candidate, LibraryEntry], ...] = ()
+    problems: tuple[ImportProblem, ...] = ()
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(c.size_bytes for c in self.new)
+
+
+@dataclass(frozen=True)
 class ImportReport:
     imported: tuple[LibraryEntry, ...] = ()
     #: Models already in the library (same content): (the path given, the entry that has it).

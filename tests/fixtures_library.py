@@ -169,6 +169,20 @@ class FakeApps:
         return write_gguf(self.home / ".local/share/nomic.ai/GPT4All" / filename, seed=seed)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_real_app_folders(tmp_path_factory: pytest.TempPathFactory):  # -> Iterator[None]
+    """No test may scan the real home folder: the library's default scan roots point at an empty folder."""
+    from core.library_scan import SCAN_HOME_ENV
+
+    previous = os.environ.get(SCAN_HOME_ENV)
+    os.environ[SCAN_HOME_ENV] = str(tmp_path_factory.mktemp("empty-home"))
+    yield
+    if previous is None:
+        os.environ.pop(SCAN_HOME_ENV, None)
+    else:
+        os.environ[SCAN_HOME_ENV] = previous
+
+
 @pytest.fixture
 def fake_apps(tmp_path: Path) -> FakeApps:
     home = tmp_path / "home"

@@ -215,3 +215,15 @@ def _truncate(path: Path, fraction: float) -> Path:
 def _drop_part(parts: list[Path], number: int) -> Path:
     parts[number - 1].unlink()
     return parts[0].parent
+
+
+def test_preview_sorts_new_duplicates_and_problems_without_copying(library: Library, tmp_path: Path) -> None:
+    known = write_gguf(tmp_path / "known.gguf", seed=12)
+    library.import_paths([known], ImportMode.LINK)
+    fresh = write_gguf(tmp_path / "fresh.gguf", seed=13)
+    bad = _write(tmp_path / "bad.gguf", b"nope")
+    preview = library.preview_import([known, fresh, bad])
+    assert [c.name for c in preview.new] == ["fresh"] and preview.total_bytes == fresh.stat().st_size
+    assert [(c.name, e.name) for c, e in preview.duplicates] == [("known", "known")]
+    assert len(preview.problems) == 1 and "bad.gguf is not a GGUF model" in preview.problems[0].message
+    assert len(library.list()) == 1

@@ -106,3 +106,16 @@ def test_missing_app_folders_are_simply_empty(library: Library, tmp_path: Path) 
     roots = FakeApps(tmp_path / "nobody", tmp_path / "no-cache").roots()
     report = library.rescan(roots)
     assert report.found == 0 and not report.problems
+
+
+def test_default_roots_follow_the_scan_home_override(
+    library: Library, fake_apps: FakeApps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.library_scan import SCAN_HOME_ENV
+
+    monkeypatch.setenv(SCAN_HOME_ENV, str(fake_apps.home))
+    fake_apps.add_gpt4all("via-default.gguf")
+    hf = fake_apps.home / ".cache" / "huggingface" / "hub"
+    FakeApps(fake_apps.home, hf).add_hf_file("me/x", "x.gguf", lambda p: write_gguf(p, seed=11))
+    library.rescan()
+    assert {e.name for e in library.list()} == {"via-default", "x"}
