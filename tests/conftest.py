@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+#: Fixture modules of the features (tests/fixtures_<feature>.py).
+pytest_plugins: list[str] = []
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "0")
