@@ -39,7 +39,7 @@ def _handler(server: RangeServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             from urllib.parse import unquote
 
             server.requests.append(self.path)

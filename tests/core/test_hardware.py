@@ -28,41 +28,41 @@ class FakeNVML:
         self.fail_init = fail_init
         self.shut_down = False
 
-    def nvmlInit(self) -> None:  # noqa: N802 (NVML's names)
+    def nvmlInit(self) -> None:
         if self.fail_init:
             raise RuntimeError("NVML Shared Library Not Found")
 
-    def nvmlShutdown(self) -> None:  # noqa: N802
+    def nvmlShutdown(self) -> None:
         self.shut_down = True
 
-    def nvmlSystemGetDriverVersion(self) -> bytes:  # noqa: N802
+    def nvmlSystemGetDriverVersion(self) -> bytes:
         return b"550.54.14"
 
-    def nvmlSystemGetCudaDriverVersion_v2(self) -> int:  # noqa: N802
+    def nvmlSystemGetCudaDriverVersion_v2(self) -> int:
         return 12040
 
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+    def nvmlDeviceGetCount(self) -> int:
         return 2
 
-    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
         return i
 
-    def nvmlDeviceGetName(self, h: int) -> str:  # noqa: N802
+    def nvmlDeviceGetName(self, h: int) -> str:
         return ["NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 3060"][h]
 
-    def nvmlDeviceGetMemoryInfo(self, h: int) -> SimpleNamespace:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> SimpleNamespace:
         return SimpleNamespace(total=[24 * GIB, 12 * GIB][h], free=[20 * GIB, 11 * GIB][h], used=0)
 
-    def nvmlDeviceGetMaxClockInfo(self, h: int, kind: int) -> int:  # noqa: N802
+    def nvmlDeviceGetMaxClockInfo(self, h: int, kind: int) -> int:
         assert kind == self.NVML_CLOCK_MEM
         return [10501, 7501][h]
 
-    def nvmlDeviceGetMemoryBusWidth(self, h: int) -> int:  # noqa: N802
+    def nvmlDeviceGetMemoryBusWidth(self, h: int) -> int:
         if h == 1:
             raise RuntimeError("Not Supported")
         return 384
 
-    def nvmlDeviceGetCudaComputeCapability(self, h: int) -> tuple[int, int]:  # noqa: N802
+    def nvmlDeviceGetCudaComputeCapability(self, h: int) -> tuple[int, int]:
         return (8, 9)
 
 
