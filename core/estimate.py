@@ -85,9 +85,7 @@ class EngineSettings:
 
     def __post_init__(self) -> None:
         if self.kv_cache_type not in KV_TYPES:
-            raise UsageError(
-                f"Unknown KV cache type {self.kv_cache_type!r}; use one of {', '.join(KV_TYPES)}."
-            )
+            raise UsageError(f"Unknown KV cache type {self.kv_cache_type!r}; use one of {', '.join(KV_TYPES)}.")
         if self.context_length < 0 or self.context_length > 16 * 1024 * 1024:
             raise UsageError(f"Context length {self.context_length} is out of range.")
         if self.kv_cache_type not in ("f16", "bf16", "f32") and not self.flash_attention:
@@ -242,7 +240,7 @@ def _kv_bytes(info: GGUFInfo, layers: range, kv_size: int, type_k: int, type_v: 
     return total
 
 
-def _compute_bytes(info: GGUFInfo, n_ctx: int, n_ub: int, flash: bool) -> int:
+def _compute_bytes(info: GGUFInfo, n_ctx: int, n_ub: int, flash: bool, quantized_kv: bool = False) -> int:
     """Peak of llama.cpp's reserved graph for one micro-batch: calibrated on the bundled build's CPU
     backend."""
     n_embd = info.embedding_length
@@ -260,9 +258,14 @@ def _compute_bytes(info: GGUFInfo, n_ctx: int, n_ub: int, flash: bool) -> int:
     n_kv_dim = max((h * max(info.key_length, info.key_length_swa) for h in info.head_count_kv), default=0)
     activations = max(3 * n_embd + 3 * n_q, 3 * n_embd + 2 * n_q + 2 * n_kv_dim)
     attention = mask + f32 * activations + (0 if flash else f32 * n_ctx * n_head)
-    ffn = mask + f32 * (3 * n_ff + 4 * n_embd)
+    # gemma's extra post-attention/post-FFN norms keep one more row of n_embd alive through the FFN
+    post_norms = n_embd if info.architecture.startswith("gemma") else 0
+    ffn = mask + f32 * (3 * n_ff + 4 * n_embd + post_norms)
     logits = f32 * (info.vocab_size + 2 * n_embd + (0 if flash else n_embd))
-    return max(attention, ffn, logits) + f32 * 8  # a few small graph inputs (positions, ids)
+    # Flash attention over a quantized cache keeps an f32 row per query for the whole layer (measured: the peak
+    # grows by about 4 * n_ub * n_q bytes whichever phase sets it).
+    quantized_fa = f32 * n_q if flash and quantized_kv else 0
+    return max(attention, ffn, logits) + quantized_fa + f32 * 8  # + a few small inputs (positions, ids)
 
 
 def _expert_ff(info: GGUFInfo) -> int:
@@ -283,8 +286,7 @@ def estimate_llama(
     no budgets, CPU only). ``settings.gpu_layers=None`` picks the most layers that fit."""
     if info.block_count <= 0 or info.embedding_length <= 0:
         raise UsageError(
-            f"{info.name}: the header lacks the shape of the model ({info.architecture}); "
-            "Hangar cannot estimate it."
+            f"{info.name}: the header lacks the shape of the model ({info.architecture}); Hangar cannot estimate it."
         )
     layout = _layout(info)
     gpus = _usable_gpus(hardware)
@@ -359,9 +361,7 @@ def _place(
     type_k = ggml_type_from_name(settings.kv_cache_type)
     type_v = type_k
     kv_size = n_ctx
-    swa_size = (
-        kv_size if settings.swa_full else min(kv_size, _pad(info.sliding_window * settings.n_seq + n_ub, 256))
-    )
+    swa_size = kv_size if settings.swa_full else min(kv_size, _pad(info.sliding_window * settings.n_seq + n_ub, 256))
     repack = _repack_types(hardware)
     first_gpu_block = n_layer + 1 - ngl if ngl else n_layer + 1  # blocks >= this go to GPUs
     cpu_blocks = range(0, min(first_gpu_block, n_layer))
@@ -372,7 +372,9 @@ def _place(
         cpu_tensors += list(layout.output)
     repacked = [t for t in cpu_tensors if _repackable(t, repack)]
     mapped = [t for t in cpu_tensors if not _repackable(t, repack)]
-    compute = _compute_bytes(info, n_ctx, n_ub, settings.flash_attention)
+    compute = _compute_bytes(
+        info, n_ctx, n_ub, settings.flash_attention, settings.kv_cache_type not in ("f16", "bf16", "f32")
+    )
     output_buf = 4 * info.vocab_size * settings.n_seq
     host_kv = _kv_bytes(info, cpu_blocks, kv_size, type_k, type_v, swa_size)
     if not gpus or ngl == 0:
@@ -445,9 +447,7 @@ def _repack_types(hardware: Hardware | None) -> frozenset[str]:
     return REPACK_TYPES.get(hardware.cpu_family, frozenset())
 
 
-def _auto_layers(
-    layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any]
-) -> int:
+def _auto_layers(layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any]) -> int:
     """The most layers (output layer first) whose buffers fit every GPU; memory grows with layers, so
     bisect."""
     lo, hi = 0, layout.info.block_count + 1
@@ -463,9 +463,7 @@ def _auto_layers(
     return lo
 
 
-def _max_context(
-    layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any]
-) -> int:
+def _max_context(layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any]) -> int:
     """Largest context (a multiple of 256, at most the trained context) that fits with the layer setting."""
     info = layout.info
     limit = max(info.context_length, _n_ctx(info, settings))
@@ -517,14 +515,10 @@ def _speed(
     n_layer = info.block_count
     first_gpu_block = n_layer + 1 - ngl if ngl else n_layer + 1
     type_k = ggml_type_from_name(settings.kv_cache_type)
-    per_block_kv = [
-        _kv_bytes(info, range(il, il + 1), n_ctx // 2, type_k, type_k, n_ctx // 2) for il in range(n_layer)
-    ]
+    per_block_kv = [_kv_bytes(info, range(il, il + 1), n_ctx // 2, type_k, type_k, n_ctx // 2) for il in range(n_layer)]
     cpu_bytes = sum(read(t) for il in range(min(first_gpu_block, n_layer)) for t in layout.blocks[il])
     cpu_bytes += sum(per_block_kv[: min(first_gpu_block, n_layer)])
-    gpu_bytes = sum(
-        read(t) for il in range(min(first_gpu_block, n_layer), n_layer) for t in layout.blocks[il]
-    )
+    gpu_bytes = sum(read(t) for il in range(min(first_gpu_block, n_layer), n_layer) for t in layout.blocks[il])
     gpu_bytes += sum(per_block_kv[min(first_gpu_block, n_layer) :])
     head = sum(read(t) for t in layout.output)
     if info.tied_embeddings:
