@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 COMMANDS: tuple[str, ...] = (
     "core.cli.paths_cmd",
     "core.cli.jobs_cmd",
+    "core.cli.hw_cmd",
+    "core.cli.estimate_cmd",
 )
 
 EXIT_FAILURE = 1

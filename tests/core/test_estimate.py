@@ -194,6 +194,9 @@ def _mlx_folder(folder: Path) -> Path:
         {f"model.layers.{i}.mlp.up_proj.weight": np.zeros((128, 64), np.float16) for i in range(2)},
         str(folder / "model-2.safetensors"),
     )
+    weight_map = {"model.embed_tokens.weight": "model-1.safetensors"}
+    weight_map |= {f"model.layers.{i}.mlp.up_proj.weight": "model-2.safetensors" for i in range(2)}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
     return folder
 
 
