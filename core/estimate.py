@@ -107,21 +107,29 @@ class DeviceUsage:
     output: int = 0
     overhead: int = 0
     budget: int | None = None
+    #: Part of ``weights`` that is file-backed and read only once: the mapped pages of tensors the CPU backend
+    #: repacked into ``repack``. llama.cpp reports them in its mapped buffer, but the OS can drop them.
+    reclaimable: int = 0
 
     @property
     def total(self) -> int:
         return self.weights + self.repack + self.kv + self.compute + self.output + self.overhead
 
     @property
+    def resident(self) -> int:
+        """What must stay in memory: ``total`` less the reclaimable mapped pages."""
+        return self.total - self.reclaimable
+
+    @property
     def fits(self) -> bool:
-        return self.budget is None or self.total <= self.budget
+        return self.budget is None or self.resident <= self.budget
 
     @property
     def is_host(self) -> bool:
         return self.device == "CPU"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total": self.total, "fits": self.fits}
+        return {**asdict(self), "total": self.total, "resident": self.resident, "fits": self.fits}
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,11 @@ class Estimate:
         return sum(d.total for d in self.devices)
 
     @property
+    def resident_bytes(self) -> int:
+        """Memory that must stay resident (``total_bytes`` less mapped pages the OS may drop after loading)."""
+        return sum(d.resident for d in self.devices)
+
+    @property
     def host(self) -> DeviceUsage:
         return self.devices[0]
 
@@ -158,6 +171,7 @@ class Estimate:
         return {
             "model": self.model,
             "total_bytes": self.total_bytes,
+            "resident_bytes": self.resident_bytes,
             "verdict": self.verdict.value,
             "verdict_text": self.verdict_text,
             "n_ctx": self.n_ctx,
@@ -213,13 +227,17 @@ def _repackable(t: TensorInfo, repack_types: frozenset[str]) -> bool:
     )
 
 
-def _mapped_span(tensors: list[TensorInfo]) -> int:
-    """The CPU_Mapped buffer covers, per file, the range from its first to its last CPU tensor."""
-    total = 0
+def _mapped_span(tensors: list[TensorInfo], repacked: list[TensorInfo]) -> tuple[int, int]:
+    """The CPU_Mapped buffer covers, per file, the range from its first to its last CPU tensor; returns its size
+    and the bytes of repacked tensors lying inside it (mapped, read once, then reclaimable)."""
+    total = reclaimable = 0
     for shard in {t.shard for t in tensors}:
         part = [t for t in tensors if t.shard == shard]
-        total += max(t.offset + t.n_bytes for t in part) - min(t.offset for t in part)
-    return total
+        lo = min(t.offset for t in part)
+        hi = max(t.offset + t.n_bytes for t in part)
+        total += hi - lo
+        reclaimable += sum(t.n_bytes for t in repacked if t.shard == shard and lo <= t.offset < hi)
+    return total, reclaimable
 
 
 def _pad(n: int, to: int) -> int:
@@ -383,9 +401,11 @@ def _place(
         host_compute = 4 * n_ub * (info.embedding_length + n_ctx)  # inputs only: embeddings and the mask
     else:
         host_compute = compute  # CPU layers run their own part of the graph
+    span, reclaimable = _mapped_span(mapped, repacked) if mapped else (0, 0)
     host = DeviceUsage(
         "CPU",
-        weights=_mapped_span(mapped) if mapped else 0,
+        weights=span,
+        reclaimable=reclaimable,
         repack=sum(t.n_bytes for t in repacked),
         kv=host_kv,
         compute=host_compute,
