@@ -32,6 +32,8 @@ COMMANDS: tuple[str, ...] = (
     "core.cli.import_cmd",
     "core.cli.ls_cmd",
     "core.cli.rm_cmd",
+    "core.cli.hw_cmd",
+    "core.cli.estimate_cmd",
 )
 
 EXIT_FAILURE = 1
