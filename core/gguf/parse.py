@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ModelFileError
-from core.gguf.source import Cursor
+from core.gguf.fastskip import skip_local_strings
+from core.gguf.source import Cursor, FileSource
 
 GGUF_MAGIC = b"GGUF"
 MAX_TENSORS = 1_000_000
@@ -70,7 +71,13 @@ def _string(cur: Cursor, what: str) -> str:
 def _skip_strings(cur: Cursor, count: int, key: str) -> None:
     """Walk ``count`` length-prefixed strings without keeping them (256k tokens in well under a second)."""
     unpack_q = struct.Struct("<Q").unpack
-    for _ in range(count):
+    remaining = count
+    while remaining:
+        if isinstance(cur.source, FileSource):  # local files: vectorised walk (core.gguf.fastskip)
+            remaining = skip_local_strings(cur, remaining, MAX_STRING)
+            if not remaining:
+                break
+        remaining -= 1
         (length,) = unpack_q(cur.take(8))
         if length > MAX_STRING:
             raise ModelFileError(
