@@ -13,7 +13,9 @@ import logging
 import os
 import re
 import struct
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ logger = logging.getLogger(__name__)
 _SPLIT = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tiktoken.model", "vocab.json")
 _MAX_DEPTH = 6
+_PARALLEL_FROM = 8
+_WORKERS = min(4, os.cpu_count() or 1)
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 
 
@@ -36,6 +40,11 @@ class ScanCache:
 
     known: dict[str, tuple[str | None, Candidate]] = field(default_factory=dict)
     headers_read: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_read(self) -> None:
+        with self._lock:
+            self.headers_read += 1
 
     def lookup(self, root: Path, files: Sequence[Path]) -> Candidate | None:
         hit = self.known.get(str(root.absolute()))
@@ -147,7 +156,7 @@ def _guarded(
             cached = ctx.cache.lookup(root, listed)
             if cached is not None:
                 return [cached], []
-            ctx.cache.headers_read += 1
+            ctx.cache.count_read()
         return [read()], []
     except HangarError as exc:
         return [], [ImportProblem(path, str(exc), exc.code)]
@@ -161,27 +170,43 @@ def _folder_files(folder: Path) -> list[Path]:
 
 def _from_gguf_files(folder: Path, files: Sequence[Path], *, ctx: _Ctx) -> tuple[list[Candidate], list[ImportProblem]]:
     """Single files become one model each; the parts of a split set (any one part given) become one model."""
-    candidates: list[Candidate] = []
-    problems: list[ImportProblem] = []
+    reads: list[Callable[[], tuple[list[Candidate], list[ImportProblem]]]] = []
     done_sets: set[tuple[str, int]] = set()
     for path in files:
         if path.name.lower().startswith("mmproj") and len(files) > 1:
             continue  # a vision projector shipped next to its model, not a model of its own
         split = _split_of(path.name)
         if split is None or split.count == 1:
-            found, trouble = _guarded(path, [path], lambda p=path: read_gguf_model([p], source=ctx.source), ctx)
+            reads.append(lambda p=path: _guarded(p, [p], lambda: read_gguf_model([p], source=ctx.source), ctx))
         else:
             key = (split.stem, split.count)
             if key in done_sets:
                 continue
             done_sets.add(key)
             parts = [folder / n for n in _split_names(split)]
-            first = parts[0]
             listed = parts if all(p.exists() for p in parts) else [path]
-            found, trouble = _guarded(first, listed, lambda s=split: _read_split_set(folder, s, source=ctx.source), ctx)
+            reads.append(
+                lambda s=split, first=parts[0], listed=listed: _guarded(
+                    first, listed, lambda: _read_split_set(folder, s, source=ctx.source), ctx
+                )
+            )
+    candidates: list[Candidate] = []
+    problems: list[ImportProblem] = []
+    for found, trouble in _run_reads(reads):
         candidates += found
         problems += trouble
     return candidates, problems
+
+
+def _run_reads(
+    reads: list[Callable[[], tuple[list[Candidate], list[ImportProblem]]]],
+) -> list[tuple[list[Candidate], list[ImportProblem]]]:
+    """Many files in one folder are read a few at a time: header reads wait on the disk, and the vectorised
+    part of the GGUF reader runs without the GIL."""
+    if len(reads) < _PARALLEL_FROM:
+        return [read() for read in reads]
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="library-scan") as pool:
+        return list(pool.map(lambda read: read(), reads))
 
 
 def _split_names(split: _Split) -> list[str]:
