@@ -51,27 +51,38 @@ def _handler(server: RangeServer) -> type[BaseHTTPRequestHandler]:
             if path is None or not path.is_file() or ".." in match.group("path"):
                 self.send_error(404)
                 return
-            data = path.read_bytes()
+            size = path.stat().st_size
             wanted = _RANGE.match(self.headers.get("Range", "")) if server.honour_range else None
+            start, end = 0, size - 1
             if wanted:
                 start = int(wanted.group(1))
-                end = min(int(wanted.group(2)) if wanted.group(2) else len(data) - 1, len(data) - 1)
-                if start >= len(data):
+                end = min(int(wanted.group(2)) if wanted.group(2) else size - 1, size - 1)
+                if start >= size:
                     self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.send_header("Content-Range", f"bytes */{size}")
                     self.end_headers()
                     return
-                body = data[start : end + 1]
                 self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             else:
-                body = data
                 self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(end + 1 - start))
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
-            server.bytes_sent += len(body)  # before writing: the client may read it as soon as the body lands
-            self.wfile.write(body)
+            # Stream from disk (files may be multi-GB sparse stubs); a client that hangs up ends the reply.
+            with path.open("rb") as handle:
+                handle.seek(start)
+                left = end + 1 - start
+                try:
+                    while left > 0:
+                        chunk = handle.read(min(left, 1 << 20))
+                        if not chunk:
+                            break
+                        server.bytes_sent += len(chunk)  # before writing: the client may read it at once
+                        self.wfile.write(chunk)
+                        left -= len(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
     return Handler
 
