@@ -160,3 +160,12 @@ def rough_fit_level(file_size: int, hardware: Hardware | None, context_length: i
     if need <= gpu_room + host_room:
         return FitLevel.PARTIAL
     return FitLevel.TOO_LARGE
+
+
+def choose_gpu_layers(info: GGUFInfo, settings: EngineSettings, hardware: Hardware | None) -> int:
+    """Resolve "auto" for ``LoadOptions.gpu_layers`` before a load: the most layers that fit (-1 = all of them,
+    0 = CPU only). Chat and benchmarks call this with ``settings.gpu_layers=None``."""
+    estimate = estimate_llama(info, settings, hardware)
+    if estimate.gpu_layers >= info.block_count + 1:
+        return -1
+    return estimate.gpu_layers
