@@ -240,3 +240,14 @@ def test_open_with_payload_imports(window, qtbot, tmp_path: Path) -> None:  # ty
         window.show_page("models", [str(gguf)])
     assert opened.args[0].statuses() == [("opened", "New")]
     opened.args[0].reject()
+
+
+def test_details_show_the_fit_estimate(window, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page = window.pages["models"]
+    entry = page.library.import_paths([write_gguf(tmp_path / "est.gguf", seed=12)], ImportMode.LINK).imported[0]
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)
+    with qtbot.waitSignal(page.estimate_ready, timeout=20_000) as ready:
+        page.select(entry.id)
+    assert ready.args == [entry.id] and page.estimate.isVisibleTo(page)
+    assert page.estimate.header is not None
+    assert page.estimate.verdict.text() != "Choose a model to see whether it fits."

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QStackedWidget,
     QTableView,
@@ -38,6 +39,7 @@ from ui.operations import run_in_background
 from ui.widgets.common import EmptyState, Page
 from ui.widgets.delete_dialog import DeleteDialog
 from ui.widgets.drop_overlay import DropOverlay
+from ui.widgets.estimate_panel import EstimatePanel
 from ui.widgets.import_dialog import ImportDialog
 from ui.widgets.library_table import COL_NAME, ENTRY_ROLE, FORMAT_LABELS, LibraryFilterProxy, LibraryTableModel
 from ui.widgets.model_details import ModelDetails
@@ -59,6 +61,8 @@ class ModelsPage(Page):
     scan_finished = Signal(object)
     #: The import dialog was opened (tests and screenshots drive it).
     import_dialog_opened = Signal(object)
+    #: The estimate panel shows the model with this id.
+    estimate_ready = Signal(str)
 
     def __init__(self, app: AppContext, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__("My Models", "Everything on this machine that Hangar can run or fine-tune.", parent)
@@ -105,6 +109,9 @@ class ModelsPage(Page):
         self.table.horizontalHeader().setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
 
         self.details = ModelDetails()
+        #: The fit feature's estimate (memory needed, will it fit) for the selected model.
+        self.estimate = EstimatePanel()
+        self._estimated: str | None = None
         self.chat_button = QPushButton("Chat")
         self.chat_button.setObjectName("Primary")
         self.finetune_button = QPushButton("Fine-tune")
@@ -119,12 +126,21 @@ class ModelsPage(Page):
         more.addWidget(self.reveal_button)
         more.addStretch(1)
         more.addWidget(self.delete_button)
+        info = QWidget()
+        info_layout = QVBoxLayout(info)
+        info_layout.setContentsMargins(0, 0, 8, 0)
+        info_layout.addWidget(self.details)
+        info_layout.addWidget(self.estimate)
+        info_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(info)
         side = QWidget()
-        side.setMinimumWidth(300)
+        side.setMinimumWidth(340)
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(12, 0, 0, 0)
-        side_layout.addWidget(self.details)
-        side_layout.addStretch(1)
+        side_layout.addWidget(scroll, 1)
         side_layout.addLayout(actions)
         side_layout.addLayout(more)
         splitter = QSplitter()
@@ -181,6 +197,7 @@ class ModelsPage(Page):
         # The window does not exist yet while pages are built; attach once the event loop runs.
         QTimer.singleShot(0, self.attach_to_window)
         QTimer.singleShot(0, self.rescan)
+        QTimer.singleShot(0, self._detect_hardware)
 
     # -- the window-wide drop target ------------------------------------------------------------------------
     def attach_to_window(self) -> bool:
@@ -356,6 +373,38 @@ class ModelsPage(Page):
         )
         self.reveal_button.setEnabled(has and entry.root.exists())
         self.delete_button.setEnabled(has)
+        self._update_estimate(entry)
+
+    # -- the fit estimate -----------------------------------------------------------------------------------
+    def _detect_hardware(self) -> None:
+        run_in_background(
+            lambda: self.app.hardware(),
+            on_success=lambda hardware: isValid(self) and self.estimate.set_hardware(hardware),
+            on_failure=lambda error: logger.warning("hardware detection failed: %s", error),
+        )
+
+    def _update_estimate(self, entry: LibraryEntry | None) -> None:
+        """Read the selected model's header (off the GUI thread) for the estimate panel."""
+        wanted = entry.id if entry is not None and entry.engine is not None and entry.available else None
+        if wanted == self._estimated:
+            return
+        self._estimated = wanted
+        self.estimate.set_model(None)
+        self.estimate.setVisible(wanted is not None)
+        if entry is None or wanted is None:
+            return
+        from core.fitting import read_target
+
+        def show(header: Any) -> None:
+            if isValid(self) and self._estimated == wanted:
+                self.estimate.set_model(header)
+                self.estimate_ready.emit(wanted)
+
+        run_in_background(
+            lambda: read_target(str(entry.load_path)),
+            on_success=show,
+            on_failure=lambda error: logger.info("no estimate for %s: %s", entry.name, error),
+        )
 
     # -- actions --------------------------------------------------------------------------------------------
     def _chat(self) -> None:
