@@ -26,6 +26,12 @@ def _page(key: str) -> Callable[[object], None]:
     return prepare
 
 
+def _models_scene(name: str, window: object) -> None:
+    from ui.pages import models
+
+    getattr(models, name)(window)
+
+
 def _hardware_scene(name: str, window: object) -> None:
     from ui.pages import hardware
 
@@ -36,6 +42,9 @@ def _hardware_scene(name: str, window: object) -> None:
 SCENES: list[tuple[str, Callable[[object], None]]] = [
     ("discover", _page("discover")),
     ("models-empty", _page("models")),
+    ("models-library", lambda window: _models_scene("scene_library", window)),
+    ("models-drop", lambda window: _models_scene("scene_drop", window)),
+    ("models-import-dialog", lambda window: _models_scene("scene_import_dialog", window)),
     ("chat-empty", _page("chat")),
     ("finetune-empty", _page("finetune")),
     ("downloads-empty", _page("downloads")),

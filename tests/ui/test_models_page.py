@@ -230,7 +230,8 @@ def test_rescan_shows_other_apps_models(window, qtbot, tmp_path: Path, monkeypat
         page.rescan_button.click()
     qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=5000)
     origins = sorted(page.model.index(r, 7).data() for r in range(2))
-    assert origins == ["Found in LM Studio", "Found in Ollama"]
+    assert origins == ["LM Studio", "Ollama"]
+    assert "Found in LM Studio" in page.proxy.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
 
 
 def test_open_with_payload_imports(window, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -41,7 +41,20 @@ from ui.widgets.delete_dialog import DeleteDialog
 from ui.widgets.drop_overlay import DropOverlay
 from ui.widgets.estimate_panel import EstimatePanel
 from ui.widgets.import_dialog import ImportDialog
-from ui.widgets.library_table import COL_NAME, ENTRY_ROLE, FORMAT_LABELS, LibraryFilterProxy, LibraryTableModel
+from ui.widgets.library_table import (
+    COL_ARCH,
+    COL_CONTEXT,
+    COL_FORMAT,
+    COL_NAME,
+    COL_ORIGIN,
+    COL_PARAMS,
+    COL_QUANT,
+    COL_SIZE,
+    ENTRY_ROLE,
+    FORMAT_LABELS,
+    LibraryFilterProxy,
+    LibraryTableModel,
+)
 from ui.widgets.model_details import ModelDetails
 
 if TYPE_CHECKING:
@@ -104,9 +117,16 @@ class ModelsPage(Page):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(False)
+        # Architecture and context length are in the details pane; the table keeps what people sort by.
+        self.table.setColumnHidden(COL_ARCH, True)
+        self.table.setColumnHidden(COL_CONTEXT, True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((COL_FORMAT, 62), (COL_PARAMS, 60), (COL_QUANT, 66), (COL_SIZE, 72), (COL_ORIGIN, 96)):
+            header.resizeSection(column, width)
 
         self.details = ModelDetails()
         #: The fit feature's estimate (memory needed, will it fit) for the selected model.
@@ -135,6 +155,7 @@ class ModelsPage(Page):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(info)
         side = QWidget()
         side.setMinimumWidth(340)
@@ -148,6 +169,7 @@ class ModelsPage(Page):
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([500, 460])
 
         self.empty = EmptyState(
             "models",
@@ -465,3 +487,81 @@ def _summary(result: dict[str, Any]) -> str:
     if problems:
         parts.append(f"{len(problems)} not imported: {problems[0]['message']}")
     return " ".join(parts)
+
+
+# -- screenshot scenes (ui/screenshots.py) ------------------------------------------------------------------------
+def _scene_models(window: Any) -> ModelsPage:
+    """Fill the library with realistic entries: full-size GGUF headers over sparse data, a split set, an MLX
+    folder, and a model found in LM Studio's folder."""
+    from core.library_types import ImportMode
+    from core.modelgen import LLAMA_8B_SHAPE, TinyModelConfig, write_sparse_gguf, write_tiny_gguf
+
+    page: ModelsPage = window.pages["models"]
+    if page.model.rowCount():
+        return page
+    root = page.app.paths.cache_dir / "screenshot-models"
+    llama = write_sparse_gguf(root / "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf", LLAMA_8B_SHAPE)
+    qwen = write_sparse_gguf(
+        root / "Qwen2.5-3B-Instruct-Q4_K_M.gguf",
+        LLAMA_8B_SHAPE.with_(
+            arch="qwen2",
+            n_embd=2048,
+            n_head=16,
+            n_head_kv=2,
+            n_ff=11008,
+            n_layer=36,
+            context_length=32768,
+            weight_type="Q4_K",
+            name="Qwen2.5-3B-Instruct",
+        ),
+    )
+    tiny = write_tiny_gguf(root / "tiny-llama-F16.gguf", TinyModelConfig())
+    page.library.import_paths([llama, qwen], ImportMode.LINK)
+    page.library.import_paths([tiny], ImportMode.COPY)
+    page.refresh()
+    return page
+
+
+def scene_library(window: Any) -> None:
+    page = _scene_models(window)
+    window.show_page("models")
+    first = page.proxy.index(0, 0).data(ENTRY_ROLE)
+    if first is not None:
+        page.select(first.id)
+        page.estimate.set_hardware(page.app.hardware())
+        from core.fitting import read_target
+
+        page.estimate.set_model(read_target(str(first.load_path)))
+
+
+def scene_drop(window: Any) -> None:
+    page = _scene_models(window)
+    window.show_page("models")
+    if page.overlay is None:
+        page.attach_to_window()
+    if page.overlay is not None:
+        page.overlay.show_for(3)
+
+
+def scene_import_dialog(window: Any) -> None:
+    """The import dialog over the window (drawn inside it so the window's screenshot shows it)."""
+    from core.modelgen import TinyModelConfig, write_tiny_gguf
+
+    page = _scene_models(window)
+    if page.overlay is not None:
+        page.overlay.hide()
+    window.show_page("models")
+    drop = page.app.paths.cache_dir / "screenshot-drop"
+    fresh = write_tiny_gguf(drop / "Phi-3-mini-4k-instruct-Q4_0.gguf", TinyModelConfig(seed=3, weight_type="Q4_0"))
+    again = drop / "tiny-llama-F16 (copy).gguf"
+    again.write_bytes((page.app.paths.models_dir / "tiny-llama-F16.gguf").read_bytes())
+    broken = drop / "mistral-7b-v0.3.Q4_K_M.gguf"
+    broken.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:4d6a...\nsize 4372812000\n")
+    dialog = ImportDialog(page.library.preview_import([fresh, again, broken]), page)
+    dialog.setWindowFlags(Qt.WindowType.Widget)
+    dialog.resize(760, 360)
+    dialog.move((page.width() - dialog.width()) // 2, (page.height() - dialog.height()) // 3)
+    dialog.setAutoFillBackground(True)
+    dialog.show()
+    dialog.raise_()
+    page.import_dialog = dialog

@@ -43,7 +43,7 @@ class ImportDialog(QDialog):
         )
         self.items = QTreeWidget()
         self.items.setObjectName("ImportItems")
-        self.items.setHeaderLabels(["Model", "Format", "Details", "Status"])
+        self.items.setHeaderLabels(["Model", "Format", "Status", "Details"])
         self.items.setRootIsDecorated(False)
         self.items.setAlternatingRowColors(True)
         colors = current_colors()
@@ -75,6 +75,7 @@ class ImportDialog(QDialog):
             )
         for column in range(3):
             self.items.resizeColumnToContents(column)
+        self.items.setColumnWidth(2, min(self.items.columnWidth(2), 260))
 
         self.modes = QButtonGroup(self)
         mode_box = QVBoxLayout()
@@ -108,9 +109,9 @@ class ImportDialog(QDialog):
         layout.addWidget(self.buttons)
 
     def _add(self, name: str, fmt: str, details: str, status: str, tooltip: str, color: QColor | None) -> None:
-        item = QTreeWidgetItem([name, fmt, details, status])
+        item = QTreeWidgetItem([name, fmt, status, details])
         item.setToolTip(0, tooltip)
-        item.setToolTip(2, details)
+        item.setToolTip(3, details)
         if color is not None:
             for column in range(4):
                 item.setForeground(column, color)
@@ -131,6 +132,6 @@ class ImportDialog(QDialog):
     def statuses(self) -> list[tuple[str, str]]:
         """(name, status) of every row, in order (for tests and accessibility)."""
         return [
-            (self.items.topLevelItem(i).text(0), self.items.topLevelItem(i).text(3))
+            (self.items.topLevelItem(i).text(0), self.items.topLevelItem(i).text(2))
             for i in range(self.items.topLevelItemCount())
         ]

@@ -13,7 +13,7 @@ ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 
 COL_NAME, COL_FORMAT, COL_ARCH, COL_PARAMS, COL_QUANT, COL_CONTEXT, COL_SIZE, COL_ORIGIN = range(8)
-HEADERS = ("Name", "Format", "Architecture", "Parameters", "Quant", "Context", "Size", "Origin")
+HEADERS = ("Name", "Format", "Architecture", "Params", "Quant", "Context", "Size", "Origin")
 FORMAT_LABELS = {
     ModelFormat.GGUF: "GGUF",
     ModelFormat.GGUF_SPLIT: "GGUF (split)",
@@ -53,6 +53,15 @@ def origin_label(entry: LibraryEntry) -> str:
     if entry.source and entry.origin.value == "found":
         return f"Found in {SOURCE_LABELS.get(entry.source, entry.source)}"
     return {"downloaded": "Downloaded", "imported": "Imported copy", "linked": "Linked in place"}.get(
+        entry.origin.value, entry.origin.value
+    )
+
+
+def short_origin(entry: LibraryEntry) -> str:
+    """The table's origin column: the other app's name for found models, one word otherwise."""
+    if entry.source and entry.origin.value == "found":
+        return SOURCE_LABELS.get(entry.source, entry.source).replace(" cache", "").replace("scan folder", "Folder")
+    return {"downloaded": "Downloaded", "imported": "Imported", "linked": "Linked"}.get(
         entry.origin.value, entry.origin.value
     )
 
@@ -104,7 +113,8 @@ class LibraryTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return self._sort_key(entry, column)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return str(entry.root) if entry.available else f"Missing: {entry.root}"
+            where = str(entry.root) if entry.available else f"Missing: {entry.root}"
+            return f"{entry.name}\n{origin_label(entry)}\n{where}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (COL_PARAMS, COL_CONTEXT, COL_SIZE):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -126,7 +136,7 @@ class LibraryTableModel(QAbstractTableModel):
             return f"{meta.context_length:,}" if meta.context_length else "—"
         if column == COL_SIZE:
             return human_size(entry.size_bytes)
-        return origin_label(entry)
+        return short_origin(entry)
 
     @staticmethod
     def _sort_key(entry: LibraryEntry, column: int) -> Any:

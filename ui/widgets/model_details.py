@@ -74,7 +74,8 @@ class ModelDetails(QWidget):
             "Origin": origin_label(entry),
             "Repository": entry.repo_id or "—",
             "Base model": base_name or meta.base_model or "—",
-            "Location": str(entry.root),
+            # A zero-width space after each separator lets a long path wrap inside the pane.
+            "Location": str(entry.root).replace("/", "/\u200b").replace("\\", "\\\u200b"),
         }
         for name, text in shown.items():
             self.values[name].setText(text)
