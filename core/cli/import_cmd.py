@@ -69,3 +69,29 @@ def _size(n: int) -> str:
             return f"{n:.1f} {unit}" if unit != "bytes" else f"{n} bytes"
         n /= 1000  # type: ignore[assignment]
     return f"{n} bytes"
+
+
+def split_open_with(argv: list[str]) -> tuple[list[str], list[Path]]:
+    """The OS "Open with Hangar" path: ``hangar [OPTIONS] model.gguf [folder ...]`` with no command.
+
+    Returns (the options, the model paths) when every positional argument is an existing ``.gguf`` file or
+    folder; otherwise (argv unchanged, []) so the normal command line handles it.
+    """
+    from core.cli import _command_modules
+
+    commands = {module.NAME for module in _command_modules()}
+    options: list[str] = []
+    paths: list[Path] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--data-dir":
+            options += [arg, next(args, "")]
+        elif arg.startswith("-"):
+            options.append(arg)
+        elif arg in commands:
+            return list(argv), []
+        else:
+            paths.append(Path(arg))
+    if paths and all(p.exists() and (p.is_dir() or p.suffix.lower() == ".gguf") for p in paths):
+        return options, paths
+    return list(argv), []

@@ -78,3 +78,19 @@ def test_ls_as_a_real_subprocess(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     assert [m["name"] for m in json.loads(listed.stdout)] == ["sub"]
     assert "PySide6" not in listed.stderr
+
+
+def test_open_with_paths_are_told_apart_from_commands(tmp_path: Path) -> None:
+    from core.cli.import_cmd import split_open_with
+
+    model = write_gguf(tmp_path / "opened.gguf")
+    folder = write_mlx_folder(tmp_path / "mlx")
+    assert split_open_with([str(model)]) == ([], [model])
+    assert split_open_with(["--data-dir", "D", str(model), str(folder)]) == (["--data-dir", "D"], [model, folder])
+    assert split_open_with(["ls", "--json"]) == (["ls", "--json"], [])
+    assert split_open_with(["import", str(model)]) == (["import", str(model)], [])
+    assert split_open_with([str(tmp_path / "missing.gguf")]) == ([str(tmp_path / "missing.gguf")], [])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    assert split_open_with([str(notes)]) == ([str(notes)], [])
+    assert split_open_with([]) == ([], [])
