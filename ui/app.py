@@ -6,7 +6,8 @@ import logging
 import os
 import sys
 from argparse import Namespace
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def create_window(app_context: AppContext) -> MainWindow:
     return window
 
 
-def run_gui(args: Namespace, make_app: Callable[[], AppContext]) -> int:
+def run_gui(args: Namespace, make_app: Callable[[], AppContext], open_paths: Sequence[Path] = ()) -> int:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
@@ -57,6 +58,8 @@ def run_gui(args: Namespace, make_app: Callable[[], AppContext]) -> int:
     context = make_app()
     window = create_window(context)
     window.show()
+    if open_paths:  # "Open with Hangar": My Models shows the import dialog for them
+        window.show_page("models", [str(p) for p in open_paths])
     if os.environ.get("HANGAR_QUIT_AFTER_PAINT"):
         # bench/startup.py: quit as soon as the first frame is painted.
         from PySide6.QtCore import QTimer
