@@ -257,7 +257,9 @@ class Library:
         self, paths: Sequence[Path], *, repo_id: str | None = None, name: str | None = None
     ) -> LibraryEntry:
         """Index a model the downloader has put in place (a GGUF file, every part of a split set, or a folder)."""
-        recognition = recognise([Path(paths[0])] if len(paths) == 1 else [Path(paths[0]).parent])
+        first = Path(paths[0])
+        # A GGUF file or any part of a split set is recognised with its siblings; a folder model's files by it.
+        recognition = recognise([first if first.is_dir() or first.suffix.lower() == ".gguf" else first.parent])
         if recognition.problems and not recognition.candidates:
             raise ModelFileError(recognition.problems[0].message)
         wanted = {Path(p).absolute() for p in paths}

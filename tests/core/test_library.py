@@ -227,3 +227,23 @@ def test_preview_sorts_new_duplicates_and_problems_without_copying(library: Libr
     assert [(c.name, e.name) for c, e in preview.duplicates] == [("known", "known")]
     assert len(preview.problems) == 1 and "bad.gguf is not a GGUF model" in preview.problems[0].message
     assert len(library.list()) == 1
+
+
+def test_add_downloaded_split_sets_and_mlx_files(library: Library) -> None:
+    parts = write_split_set(library.models_dir / "org--repo", "big", parts=2)
+    split = library.add_downloaded(parts, repo_id="org/repo-GGUF")
+    assert split.format == ModelFormat.GGUF_SPLIT and split.files == tuple(parts)
+    folder = write_mlx_folder(library.models_dir / "mlx-community--tiny")
+    mlx = library.add_downloaded(sorted(folder.iterdir()), repo_id="mlx-community/tiny")
+    assert mlx.format == ModelFormat.MLX and mlx.root == folder and mlx.repo_id == "mlx-community/tiny"
+
+
+def test_move_of_folders_and_split_sets(library: Library, tmp_path: Path) -> None:
+    folder = write_mlx_folder(tmp_path / "src" / "mlx-move")
+    parts = write_split_set(tmp_path / "src" / "parts", "moved-set", parts=2)
+    report = library.import_paths([folder, parts[0]], ImportMode.MOVE)
+    assert not report.problems
+    by_name = {e.name: e for e in report.imported}
+    assert not folder.exists() and by_name["mlx-move"].root == library.models_dir / "mlx-move"
+    assert all(not p.exists() for p in parts) and all(f.exists() for f in by_name["moved-set"].files)
+    assert by_name["moved-set"].root.parent == library.models_dir / "moved-set"
