@@ -8,6 +8,7 @@ MLX folder without weights each get a specific sentence. GGUF headers are read b
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -177,7 +178,7 @@ def _from_gguf_files(folder: Path, files: Sequence[Path], *, ctx: _Ctx) -> tuple
             continue  # a vision projector shipped next to its model, not a model of its own
         split = _split_of(path.name)
         if split is None or split.count == 1:
-            reads.append(lambda p=path: _guarded(p, [p], lambda: read_gguf_model([p], source=ctx.source), ctx))
+            reads.append(functools.partial(_read_single, path, ctx))
         else:
             key = (split.stem, split.count)
             if key in done_sets:
@@ -185,17 +186,23 @@ def _from_gguf_files(folder: Path, files: Sequence[Path], *, ctx: _Ctx) -> tuple
             done_sets.add(key)
             parts = [folder / n for n in _split_names(split)]
             listed = parts if all(p.exists() for p in parts) else [path]
-            reads.append(
-                lambda s=split, first=parts[0], listed=listed: _guarded(
-                    first, listed, lambda: _read_split_set(folder, s, source=ctx.source), ctx
-                )
-            )
+            reads.append(functools.partial(_read_set, folder, split, parts[0], listed, ctx))
     candidates: list[Candidate] = []
     problems: list[ImportProblem] = []
     for found, trouble in _run_reads(reads):
         candidates += found
         problems += trouble
     return candidates, problems
+
+
+def _read_single(path: Path, ctx: _Ctx) -> tuple[list[Candidate], list[ImportProblem]]:
+    return _guarded(path, [path], lambda: read_gguf_model([path], source=ctx.source), ctx)
+
+
+def _read_set(
+    folder: Path, split: _Split, first: Path, listed: list[Path], ctx: _Ctx
+) -> tuple[list[Candidate], list[ImportProblem]]:
+    return _guarded(first, listed, lambda: _read_split_set(folder, split, source=ctx.source), ctx)
 
 
 def _run_reads(
