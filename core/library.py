@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import json
 import logging
+import threading
 import time
 import uuid
 import weakref
@@ -95,6 +96,8 @@ class Library:
         self._paths = paths
         self._settings = settings
         store.migrate("library", LIBRARY_SCHEMA)
+        # One scan at a time: a scan at start and one the user asks for must not both add the same model.
+        self._scan_lock = threading.Lock()
         #: Fired (with no arguments) after any change to the index, on the thread that made it.
         self.changed: EventHook[[]] = EventHook()
 
@@ -430,9 +433,10 @@ class Library:
         """Find models in other apps' folders and the user's scan folders (see ``core.library_scan``)."""
         from core.library_scan import ScanRoots, rescan
 
-        clean_leftovers(self.models_dir)
         folders = tuple(self._settings.current.scan_folders) if self._settings else ()
-        report = rescan(self, self._store, roots or ScanRoots.default(extra=folders))
+        with self._scan_lock:
+            clean_leftovers(self.models_dir)
+            report = rescan(self, self._store, roots or ScanRoots.default(extra=folders))
         if report.added or report.removed:
             self.changed.emit()
         return report

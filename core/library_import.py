@@ -13,6 +13,8 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,10 @@ _HEAD = 1024 * 1024
 _SAMPLE = 64 * 1024
 _SAMPLES = 16
 _FOLDER_FORMATS = (ModelFormat.MLX, ModelFormat.LORA)
+
+#: Temporaries this process is copying into right now (never cleaned up under its feet).
+_active: set[Path] = set()
+_active_lock = threading.Lock()
 
 #: progress(bytes_done, bytes_total, message)
 Progress = Callable[[int, int, str], None]
@@ -99,12 +105,17 @@ def place(
     if mode == ImportMode.MOVE and _try_rename(candidate, top, pairs):
         return _placed(candidate, top, pairs)
     temp = top.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{top.name}")
+    with _active_lock:
+        _active.add(temp)
     try:
         _copy_all(pairs, top, temp, progress=progress, token=token)
         os.replace(temp, top)
     except BaseException:
         _remove(temp)
         raise
+    finally:
+        with _active_lock:
+            _active.discard(temp)
     if mode == ImportMode.MOVE:
         # The copy is complete and in place; only now may the originals go.
         for src, _ in pairs:
@@ -193,16 +204,37 @@ def _remove(path: Path) -> None:
         logger.warning("could not remove the unfinished import %s", path, exc_info=True)
 
 
-def clean_leftovers(models_dir: Path) -> int:
-    """Remove temporaries of imports that a crash interrupted. Returns how many were removed."""
+def clean_leftovers(models_dir: Path, *, quiet_for: float = 120.0) -> int:
+    """Remove temporaries of imports that a crash interrupted. Returns how many were removed.
+
+    A temporary is left alone while this process copies into it, or while anything in it changed in the last
+    ``quiet_for`` seconds (another Hangar process, say ``hangar import`` in a terminal, may be copying)."""
     if not models_dir.is_dir():
         return 0
     removed = 0
+    now = time.time()
     for path in models_dir.iterdir():
-        if path.name.startswith(TEMP_PREFIX):
-            _remove(path)
-            removed += 1
+        if not path.name.startswith(TEMP_PREFIX):
+            continue
+        with _active_lock:
+            if path in _active:
+                continue
+        if now - _newest_mtime(path) < quiet_for:
+            continue
+        _remove(path)
+        removed += 1
     return removed
+
+
+def _newest_mtime(path: Path) -> float:
+    try:
+        newest = path.stat().st_mtime
+        if path.is_dir():
+            for child in path.rglob("*"):
+                newest = max(newest, child.stat().st_mtime)
+        return newest
+    except OSError:
+        return time.time()
 
 
 def delete_files(root: Path, files: Sequence[Path]) -> int:

@@ -247,3 +247,20 @@ def test_move_of_folders_and_split_sets(library: Library, tmp_path: Path) -> Non
     assert not folder.exists() and by_name["mlx-move"].root == library.models_dir / "mlx-move"
     assert all(not p.exists() for p in parts) and all(f.exists() for f in by_name["moved-set"].files)
     assert by_name["moved-set"].root.parent == library.models_dir / "moved-set"
+
+
+def test_leftovers_of_a_crashed_import_are_cleaned_but_live_copies_are_not(library: Library) -> None:
+    import os
+    import time
+
+    from core.library_import import TEMP_PREFIX, clean_leftovers
+
+    library.models_dir.mkdir(parents=True, exist_ok=True)
+    crashed = library.models_dir / f"{TEMP_PREFIX}dead-model.gguf"
+    crashed.write_bytes(b"GGUF half")
+    old = time.time() - 3600
+    os.utime(crashed, (old, old))
+    copying = library.models_dir / f"{TEMP_PREFIX}live-model.gguf"
+    copying.write_bytes(b"GGUF growing")
+    assert clean_leftovers(library.models_dir) == 1
+    assert not crashed.exists() and copying.exists()

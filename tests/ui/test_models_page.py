@@ -252,3 +252,15 @@ def test_details_show_the_fit_estimate(window, qtbot, tmp_path: Path) -> None:  
     assert ready.args == [entry.id] and page.estimate.isVisibleTo(page)
     assert page.estimate.header is not None
     assert page.estimate.verdict.text() != "Choose a model to see whether it fits."
+
+
+def test_added_scan_folder_is_saved_and_scanned(window, qtbot, app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page = window.pages["models"]
+    folder = tmp_path / "my-stash"
+    write_gguf(folder / "stashed.gguf", seed=13)
+    with qtbot.waitSignal(page.scan_finished, timeout=10_000):
+        page.add_scan_folder(folder)
+    assert app.settings.current.scan_folders == (str(folder),)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)
+    entry = page.model.entry(0)
+    assert entry.name == "stashed" and entry.origin == Origin.FOUND and entry.source == "folder"

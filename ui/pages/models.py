@@ -100,9 +100,11 @@ class ModelsPage(Page):
         self.rescan_button.setToolTip(
             "Look again in the Hugging Face cache, LM Studio, Ollama, GPT4All and your folders"
         )
+        self.folder_button = QPushButton("Add folder…")
+        self.folder_button.setToolTip("Always look for models in a folder of yours (nothing is copied)")
         self.import_button = QPushButton("Import…")
         self.import_button.setObjectName("Primary")
-        for widget in (self.search, self.format_filter, self.rescan_button, self.import_button):
+        for widget in (self.search, self.format_filter, self.rescan_button, self.folder_button, self.import_button):
             self.header.actions.addWidget(widget)
 
         self.model = LibraryTableModel(self)
@@ -203,6 +205,7 @@ class ModelsPage(Page):
         self.search.textChanged.connect(self.proxy.set_text)
         self.format_filter.currentIndexChanged.connect(self._on_format_filter)
         self.rescan_button.clicked.connect(self.rescan)
+        self.folder_button.clicked.connect(self.choose_scan_folder)
         self.import_button.clicked.connect(self.choose_files)
         if self.empty.action is not None:
             self.empty.action.clicked.connect(self.choose_files)
@@ -326,6 +329,18 @@ class ModelsPage(Page):
         self.import_finished.emit(job)
 
     # -- scanning -------------------------------------------------------------------------------------------
+    def choose_scan_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Look for models in", str(Path.home()))
+        if folder:
+            self.add_scan_folder(Path(folder))
+
+    def add_scan_folder(self, folder: Path) -> None:
+        """Remember ``folder`` in the settings' scan folders and scan it now (its models are linked, not copied)."""
+        current = tuple(self.app.settings.current.scan_folders)
+        if str(folder) not in current:
+            self.app.settings.update(scan_folders=(*current, str(folder)))
+        self.rescan()
+
     def rescan(self) -> None:
         self.rescan_button.setEnabled(False)
 
