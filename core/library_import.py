@@ -16,7 +16,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,23 +175,45 @@ def _copy_all(
     for src, dst in pairs:
         target = temp if dst == top else temp / dst.relative_to(top)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with src.open("rb") as reader, target.open("wb") as writer:
-            while True:
+        with src.open("rb", buffering=0) as reader, target.open("wb", buffering=0) as writer:
+            for copied in _chunks(reader.fileno(), writer.fileno()):
                 if token is not None:
                     token.raise_if_cancelled()
-                chunk = reader.read(_CHUNK)
-                if not chunk:
-                    break
-                try:
-                    writer.write(chunk)
-                except OSError as exc:
-                    if exc.errno == errno.ENOSPC:
-                        raise DiskFullError("The disk filled up while copying the model.") from exc
-                    raise
-                done += len(chunk)
+                done += copied
                 if progress is not None:
                     progress(done, total, f"Copying {src.name}")
         shutil.copystat(src, target)
+
+
+def _chunks(source: int, target: int) -> Iterator[int]:
+    """Copy ``source`` to ``target`` (file descriptors) a chunk at a time, yielding each chunk's size so the
+    caller reports progress and checks for cancel between chunks. ``copy_file_range`` keeps the bytes in the
+    kernel (and is a reflink on file systems that can share blocks); plain reads and writes where it is not
+    available."""
+    kernel_copy = hasattr(os, "copy_file_range")
+    while True:
+        try:
+            if kernel_copy:
+                try:
+                    copied = os.copy_file_range(source, target, _CHUNK)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+                        raise
+                    kernel_copy = False  # the file offsets have not moved; go on with plain reads
+                    continue
+            else:
+                chunk = os.read(source, _CHUNK)
+                copied = len(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(target, view) :]
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFullError("The disk filled up while copying the model.") from exc
+            raise
+        if copied == 0:
+            return
+        yield copied
 
 
 def _remove(path: Path) -> None:

@@ -264,3 +264,18 @@ def test_leftovers_of_a_crashed_import_are_cleaned_but_live_copies_are_not(libra
     copying.write_bytes(b"GGUF growing")
     assert clean_leftovers(library.models_dir) == 1
     assert not crashed.exists() and copying.exists()
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "read-write"])
+def test_copies_are_exact_with_either_copy_path(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    import os
+
+    if not kernel_copy:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)  # as on macOS and Windows
+    source = write_gguf(tmp_path / "exact.gguf", n_vocab=20_000, n_embd=256)
+    progress: list[int] = []
+    entry = library.import_paths([source], progress=lambda done, total, _m: progress.append(done)).imported[0]
+    assert entry.root.read_bytes() == source.read_bytes()
+    assert len(progress) >= 3 and progress[-1] == source.stat().st_size
