@@ -26,8 +26,17 @@ from typing import TYPE_CHECKING, Any
 from core.errors import CancelledError, HangarError, ModelFileError, NotFoundError, UsageError
 from core.events import EventHook
 from core.jobs import CancelToken
-from core.library_detect import recognise, stat_key
-from core.library_import import Progress, clean_leftovers, delete_files, fingerprint, place
+from core.library_detect import recognise
+from core.library_import import Placed, Progress, clean_leftovers, delete_files, fingerprint, place
+from core.library_rows import (
+    COLUMNS,
+    LIBRARY_SCHEMA,
+    candidate_of,
+    entry_from,
+    row_to_entry,
+    safe_stat_key,
+    unique_name,
+)
 from core.library_types import (
     Candidate,
     ImportMode,
@@ -36,9 +45,9 @@ from core.library_types import (
     ImportReport,
     LibraryEntry,
     ModelFormat,
-    ModelMetadata,
     Origin,
     RemoveResult,
+    ScanReport,
 )
 from core.paths import AppPaths
 from core.settings import SettingsService
@@ -47,44 +56,10 @@ from core.store import Store
 if TYPE_CHECKING:
     from core.app import AppContext
     from core.jobs import JobManager
+    from core.library_scan import ScanRoots
 
 logger = logging.getLogger(__name__)
 
-LIBRARY_SCHEMA = [
-    """
-    CREATE TABLE library_models (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        format TEXT NOT NULL,
-        origin TEXT NOT NULL,
-        source TEXT,
-        root TEXT NOT NULL UNIQUE,
-        files TEXT NOT NULL,
-        size_bytes INTEGER NOT NULL,
-        architecture TEXT,
-        parameter_count INTEGER,
-        quant TEXT,
-        context_length INTEGER,
-        has_chat_template INTEGER NOT NULL DEFAULT 0,
-        license TEXT,
-        model_name TEXT,
-        base_model TEXT,
-        repo_id TEXT,
-        base_model_id TEXT REFERENCES library_models(id) ON DELETE SET NULL,
-        fingerprint TEXT,
-        stat_key TEXT,
-        added_at REAL NOT NULL
-    );
-    CREATE INDEX library_by_size ON library_models(size_bytes);
-    CREATE TABLE library_hidden (root TEXT PRIMARY KEY, hidden_at REAL NOT NULL);
-    """,
-]
-
-_COLUMNS = (
-    "id, name, format, origin, source, root, files, size_bytes, architecture, parameter_count, quant, "
-    "context_length, has_chat_template, license, model_name, base_model, repo_id, base_model_id, fingerprint, "
-    "stat_key, added_at"
-)
 # Apps whose stores we must not delete files from: they share blobs between models or index them themselves.
 _NO_DELETE = {"ollama": "ollama rm", "huggingface": "hf cache delete"}
 _instances: weakref.WeakKeyDictionary[Store, Library] = weakref.WeakKeyDictionary()
@@ -117,18 +92,18 @@ class Library:
 
     # -- queries --------------------------------------------------------------------------------------------
     def list(self, *, format: ModelFormat | None = None) -> list[LibraryEntry]:
-        rows = self._store.query(f"SELECT {_COLUMNS} FROM library_models ORDER BY name COLLATE NOCASE")
-        entries = [_row_to_entry(r) for r in rows]
+        rows = self._store.query(f"SELECT {COLUMNS} FROM library_models ORDER BY name COLLATE NOCASE")
+        entries = [row_to_entry(r) for r in rows]
         return [e for e in entries if format is None or e.format == format]
 
     def get(self, name_or_id: str) -> LibraryEntry:
         """An entry by id, by name (any case), or by a unique name prefix."""
-        row = self._store.query_one(f"SELECT {_COLUMNS} FROM library_models WHERE id = ?", (name_or_id,))
+        row = self._store.query_one(f"SELECT {COLUMNS} FROM library_models WHERE id = ?", (name_or_id,))
         row = row or self._store.query_one(
-            f"SELECT {_COLUMNS} FROM library_models WHERE name = ? COLLATE NOCASE", (name_or_id,)
+            f"SELECT {COLUMNS} FROM library_models WHERE name = ? COLLATE NOCASE", (name_or_id,)
         )
         if row is not None:
-            return _row_to_entry(row)
+            return row_to_entry(row)
         matches = [e for e in self.list() if e.name.lower().startswith(name_or_id.lower())]
         if len(matches) == 1:
             return matches[0]
@@ -168,7 +143,7 @@ class Library:
             raise ModelFileError(problem.message)
         if len(recognition.candidates) != 1:
             raise UsageError(f"{path} holds {len(recognition.candidates)} models; name one of them.")
-        return _entry_from(recognition.candidates[0], "", Origin.LINKED, None, time.time())
+        return entry_from(recognition.candidates[0], "", Origin.LINKED, None, time.time())
 
     # -- adding ---------------------------------------------------------------------------------------------
     def import_paths(
@@ -340,23 +315,23 @@ class Library:
         if same_path is not None:
             return same_path
         rows = self._store.query(
-            f"SELECT {_COLUMNS} FROM library_models WHERE size_bytes = ? AND format = ?",
+            f"SELECT {COLUMNS} FROM library_models WHERE size_bytes = ? AND format = ?",
             (candidate.size_bytes, candidate.format.value),
         )
         if not rows:
             return None
         mine = fingerprint(candidate)
         for row in rows:
-            entry = _row_to_entry(row)
+            entry = row_to_entry(row)
             theirs = entry.fingerprint
             if theirs is None and entry.available:
-                theirs = fingerprint(_candidate_of(entry))
+                theirs = fingerprint(candidate_of(entry))
                 self._store.execute("UPDATE library_models SET fingerprint = ? WHERE id = ?", (theirs, entry.id))
             if theirs == mine:
                 return entry
         return None
 
-    def _fingerprint_of(self, candidate: Candidate, placed: Any) -> str | None:
+    def _fingerprint_of(self, candidate: Candidate, placed: Placed) -> str | None:
         # Same-size entries are rare; computing a fingerprint for every import costs ~2 MiB of reads, cheap
         # enough to do now rather than later.
         try:
@@ -377,9 +352,9 @@ class Library:
         now = time.time()
         meta = candidate.metadata
         with self._store.transaction() as conn:
-            name = _unique_name(conn, candidate.name)
+            name = unique_name(conn, candidate.name)
             conn.execute(
-                f"INSERT INTO library_models ({_COLUMNS}) VALUES ({', '.join('?' * 21)})",
+                f"INSERT INTO library_models ({COLUMNS}) VALUES ({', '.join('?' * 21)})",
                 (
                     entry_id,
                     name,
@@ -400,7 +375,7 @@ class Library:
                     candidate.repo_id,
                     base_model_id,
                     fingerprint,
-                    _safe_stat_key(candidate.files),
+                    safe_stat_key(candidate.files),
                     now,
                 ),
             )
@@ -424,12 +399,12 @@ class Library:
                 meta.license,
                 meta.model_name,
                 meta.base_model,
-                _safe_stat_key(candidate.files),
+                safe_stat_key(candidate.files),
                 entry_id,
             ),
         )
 
-    def rescan(self, roots: Any = None) -> Any:
+    def rescan(self, roots: ScanRoots | None = None) -> ScanReport:
         """Find models in other apps' folders and the user's scan folders (see ``core.library_scan``)."""
         from core.library_scan import ScanRoots, rescan
 
@@ -442,72 +417,5 @@ class Library:
         return report
 
 
-def _unique_name(conn: Any, name: str) -> str:
-    taken = {r[0].lower() for r in conn.execute("SELECT name FROM library_models").fetchall()}
-    if name.lower() not in taken:
-        return name
-    n = 2
-    while f"{name}-{n}".lower() in taken:
-        n += 1
-    return f"{name}-{n}"
-
-
-def _safe_stat_key(files: Sequence[Path]) -> str | None:
-    try:
-        return stat_key(files)
-    except OSError:
-        return None
-
-
 def _delete(entry: LibraryEntry) -> int:
     return delete_files(entry.root, entry.files)
-
-
-def _candidate_of(entry: LibraryEntry) -> Candidate:
-    return Candidate(entry.name, entry.format, entry.root, entry.files, entry.size_bytes, entry.metadata)
-
-
-def _entry_from(
-    candidate: Candidate, entry_id: str, origin: Origin, base_model_id: str | None, added_at: float
-) -> LibraryEntry:
-    return LibraryEntry(
-        id=entry_id,
-        name=candidate.name,
-        format=candidate.format,
-        origin=origin,
-        root=candidate.root.absolute(),
-        files=tuple(f.absolute() for f in candidate.files),
-        size_bytes=candidate.size_bytes,
-        metadata=candidate.metadata,
-        source=candidate.source,
-        repo_id=candidate.repo_id,
-        base_model_id=base_model_id,
-        added_at=added_at,
-    )
-
-
-def _row_to_entry(row: Any) -> LibraryEntry:
-    return LibraryEntry(
-        id=row["id"],
-        name=row["name"],
-        format=ModelFormat(row["format"]),
-        origin=Origin(row["origin"]),
-        root=Path(row["root"]),
-        files=tuple(Path(f) for f in json.loads(row["files"])),
-        size_bytes=int(row["size_bytes"]),
-        metadata=ModelMetadata(
-            architecture=row["architecture"],
-            parameter_count=row["parameter_count"],
-            quant=row["quant"],
-            context_length=row["context_length"],
-            has_chat_template=bool(row["has_chat_template"]),
-            license=row["license"],
-            model_name=row["model_name"],
-            base_model=row["base_model"],
-        ),
-        source=row["source"],
-        repo_id=row["repo_id"],
-        base_model_id=row["base_model_id"],
-        fingerprint=row["fingerprint"],
-        added_at=float(row["added_at"]),
-    )

@@ -217,6 +217,6 @@ def rescan(library: Library, store: Store, roots: ScanRoots) -> ScanReport:
 
 
 def _as_candidate(entry: object) -> Candidate:
-    from core.library import _candidate_of
+    from core.library_rows import candidate_of
 
-    return _candidate_of(entry)  # type: ignore[arg-type]
+    return candidate_of(entry)  # type: ignore[arg-type]

@@ -27,9 +27,9 @@ def _page(key: str) -> Callable[[object], None]:
 
 
 def _models_scene(name: str, window: object) -> None:
-    from ui.pages import models
+    from ui.pages import models_scenes
 
-    getattr(models, name)(window)
+    getattr(models_scenes, name)(window)
 
 
 def _hardware_scene(name: str, window: object) -> None:
