@@ -264,3 +264,28 @@ def test_added_scan_folder_is_saved_and_scanned(window, qtbot, app, tmp_path: Pa
     qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)
     entry = page.model.entry(0)
     assert entry.name == "stashed" and entry.origin == Origin.FOUND and entry.source == "folder"
+
+
+def test_every_validation_case_is_explained_in_the_dialog(window, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.fixtures_library import write_split_set
+
+    page = window.pages["models"]
+    drop = tmp_path / "bad"
+    cut = write_gguf(drop / "cut.gguf")
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    renamed = drop / "photo.gguf"
+    renamed.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    parts = write_split_set(drop / "set", "half-set", parts=3)
+    parts[2].unlink()
+    no_weights = write_mlx_folder(drop / "mlx-empty", weights=False)
+    dialog = _open_dialog_by_drop(qtbot, window, [cut, renamed, parts[0], no_weights])
+    rows = {
+        dialog.items.topLevelItem(i).text(0): dialog.items.topLevelItem(i).text(3)
+        for i in range(dialog.items.topLevelItemCount())
+    }
+    assert "cut.gguf is truncated" in rows["cut.gguf"]
+    assert "photo.gguf is not a GGUF model" in rows["photo.gguf"]
+    assert "part 3 of 3 is missing" in rows["half-set-00001-of-00003.gguf"]
+    assert "no .safetensors weights" in rows["mlx-empty"]
+    assert not dialog.import_button.isEnabled() and page.library.list() == []
+    dialog.reject()
