@@ -18,7 +18,8 @@ import numpy as np
 
 from core.errors import ModelFileError
 
-_RUN = 4096  # strings checked per vectorised step
+_FIRST_RUN = 256  # strings checked per vectorised step, growing to _MAX_RUN while the data is regular
+_MAX_RUN = 1 << 16
 _MIN_WINDOW = 64 << 10
 _MAX_WINDOW = 64 << 20
 
@@ -37,13 +38,16 @@ def skip_strings(data: Any, count: int, max_len: int) -> tuple[int, int]:
     lengths = np.ndarray(shape=(size - 7,), dtype="<u8", buffer=data, offset=0, strides=(1,))[starts]
     ends = starts + 8 + np.minimum(lengths, np.uint64(size)).astype(np.int64)
     pos = walked = 0
+    run_size = _FIRST_RUN
     while walked < count and pos + 8 <= size:
         k = int(np.searchsorted(starts, pos))
         if k < len(starts) and starts[k] == pos:
             # From a known start, each string's end must be the next start found; the first mismatch ends the run.
-            limit = min(count - walked, len(starts) - k, _RUN)
+            # Runs grow while they check out and shrink after a mismatch, so odd data costs little.
+            limit = min(count - walked, len(starts) - k, run_size)
             mismatch = np.flatnonzero(ends[k : k + limit - 1] != starts[k + 1 : k + limit])
             run = int(mismatch[0]) + 1 if len(mismatch) else limit
+            run_size = _FIRST_RUN if len(mismatch) else min(run_size * 4, _MAX_RUN)
             end = int(ends[k + run - 1])
             if end > size:  # the run's last string spills past the window
                 if run == 1:
