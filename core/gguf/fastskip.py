@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,8 @@ _FIRST_RUN = 256  # strings checked per vectorised step, growing to _MAX_RUN whi
 _MAX_RUN = 1 << 16
 _MIN_WINDOW = 64 << 10
 _MAX_WINDOW = 64 << 20
+_local = threading.local()
+_KEEP_SCRATCH = 16 << 20
 
 
 def skip_strings(data: Any, count: int, max_len: int) -> tuple[int, int]:
@@ -33,10 +36,15 @@ def skip_strings(data: Any, count: int, max_len: int) -> tuple[int, int]:
     raw = np.frombuffer(data, dtype=np.uint8)
     # A short string's length (1..255) is a non-zero byte followed by seven zero bytes, and text has no zero
     # bytes, so "non-zero, then zero" finds the starts. The true length at each is then read whole.
-    zero = raw == 0
-    starts = np.flatnonzero(zero[1 : size - 7] > zero[: size - 8])
+    zero, follows = _scratch(size)
+    np.equal(raw, 0, out=zero)
+    np.greater(zero[1 : size - 7], zero[: size - 8], out=follows)
+    starts = np.flatnonzero(follows)
     lengths = np.ndarray(shape=(size - 7,), dtype="<u8", buffer=data, offset=0, strides=(1,))[starts]
-    ends = starts + 8 + np.minimum(lengths, np.uint64(size)).astype(np.int64)
+    np.minimum(lengths, np.uint64(size), out=lengths)
+    ends = lengths.view(np.int64)
+    ends += starts
+    ends += 8
     pos = walked = 0
     run_size = _FIRST_RUN
     while walked < count and pos + 8 <= size:
@@ -65,6 +73,17 @@ def skip_strings(data: Any, count: int, max_len: int) -> tuple[int, int]:
             pos += 8 + length
             walked += 1
     return walked, pos
+
+
+def _scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two boolean work arrays for ``size`` bytes, kept per thread: fresh multi-megabyte arrays for every model
+    would cost more in page faults than the work itself."""
+    held = getattr(_local, "arrays", None)
+    if held is None or len(held[0]) < size:
+        held = (np.empty(size, dtype=bool), np.empty(size, dtype=bool))
+        if size <= _KEEP_SCRATCH:  # a vocabulary of up to ~1M tokens; bigger windows are not kept
+            _local.arrays = held
+    return held[0][:size], held[1][: max(size - 8, 0)]
 
 
 def skip_local_strings(cur: Any, count: int, max_len: int) -> int:
