@@ -14,7 +14,6 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 _SPLIT = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 _MAX_DEPTH = 6
-_PARALLEL_FROM = 8
-_WORKERS = min(4, os.cpu_count() or 1)
 
 
 @dataclass
@@ -178,7 +175,7 @@ def _from_gguf_files(folder: Path, files: Sequence[Path], *, ctx: _Ctx) -> tuple
             reads.append(functools.partial(_read_set, folder, split, parts[0], listed, ctx))
     candidates: list[Candidate] = []
     problems: list[ImportProblem] = []
-    for found, trouble in _run_reads(reads):
+    for found, trouble in (read() for read in reads):
         candidates += found
         problems += trouble
     return candidates, problems
@@ -192,17 +189,6 @@ def _read_set(
     folder: Path, split: _Split, first: Path, listed: list[Path], ctx: _Ctx
 ) -> tuple[list[Candidate], list[ImportProblem]]:
     return _guarded(first, listed, lambda: _read_split_set(folder, split, source=ctx.source), ctx)
-
-
-def _run_reads(
-    reads: list[Callable[[], tuple[list[Candidate], list[ImportProblem]]]],
-) -> list[tuple[list[Candidate], list[ImportProblem]]]:
-    """Many files in one folder are read a few at a time: header reads wait on the disk, and the vectorised
-    part of the GGUF reader runs without the GIL."""
-    if len(reads) < _PARALLEL_FROM:
-        return [read() for read in reads]
-    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="library-scan") as pool:
-        return list(pool.map(lambda read: read(), reads))
 
 
 def _split_names(split: _Split) -> list[str]:
