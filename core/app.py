@@ -7,6 +7,7 @@ the UI or to a CLI command. Heavier services (the database, jobs) are created on
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,6 +32,8 @@ class AppContext:
     engine_probe: Callable[[], EngineSupport] | None = None
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
+    _hardware_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def create(
@@ -63,11 +66,12 @@ class AppContext:
 
     def hardware(self, *, refresh: bool = False) -> Hardware:
         """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""
-        if self._hardware is None or refresh:
-            from core.hardware import detect_hardware
+        with self._hardware_lock:
+            if self._hardware is None or refresh:
+                from core.hardware import detect_hardware
 
-            self._hardware = detect_hardware(self.engine_probe)
-        return self._hardware
+                self._hardware = detect_hardware(self.engine_probe)
+            return self._hardware
 
     def new_engine_host(self, name: str = "engine") -> EngineHost:
         host = EngineHost(self.worker_entry, name=name)
