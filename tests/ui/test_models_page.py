@@ -289,3 +289,16 @@ def test_every_validation_case_is_explained_in_the_dialog(window, qtbot, tmp_pat
     assert "no .safetensors weights" in rows["mlx-empty"]
     assert not dialog.import_button.isEnabled() and page.library.list() == []
     dialog.reject()
+
+
+def test_fit_column_judges_each_model_against_this_machine(window, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.modelgen import LLAMA_8B_SHAPE, write_sparse_gguf
+    from ui.widgets.library_table import COL_FIT
+
+    page = window.pages["models"]
+    huge = write_sparse_gguf(tmp_path / "huge-70b.gguf", LLAMA_8B_SHAPE.with_(n_layer=32 * 100, name="huge"))
+    tiny = write_gguf(tmp_path / "tiny.gguf", seed=14)
+    page.library.import_paths([huge, tiny], ImportMode.LINK)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 2 and page.model.hardware is not None, timeout=20_000)
+    fit = {page.model.entry(r).name: page.model.index(r, COL_FIT).data() for r in range(2)}
+    assert fit == {"tiny": "Fits", "huge-70b": "Too large"}

@@ -44,6 +44,7 @@ from ui.widgets.import_dialog import ImportDialog
 from ui.widgets.library_table import (
     COL_ARCH,
     COL_CONTEXT,
+    COL_FIT,
     COL_FORMAT,
     COL_NAME,
     COL_ORIGIN,
@@ -120,14 +121,16 @@ class ModelsPage(Page):
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().hide()
         self.table.setWordWrap(False)
-        # Architecture and context length are in the details pane; the table keeps what people sort by.
-        self.table.setColumnHidden(COL_ARCH, True)
-        self.table.setColumnHidden(COL_CONTEXT, True)
+        # Architecture, context length and origin are in the details pane (and the row's tooltip; the filter
+        # matches them too); the table keeps what people compare at a glance.
+        for column in (COL_ARCH, COL_CONTEXT, COL_ORIGIN):
+            self.table.setColumnHidden(column, True)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((COL_FORMAT, 62), (COL_PARAMS, 60), (COL_QUANT, 66), (COL_SIZE, 72), (COL_ORIGIN, 96)):
+        widths = ((COL_FORMAT, 66), (COL_PARAMS, 66), (COL_QUANT, 70), (COL_SIZE, 74), (COL_ORIGIN, 90), (COL_FIT, 64))
+        for column, width in widths:
             header.resizeSection(column, width)
 
         self.details = ModelDetails()
@@ -416,9 +419,14 @@ class ModelsPage(Page):
     def _detect_hardware(self) -> None:
         run_in_background(
             lambda: self.app.hardware(),
-            on_success=lambda hardware: isValid(self) and self.estimate.set_hardware(hardware),
+            on_success=self._hardware_detected,
             on_failure=lambda error: logger.warning("hardware detection failed: %s", error),
         )
+
+    def _hardware_detected(self, hardware: Any) -> None:
+        if isValid(self):
+            self.model.set_hardware(hardware)
+            self.estimate.set_hardware(hardware)
 
     def _update_estimate(self, entry: LibraryEntry | None) -> None:
         """Read the selected model's header (off the GUI thread) for the estimate panel."""

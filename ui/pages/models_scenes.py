@@ -50,6 +50,7 @@ def scene_library(window: Any) -> None:
     first = page.proxy.index(0, 0).data(ENTRY_ROLE)
     if first is not None:
         page.select(first.id)
+        page.model.set_hardware(page.app.hardware())
         page.estimate.set_hardware(page.app.hardware())
         from core.fitting import read_target
 

@@ -7,13 +7,17 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
+from core.fitting import FitLevel, rough_fit_level
+from core.hardware import Hardware
 from core.library_types import LibraryEntry, ModelFormat
+from ui.widgets.fit_badge import badge_color, badge_text
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 
-COL_NAME, COL_FORMAT, COL_ARCH, COL_PARAMS, COL_QUANT, COL_CONTEXT, COL_SIZE, COL_ORIGIN = range(8)
-HEADERS = ("Name", "Format", "Architecture", "Params", "Quant", "Context", "Size", "Origin")
+COL_NAME, COL_FORMAT, COL_ARCH, COL_PARAMS, COL_QUANT, COL_CONTEXT, COL_SIZE, COL_ORIGIN, COL_FIT = range(9)
+HEADERS = ("Name", "Format", "Architecture", "Params", "Quant", "Context", "Size", "Origin", "Fit")
+_FIT_ORDER = {FitLevel.FITS: 0, FitLevel.PARTIAL: 1, FitLevel.TOO_LARGE: 2, FitLevel.UNKNOWN: 3}
 FORMAT_LABELS = {
     ModelFormat.GGUF: "GGUF",
     ModelFormat.GGUF_SPLIT: "GGUF (split)",
@@ -70,6 +74,23 @@ class LibraryTableModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._entries: list[LibraryEntry] = []
+        self._hardware: Hardware | None = None
+
+    def set_hardware(self, hardware: Hardware | None) -> None:
+        """The machine the fit column judges against (detected in the background, so it arrives late)."""
+        self._hardware = hardware
+        if self._entries:
+            self.dataChanged.emit(self.index(0, COL_FIT), self.index(len(self._entries) - 1, COL_FIT))
+
+    @property
+    def hardware(self) -> Hardware | None:
+        return self._hardware
+
+    def fit_level(self, entry: LibraryEntry) -> FitLevel:
+        # A quick verdict from the size on disk; the details pane reads the header for the real estimate.
+        if entry.engine is None:
+            return FitLevel.UNKNOWN
+        return rough_fit_level(entry.size_bytes, self._hardware)
 
     def set_entries(self, entries: Sequence[LibraryEntry]) -> None:
         """Replace everything (a wholesale reload after the index changed)."""
@@ -108,6 +129,15 @@ class LibraryTableModel(QAbstractTableModel):
         column = index.column()
         if role == ENTRY_ROLE:
             return entry
+        if column == COL_FIT:
+            level = self.fit_level(entry)
+            if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+                return "—" if entry.engine is None else badge_text(level)
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return badge_color(level)
+            if role == SORT_ROLE:
+                return _FIT_ORDER[level]
+            return None
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(entry, column)
         if role == SORT_ROLE:
