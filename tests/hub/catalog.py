@@ -39,14 +39,22 @@ A **tiny** llama model for tests, in several quantisations.
 
 
 def gguf_bytes(folder: Path, weight_type: str, seed: int = 0) -> bytes:
-    path = write_tiny_gguf(folder / f"tiny-{weight_type}-{seed}.gguf", TinyModelConfig(weight_type=weight_type, seed=seed))
+    path = write_tiny_gguf(
+        folder / f"tiny-{weight_type}-{seed}.gguf", TinyModelConfig(weight_type=weight_type, seed=seed)
+    )
     return path.read_bytes()
 
 
 def safetensors_bytes(rows: int = 64, cols: int = 96) -> bytes:
     payload = bytes((i * 7) % 251 for i in range(rows * cols * 2))
     header = json.dumps(
-        {"model.embed_tokens.weight": {"dtype": "F16", "shape": [rows, cols], "data_offsets": [0, len(payload)]}}
+        {
+            "model.embed_tokens.weight": {
+                "dtype": "F16",
+                "shape": [rows, cols],
+                "data_offsets": [0, len(payload)],
+            }
+        }
     ).encode()
     header += b" " * (-len(header) % 8)
     return struct.pack("<Q", len(header)) + header + payload
