@@ -28,7 +28,15 @@ from core.hubfiles import FileGroup, GroupKind, RemoteFile, find_group
 from core.jobs import Job, JobContext, JobManager, JobState
 from core.paths import AppPaths, safe_join
 from core.store import Store
-from core.transfer import DEFAULT_RESERVE, FileTarget, FreeSpace, RetryPolicy, disk_free, fetch
+from core.transfer import (
+    DEFAULT_RESERVE,
+    DISK_CHECK_EVERY,
+    FileTarget,
+    FreeSpace,
+    RetryPolicy,
+    disk_free,
+    fetch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,7 @@ SCHEMA = [
         total INTEGER NOT NULL,
         user_paused INTEGER NOT NULL DEFAULT 0,
         note TEXT NOT NULL DEFAULT '',
+        error_code TEXT NOT NULL DEFAULT '',
         created_at REAL NOT NULL
     );
     """,
@@ -87,6 +96,8 @@ class DownloadItem:
     speed: float = 0.0
     #: A note for the person (why it is paused) or the error that ended it.
     message: str = ""
+    #: The ``HangarError.code`` of the error that ended it ("auth", "integrity", "network", "disk_full", ...).
+    error_code: str = ""
     created_at: float = 0.0
 
     @property
@@ -136,10 +147,12 @@ class DownloadManager:
         reserve: int = DEFAULT_RESERVE,
         retry: RetryPolicy = RetryPolicy(),
         auto_resume: bool = True,
+        disk_check_every: int = DISK_CHECK_EVERY,
     ) -> None:
         self._jobs, self._store, self._paths, self.hub = jobs, store, paths, hub
         self.models_dir = models_dir or paths.models_dir
         self.free_space, self.reserve, self.retry = free_space, reserve, retry
+        self.disk_check_every = disk_check_every
         self._live: dict[str, _Live] = {}
         self._lock = threading.Lock()
         # Held while a job is submitted and its record written, so the job's thread never runs ahead of it.
@@ -235,7 +248,9 @@ class DownloadManager:
         item = self.get(download_id)
         if item.state in (DownloadState.QUEUED, DownloadState.RUNNING, DownloadState.DONE):
             return
-        self._store.execute("UPDATE downloads SET user_paused = 0, note = '' WHERE id = ?", (download_id,))
+        self._store.execute(
+            "UPDATE downloads SET user_paused = 0, note = '', error_code = '' WHERE id = ?", (download_id,)
+        )
         self._jobs.resume(item.job_id)
 
     retry_download = resume
@@ -353,18 +368,25 @@ class DownloadManager:
                     free_space=self.free_space,
                     reserve=self.reserve,
                     on_error=on_error,
+                    check_every=self.disk_check_every,
                 )
                 logger.info("verified %s (%s)", remote.path, final.name)
             ctx.token.raise_if_cancelled()
             install_files(self._paths.downloads_dir, download_id, item, self.free_space)
             return {"paths": [str(p) for p in item.paths]}
         except DiskFullError as exc:
-            self._store.execute("UPDATE downloads SET note = ? WHERE id = ?", (str(exc), download_id))
+            self._store.execute(
+                "UPDATE downloads SET note = ?, error_code = ? WHERE id = ?",
+                (str(exc), exc.code, download_id),
+            )
             ctx.token.cancel(pause=True)
             raise CancelledError("Paused.") from None
         except CancelledError:
             if not ctx.token.pause_requested:
                 remove_parts(self._paths.downloads_dir, download_id)
+            raise
+        except HangarError as exc:
+            self._store.execute("UPDATE downloads SET error_code = ? WHERE id = ?", (exc.code, download_id))
             raise
         finally:
             with self._lock:
@@ -415,6 +437,7 @@ class DownloadManager:
             done=min(done, int(row["total"])),
             speed=live.speed if live is not None and state == DownloadState.RUNNING else 0.0,
             message=message,
+            error_code=row["error_code"] if state in (DownloadState.FAILED, DownloadState.PAUSED) else "",
             created_at=row["created_at"],
         )
 
@@ -461,3 +484,15 @@ def for_app(app: Any, *, auto_resume: bool = True, secrets: Any = None) -> Downl
 
 
 __all__ = ["DownloadItem", "DownloadManager", "DownloadState", "for_app"]
+
+
+def failure_of(item: DownloadItem) -> HangarError:
+    """The error that stopped ``item``, as the HangarError class its code names (for the CLI's exit and JSON)."""
+    from core import errors
+
+    classes = {
+        cls.code: cls
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, HangarError) and cls is not CancelledError
+    }
+    return classes.get(item.error_code, HangarError)(item.message or f"The download is {item.state}.")

@@ -111,6 +111,7 @@ def fetch(
     free_space: FreeSpace = disk_free,
     reserve: int = DEFAULT_RESERVE,
     on_error: Callable[[Exception], HangarError] | None = None,
+    check_every: int = DISK_CHECK_EVERY,
 ) -> None:
     """Bring ``target.part`` to the full size and verify it. ``on_bytes`` hears every chunk written (and the bytes
     already on disk once, at start). Raises CancelledError, DiskFullError, IntegrityError or NetworkError."""
@@ -126,7 +127,7 @@ def fetch(
             before = offset
             try:
                 offset = _attempt(
-                    target, headers, token, on_bytes, checksum, offset, free_space, reserve, on_error
+                    target, headers, token, on_bytes, checksum, offset, free_space, reserve, on_error, check_every
                 )
             except _RestartFromZero:
                 target.part.unlink(missing_ok=True)
@@ -204,6 +205,7 @@ def _attempt(
     free_space: FreeSpace,
     reserve: int,
     on_error: Callable[[Exception], HangarError] | None,
+    check_every: int,
 ) -> int:
     request_headers = {**headers(), "Accept-Encoding": "identity"}
     if offset:
@@ -236,15 +238,15 @@ def _attempt(
                         handle.write(data)
                         pending += data
                         offset += len(data)
+                        since_check += len(data)
                         on_bytes(len(data))
                         if len(pending) >= CHUNK:
                             checksum.update(bytes(pending))
-                            since_check += len(pending)
                             pending.clear()
-                            if since_check >= DISK_CHECK_EVERY:
-                                since_check = 0
-                                handle.flush()
-                                _check_space(target, offset, free_space, reserve)
+                        if since_check >= check_every:
+                            since_check = 0
+                            handle.flush()
+                            _check_space(target, offset, free_space, reserve)
                 finally:
                     if pending:
                         checksum.update(bytes(pending))

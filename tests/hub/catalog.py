@@ -16,6 +16,7 @@ GGUF_REPO = "hangar-test/tiny-llama-GGUF"
 MLX_REPO = "mlx-community/tiny-llama-4bit"
 GATED_REPO = "gated-org/tiny-gated-GGUF"
 HOSTILE_REPO = "evil/hostile-GGUF"
+BIGGER_REPO = "hangar-test/small-llama-GGUF"
 SPARSE_REPO = "hangar-test/huge-sparse-GGUF"
 SPARSE_SIZE = 6 * 1024**3
 CROWD = 25
@@ -134,6 +135,19 @@ def build_catalog(hub: LocalHub, folder: Path) -> LocalHub:
             downloads=1,
             tags=["gguf", "text-generation"],
             gguf=gguf_summary,
+        )
+    )
+    bigger = write_tiny_gguf(
+        folder / "small-llama-F32.gguf",
+        TinyModelConfig(n_vocab=2048, n_embd=256, n_ff=512, n_head=4, n_head_kv=4, weight_type="F32", name="small"),
+    )
+    hub.add(
+        HubRepo(
+            BIGGER_REPO,
+            files=[HubFile("small-llama-F32.gguf", bigger.read_bytes())],
+            downloads=50,
+            tags=["gguf", "text-generation"],
+            gguf={"total": 2_700_000, "architecture": "llama", "context_length": 2048},
         )
     )
     sparse = folder / "huge-sparse.gguf"
