@@ -46,6 +46,32 @@ def gguf_bytes(folder: Path, weight_type: str, seed: int = 0) -> bytes:
     return path.read_bytes()
 
 
+def split_gguf(source: Path, out_base: Path, max_tensors: int) -> list[Path]:
+    """Rewrite a GGUF as a real llama.cpp split set (``-0000N-of-0000M.gguf``, split.* keys), loadable as one."""
+    import gguf
+    import numpy as np
+
+    out_base.parent.mkdir(parents=True, exist_ok=True)
+    reader = gguf.GGUFReader(source)
+    writer = gguf.GGUFWriter(
+        str(out_base), reader.fields["general.architecture"].contents(), split_max_tensors=max_tensors
+    )
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        vtype = field.types[0]
+        writer.add_key_value(
+            name, field.contents(), vtype, sub_type=field.types[1] if vtype == gguf.GGUFValueType.ARRAY else None
+        )
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, np.array(tensor.data), raw_dtype=tensor.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return sorted(out_base.parent.glob(out_base.stem + "-*-of-*.gguf"))
+
+
 def safetensors_bytes(rows: int = 64, cols: int = 96) -> bytes:
     payload = bytes((i * 7) % 251 for i in range(rows * cols * 2))
     header = json.dumps(
@@ -63,8 +89,9 @@ def safetensors_bytes(rows: int = 64, cols: int = 96) -> bytes:
 
 def build_catalog(hub: LocalHub, folder: Path) -> LocalHub:
     folder.mkdir(parents=True, exist_ok=True)
-    q4, q8, f16, f32 = (gguf_bytes(folder, t) for t in ("Q4_0", "Q8_0", "F16", "F32"))
-    half = len(f32) // 2
+    q4, q8, f16 = (gguf_bytes(folder, t) for t in ("Q4_0", "Q8_0", "F16"))
+    f32 = write_tiny_gguf(folder / "tiny-F32.gguf", TinyModelConfig(weight_type="F32"))
+    f32_parts = split_gguf(f32, folder / "split" / "tiny-llama-F32.gguf", max_tensors=11)
     gguf_summary = {"total": TINY_PARAMETERS, "architecture": "llama", "context_length": 2048}
     hub.add(
         HubRepo(
@@ -75,9 +102,8 @@ def build_catalog(hub: LocalHub, folder: Path) -> LocalHub:
                 HubFile("tiny-llama-Q4_0.gguf", q4),
                 HubFile("tiny-llama-Q8_0.gguf", q8),
                 HubFile("tiny-llama-F16.gguf", f16),
-                # A split set as llama.cpp names them; the halves are a byte split of the F32 model.
-                HubFile("F32/tiny-llama-F32-00001-of-00002.gguf", f32[:half]),
-                HubFile("F32/tiny-llama-F32-00002-of-00002.gguf", f32[half:]),
+                # A real split set (llama.cpp's gguf-split layout) in a sub-folder, as many repos have.
+                *(HubFile(f"F32/{part.name}", part.read_bytes()) for part in f32_parts),
                 HubFile("mmproj-tiny-llama-F16.gguf", gguf_bytes(folder, "F16", seed=7)),
             ],
             downloads=5000,
