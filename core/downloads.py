@@ -9,6 +9,7 @@ moved atomically into ``models/<org>/<repo>/``.
 
 from __future__ import annotations
 
+import builtins
 import enum
 import json
 import logging
@@ -269,7 +270,7 @@ class DownloadManager:
         self._jobs.wait(self.get(download_id).job_id, timeout)
         return self.get(download_id)
 
-    def resume_interrupted(self) -> list[str]:
+    def resume_interrupted(self) -> builtins.list[str]:
         """Restart downloads that were running when Hangar last stopped (not those the person paused)."""
         resumed = []
         for item in self.list():

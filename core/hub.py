@@ -240,7 +240,7 @@ class HubClient:
         summary = _summary(info)
         commit = info.sha or revision
         card = self._card(repo_id, commit) if any(f.path == "README.md" for f in files) else ""
-        licence = (info.card_data or {}).get("license") if info.card_data else None
+        licence = info.card_data.get("license") if info.card_data is not None else None
         return ModelDetail(
             summary=summary,
             commit=commit,

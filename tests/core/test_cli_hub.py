@@ -62,12 +62,16 @@ def test_pull_gated_without_token_fails_with_the_licence_link(
     assert error["code"] == "auth" and f"{hub.url}/{GATED_REPO}" in error["message"]
 
 
-def test_pull_unknown_quant_lists_the_choices(hub: LocalHub, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pull_unknown_quant_lists_the_choices(
+    hub: LocalHub, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main.main(["pull", GGUF_REPO, "--quant", "Q2_K"]) == 1
     assert "Available: Q4_0, Q8_0, F16, F32" in capsys.readouterr().err
 
 
-def test_token_status_warns_without_a_keyring(hub: LocalHub, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_token_status_warns_without_a_keyring(
+    hub: LocalHub, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main.main(["token", "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["storage"] == "none" and "session only" in status["warning"]

@@ -54,8 +54,11 @@ def test_download_is_verified_and_installed(manager: DownloadManager, hub: Local
     manifest = json.loads((path.parent / ".hangar-download.json").read_text())
     assert manifest["downloads"][0]["revision"] == hub.repos[GGUF_REPO].commit
     # Pinned to the commit seen when it was queued.
-    assert all(hub.repos[GGUF_REPO].commit in r.path or "/cdn-lfs/" in r.path or r.path.endswith(Q8)
-               for r in hub.requests if "resolve" in r.path)
+    assert all(
+        hub.repos[GGUF_REPO].commit in r.path or "/cdn-lfs/" in r.path or r.path.endswith(Q8)
+        for r in hub.requests
+        if "resolve" in r.path
+    )
 
 
 def test_split_set_is_fetched_together(manager: DownloadManager, hub: LocalHub, app: AppContext) -> None:
@@ -164,7 +167,6 @@ def test_running_out_of_space_midway_pauses_and_keeps_the_data(app: AppContext, 
     space = {"free": 10 * 1024**3}
     manager = make_manager(app, free_space=lambda path: space["free"], reserve=0, disk_check_every=16 * 1024)
     hub.faults.throttle_bps = 2_000_000
-    hub.faults.watch  # armed below
     key = f"{BIGGER_REPO}/small-llama-F32.gguf"
     item = manager.enqueue(BIGGER_REPO)
     assert hub.faults.wait_until_sent(key, 1_000_000)
@@ -182,7 +184,9 @@ def test_running_out_of_space_midway_pauses_and_keeps_the_data(app: AppContext, 
     assert any(r.range and r.range != "bytes=0-" for r in hub.file_requests(BIGGER_REPO, "small-llama-F32.gguf"))
 
 
-def test_hostile_names_are_refused_and_nothing_escapes(manager: DownloadManager, hub: LocalHub, app: AppContext) -> None:
+def test_hostile_names_are_refused_and_nothing_escapes(
+    manager: DownloadManager, hub: LocalHub, app: AppContext
+) -> None:
     for name in ("../../escape-Q4_0.gguf", "/etc/owned-Q4_0.gguf", "sub/../../../up-Q4_0.gguf"):
         with pytest.raises(UnsafePathError):
             manager.enqueue(HOSTILE_REPO, file=name)

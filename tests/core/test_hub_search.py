@@ -37,8 +37,11 @@ def test_format_filter(hub: LocalHub, fmt: FormatFilter) -> None:
     results = HubClient().search(SearchQuery("chatter", format=fmt, limit=100)).results
     assert results
     assert all(fmt.value in r.formats for r in results)
-    expected = sum(1 for repo in hub.repos.values() if "chatter" in repo.repo_id and fmt.value in repo.tags
-                   and repo.pipeline_tag == "text-generation")
+    expected = sum(
+        1
+        for repo in hub.repos.values()
+        if "chatter" in repo.repo_id and fmt.value in repo.tags and repo.pipeline_tag == "text-generation"
+    )
     assert len(results) == expected
 
 
@@ -106,7 +109,11 @@ def test_mlx_detail_groups_the_needed_files(hub: LocalHub) -> None:
     detail = HubClient().model_detail(MLX_REPO)
     mlx = next(g for g in detail.groups if g.kind == GroupKind.MLX)
     assert {f.path for f in mlx.files} == {
-        "config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"
+        "config.json",
+        "model.safetensors",
+        "special_tokens_map.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
     }
     others = {g.key for g in detail.groups if g.kind == GroupKind.OTHER}
     assert others == {".gitattributes", "README.md", "images/banner.png"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from core.estimate import EngineSettings, Verdict
 from core.hardware import Hardware
 from core.hub import HubClient
-from core.hubfit import best_fit, fit_all
 from core.hubfiles import GroupKind
+from core.hubfit import best_fit, fit_all
 from tests.hub import LocalHub
 from tests.hub.catalog import GGUF_REPO, SPARSE_REPO
 
@@ -28,7 +28,11 @@ def _machine(ram_available: int) -> Hardware:
 def test_every_quant_gets_a_verdict_from_its_remote_header(hub: LocalHub) -> None:
     detail = HubClient().model_detail(GGUF_REPO)
     fits = fit_all(
-        GGUF_REPO, detail.commit, list(detail.groups), token=None, hardware=_machine(64 * 1024**3),
+        GGUF_REPO,
+        detail.commit,
+        list(detail.groups),
+        token=None,
+        hardware=_machine(64 * 1024**3),
         settings=EngineSettings(context_length=512),
     )
     assert [f.key for f in fits] == [g.key for g in detail.groups if g.kind == GroupKind.QUANT]
@@ -38,16 +42,20 @@ def test_every_quant_gets_a_verdict_from_its_remote_header(hub: LocalHub) -> Non
     # Only headers were fetched: every request for a model file asked for a byte range.
     model_gets = [r for r in hub.requests if r.method == "GET" and r.path.endswith(".gguf") and r.status != 302]
     assert model_gets and all(r.range for r in model_gets)
-    fetched = sum(int(r.range.split("-")[1]) - int(r.range.split("=")[1].split("-")[0]) + 1
-                  for r in model_gets if r.range and r.range.split("-")[1])
+    fetched = sum(
+        int(r.range.split("-")[1]) - int(r.range.split("=")[1].split("-")[0]) + 1
+        for r in model_gets
+        if r.range and r.range.split("-")[1]
+    )
     assert fetched < sum(g.size for g in detail.groups if g.kind == GroupKind.QUANT)
 
 
 def test_best_fit_is_the_largest_quant_that_fits(hub: LocalHub) -> None:
     detail = HubClient().model_detail(GGUF_REPO)
     settings = EngineSettings(context_length=512, host_margin=0)
-    roomy = fit_all(GGUF_REPO, detail.commit, list(detail.groups), token=None, hardware=_machine(64 * 1024**3),
-                    settings=settings)
+    roomy = fit_all(
+        GGUF_REPO, detail.commit, list(detail.groups), token=None, hardware=_machine(64 * 1024**3), settings=settings
+    )
     totals = sorted(f.estimate.total_bytes for f in roomy if f.estimate)
     # Room for the smaller quants only.
     tight = _machine((totals[1] + totals[2]) // 2)
@@ -60,6 +68,7 @@ def test_best_fit_is_the_largest_quant_that_fits(hub: LocalHub) -> None:
 
 def test_an_unreadable_header_is_fit_unknown_not_a_crash(hub: LocalHub) -> None:
     detail = HubClient().model_detail(SPARSE_REPO)
-    [fit] = fit_all(SPARSE_REPO, detail.commit, list(detail.groups), token=None, hardware=None,
-                    settings=EngineSettings())
+    [fit] = fit_all(
+        SPARSE_REPO, detail.commit, list(detail.groups), token=None, hardware=None, settings=EngineSettings()
+    )
     assert fit.estimate is None and fit.error

@@ -125,7 +125,7 @@ def test_the_token_never_reaches_settings_logs_database_or_errors(
         for text in messages:
             assert secret not in text
         for path in (tmp_path / "data").rglob("*"):
-            if path.is_file() and not path.suffix == ".gguf":
+            if path.is_file() and path.suffix != ".gguf":
                 assert secret.encode() not in path.read_bytes(), path
         dump = "\n".join(sqlite3.connect(app.paths.database_file).iterdump())
         assert secret not in dump

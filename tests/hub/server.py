@@ -49,8 +49,7 @@ class LocalHub:
             server.hub = self
         self._server = self._servers[0]
         self._threads = [
-            threading.Thread(target=server.serve_forever, name="local-hub", daemon=True)
-            for server in self._servers
+            threading.Thread(target=server.serve_forever, name="local-hub", daemon=True) for server in self._servers
         ]
 
     @property
@@ -182,9 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         if author := query.get("author", [None])[0]:
             repos = [r for r in repos if r.author == author]
         for wanted in query.get("filter", []):
-            repos = [
-                r for r in repos if wanted in r.tags or wanted == r.library_name or wanted == r.pipeline_tag
-            ]
+            repos = [r for r in repos if wanted in r.tags or wanted == r.library_name or wanted == r.pipeline_tag]
         if pipeline := query.get("pipeline_tag", [None])[0]:
             repos = [r for r in repos if r.pipeline_tag == pipeline]
         if gated := query.get("gated", [None])[0]:
@@ -301,9 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
         hub_file = repo.file(query.get("file", [""])[0]) if repo else None
         if repo is None or hub_file is None:
             return self._error(404, None, "Not found")
-        self._body(
-            repo, hub_file, head=head, extra={"ETag": f'"{hub_file.sha256}"', "Accept-Ranges": "bytes"}
-        )
+        self._body(repo, hub_file, head=head, extra={"ETag": f'"{hub_file.sha256}"', "Accept-Ranges": "bytes"})
 
     def _body(self, repo: HubRepo, hub_file: HubFile, *, head: bool, extra: dict[str, str]) -> None:
         key = f"{repo.repo_id}/{hub_file.path}"
@@ -343,9 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
         corrupt = key in faults.corrupt
         self._stream(hub_file, key, start, end, drop_offset, corrupt)
 
-    def _stream(
-        self, hub_file: HubFile, key: str, start: int, end: int, drop: int | None, corrupt: bool
-    ) -> None:
+    def _stream(self, hub_file: HubFile, key: str, start: int, end: int, drop: int | None, corrupt: bool) -> None:
         faults = self.hub.faults
         chunk = 1 << 20
         if faults.throttle_bps:

@@ -72,7 +72,11 @@ class DiscoverPage(Page):
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search models")
         self.format = QComboBox()
-        for label, value in (("GGUF and MLX", FormatFilter.ANY), ("GGUF", FormatFilter.GGUF), ("MLX", FormatFilter.MLX)):
+        for label, value in (
+            ("GGUF and MLX", FormatFilter.ANY),
+            ("GGUF", FormatFilter.GGUF),
+            ("MLX", FormatFilter.MLX),
+        ):
             self.format.addItem(label, value)
         self.format.setAccessibleName("Format")
         self.sort = QComboBox()

@@ -76,7 +76,11 @@ class ResultsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             gated = f"\nGated ({r.gated}): accept the licence on the Hub first." if r.gated else ""
             return f"{r.repo_id} by {r.author}\n{r.downloads:,} downloads · {r.likes:,} likes{gated}"
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (self.COL_DOWNLOADS, self.COL_LIKES, self.COL_PARAMS):
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
+            self.COL_DOWNLOADS,
+            self.COL_LIKES,
+            self.COL_PARAMS,
+        ):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
