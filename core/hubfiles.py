@@ -147,7 +147,7 @@ def group_files(files: list[RemoteFile], tags: tuple[str, ...] = ()) -> list[Fil
                         GroupKind.COMPANION,
                         (remote,),
                         quant=quant_of(remote.path),
-                        note="vision projector (mmproj) for this model",
+                        note="vision projector (mmproj)",
                     )
                 )
                 continue

@@ -38,6 +38,17 @@ SCENES: list[tuple[str, Callable[[object], None]]] = [
 ]
 
 
+def _add_hub_scenes() -> None:
+    try:
+        from ui.screenshots_hub import SCENES as HUB_SCENES  # needs tests/hub: a source checkout only
+    except ImportError:
+        return
+    SCENES.extend(HUB_SCENES)
+
+
+_add_hub_scenes()
+
+
 def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light") -> list[Path]:
     """Render every scene with a fresh app whose data lives in a temporary folder (``make_context(folder)``)."""
     from PySide6.QtWidgets import QApplication

@@ -108,7 +108,15 @@ class DiscoverPage(Page):
         self.results.setAlternatingRowColors(True)
         self.results.setWordWrap(False)
         header = self.results.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for column, width in (
+            (ResultsModel.COL_DOWNLOADS, 56),
+            (ResultsModel.COL_LIKES, 42),
+            (ResultsModel.COL_UPDATED, 80),
+            (ResultsModel.COL_PARAMS, 52),
+            (ResultsModel.COL_TAGS, 72),
+        ):
+            header.resizeSection(column, width)
         header.setSectionResizeMode(ResultsModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
         self.results.selectionModel().selectionChanged.connect(self._on_result_selected)
         self.results.verticalScrollBar().valueChanged.connect(self._maybe_load_more)
@@ -129,19 +137,21 @@ class DiscoverPage(Page):
             "Type a name like “qwen” or “llama” to browse GGUF and MLX repositories, with a fit verdict for "
             "every file.",
         )
-        self.left_stack = QStackedWidget()
-        self.left_stack.addWidget(self.empty)
-        self.left_stack.addWidget(left)
 
         self.detail = ModelDetailView()
         self.detail.message.retry_clicked.connect(self._retry_detail)
         self.detail.download_requested.connect(self._download)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.left_stack)
+        self.splitter.addWidget(left)
         self.splitter.addWidget(self.detail)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 4)
-        self.body.addWidget(self.splitter, 1)
+        self.splitter.setStretchFactor(0, 11)
+        self.splitter.setStretchFactor(1, 12)
+        self.splitter.setSizes([11000, 12000])  # proportions; Qt scales them to the real width
+        # The empty state (fixed-width text) takes the whole area, so it never widens the results pane.
+        self.left_stack = QStackedWidget()
+        self.left_stack.addWidget(self.empty)
+        self.left_stack.addWidget(self.splitter)
+        self.body.addWidget(self.left_stack, 1)
 
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -249,6 +259,7 @@ class DiscoverPage(Page):
         self._detail_generation += 1
         generation = self._detail_generation
         self._open_repo = repo_id
+        self.left_stack.setCurrentIndex(1)
         self.detail.show_loading(repo_id)
         run_in_background(
             lambda: self.client.model_detail(repo_id),

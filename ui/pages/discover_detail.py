@@ -71,6 +71,7 @@ class ModelDetailView(QWidget):
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.stats = QLabel()
         self.stats.setObjectName("PageSubtitle")
+        self.stats.setWordWrap(True)
         self.gated = QLabel()
         self.gated.setWordWrap(True)
         self.gated.setOpenExternalLinks(True)
@@ -87,8 +88,17 @@ class ModelDetailView(QWidget):
         self.files.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.files.verticalHeader().setVisible(False)
         self.files.setAlternatingRowColors(True)
+        self.files.setWordWrap(False)
+        self.files.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.files.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for column, width in (
+            (FilesModel.COL_QUANT, 54),
+            (FilesModel.COL_SIZE, 70),
+            (FilesModel.COL_KIND, 84),
+            (FilesModel.COL_FIT, 140),
+        ):
+            header.resizeSection(column, width)
         header.setSectionResizeMode(FilesModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
         self.files.doubleClicked.connect(lambda _index: self._request_download())
         self.files.selectionModel().selectionChanged.connect(lambda *_: self._update_button())
@@ -136,7 +146,7 @@ class ModelDetailView(QWidget):
         if s.gated:
             url = html.escape(detail.licence_url)
             self.gated.setText(
-                f"🔒 This model is gated: <a href='{url}'>accept its licence on the Hub</a>, then add your "
+                f"This model is gated: <a href='{url}'>accept its licence on the Hub</a>, then add your "
                 "Hugging Face token in Settings."
             )
         self.gated.setVisible(bool(s.gated))

@@ -18,12 +18,21 @@ ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def human_size(count: int | None) -> str:
-    if not count:
+    if count is None:
         return "?"
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if count >= scale:
             return f"{count / scale:.1f} {unit}"
     return f"{count} B"
+
+
+def human_params(count: int | None) -> str:
+    if not count:
+        return ""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f}{unit}"
+    return str(count)
 
 
 def human_count(count: int) -> str:
@@ -35,7 +44,7 @@ def human_count(count: int) -> str:
 
 class ResultsModel(QAbstractTableModel):
     COL_NAME, COL_DOWNLOADS, COL_LIKES, COL_UPDATED, COL_PARAMS, COL_TAGS = range(6)
-    HEADERS = ("Model", "Downloads", "Likes", "Updated", "Size", "Tags")
+    HEADERS = ("Model", "Downl.", "Likes", "Updated", "Params", "Tags")
 
     def __init__(self) -> None:
         super().__init__()
@@ -61,7 +70,7 @@ class ResultsModel(QAbstractTableModel):
             return r
         if role == Qt.ItemDataRole.DisplayRole:
             if column == self.COL_NAME:
-                return f"{r.repo_id}  🔒" if r.gated else r.repo_id
+                return f"{r.repo_id} (gated)" if r.gated else r.repo_id
             if column == self.COL_DOWNLOADS:
                 return human_count(r.downloads)
             if column == self.COL_LIKES:
@@ -69,7 +78,7 @@ class ResultsModel(QAbstractTableModel):
             if column == self.COL_UPDATED:
                 return r.updated.strftime("%Y-%m-%d") if r.updated else ""
             if column == self.COL_PARAMS:
-                return f"{r.parameters / 1e9:.1f}B" if r.parameters else ""
+                return human_params(r.parameters)
             if column == self.COL_TAGS:
                 shown = [t for t in r.tags if not t.startswith(("license:", "region:", "base_model:"))]
                 return ", ".join(shown[:5])
@@ -108,7 +117,7 @@ class FilesModel(QAbstractTableModel):
     remote headers are read."""
 
     COL_NAME, COL_QUANT, COL_SIZE, COL_KIND, COL_FIT = range(5)
-    HEADERS = ("File", "Quant", "Size", "Notes", "Fit on this machine")
+    HEADERS = ("File", "Quant", "Size", "Notes", "Fit here")
 
     def __init__(self) -> None:
         super().__init__()
@@ -136,8 +145,14 @@ class FilesModel(QAbstractTableModel):
             return FIT_PENDING if self.fit_available else FIT_UNKNOWN
         if fit.estimate is None:
             return FIT_UNKNOWN
-        text = f"{fit.estimate.verdict_text} · {human_size(fit.estimate.total_bytes)}"
-        return f"★ Best fit — {text}" if group.key == self.best else text
+        short = {
+            "full_gpu": "Fits on GPU",
+            "partial": f"GPU {fit.estimate.gpu_layers}/{fit.estimate.n_layer + 1} layers",
+            "cpu_only": "CPU only",
+            "does_not_fit": "Too large",
+        }[fit.estimate.verdict.value]
+        text = f"{short} · {human_size(fit.estimate.total_bytes)}"
+        return f"★ {text}" if group.key == self.best else text
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.groups):
@@ -162,7 +177,9 @@ class FilesModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             fit = self.fits.get(group.key)
             if column == self.COL_FIT and fit is not None:
-                return fit.error or "\n".join(fit.estimate.notes) if fit.estimate else fit.error
+                if fit.estimate is None:
+                    return f"Fit unknown: {fit.error}"
+                return "\n".join((fit.estimate.verdict_text, *fit.estimate.notes))
             return "\n".join(f.path for f in group.files)
         if role == Qt.ItemDataRole.FontRole and group.key == self.best:
             font = QFont()
