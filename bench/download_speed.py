@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     mib = size / 2**20
     print(f"file: {mib:.0f} MiB, {args.runs} runs each, alternating")
     print(f"huggingface_hub.hf_hub_download: {mib / hf:8.1f} MiB/s  (median {hf:.2f} s; runs {_fmt(hf_times)})")
-    print(f"Hangar (with SHA-256 + install): {mib / hangar:8.1f} MiB/s  (median {hangar:.2f} s; runs {_fmt(hangar_times)})")
+    print(
+        f"Hangar (with SHA-256 + install): {mib / hangar:8.1f} MiB/s  (median {hangar:.2f} s; runs {_fmt(hangar_times)})"
+    )
     print(f"throughput ratio Hangar / hf_hub_download: {ratio:.3f}  (target >= {TARGET})")
     return 0 if ratio >= TARGET else 1
 

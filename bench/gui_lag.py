@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         manager = for_app(context)
         item = manager.enqueue(REPO, file=NAME)
         during = _measure(
-            qt_app, page, 120, until=lambda: manager.get(item.id).state not in (DownloadState.QUEUED, DownloadState.RUNNING)
+            qt_app,
+            page,
+            120,
+            until=lambda: manager.get(item.id).state not in (DownloadState.QUEUED, DownloadState.RUNNING),
         )
         final = manager.get(item.id)
         window.close()
