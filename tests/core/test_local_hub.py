@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx2
 import pytest
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -42,7 +44,7 @@ def test_ranges(hub: LocalHub) -> None:
 
 def test_library_download_and_errors(hub: LocalHub, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = hf_hub_download(GGUF_REPO, Q4, cache_dir=tmp_path, endpoint=hub.url, token=False)
-    assert open(path, "rb").read() == hub.repos[GGUF_REPO].file(Q4).data
+    assert Path(path).read_bytes() == hub.repos[GGUF_REPO].file(Q4).data
     with pytest.raises(EntryNotFoundError):
         hf_hub_download(GGUF_REPO, "missing.gguf", cache_dir=tmp_path, endpoint=hub.url, token=False)
     with pytest.raises(RevisionNotFoundError):
