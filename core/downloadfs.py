@@ -15,7 +15,7 @@ from core.errors import DiskFullError, IntegrityError
 from core.paths import safe_join
 
 if TYPE_CHECKING:
-    from core.downloads import DownloadItem
+    from core.download_items import DownloadItem
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,7 @@ def install_files(downloads_dir: Path, download_id: str, item: DownloadItem, fre
         "revision": item.revision,
         "label": item.label,
         "downloaded_at": time.time(),
-        "files": [
-            {"path": f.path, "size": f.size, "sha256": f.sha256, "blob_id": f.blob_id} for f in item.files
-        ],
+        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256, "blob_id": f.blob_id} for f in item.files],
     }
     manifest_path = item.destination / MANIFEST
     previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"downloads": []}

@@ -10,23 +10,22 @@ moved atomically into ``models/<org>/<repo>/``.
 from __future__ import annotations
 
 import builtins
-import enum
 import json
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.download_items import STATE_OF_JOB, DownloadItem, DownloadState, LiveProgress
 from core.downloadfs import install_files, part_path, remove_parts
 from core.errors import AuthError, CancelledError, DiskFullError, HangarError, NotFoundError, UsageError
 from core.events import EventHook
 from core.hub import HubClient, ModelDetail, gated_message, translate_error
 from core.hubfiles import FileGroup, GroupKind, RemoteFile, find_group
-from core.jobs import Job, JobContext, JobManager, JobState
+from core.jobs import Job, JobContext, JobManager
 from core.paths import AppPaths, safe_join
 from core.store import Store
 from core.transfer import (
@@ -62,79 +61,6 @@ SCHEMA = [
 ]
 
 
-class DownloadState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    PAUSED = "paused"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    DONE = "done"
-
-
-_FROM_JOB = {
-    JobState.QUEUED: DownloadState.QUEUED,
-    JobState.RUNNING: DownloadState.RUNNING,
-    JobState.PAUSED: DownloadState.PAUSED,
-    JobState.FAILED: DownloadState.FAILED,
-    JobState.CANCELLED: DownloadState.CANCELLED,
-    JobState.SUCCEEDED: DownloadState.DONE,
-}
-
-
-@dataclass(frozen=True)
-class DownloadItem:
-    id: str
-    job_id: str
-    repo_id: str
-    revision: str
-    label: str
-    files: tuple[RemoteFile, ...]
-    destination: Path
-    state: DownloadState
-    total: int
-    done: int = 0
-    #: Bytes per second over the last few seconds (0 when not running).
-    speed: float = 0.0
-    #: A note for the person (why it is paused) or the error that ended it.
-    message: str = ""
-    #: The ``HangarError.code`` of the error that ended it ("auth", "integrity", "network", "disk_full", ...).
-    error_code: str = ""
-    created_at: float = 0.0
-
-    @property
-    def progress(self) -> float:
-        return self.done / self.total if self.total else (1.0 if self.state == DownloadState.DONE else 0.0)
-
-    @property
-    def eta_seconds(self) -> float | None:
-        if self.state != DownloadState.RUNNING or self.speed <= 0:
-            return None
-        return max(0.0, (self.total - self.done) / self.speed)
-
-    @property
-    def paths(self) -> tuple[Path, ...]:
-        return tuple(self.destination / f.path for f in self.files)
-
-
-@dataclass
-class _Live:
-    done: int = 0
-    speed: float = 0.0
-    window: list[tuple[float, int]] | None = None
-    last_emit: float = 0.0
-
-    def add(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        window = self.window if self.window is not None else []
-        window.append((now, self.done))
-        while len(window) > 2 and now - window[0][0] > 3.0:
-            window.pop(0)
-        self.window = window
-        span = now - window[0][0]
-        self.speed = (self.done - window[0][1]) / span if span > 0.2 else self.speed
-
-
 class DownloadManager:
     def __init__(
         self,
@@ -154,7 +80,7 @@ class DownloadManager:
         self.models_dir = models_dir or paths.models_dir
         self.free_space, self.reserve, self.retry = free_space, reserve, retry
         self.disk_check_every = disk_check_every
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, LiveProgress] = {}
         self._lock = threading.Lock()
         # Held while a job is submitted and its record written, so the job's thread never runs ahead of it.
         self._enqueue_lock = threading.Lock()
@@ -297,9 +223,7 @@ class DownloadManager:
             return models[0]
         if not models:
             raise NotFoundError(f"{detail.summary.repo_id} has no GGUF or MLX model files Hangar can run.")
-        raise UsageError(
-            f"{detail.summary.repo_id} has {len(models)} quants; choose one.", hint=_choices(groups)
-        )
+        raise UsageError(f"{detail.summary.repo_id} has {len(models)} quants; choose one.", hint=_choices(groups))
 
     def _existing(self, repo_id: str, revision: str, group: FileGroup) -> DownloadItem | None:
         wanted = sorted(f.path for f in group.files)
@@ -332,7 +256,7 @@ class DownloadManager:
         with self._enqueue_lock:
             pass
         item = self.get(download_id)
-        live = _Live()
+        live = LiveProgress()
         with self._lock:
             self._live[download_id] = live
 
@@ -345,9 +269,7 @@ class DownloadManager:
                 self._emit(download_id)
 
         def on_error(exc: Exception) -> HangarError:
-            return translate_error(
-                exc, item.repo_id, endpoint=self.hub.endpoint, had_token=self.hub.headers()[1]
-            )
+            return translate_error(exc, item.repo_id, endpoint=self.hub.endpoint, had_token=self.hub.headers()[1])
 
         try:
             for index, remote in enumerate(item.files):
@@ -410,7 +332,7 @@ class DownloadManager:
 
     def _item(self, row: Any, job: Job | None = None) -> DownloadItem:
         job = job or self._jobs.get(row["job_id"])
-        state = _FROM_JOB[job.state]
+        state = STATE_OF_JOB[job.state]
         files = tuple(RemoteFile(**f) for f in json.loads(row["files"]))
         with self._lock:
             live = self._live.get(row["id"])
@@ -420,9 +342,7 @@ class DownloadManager:
             done = live.done
         else:
             done = _bytes_on_disk(self._paths.downloads_dir, row["id"], len(files))
-        message = (
-            row["note"] or job.error or ("" if job.message in ("Paused.", "Cancelled.") else job.message)
-        )
+        message = row["note"] or job.error or ("" if job.message in ("Paused.", "Cancelled.") else job.message)
         if state == DownloadState.RUNNING:
             message = ""
         return DownloadItem(

@@ -156,9 +156,7 @@ def translate_error(exc: Exception, repo_id: str, *, endpoint: str, had_token: b
         return NotFoundError(f"{repo_id} has no such file.")
     if isinstance(exc, HfHubHTTPError):
         status = exc.response.status_code if exc.response is not None else "?"
-        return NetworkError(
-            f"The Hub answered {status} for {repo_id or 'the search'}.", hint="Try again later."
-        )
+        return NetworkError(f"The Hub answered {status} for {repo_id or 'the search'}.", hint="Try again later.")
     if isinstance(exc, httpx2.TransportError):
         return NetworkError(
             f"Could not reach the Hugging Face Hub at {endpoint} ({type(exc).__name__}).",
@@ -265,9 +263,7 @@ class HubClient:
         """The user name the token belongs to; AuthError if the Hub refuses it."""
         headers = build_hf_headers(token=token, library_name="hangar", library_version=__version__)
         try:
-            response = get_session().get(
-                f"{self.endpoint}/api/whoami-v2", headers=headers, timeout=self.timeout
-            )
+            response = get_session().get(f"{self.endpoint}/api/whoami-v2", headers=headers, timeout=self.timeout)
         except httpx2.TransportError as exc:
             raise translate_error(exc, "", endpoint=self.endpoint, had_token=True) from None
         if response.status_code == 401:

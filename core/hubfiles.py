@@ -132,9 +132,7 @@ def group_files(files: list[RemoteFile], tags: tuple[str, ...] = ()) -> list[Fil
     for remote in files:
         if not is_safe_name(remote.path):
             groups.append(
-                FileGroup(
-                    remote.path, remote.path, GroupKind.REFUSED, (remote,), note="unsafe file name, refused"
-                )
+                FileGroup(remote.path, remote.path, GroupKind.REFUSED, (remote,), note="unsafe file name, refused")
             )
             continue
         lower = remote.path.lower()
@@ -155,9 +153,7 @@ def group_files(files: list[RemoteFile], tags: tuple[str, ...] = ()) -> list[Fil
             if split:
                 splits.setdefault(split.group("base"), []).append(remote)
                 continue
-            groups.append(
-                FileGroup(remote.path, remote.name, GroupKind.QUANT, (remote,), quant=quant_of(remote.path))
-            )
+            groups.append(FileGroup(remote.path, remote.name, GroupKind.QUANT, (remote,), quant=quant_of(remote.path)))
         elif repo_format == RepoFormat.MLX and _matches_needed(remote.path):
             mlx_files.append(remote)
         else:
@@ -200,17 +196,11 @@ def group_files(files: list[RemoteFile], tags: tuple[str, ...] = ()) -> list[Fil
     return groups
 
 
-def find_group(
-    groups: list[FileGroup], *, file: str | None = None, quant: str | None = None
-) -> FileGroup | None:
+def find_group(groups: list[FileGroup], *, file: str | None = None, quant: str | None = None) -> FileGroup | None:
     """The row holding ``file``, or the model row whose quant is ``quant`` (case-insensitive)."""
     for group in groups:
         if file is not None and (group.key == file or any(f.path == file for f in group.files)):
             return group
-        if (
-            quant is not None
-            and group.kind == GroupKind.QUANT
-            and (group.quant or "").upper() == quant.upper()
-        ):
+        if quant is not None and group.kind == GroupKind.QUANT and (group.quant or "").upper() == quant.upper():
             return group
     return None

@@ -120,9 +120,7 @@ class SecretStore:
                 logger.info("Hugging Face token for %s stored in the keyring", user)
                 return TokenStatus(TokenStorage.KEYRING, user)
             except keyring.errors.KeyringError as exc:
-                logger.warning(
-                    "the keyring refused the token (%s); keeping it for this session", type(exc).__name__
-                )
+                logger.warning("the keyring refused the token (%s); keeping it for this session", type(exc).__name__)
         with self._lock:
             self._session_token, self._user = token, user
         logger.info("Hugging Face token for %s kept for this session only (no secure keyring)", user)

@@ -137,9 +137,7 @@ def fetch(
                 offset = 0
                 failures += 1
                 if failures >= retry.attempts:
-                    raise NetworkError(
-                        f"The server keeps ignoring range requests for {target.name}."
-                    ) from None
+                    raise NetworkError(f"The server keeps ignoring range requests for {target.name}.") from None
             except (httpx2.TransportError, _Retryable) as exc:
                 if token.cancelled:
                     token.raise_if_cancelled()
@@ -152,9 +150,7 @@ def fetch(
                         hint="Resume the download to continue from there.",
                     ) from None
                 delay = retry.delay(failures)
-                logger.info(
-                    "download of %s interrupted (%s); retrying in %.2fs", target.name, _describe(exc), delay
-                )
+                logger.info("download of %s interrupted (%s); retrying in %.2fs", target.name, _describe(exc), delay)
                 if token.wait(delay):
                     token.raise_if_cancelled()
         actual = checksum.hexdigest()
