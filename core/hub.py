@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 from huggingface_hub import constants, hf_hub_url
@@ -202,6 +203,9 @@ class HubClient:
     # -- search -------------------------------------------------------------------------------------------------
     def search(self, query: SearchQuery, next_url: str | None = None) -> SearchPage:
         if next_url is not None:
+            if urlsplit(next_url).netloc != urlsplit(self.endpoint).netloc:
+                # The token goes with the request: never to a host other than the Hub's.
+                raise NetworkError("The Hub sent a next-page link to another server; it was not followed.")
             response = self._get(next_url, "")
         else:
             params: list[tuple[str, Any]] = [("limit", query.limit), ("sort", query.sort.api_value)]

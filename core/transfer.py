@@ -98,7 +98,17 @@ class _Checksum:
 
 
 class _Retryable(Exception):
-    pass
+    def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: Any) -> float:
+    """The server's Retry-After in seconds (capped: a long wait is better done as a paused download)."""
+    try:
+        return min(60.0, max(0.0, float(response.headers.get("Retry-After", 0))))
+    except ValueError:
+        return 0.0
 
 
 def fetch(
@@ -149,7 +159,7 @@ def fetch(
                         f"{offset:,} of {target.size:,} bytes are kept.",
                         hint="Resume the download to continue from there.",
                     ) from None
-                delay = retry.delay(failures)
+                delay = max(retry.delay(failures), getattr(exc, "retry_after", 0.0))
                 logger.info("download of %s interrupted (%s); retrying in %.2fs", target.name, _describe(exc), delay)
                 if token.wait(delay):
                     token.raise_if_cancelled()
@@ -172,9 +182,11 @@ def _prime(target: FileTarget, checksum: _Checksum) -> int:
     if target.part.stat().st_size > target.size:
         target.part.unlink()  # longer than the file: not ours to trust
         return 0
+    length = target.part.stat().st_size
     offset = 0
+    # Read no more than the size on disk: a part that is not a regular file must not feed us forever.
     with target.part.open("rb") as handle:
-        while data := handle.read(CHUNK * 8):
+        while offset < length and (data := handle.read(min(CHUNK * 8, length - offset))):
             checksum.update(data)
             offset += len(data)
     return offset
@@ -210,7 +222,7 @@ def _attempt(
         if response.status_code == 416 and offset >= target.size:
             return offset
         if response.status_code in (429, 500, 502, 503, 504):
-            raise _Retryable(f"HTTP {response.status_code}")
+            raise _Retryable(f"HTTP {response.status_code}", retry_after=_retry_after(response))
         if response.status_code >= 400:
             response.read()
             error = _http_error(response)
@@ -274,7 +286,8 @@ def _raise_if_disk_full(exc: OSError, target: FileTarget) -> None:
 
 
 class _RestartFromZero(_Retryable):
-    pass
+    def __init__(self) -> None:
+        super().__init__("the server ignored the range")
 
 
 def _close_on_cancel(token: CancelToken, response: Any, done: threading.Event) -> None:

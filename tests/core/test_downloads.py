@@ -152,7 +152,8 @@ def test_gated_with_a_granted_token(app: AppContext, hub: LocalHub) -> None:
     manager = make_manager(app, TokenHolder(GATED_TOKEN))
     item = manager.wait(manager.enqueue(GATED_REPO).id, 30)
     assert item.state == DownloadState.DONE
-    assert all(r.authorization for r in hub.requests if r.path.endswith("tiny-gated-Q4_0.gguf") and r.status == 302)
+    file_requests = hub.file_requests(GATED_REPO, "tiny-gated-Q4_0.gguf")
+    assert [r.authorization for r in file_requests] == [True, False]  # the token never goes to the CDN
 
 
 def test_not_enough_space_is_refused_before_starting(app: AppContext, hub: LocalHub) -> None:
@@ -182,6 +183,28 @@ def test_running_out_of_space_midway_pauses_and_keeps_the_data(app: AppContext, 
     assert item.state == DownloadState.DONE
     assert sha256(item.paths[0]) == hub.repos[BIGGER_REPO].files[0].sha256
     assert any(r.range and r.range != "bytes=0-" for r in hub.file_requests(BIGGER_REPO, "small-llama-F32.gguf"))
+
+
+def test_a_real_disk_full_error_pauses_the_download(manager: DownloadManager, hub: LocalHub, app: AppContext) -> None:
+    """A real ENOSPC from the kernel: the part file is pointed at /dev/full, where every write fails that way."""
+    hub.faults.throttle_bps = 3_000_000
+    item = manager.enqueue(BIGGER_REPO)
+    assert hub.faults.wait_until_sent(f"{BIGGER_REPO}/small-llama-F32.gguf", 1_000_000)
+    manager.pause(item.id)
+    assert manager.wait(item.id, 10).state == DownloadState.PAUSED
+    part = app.paths.downloads_dir / item.id / "0000.part"
+    part.unlink()
+    part.symlink_to("/dev/full")
+    hub.faults.throttle_bps = None
+    manager.resume(item.id)
+    paused = wait_for(manager, lambda i: i.id == item.id and finished(i))
+    assert paused.state == DownloadState.PAUSED and paused.error_code == "disk_full"
+    assert "The disk filled up" in paused.message
+    part.unlink()  # space is back
+    manager.resume(item.id)
+    done = manager.wait(item.id, 30)
+    assert done.state == DownloadState.DONE
+    assert sha256(done.paths[0]) == hub.repos[BIGGER_REPO].files[0].sha256
 
 
 def test_hostile_names_are_refused_and_nothing_escapes(

@@ -82,6 +82,11 @@ def test_unreachable_hub_is_a_clear_network_error(hub: LocalHub) -> None:
         HubClient(endpoint="http://127.0.0.1:9", timeout=2).search(SearchQuery("x"))
 
 
+def test_a_next_page_link_to_another_host_is_not_followed(hub: LocalHub) -> None:
+    with pytest.raises(NetworkError, match="another server"):
+        HubClient(lambda: "hf_secret").search(SearchQuery("x"), "http://127.0.0.2:9/api/models?cursor=5")
+
+
 def test_detail_groups_quants_split_sets_and_companions(hub: LocalHub) -> None:
     detail = HubClient().model_detail(GGUF_REPO)
     assert detail.commit == hub.repos[GGUF_REPO].commit
