@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from core.engine import EngineHost, WorkerEntry
+from core.hardware import EngineSupport, Hardware
 from core.jobs import JobManager
 from core.paths import AppPaths
 from core.settings import SettingsService
@@ -26,6 +27,9 @@ class AppContext:
     worker_entry: WorkerEntry
     #: Which engines are installed (``backends.available_engines``), without importing them.
     engine_availability: Callable[[], dict[str, bool]] = field(default=lambda: {})
+    #: ``backends.probe.probe_engines``: what the engines can do on this machine (GPU offload, Metal budget).
+    engine_probe: Callable[[], EngineSupport] | None = None
+    _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
@@ -34,6 +38,7 @@ class AppContext:
         paths: AppPaths,
         worker_entry: WorkerEntry,
         engine_availability: Callable[[], dict[str, bool]] = lambda: {},
+        engine_probe: Callable[[], EngineSupport] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -41,6 +46,7 @@ class AppContext:
             settings=SettingsService.open(paths.settings_file),
             worker_entry=worker_entry,
             engine_availability=engine_availability,
+            engine_probe=engine_probe,
         )
 
     @cached_property
@@ -54,6 +60,14 @@ class AppContext:
         manager = JobManager(self.store, limits={"download": self.settings.current.max_parallel_downloads})
         self._closers.insert(0, manager.shutdown)
         return manager
+
+    def hardware(self, *, refresh: bool = False) -> Hardware:
+        """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""
+        if self._hardware is None or refresh:
+            from core.hardware import detect_hardware
+
+            self._hardware = detect_hardware(self.engine_probe)
+        return self._hardware
 
     def new_engine_host(self, name: str = "engine") -> EngineHost:
         host = EngineHost(self.worker_entry, name=name)

@@ -32,6 +32,8 @@ COMMANDS: tuple[str, ...] = (
     "core.cli.search_cmd",
     "core.cli.pull_cmd",
     "core.cli.token_cmd",
+    "core.cli.hw_cmd",
+    "core.cli.estimate_cmd",
 )
 
 EXIT_FAILURE = 1

@@ -118,7 +118,8 @@ def _value(cur: Cursor, vtype: int, key: str, depth: int = 0) -> Any:
 def parse_header(cur: Cursor) -> RawHeader:
     from core.gguf.types import ggml_type_size
 
-    magic = cur.take(4) if (cur.source.size() or 4) >= 4 else b""
+    size = cur.source.size()
+    magic = cur.take(4) if size is None or size >= 4 else b""
     if magic != GGUF_MAGIC:
         raise ModelFileError(f"{cur.name} is not a GGUF model file (it does not start with 'GGUF').")
     (version,) = cur.unpack("I")
