@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
             page.setObjectName(f"page-{key}")
             self.pages[key] = page
             self.stack.addWidget(page)
-            item = QListWidgetItem(themed_icon(key, QColor(current_colors().muted)), label)
+            item = QListWidgetItem(themed_icon(key, QColor(current_colors().muted), QColor(current_colors().accent_text)), label)
             item.setData(Qt.ItemDataRole.UserRole, key)
             item.setToolTip(tooltip)
             item.setSizeHint(QSize(0, 40))
@@ -179,7 +179,9 @@ class MainWindow(QMainWindow):
             colors = apply_theme(instance, theme)
             for row in range(self.nav.count()):
                 item = self.nav.item(row)
-                item.setIcon(themed_icon(item.data(Qt.ItemDataRole.UserRole), QColor(colors.muted)))
+                item.setIcon(
+                    themed_icon(item.data(Qt.ItemDataRole.UserRole), QColor(colors.muted), QColor(colors.accent_text))
+                )
 
     def _window_settings(self) -> QSettings:
         return QSettings(str(self.app.paths.window_state_file), QSettings.Format.IniFormat)
