@@ -24,6 +24,18 @@ GATED_TOKEN = "hf_test_granted_token_0123456789"
 UNGRANTED_TOKEN = "hf_test_not_granted_token_98765"
 TINY_PARAMETERS = 512 * 64 * 2 + 2 * (4 * 64 * 64 + 3 * 64 * 128)
 
+MLX_CONFIG = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 96,
+    "max_position_embeddings": 2048,
+    "quantization": {"group_size": 64, "bits": 4},
+}
+
 CARD = """---
 license: apache-2.0
 tags: [gguf, llama]
@@ -122,7 +134,7 @@ def build_catalog(hub: LocalHub, folder: Path) -> LocalHub:
             files=[
                 HubFile(".gitattributes", b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"),
                 HubFile("README.md", b"---\nlibrary_name: mlx\n---\n# Tiny Llama MLX 4bit\n"),
-                HubFile("config.json", json.dumps({"model_type": "llama", "hidden_size": 64}).encode()),
+                HubFile("config.json", json.dumps(MLX_CONFIG).encode()),
                 HubFile("tokenizer.json", json.dumps({"version": "1.0", "model": {"type": "BPE"}}).encode()),
                 HubFile("tokenizer_config.json", b'{"chat_template": "{{ messages }}"}'),
                 HubFile("special_tokens_map.json", b'{"eos_token": "</s>"}'),

@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
 from core.downloads import DownloadManager, for_app
 from core.estimate import EngineSettings
 from core.hub import FormatFilter, HubClient, ModelDetail, SearchPage, SearchQuery, SearchSort
-from core.hubfiles import FileGroup, GroupKind
-from core.hubfit import QuantFit, best_fit, fit_all
+from core.hubfiles import FileGroup
+from core.hubfit import ESTIMATED_KINDS, QuantFit, best_fit, fit_all
 from core.secrets import SecretStore
 from ui.operations import run_in_background
 from ui.pages.discover_detail import InlineMessage, ModelDetailView
@@ -275,7 +275,7 @@ class DiscoverPage(Page):
         if generation != self._detail_generation:
             return
         self.detail.show_detail(detail)
-        quants = [g for g in detail.groups if g.kind == GroupKind.QUANT]
+        quants = [g for g in detail.groups if g.kind in ESTIMATED_KINDS]
         if quants:
             self._start_fit(generation, detail, quants)
 

@@ -8,10 +8,12 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont
 
+from core.estimate import Estimate, Verdict
 from core.hub import ModelSummary
 from core.hubfiles import FileGroup, GroupKind
-from core.hubfit import QuantFit
+from core.hubfit import ESTIMATED_KINDS, QuantFit
 from ui.theme import current_colors
+from ui.widgets.fit_badge import badge_color, badge_text, badge_tooltip
 
 Index = QModelIndex | QPersistentModelIndex
 ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -138,20 +140,17 @@ class FilesModel(QAbstractTableModel):
         return None
 
     def fit_text(self, group: FileGroup) -> str:
-        if group.kind != GroupKind.QUANT:
+        if group.kind not in ESTIMATED_KINDS:
             return ""
         fit = self.fits.get(group.key)
         if fit is None:
             return FIT_PENDING if self.fit_available else FIT_UNKNOWN
         if fit.estimate is None:
             return FIT_UNKNOWN
-        short = {
-            "full_gpu": "Fits on GPU",
-            "partial": f"GPU {fit.estimate.gpu_layers}/{fit.estimate.n_layer + 1} layers",
-            "cpu_only": "CPU only",
-            "does_not_fit": "Too large",
-        }[fit.estimate.verdict.value]
-        text = f"{short} · {human_size(fit.estimate.total_bytes)}"
+        where = ""
+        if isinstance(fit.estimate, Estimate) and fit.estimate.verdict == Verdict.CPU_ONLY:
+            where = " (CPU)"
+        text = f"{badge_text(fit.level)}{where} · {human_size(fit.estimate.total_bytes)}"
         return f"★ {text}" if group.key == self.best else text
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -179,7 +178,8 @@ class FilesModel(QAbstractTableModel):
             if column == self.COL_FIT and fit is not None:
                 if fit.estimate is None:
                     return f"Fit unknown: {fit.error}"
-                return "\n".join((fit.estimate.verdict_text, *fit.estimate.notes))
+                best = "\nThe best choice for this machine." if group.key == self.best else ""
+                return badge_tooltip(fit.estimate) + best
             return "\n".join(f.path for f in group.files)
         if role == Qt.ItemDataRole.FontRole and group.key == self.best:
             font = QFont()
@@ -191,9 +191,7 @@ class FilesModel(QAbstractTableModel):
                 return QColor(colors.bad)
             if column == self.COL_FIT:
                 fit = self.fits.get(group.key)
-                if fit is not None and fit.estimate is not None:
-                    return QColor(colors.good if fit.fits else colors.bad)
-                return QColor(colors.muted)
+                return badge_color(fit.level) if fit is not None else QColor(colors.muted)
             if group.kind in (GroupKind.OTHER, GroupKind.COMPANION):
                 return QColor(colors.muted)
         if role == Qt.ItemDataRole.TextAlignmentRole and column == self.COL_SIZE:
