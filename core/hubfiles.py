@@ -161,7 +161,7 @@ def group_files(files: list[RemoteFile], tags: tuple[str, ...] = ()) -> list[Fil
     for base, parts in splits.items():
         parts.sort(key=lambda f: f.path)
         count = int(SPLIT_RE.match(parts[0].path).group("count"))  # type: ignore[union-attr]
-        note = f"split into {count} files" + ("" if len(parts) == count else f", only {len(parts)} present")
+        note = f"{count}-part split" + ("" if len(parts) == count else f", only {len(parts)} present")
         groups.append(
             FileGroup(
                 base,

@@ -94,7 +94,7 @@ def test_detail_groups_quants_split_sets_and_companions(hub: LocalHub) -> None:
     quants = [g for g in detail.groups if g.kind == GroupKind.QUANT]
     assert [g.quant for g in quants] == ["Q4_0", "Q8_0", "F16", "F32"]  # smallest first
     split = quants[-1]
-    assert split.is_split and len(split.files) == 2 and "split into 2" in split.note
+    assert split.is_split and len(split.files) == 2 and "2-part split" in split.note
     assert split.size == sum(f.size for f in hub.repos[GGUF_REPO].files if "F32" in f.path)
     mmproj = [g for g in detail.groups if g.kind == GroupKind.COMPANION]
     assert [g.label for g in mmproj] == ["mmproj-tiny-llama-F16.gguf"]

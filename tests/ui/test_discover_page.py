@@ -96,7 +96,7 @@ def test_detail_shows_card_grouped_files_and_fit_badges(page: DiscoverPage, qtbo
     kinds = [g.kind for g in files.groups]
     assert kinds.count(GroupKind.QUANT) == 4 and kinds.count(GroupKind.COMPANION) == 1
     split_row = next(row for row, g in enumerate(files.groups) if g.is_split)
-    assert "split into 2" in files.index(split_row, FilesModel.COL_KIND).data()
+    assert "2-part split" in files.index(split_row, FilesModel.COL_KIND).data()
     qtbot.waitUntil(lambda: files.best is not None, timeout=20_000)
     quant_rows = [row for row, g in enumerate(files.groups) if g.kind == GroupKind.QUANT]
     texts = [files.index(row, FilesModel.COL_FIT).data() for row in quant_rows]
