@@ -265,8 +265,8 @@ class DownloadManager:
             now = time.monotonic()
             if now - live.last_emit > 0.1:
                 live.last_emit = now
+                # The job's change event carries this to listeners (see _job_changed).
                 ctx.report(live.done / item.total if item.total else None, f"{live.speed / 1e6:.1f} MB/s")
-                self._emit(download_id)
 
         def on_error(exc: Exception) -> HangarError:
             return translate_error(exc, item.repo_id, endpoint=self.hub.endpoint, had_token=self.hub.headers()[1])

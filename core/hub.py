@@ -95,6 +95,10 @@ class ModelSummary:
     parameters: int | None = None
 
     @property
+    def licence(self) -> str | None:
+        return next((t.removeprefix("license:") for t in self.tags if t.startswith("license:")), None)
+
+    @property
     def formats(self) -> tuple[str, ...]:
         return tuple(f for f in ("gguf", "mlx") if f in self.tags or self.library == f)
 

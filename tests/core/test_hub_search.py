@@ -29,7 +29,7 @@ def test_search_matches_text_and_fills_every_field(hub: LocalHub) -> None:
     assert (gguf.author, gguf.downloads, gguf.likes) == ("hangar-test", 5000, 40)
     assert gguf.updated is not None and gguf.updated.year == 2025
     assert "gguf" in gguf.tags and gguf.formats == ("gguf",)
-    assert gguf.gated is False
+    assert gguf.gated is False and gguf.licence == "apache-2.0"
 
 
 @pytest.mark.parametrize("fmt", [FormatFilter.GGUF, FormatFilter.MLX])

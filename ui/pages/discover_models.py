@@ -86,7 +86,8 @@ class ResultsModel(QAbstractTableModel):
                 return ", ".join(shown[:5])
         if role == Qt.ItemDataRole.ToolTipRole:
             gated = f"\nGated ({r.gated}): accept the licence on the Hub first." if r.gated else ""
-            return f"{r.repo_id} by {r.author}\n{r.downloads:,} downloads · {r.likes:,} likes{gated}"
+            licence = f"\nLicence: {r.licence}" if r.licence else ""
+            return f"{r.repo_id} by {r.author}\n{r.downloads:,} downloads · {r.likes:,} likes{licence}{gated}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (
             self.COL_DOWNLOADS,
             self.COL_LIKES,
