@@ -3,6 +3,7 @@ names), and the atomic move of verified files into the models folder."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -44,13 +45,14 @@ def install_files(downloads_dir: Path, download_id: str, item: DownloadItem, fre
         try:
             os.replace(part, final)
         except OSError as exc:
-            if exc.errno != 18:  # EXDEV: the models folder is on another filesystem
+            if exc.errno != errno.EXDEV:  # the models folder is on another filesystem
                 raise
             if free_space(final.parent) < part.stat().st_size:
                 raise DiskFullError(
                     f"Not enough space in {final.parent} to move {remote.path} there.",
                     hint="Free some space, then resume the download.",
                 ) from None
+            logger.info("copying %s across filesystems to %s", remote.path, final.parent)
             staging = final.with_name(final.name + ".hangar-copy")
             shutil.copyfile(part, staging)
             os.replace(staging, final)

@@ -4,6 +4,8 @@ disk space, hostile names, pause/resume/cancel, concurrency and restart."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +61,27 @@ def test_download_is_verified_and_installed(manager: DownloadManager, hub: Local
         for r in hub.requests
         if "resolve" in r.path
     )
+
+
+def test_a_models_folder_on_another_filesystem(
+    app: AppContext, hub: LocalHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real cross-device move (/dev/shm is a tmpfs here): copied beside the target, then renamed."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == app.paths.downloads_dir.parent.stat().st_dev:
+        pytest.skip("no second filesystem to move across")
+    caplog.set_level("INFO", logger="core.downloadfs")
+    models = Path(tempfile.mkdtemp(prefix="hangar-models-", dir=shm))
+    try:
+        manager = make_manager(app, models_dir=models)
+        item = manager.wait(manager.enqueue(GGUF_REPO, quant="Q4_0").id, 30)
+        assert item.state == DownloadState.DONE, item.message
+        assert item.paths[0].is_relative_to(models)
+        assert sha256(item.paths[0]) == hub.repos[GGUF_REPO].file("tiny-llama-Q4_0.gguf").sha256
+        assert not list(models.rglob("*.hangar-copy"))
+        assert "across filesystems" in caplog.text
+    finally:
+        shutil.rmtree(models, ignore_errors=True)
 
 
 def test_split_set_is_fetched_together(manager: DownloadManager, hub: LocalHub, app: AppContext) -> None:
