@@ -284,7 +284,7 @@ class DiscoverPage(Page):
             self.detail.show_error(str(error))
 
     def _start_fit(self, generation: int, detail: ModelDetail, quants: list[FileGroup]) -> None:
-        token = self.secrets.get_token()
+        secrets = self.secrets
         settings = EngineSettings(context_length=self.app.settings.current.default_context_length)
 
         def work() -> list[QuantFit]:
@@ -294,7 +294,7 @@ class DiscoverPage(Page):
                 detail.summary.repo_id,
                 detail.commit,
                 quants,
-                token=token,
+                token=secrets.get_token(),  # here: a keyring lookup may block
                 hardware=cached_hardware(),
                 settings=settings,
                 on_result=lambda fit: self.bridge.call_soon(self._guard(self._on_fit), generation, fit),
