@@ -13,14 +13,16 @@ def test_a_valid_token_is_checked_and_kept_with_a_visible_warning(qtbot, hub: Lo
     box = HfTokenBox(store)
     qtbot.addWidget(box)
     box.show()
-    assert box.warning.isVisible() and NO_KEYRING_WARNING[:30] in box.warning.text()
+    qtbot.waitUntil(lambda: box.warning.isVisible(), timeout=5_000)
+    assert NO_KEYRING_WARNING[:30] in box.warning.text()
     qtbot.keyClicks(box.field, GATED_TOKEN)
     with qtbot.waitSignal(box.token_changed, timeout=10_000) as signal:
         box.save.click()
     assert signal.args[0].storage == TokenStorage.SESSION
     assert "alice" in box.status.text() and box.field.text() == ""
     assert store.get_token() == GATED_TOKEN
-    box.remove.click()
+    with qtbot.waitSignal(box.token_changed, timeout=5_000):
+        box.remove.click()
     assert store.get_token() is None and "No token" in box.status.text()
 
 

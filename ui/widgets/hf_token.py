@@ -47,7 +47,15 @@ class HfTokenBox(QWidget):
         self.save.clicked.connect(self._save)
         self.field.returnPressed.connect(self._save)
         self.remove.clicked.connect(self._remove)
-        self._show(self.store.status())
+        self.status.setText("Checking the keyring…")
+        self.warning.setVisible(False)
+        self.remove.setEnabled(False)
+        # A keyring lookup can block (an unlock prompt): never on the GUI thread.
+        run_in_background(self.store.status, on_success=self._show_if_alive)
+
+    def _show_if_alive(self, status: TokenStatus) -> None:
+        if shiboken6.isValid(self):
+            self._show(status)
 
     def _show(self, status: TokenStatus, error: str | None = None) -> None:
         colors = current_colors()
@@ -91,7 +99,15 @@ class HfTokenBox(QWidget):
         run_in_background(lambda: store.set_token(token, HubClient()), on_success=done, on_failure=failed)
 
     def _remove(self) -> None:
-        self.store.clear()
-        status = self.store.status()
-        self._show(status)
-        self.token_changed.emit(status)
+        store = self.store
+
+        def clear() -> TokenStatus:
+            store.clear()
+            return store.status()
+
+        def done(status: TokenStatus) -> None:
+            if shiboken6.isValid(self):
+                self._show(status)
+                self.token_changed.emit(status)
+
+        run_in_background(clear, on_success=done)
