@@ -47,6 +47,7 @@ class HfTokenBox(QWidget):
         self.save.clicked.connect(self._save)
         self.field.returnPressed.connect(self._save)
         self.remove.clicked.connect(self._remove)
+        self._acted = False
         self.status.setText("Checking the keyring…")
         self.warning.setVisible(False)
         self.remove.setEnabled(False)
@@ -54,7 +55,8 @@ class HfTokenBox(QWidget):
         run_in_background(self.store.status, on_success=self._show_if_alive)
 
     def _show_if_alive(self, status: TokenStatus) -> None:
-        if shiboken6.isValid(self):
+        # Skipped when the person already saved or removed a token: that answer is newer.
+        if shiboken6.isValid(self) and not self._acted:
             self._show(status)
 
     def _show(self, status: TokenStatus, error: str | None = None) -> None:
@@ -80,6 +82,7 @@ class HfTokenBox(QWidget):
         token = self.field.text()
         if not token.strip():
             return
+        self._acted = True
         self.save.setEnabled(False)
         self.status.setText("Checking the token with Hugging Face…")
         store = self.store
@@ -99,6 +102,7 @@ class HfTokenBox(QWidget):
         run_in_background(lambda: store.set_token(token, HubClient()), on_success=done, on_failure=failed)
 
     def _remove(self) -> None:
+        self._acted = True
         store = self.store
 
         def clear() -> TokenStatus:
