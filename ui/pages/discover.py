@@ -107,14 +107,15 @@ class DiscoverPage(Page):
         self.results.verticalHeader().setVisible(False)
         self.results.setAlternatingRowColors(True)
         self.results.setWordWrap(False)
+        self.results.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the distinctive end of a repo name
         header = self.results.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for column, width in (
-            (ResultsModel.COL_DOWNLOADS, 56),
-            (ResultsModel.COL_LIKES, 42),
-            (ResultsModel.COL_UPDATED, 80),
-            (ResultsModel.COL_PARAMS, 52),
-            (ResultsModel.COL_TAGS, 72),
+            (ResultsModel.COL_DOWNLOADS, 66),
+            (ResultsModel.COL_LIKES, 46),
+            (ResultsModel.COL_UPDATED, 82),
+            (ResultsModel.COL_PARAMS, 60),
+            (ResultsModel.COL_TAGS, 70),
         ):
             header.resizeSection(column, width)
         header.setSectionResizeMode(ResultsModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
@@ -144,9 +145,9 @@ class DiscoverPage(Page):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.detail)
-        self.splitter.setStretchFactor(0, 11)
-        self.splitter.setStretchFactor(1, 12)
-        self.splitter.setSizes([11000, 12000])  # proportions; Qt scales them to the real width
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([1000, 1000])  # proportions; Qt scales them to the real width
         # The empty state (fixed-width text) takes the whole area, so it never widens the results pane.
         self.left_stack = QStackedWidget()
         self.left_stack.addWidget(self.empty)
