@@ -101,3 +101,26 @@ def test_killed_pull_resumes_where_it_stopped(hub: LocalHub, tmp_path: Path) -> 
     path = Path(json.loads(finished.stdout)["paths"][0])
     assert sha256(path) == hub.repos[BIGGER_REPO].files[0].sha256
     assert hub.file_requests(BIGGER_REPO, name)[-1].range == f"bytes={kept}-"
+
+
+def test_ctrl_c_pauses_a_pull_and_the_next_pull_finishes_it(hub: LocalHub, tmp_path: Path) -> None:
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HANGAR_DATA_DIR": str(tmp_path / "data")}
+    env.pop("HF_TOKEN", None)
+    name = "small-llama-F32.gguf"
+    hub.faults.throttle_bps = 3_000_000
+    command = [sys.executable, str(ROOT / "main.py"), "pull", BIGGER_REPO]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert hub.faults.wait_until_sent(f"{BIGGER_REPO}/{name}", 2_000_000, timeout=60)
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert "Paused; run the same command again" in err
+    hub.faults.throttle_bps = None
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert sha256(Path(finished.stdout.strip())) == hub.repos[BIGGER_REPO].files[0].sha256
+    assert hub.file_requests(BIGGER_REPO, name)[-1].range not in (None, "bytes=0-")
