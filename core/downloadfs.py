@@ -71,3 +71,35 @@ def install_files(downloads_dir: Path, download_id: str, item: DownloadItem, fre
     staging.write_text(json.dumps(previous, indent=1))
     os.replace(staging, manifest_path)
     remove_parts(downloads_dir, download_id)
+
+
+class PartLock:
+    """An exclusive lock on a download's part folder, so two Hangar processes (the window and ``hangar pull``)
+    never write the same ``.part`` file. The OS drops it when the process ends, even when killed."""
+
+    def __init__(self, downloads_dir: Path, download_id: str) -> None:
+        self.path = downloads_dir / download_id / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None

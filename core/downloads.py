@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from core.download_items import STATE_OF_JOB, DownloadItem, DownloadState, LiveProgress
-from core.downloadfs import install_files, part_path, remove_parts
-from core.errors import AuthError, CancelledError, DiskFullError, HangarError, NotFoundError, UsageError
+from core.downloadfs import PartLock, install_files, part_path, remove_parts
+from core.errors import AuthError, CancelledError, DiskFullError, HangarError, JobError, NotFoundError, UsageError
 from core.events import EventHook
 from core.hub import HubClient, ModelDetail, gated_message, translate_error
 from core.hubfiles import FileGroup, GroupKind, RemoteFile, find_group
@@ -256,6 +256,12 @@ class DownloadManager:
         with self._enqueue_lock:
             pass
         item = self.get(download_id)
+        lock = PartLock(self._paths.downloads_dir, download_id)
+        if not lock.acquire():
+            raise JobError(
+                f"{item.label} is being downloaded by another Hangar process.",
+                hint="Let that one finish, or close it and resume here.",
+            )
         live = LiveProgress()
         with self._lock:
             self._live[download_id] = live
@@ -312,6 +318,7 @@ class DownloadManager:
             self._store.execute("UPDATE downloads SET error_code = ? WHERE id = ?", (exc.code, download_id))
             raise
         finally:
+            lock.release()
             with self._lock:
                 self._live.pop(download_id, None)
 

@@ -13,6 +13,7 @@ import gguf
 import pytest
 
 from core.app import AppContext
+from core.downloadfs import PartLock
 from core.downloads import DownloadManager, DownloadState, failure_of
 from core.errors import AuthError, DiskFullError, UnsafePathError, UsageError
 from tests.core.downloads_helpers import TokenHolder, finished, make_app, make_manager, sha256, wait_for
@@ -270,6 +271,27 @@ def test_pause_keeps_data_and_resume_continues_with_range(manager: DownloadManag
     assert sha256(done.paths[0]) == hub.repos[BIGGER_REPO].files[0].sha256
     last = hub.file_requests(BIGGER_REPO, "small-llama-F32.gguf")[-1]
     assert last.range == f"bytes={paused.done}-"
+
+
+def test_two_processes_never_write_the_same_part(manager: DownloadManager, hub: LocalHub, app: AppContext) -> None:
+    """The part folder's OS lock (another open file description stands in for the other process)."""
+    hub.faults.throttle_bps = 3_000_000
+    item = manager.enqueue(BIGGER_REPO)
+    assert hub.faults.wait_until_sent(f"{BIGGER_REPO}/small-llama-F32.gguf", 1_000_000)
+    manager.pause(item.id)
+    paused = manager.wait(item.id, 10)
+    other = PartLock(app.paths.downloads_dir, item.id)
+    assert other.acquire()
+    try:
+        manager.resume(item.id)
+        refused = manager.wait(item.id, 10)
+        assert refused.state == DownloadState.FAILED and "another Hangar process" in refused.message
+        assert refused.done == paused.done  # untouched
+    finally:
+        other.release()
+    hub.faults.throttle_bps = None
+    manager.retry_download(item.id)
+    assert manager.wait(item.id, 30).state == DownloadState.DONE
 
 
 def test_concurrency_limit_holds(app: AppContext, hub: LocalHub) -> None:
