@@ -236,6 +236,9 @@ class Library:
     ) -> LibraryEntry:
         """Index a model the downloader has put in place (a GGUF file, every part of a split set, or a folder)."""
         first = Path(paths[0])
+        known = self.find_by_path(first)
+        if known is not None:  # already indexed: no header to read again
+            return known
         # A GGUF file or any part of a split set is recognised with its siblings; a folder model's files by it.
         recognition = recognise([first if first.is_dir() or first.suffix.lower() == ".gguf" else first.parent])
         if recognition.problems and not recognition.candidates:

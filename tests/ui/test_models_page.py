@@ -302,3 +302,17 @@ def test_fit_column_judges_each_model_against_this_machine(window, qtbot, tmp_pa
     qtbot.waitUntil(lambda: page.model.rowCount() == 2 and page.model.hardware is not None, timeout=20_000)
     fit = {page.model.entry(r).name: page.model.index(r, COL_FIT).data() for r in range(2)}
     assert fit == {"tiny": "Fits", "huge-70b": "Too large"}
+
+
+def test_a_finished_download_appears_in_my_models(window, qtbot, app, hub) -> None:  # type: ignore[no-untyped-def]
+    from core.downloads import DownloadState
+    from core.downloads import for_app as downloads_for_app
+    from tests.hub.catalog import GGUF_REPO
+
+    page = window.pages["models"]
+    manager = downloads_for_app(app)
+    item = manager.wait(manager.enqueue(GGUF_REPO, quant="Q8_0").id, 30)
+    assert item.state == DownloadState.DONE
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)
+    entry = page.model.entry(0)
+    assert entry.origin == Origin.DOWNLOADED and entry.repo_id == GGUF_REPO and entry.root == item.paths[0]

@@ -32,8 +32,10 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
+from core.downloads import for_app as downloads_for_app
 from core.jobs import Job, JobState
 from core.library import Library
+from core.library_downloads import follow_downloads, index_all
 from core.library_types import ImportPreview, LibraryEntry, ModelFormat
 from ui.operations import run_in_background
 from ui.widgets.common import EmptyState, Page
@@ -221,11 +223,20 @@ class ModelsPage(Page):
         bridge.connect_hook(self.library.changed, self.refresh)
         bridge.connect_hook(app.jobs.changed, self._on_job_changed)
 
+        # Whoever starts a download (Discover, `hangar pull`), it lands here when it finishes.
+        self._downloads = downloads_for_app(app)
+        self._stop_following = follow_downloads(self.library, self._downloads, index_finished=False)
+        run_in_background(lambda: index_all(self.library, self._downloads))
+
         self.refresh()
         # The window does not exist yet while pages are built; attach once the event loop runs.
         QTimer.singleShot(0, self.attach_to_window)
         QTimer.singleShot(0, self.rescan)
         QTimer.singleShot(0, self._detect_hardware)
+
+    def shutdown(self) -> None:
+        """The window is closing: stop indexing downloads into a library that is about to close."""
+        self._stop_following()
 
     # -- the window-wide drop target ------------------------------------------------------------------------
     def attach_to_window(self) -> bool:
