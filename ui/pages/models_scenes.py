@@ -85,6 +85,8 @@ def scene_import_dialog(window: Any) -> None:
     dialog.resize(760, 360)
     dialog.move((page.width() - dialog.width()) // 2, (page.height() - dialog.height()) // 3)
     dialog.setAutoFillBackground(True)
+    dialog.setObjectName("SceneDialog")
+    dialog.setStyleSheet("#SceneDialog { background: palette(window); border: 1px solid palette(mid); }")
     dialog.show()
     dialog.raise_()
     page.import_dialog = dialog
