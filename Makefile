@@ -67,6 +67,8 @@ screenshots: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/estimate_accuracy.py
+	$(BIN)/python bench/download_speed.py
+	$(BIN)/python bench/library_scan.py
 
 # A one-folder app in dist/Hangar (dist/Hangar.app on macOS), then its smoke test.
 package: $(VENV)/.test-installed

@@ -56,6 +56,10 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     printer.done()
     if item.state != DownloadState.DONE:
         raise failure_of(item)
+    from core.library import Library
+    from core.library_downloads import index_download
+
+    entries = index_download(Library.for_app(app), item)
     if args.json:
         emit_json(
             {
@@ -65,6 +69,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
                 "state": item.state,
                 "bytes": item.total,
                 "paths": [str(p) for p in item.paths],
+                "library": [entry.name for entry in entries],
             }
         )
     else:

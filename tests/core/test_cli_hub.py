@@ -52,6 +52,11 @@ def test_pull_quant_json(hub: LocalHub, data_dir: Path, capsys: pytest.CaptureFi
     assert result["state"] == "done" and path.name == "tiny-llama-Q4_0.gguf"
     assert sha256(path) == hub.repos[GGUF_REPO].file("tiny-llama-Q4_0.gguf").sha256
     assert "Q4_0" in captured.err  # progress goes to stderr
+    # the pulled model is in the library right away, ready for `hangar chat NAME`
+    assert len(result["library"]) == 1
+    assert main.main(["ls", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [entry["name"] for entry in listed] == result["library"]
 
 
 def test_pull_gated_without_token_fails_with_the_licence_link(
