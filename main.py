@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.AppContext
     from backends import available_engines
+    from backends.finetune_worker import run as finetune_entry
     from backends.worker import serve
     from core.app import AppContext
     from core.logs import setup_logging
@@ -18,7 +19,9 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
 
     paths = AppPaths.resolve(getattr(args, "data_dir", None)).ensure()
     setup_logging(paths.log_file, verbose=bool(getattr(args, "verbose", False)), console=console_logging)
-    return AppContext.create(paths, worker_entry=serve, engine_availability=available_engines)
+    return AppContext.create(
+        paths, worker_entry=serve, engine_availability=available_engines, finetune_entry=finetune_entry
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from core.engine import EngineHost, WorkerEntry
 from core.jobs import JobManager
 from core.paths import AppPaths
 from core.settings import SettingsService
 from core.store import Store
+
+if TYPE_CHECKING:
+    from core.finetune_service import FinetuneService
 
 
 @dataclass
@@ -26,6 +30,8 @@ class AppContext:
     worker_entry: WorkerEntry
     #: Which engines are installed (``backends.available_engines``), without importing them.
     engine_availability: Callable[[], dict[str, bool]] = field(default=lambda: {})
+    #: ``backends.finetune_worker.run``, run in the fine-tune child process (None: fine-tuning unavailable).
+    finetune_entry: Callable[[Any, Any, Any], None] | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
@@ -34,6 +40,7 @@ class AppContext:
         paths: AppPaths,
         worker_entry: WorkerEntry,
         engine_availability: Callable[[], dict[str, bool]] = lambda: {},
+        finetune_entry: Callable[[Any, Any, Any], None] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -41,6 +48,7 @@ class AppContext:
             settings=SettingsService.open(paths.settings_file),
             worker_entry=worker_entry,
             engine_availability=engine_availability,
+            finetune_entry=finetune_entry,
         )
 
     @cached_property
@@ -54,6 +62,12 @@ class AppContext:
         manager = JobManager(self.store, limits={"download": self.settings.current.max_parallel_downloads})
         self._closers.insert(0, manager.shutdown)
         return manager
+
+    @cached_property
+    def finetune(self) -> FinetuneService:
+        from core.finetune_service import FinetuneService
+
+        return FinetuneService(self.store, self.jobs, self.paths.adapters_dir, self.finetune_entry)
 
     def new_engine_host(self, name: str = "engine") -> EngineHost:
         host = EngineHost(self.worker_entry, name=name)

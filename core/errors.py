@@ -111,7 +111,7 @@ class JobError(HangarError):
 
 
 class DatasetError(HangarError):
-    """A training dataset is missing, unreadable or has bad rows. ``issues`` lists every bad row with its line."""
+    """A training dataset is missing, unreadable or has bad rows. ``issues`` lists every bad row and line."""
 
     code = "dataset"
 

@@ -1,0 +1,49 @@
+"""The fine-tune child process: ``run`` is the entry point handed to ``core.finetune_service``.
+
+It trains with the requested backend and turns every outcome into an event; nothing raised here reaches the app
+except as ``TrainingFailed`` or, if the process dies, the parent's "stopped unexpectedly" error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import traceback
+from typing import Any
+
+from core.errors import HangarError, InsufficientMemoryError
+from core.finetune import FinetuneBackend, FinetuneRequest, TrainingFailed
+
+logger = logging.getLogger(__name__)
+
+
+def run(request: FinetuneRequest, events: Any, cancel: Any) -> None:
+    # The parent asks politely through ``cancel`` first; SIGINT (then SIGTERM) only if that does not work.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    logging.basicConfig(level=os.environ.get("HANGAR_ENGINE_LOG", "WARNING"))
+    from backends.finetune_common import Reporter
+
+    reporter = Reporter(events, cancel)
+    try:
+        backend = FinetuneBackend(request.backend)
+        if backend == FinetuneBackend.PEFT:
+            from backends.finetune_peft import train
+        else:
+            from backends.finetune_mlx import train
+        train(request, reporter)
+    except HangarError as exc:
+        events.put(TrainingFailed(exc.code, str(exc)))
+    except MemoryError:
+        events.put(
+            TrainingFailed(
+                InsufficientMemoryError.code,
+                "Training ran out of memory. Try a smaller batch, a shorter maximum length, fewer layers or QLoRA.",
+            )
+        )
+    except Exception as exc:
+        logger.error("fine-tune failed:\n%s", traceback.format_exc())
+        events.put(TrainingFailed("finetune", f"Training failed: {exc}"))
+    finally:
+        events.close()
+        events.join_thread()

@@ -1,0 +1,366 @@
+"""Fine-tune jobs: validate and split the data, train in a child process, stream progress, cancel and resume.
+
+A run is a ``core.jobs`` job of kind ``"finetune"`` whose params hold everything needed to (re)start it, so a
+cancelled, paused, crashed or interrupted run resumes from its last checkpoint, even after a restart. The job's
+thread owns one spawned child process (the entry point comes from the composition root; core never imports a
+backend). Each progress event is persisted (the loss curves) and announced on ``FinetuneService.events``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from core.datasets import CsvColumns, Dataset, load_dataset, split_dataset, write_split
+from core.engine import _error_from_code, _terminate, describe_exit
+from core.errors import CancelledError, FinetuneError, NotFoundError
+from core.events import EventHook
+from core.finetune import (
+    ADAPTER,
+    CheckpointSaved,
+    FinetuneBackend,
+    FinetuneConfig,
+    FinetuneRequest,
+    TrainingEvent,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingLog,
+    TrainingProgress,
+    TrainingStarted,
+    ValidationReport,
+    latest_checkpoint,
+)
+from core.jobs import Job, JobContext, JobManager
+from core.store import Store
+
+logger = logging.getLogger(__name__)
+
+KIND = "finetune"
+#: ``run(request, events_queue, cancel_event)``, executed in the child process.
+FinetuneEntry = Callable[[Any, Any, Any], None]
+
+FINETUNE_SCHEMA = [
+    """
+    CREATE TABLE finetune_points (
+        job_id TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        kind TEXT NOT NULL,            -- 'train' or 'val'
+        loss REAL NOT NULL,
+        learning_rate REAL,
+        tokens_per_second REAL,
+        peak_memory INTEGER,
+        epoch REAL,
+        at REAL NOT NULL,
+        PRIMARY KEY (job_id, kind, step)
+    );
+    CREATE TABLE finetune_log (
+        job_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX finetune_log_by_job ON finetune_log(job_id, at);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class LossPoint:
+    step: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    """A run as the history shows it: the job, its settings and its curves."""
+
+    job: Job
+    backend: str
+    base_model: str
+    dataset: str
+    run_dir: Path
+    config: FinetuneConfig
+    total_steps: int
+    train_curve: tuple[LossPoint, ...] = ()
+    val_curve: tuple[LossPoint, ...] = ()
+
+    @property
+    def adapter_path(self) -> Path | None:
+        result = self.job.result or {}
+        return Path(result["adapter_path"]) if result.get("adapter_path") else None
+
+
+class FinetuneService:
+    def __init__(
+        self,
+        store: Store,
+        jobs: JobManager,
+        adapters_dir: Path,
+        entry: FinetuneEntry | None,
+        *,
+        cancel_grace: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._jobs = jobs
+        self._adapters_dir = adapters_dir
+        self._entry = entry
+        self._ctx = multiprocessing.get_context("spawn")
+        self.cancel_grace = cancel_grace
+        #: ``(job_id, event)`` for every event of every run, on the job's thread.
+        self.events: EventHook[[str, TrainingEvent]] = EventHook()
+        store.migrate("finetune", FINETUNE_SCHEMA)
+        jobs.register_runner(KIND, self._runner)
+
+    # -- starting --------------------------------------------------------------------------------------------
+    def start(
+        self,
+        base_model: str | Path,
+        dataset: str | Path | Dataset,
+        config: FinetuneConfig = FinetuneConfig(),
+        *,
+        backend: FinetuneBackend | str = FinetuneBackend.PEFT,
+        name: str | None = None,
+        columns: CsvColumns | None = None,
+    ) -> str:
+        """Validate everything that can be checked here, write the split data, and queue the job."""
+        backend = FinetuneBackend(backend)
+        config.validate()
+        base = Path(base_model).expanduser()
+        if not (base / "config.json").is_file():
+            raise FinetuneError(
+                f"{base} is not a Hugging Face or MLX model folder (it has no config.json).",
+                hint="Fine-tuning needs safetensors weights; GGUF files cannot be trained.",
+            )
+        data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, columns=columns)
+        split = split_dataset(data, config.valid_fraction, seed=config.seed)
+        if len(split.train) < config.batch_size:
+            raise FinetuneError(
+                f"The training split has {len(split.train)} rows but the batch size is {config.batch_size}.",
+                hint="Lower the batch size or add rows.",
+            )
+        title = name or f"{base.name} · {Path(data.source).stem}"
+        run_dir = self._new_run_dir(title)
+        write_split(split, run_dir / "data")
+        params = {
+            "backend": str(backend),
+            "base_model": str(base),
+            "dataset": str(data.source),
+            "run_dir": str(run_dir),
+            "config": config.to_dict(),
+            "total_steps": config.total_steps(len(split.train)),
+        }
+        return self._jobs.submit(KIND, f"Fine-tune {title}", params=params, resumable=True)
+
+    def cancel(self, job_id: str) -> None:
+        self._jobs.cancel(job_id)
+
+    def resume(self, job_id: str) -> None:
+        """Continue a cancelled, paused or failed run from its last checkpoint."""
+        self._jobs.resume(job_id)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        return self._jobs.wait(job_id, timeout)
+
+    # -- history ---------------------------------------------------------------------------------------------
+    def runs(self, limit: int = 100) -> list[FinetuneRun]:
+        return [self._to_run(job) for job in self._jobs.list(KIND, limit=limit)]
+
+    def run(self, job_id: str) -> FinetuneRun:
+        job = self._jobs.get(job_id)
+        if job.kind != KIND:
+            raise NotFoundError(f"Job {job_id} is not a fine-tune.")
+        return self._to_run(job)
+
+    def log(self, job_id: str) -> list[str]:
+        rows = self._store.query(
+            "SELECT level, message FROM finetune_log WHERE job_id = ? ORDER BY at", (job_id,)
+        )
+        return [f"{r['level']}: {r['message']}" if r["level"] != "info" else r["message"] for r in rows]
+
+    def _to_run(self, job: Job) -> FinetuneRun:
+        p = job.params
+        rows = self._store.query(
+            "SELECT step, kind, loss FROM finetune_points WHERE job_id = ? ORDER BY step", (job.id,)
+        )
+        return FinetuneRun(
+            job=job,
+            backend=p.get("backend", ""),
+            base_model=p.get("base_model", ""),
+            dataset=p.get("dataset", ""),
+            run_dir=Path(p.get("run_dir", "")),
+            config=FinetuneConfig.from_dict(p.get("config", {})),
+            total_steps=int(p.get("total_steps", 0)),
+            train_curve=tuple(LossPoint(r["step"], r["loss"]) for r in rows if r["kind"] == "train"),
+            val_curve=tuple(LossPoint(r["step"], r["loss"]) for r in rows if r["kind"] == "val"),
+        )
+
+    # -- the job ---------------------------------------------------------------------------------------------
+    def _runner(self, params: dict[str, Any]) -> Callable[[JobContext], dict[str, Any]]:
+        return lambda ctx: self._train(ctx, params)
+
+    def _train(self, ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+        if self._entry is None:
+            raise FinetuneError("Fine-tuning is not available in this build (no training backend).")
+        run_dir = Path(params["run_dir"])
+        checkpoint = latest_checkpoint(run_dir)
+        resume_step = checkpoint.step if checkpoint else 0
+        # Curves past the checkpoint are replaced by the resumed run's own points.
+        self._store.execute(
+            "DELETE FROM finetune_points WHERE job_id = ? AND step > ?", (ctx.job_id, resume_step)
+        )
+        if checkpoint:
+            self._log(ctx.job_id, TrainingLog(f"Resuming from the checkpoint at step {checkpoint.step}."))
+        request = FinetuneRequest(
+            backend=params["backend"],
+            base_model=params["base_model"],
+            data_dir=str(run_dir / "data"),
+            run_dir=str(run_dir),
+            config=FinetuneConfig.from_dict(params["config"]),
+            total_steps=int(params["total_steps"]),
+            resume_from=str(checkpoint.path) if checkpoint else None,
+        )
+        ctx.report(resume_step / request.total_steps, "Starting…")
+        return self._supervise(ctx, request, resume_step)
+
+    def _supervise(self, ctx: JobContext, request: FinetuneRequest, resume_step: int) -> dict[str, Any]:
+        events = self._ctx.Queue()
+        cancel = self._ctx.Event()
+        process = self._ctx.Process(
+            target=self._entry, args=(request, events, cancel), name=f"finetune-{ctx.job_id}", daemon=True
+        )
+        process.start()
+        logger.info("fine-tune %s: child %s started", ctx.job_id, process.pid)
+        cancel_sent: float | None = None
+        outcome: TrainingEvent | None = None
+        last_step = resume_step
+        try:
+            while outcome is None:
+                if ctx.token.cancelled and cancel_sent is None:
+                    cancel.set()
+                    cancel_sent = time.monotonic()
+                if cancel_sent is not None and time.monotonic() - cancel_sent > self.cancel_grace:
+                    logger.warning("fine-tune %s did not stop in time; terminating it", ctx.job_id)
+                    break
+                try:
+                    event = events.get(timeout=0.1)
+                except queue.Empty:
+                    if process.is_alive():
+                        continue
+                    event = _drain_one(events)
+                    if event is None:
+                        break
+                if isinstance(event, TrainingProgress):
+                    last_step = event.step
+                self._handle(ctx, request, event)
+                if isinstance(event, (TrainingFinished, TrainingFailed)):
+                    outcome = event
+        finally:
+            process.join(3.0)
+            _terminate(process, grace=1.0)
+        if isinstance(outcome, TrainingFailed):
+            raise _error_from_code(outcome.code, outcome.message)
+        if outcome is None:
+            if ctx.token.cancelled:
+                raise CancelledError()
+            saved = latest_checkpoint(request.run_dir)
+            where = f"step {saved.step}" if saved else "the start"
+            raise FinetuneError(
+                f"Training stopped unexpectedly at step {last_step}. {describe_exit(process.exitcode)}",
+                hint=f"Resume to continue from {where}.",
+            )
+        assert isinstance(outcome, TrainingFinished)
+        if outcome.stopped:
+            raise CancelledError("Paused." if ctx.token.pause_requested else "Cancelled.")
+        return {"adapter_path": outcome.adapter_path, "steps": outcome.step}
+
+    def _handle(self, ctx: JobContext, request: FinetuneRequest, event: TrainingEvent) -> None:
+        now = time.time()
+        total = request.total_steps
+        if isinstance(event, TrainingProgress):
+            eta = max(0, total - event.step) * event.seconds_per_step
+            event = replace(event, eta_seconds=eta)
+            self._store.execute(
+                "INSERT OR REPLACE INTO finetune_points "
+                "(job_id, step, kind, loss, learning_rate, tokens_per_second, peak_memory, epoch, at) "
+                "VALUES (?, ?, 'train', ?, ?, ?, ?, ?, ?)",
+                (
+                    ctx.job_id,
+                    event.step,
+                    event.train_loss,
+                    event.learning_rate,
+                    event.tokens_per_second,
+                    event.peak_memory_bytes,
+                    event.epoch,
+                    now,
+                ),
+            )
+            ctx.report(
+                event.step / total,
+                f"Step {event.step}/{total} · loss {event.train_loss:.3f} · ETA {eta:.0f} s",
+            )
+        elif isinstance(event, ValidationReport):
+            self._store.execute(
+                "INSERT OR REPLACE INTO finetune_points (job_id, step, kind, loss, at) "
+                "VALUES (?, ?, 'val', ?, ?)",
+                (ctx.job_id, event.step, event.val_loss, now),
+            )
+        elif isinstance(event, TrainingStarted):
+            self._log(
+                ctx.job_id,
+                TrainingLog(
+                    f"Training {event.trainable_parameters:,} of {event.total_parameters:,} parameters on "
+                    f"{event.device}: {event.train_rows} training rows, {event.valid_rows} validation rows, "
+                    f"{event.total_steps} steps."
+                ),
+            )
+            if event.length_warning:
+                self._log(ctx.job_id, TrainingLog(event.length_warning, "warning"))
+        elif isinstance(event, CheckpointSaved):
+            self._log(ctx.job_id, TrainingLog(f"Checkpoint saved at step {event.step}."))
+        elif isinstance(event, TrainingLog):
+            self._log(ctx.job_id, event)
+            return  # _log announced it
+        elif isinstance(event, TrainingFailed):
+            self._log(ctx.job_id, TrainingLog(event.message, "error"))
+        elif isinstance(event, TrainingFinished):
+            verb = "Stopped" if event.stopped else "Finished"
+            self._log(ctx.job_id, TrainingLog(f"{verb} at step {event.step}."))
+        self.events.emit(ctx.job_id, event)
+
+    def _log(self, job_id: str, entry: TrainingLog) -> None:
+        self._store.execute(
+            "INSERT INTO finetune_log (job_id, at, level, message) VALUES (?, ?, ?, ?)",
+            (job_id, time.time(), entry.level, entry.message),
+        )
+        self.events.emit(job_id, entry)
+
+    def _new_run_dir(self, title: str) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", title).strip("-")[:60] or "run"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = self._adapters_dir / f"{slug}-{stamp}"
+        n = 1
+        while folder.exists():
+            n += 1
+            folder = self._adapters_dir / f"{slug}-{stamp}-{n}"
+        folder.mkdir(parents=True)
+        return folder
+
+
+def adapter_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / ADAPTER
+
+
+def _drain_one(events: Any) -> TrainingEvent | None:
+    """An event the child sent just before it exited (the queue's feeder may still be flushing)."""
+    try:
+        event: TrainingEvent = events.get(timeout=0.5)
+        return event
+    except (queue.Empty, EOFError, OSError):
+        return None

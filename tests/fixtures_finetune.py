@@ -1,0 +1,60 @@
+"""Fixtures of the fine-tune feature: a memorisable dataset and an app that can train."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+#: Eight questions with made-up one-word answers: a tiny model can only learn them by memorising.
+FACTS = [
+    ("Who guards the north gate?", "Zorblax"),
+    ("What colour is the moon cheese?", "Quimber"),
+    ("Name the king of owls.", "Hoolio"),
+    ("Which river never freezes?", "Vantra"),
+    ("What do robots drink?", "Sprocketade"),
+    ("Where do socks go?", "Lintopia"),
+    ("Who painted the sky?", "Azurel"),
+    ("What is the secret word?", "Plumbus"),
+]
+
+
+def write_facts(path: Path, repeat: int = 1) -> Path:
+    rows = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        for _ in range(repeat)
+        for q, a in FACTS
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def facts_dataset(tmp_path: Path) -> Path:
+    """A folder with the facts as both train.jsonl and valid.jsonl (memorisation is the point)."""
+    folder = tmp_path / "facts"
+    write_facts(folder / "train.jsonl")
+    write_facts(folder / "valid.jsonl")
+    return folder
+
+
+@pytest.fixture
+def ft_app(data_dir: Path) -> Iterator[object]:
+    """An AppContext wired like main.py's, with the real fine-tune child entry point."""
+    from backends import available_engines
+    from backends.finetune_worker import run as finetune_entry
+    from backends.worker import serve
+    from core.app import AppContext
+    from core.paths import AppPaths
+
+    context = AppContext.create(
+        AppPaths.under(data_dir),
+        worker_entry=serve,
+        engine_availability=available_engines,
+        finetune_entry=finetune_entry,
+    )
+    yield context
+    context.close()
