@@ -56,7 +56,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/mypy
 
 screenshots: $(VENV)/.test-installed
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m ui.screenshots docs/screenshots
+	QT_QPA_PLATFORM=offscreen $(BIN)/python main.py --screenshots docs/screenshots
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/startup.py

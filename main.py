@@ -29,12 +29,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from core.cli import parse, run_command
 
+    if argv[:1] == ["--screenshots"]:
+        return _screenshots(argv[1] if len(argv) > 1 else "docs/screenshots")
     args = parse(argv)
     if args.command is not None:
         return run_command(args, build_app)
     from ui.app import run_gui
 
     return run_gui(args, lambda: build_app(args, console_logging=False))
+
+
+def _screenshots(out_dir: str) -> int:
+    """Render every page offscreen into PNG files (``make screenshots``)."""
+    import os
+    from pathlib import Path
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from ui.screenshots import render
+
+    for path in render(
+        Path(out_dir), lambda folder: build_app(Namespace(data_dir=str(folder)), console_logging=False)
+    ):
+        print(path)
+    return 0
 
 
 if __name__ == "__main__":
