@@ -58,3 +58,26 @@ def ft_app(data_dir: Path) -> Iterator[object]:
     )
     yield context
     context.close()
+
+
+@pytest.fixture(scope="session")
+def trained_peft_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_hf_model: Path) -> Path:
+    """A PEFT adapter trained (in this process, no job) to answer the facts; made once a session."""
+    from backends.finetune_common import ListReporter
+    from backends.finetune_peft import train
+    from core.finetune import FinetuneConfig, FinetuneRequest
+
+    root = tmp_path_factory.mktemp("peft-run")
+    write_facts(root / "data" / "train.jsonl")
+    config = FinetuneConfig(
+        learning_rate=1e-2,
+        target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"),
+        iters=30,
+        eval_every=1000,
+        checkpoint_every=1000,
+        schedule="constant",  # type: ignore[arg-type]
+    )
+    request = FinetuneRequest("peft", str(tiny_hf_model), str(root / "data"), str(root), config, config.iters)
+    reporter = ListReporter()
+    train(request, reporter)
+    return root / "adapter"
