@@ -90,13 +90,9 @@ def _with_eos(tokenizer: Any, tokens: list[int]) -> list[int]:
     return tokens
 
 
-def length_stats(
-    tokenizer: Any, records: list[dict[str, Any]], max_length: int, mask_prompt: bool
-) -> TokenStats:
+def length_stats(tokenizer: Any, records: list[dict[str, Any]], max_length: int, mask_prompt: bool) -> TokenStats:
     examples = [Example(i + 1, r) for i, r in enumerate(records)]
-    return token_stats(
-        examples, lambda e: len(encode_record(tokenizer, e.record, mask_prompt)[0]), max_length
-    )
+    return token_stats(examples, lambda e: len(encode_record(tokenizer, e.record, mask_prompt)[0]), max_length)
 
 
 class StepTimer:

@@ -95,7 +95,7 @@ def prepare(request: FinetuneRequest) -> tuple[Any, Any, Any, Any, dict[str, Any
 
     config = request.config
     mx.random.seed(config.seed)
-    model, tokenizer = load(request.base_model)
+    model, tokenizer = load(request.base_model)[:2]  # type: ignore[misc]
     if config.quantize_4bit and not _is_quantized(model):
         # QLoRA: 4-bit base weights, LoRA layers in full precision on top.
         nn.quantize(model, group_size=32, bits=4)
@@ -119,8 +119,10 @@ def prepare(request: FinetuneRequest) -> tuple[Any, Any, Any, Any, dict[str, Any
     if valid_rows and len(valid_rows) < config.batch_size:
         # mlx-lm evaluates whole batches; repeat a short validation set (the mean loss is unchanged).
         valid_rows = (valid_rows * config.batch_size)[: config.batch_size]
-    train_set = CacheDataset(create_dataset(train_rows, tokenizer, options))
-    valid_set = CacheDataset(create_dataset(valid_rows, tokenizer, options)) if valid_rows else None
+    train_set = CacheDataset(create_dataset(train_rows, tokenizer, options))  # type: ignore[arg-type]
+    valid_set = (
+        CacheDataset(create_dataset(valid_rows, tokenizer, options)) if valid_rows else None  # type: ignore[arg-type]
+    )
     adapter_config = {
         "fine_tune_type": "lora",
         "num_layers": num_layers,
@@ -172,7 +174,8 @@ def train(request: FinetuneRequest, reporter: Any) -> None:
         folder = Path(request.resume_from)
         model.load_weights(str(folder / ADAPTER_WEIGHTS), strict=False)
         optimizer.init(model.trainable_parameters())
-        optimizer.state = tree_unflatten(list(mx.load(str(folder / OPTIMIZER_STATE)).items()))
+        state: Any = mx.load(str(folder / OPTIMIZER_STATE))
+        optimizer.state = tree_unflatten(list(state.items()))
         start = read_checkpoint_step(folder)
     adapter = Path(request.run_dir) / ADAPTER
     adapter.mkdir(parents=True, exist_ok=True)
@@ -180,14 +183,14 @@ def train(request: FinetuneRequest, reporter: Any) -> None:
 
     train_rows, _ = load_split(request)
     stats = length_stats(tokenizer._tokenizer, train_rows, config.max_length, config.mask_prompt)
-    trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))  # type: ignore[str-unpack,union-attr]
     per_epoch = max(1, len(train_set) // config.batch_size)
     reporter.emit(
         TrainingStarted(
             total_steps=total,
             start_step=start,
             trainable_parameters=trainable,
-            total_parameters=sum(v.size for _, v in tree_flatten(model.parameters())),
+            total_parameters=sum(v.size for _, v in tree_flatten(model.parameters())),  # type: ignore[str-unpack,union-attr]
             train_rows=len(train_set),
             valid_rows=len(valid_set) if valid_set is not None else 0,
             device=str(mx.default_device()),
@@ -257,7 +260,7 @@ def fuse_adapter(base_model: str | Path, adapter: str | Path, output: str | Path
     from mlx.utils import tree_unflatten
     from mlx_lm.utils import dequantize_model, load, save
 
-    model, tokenizer, config = load(str(base_model), adapter_path=str(adapter), return_config=True)
+    model, tokenizer, config = load(str(base_model), adapter_path=str(adapter), return_config=True)  # type: ignore[misc]
     fused = [(n, m.fuse(dequantize=dequantize)) for n, m in model.named_modules() if hasattr(m, "fuse")]
     if fused:
         model.update_modules(tree_unflatten(fused))

@@ -78,7 +78,7 @@ def load_model(base_model: str, config: Any, device: str) -> tuple[Any, Any]:
         kwargs["device_map"] = {"": 0}
     model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
     if not config.quantize_4bit:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]
     if config.grad_checkpoint:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
@@ -95,7 +95,7 @@ def load_model(base_model: str, config: Any, device: str) -> tuple[Any, Any]:
         task_type="CAUSAL_LM",
     )
     try:
-        model = get_peft_model(model, lora)
+        model = get_peft_model(model, lora)  # type: ignore[assignment]
     except ValueError as exc:
         raise FinetuneError(f"The LoRA settings do not fit this model: {exc}") from exc
     return model, tokenizer
@@ -141,9 +141,7 @@ def batch_loss(model: Any, ids: Any, mask: Any) -> tuple[Any, int]:
     return (losses * mask).sum() / tokens.clamp(min=1), int(tokens.item())
 
 
-def evaluate(
-    model: Any, encoded: list[tuple[list[int], int]], config: Any, pad_id: int, device: str
-) -> float:
+def evaluate(model: Any, encoded: list[tuple[list[int], int]], config: Any, pad_id: int, device: str) -> float:
     import torch
 
     model.eval()
@@ -152,9 +150,7 @@ def evaluate(
     rows = list(range(min(len(encoded), limit)))
     with torch.no_grad():
         for start in range(0, len(rows), config.batch_size):
-            ids, mask = make_batch(
-                encoded, rows[start : start + config.batch_size], config.max_length, pad_id
-            )
+            ids, mask = make_batch(encoded, rows[start : start + config.batch_size], config.max_length, pad_id)
             loss, tokens = batch_loss(model, ids.to(device), mask.to(device))
             total += float(loss) * tokens
             count += tokens

@@ -179,9 +179,7 @@ class FinetuneService:
         return self._to_run(job)
 
     def log(self, job_id: str) -> list[str]:
-        rows = self._store.query(
-            "SELECT level, message FROM finetune_log WHERE job_id = ? ORDER BY at", (job_id,)
-        )
+        rows = self._store.query("SELECT level, message FROM finetune_log WHERE job_id = ? ORDER BY at", (job_id,))
         return [f"{r['level']}: {r['message']}" if r["level"] != "info" else r["message"] for r in rows]
 
     def _to_run(self, job: Job) -> FinetuneRun:
@@ -212,9 +210,7 @@ class FinetuneService:
         checkpoint = latest_checkpoint(run_dir)
         resume_step = checkpoint.step if checkpoint else 0
         # Curves past the checkpoint are replaced by the resumed run's own points.
-        self._store.execute(
-            "DELETE FROM finetune_points WHERE job_id = ? AND step > ?", (ctx.job_id, resume_step)
-        )
+        self._store.execute("DELETE FROM finetune_points WHERE job_id = ? AND step > ?", (ctx.job_id, resume_step))
         if checkpoint:
             self._log(ctx.job_id, TrainingLog(f"Resuming from the checkpoint at step {checkpoint.step}."))
         request = FinetuneRequest(
@@ -307,8 +303,7 @@ class FinetuneService:
             )
         elif isinstance(event, ValidationReport):
             self._store.execute(
-                "INSERT OR REPLACE INTO finetune_points (job_id, step, kind, loss, at) "
-                "VALUES (?, ?, 'val', ?, ?)",
+                "INSERT OR REPLACE INTO finetune_points (job_id, step, kind, loss, at) VALUES (?, ?, 'val', ?, ?)",
                 (ctx.job_id, event.step, event.val_loss, now),
             )
         elif isinstance(event, TrainingStarted):
