@@ -38,6 +38,15 @@ SCENES: list[tuple[str, Callable[[object], None]]] = [
 ]
 
 
+def _feature_scenes() -> None:
+    from ui.screenshot_finetune import SCENES as FINETUNE
+
+    SCENES.extend(FINETUNE)
+
+
+_feature_scenes()
+
+
 def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light") -> list[Path]:
     """Render every scene with a fresh app whose data lives in a temporary folder (``make_context(folder)``)."""
     from PySide6.QtWidgets import QApplication
