@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -213,8 +214,14 @@ def train(request: FinetuneRequest, reporter: Any) -> None:
         return folder
 
     class Callback(TrainingCallback):
+        last_report = time.perf_counter()
+
         def on_train_loss_report(self, info: dict[str, Any]) -> None:
             step = start + int(info["iteration"])
+            # Wall time between reports: the step, evaluation and this callback's own work (mlx-lm's
+            # iterations_per_second counts the step alone).
+            now = time.perf_counter()
+            seconds_per_step, self.last_report = now - self.last_report, now
             reporter.emit(
                 TrainingProgress(
                     step=step,
@@ -223,7 +230,7 @@ def train(request: FinetuneRequest, reporter: Any) -> None:
                     learning_rate=float(info["learning_rate"]),
                     tokens_per_second=float(info["tokens_per_second"]),
                     peak_memory_bytes=int(float(info["peak_memory"]) * 1e9),
-                    seconds_per_step=1.0 / max(1e-9, float(info["iterations_per_second"])),
+                    seconds_per_step=seconds_per_step,
                 )
             )
             if step % config.checkpoint_every == 0 and step < total:

@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from core.engine import EngineHost, WorkerEntry
+from core.hardware import EngineSupport, Hardware
 from core.jobs import JobManager
 from core.paths import AppPaths
 from core.settings import SettingsService
@@ -32,6 +33,9 @@ class AppContext:
     engine_availability: Callable[[], dict[str, bool]] = field(default=lambda: {})
     #: ``backends.finetune_worker.run``, run in the fine-tune child process (None: fine-tuning unavailable).
     finetune_entry: Callable[[Any, Any, Any], None] | None = None
+    #: ``backends.probe.probe_engines``: what the engines can do on this machine (GPU offload, Metal budget).
+    engine_probe: Callable[[], EngineSupport] | None = None
+    _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
@@ -41,6 +45,7 @@ class AppContext:
         worker_entry: WorkerEntry,
         engine_availability: Callable[[], dict[str, bool]] = lambda: {},
         finetune_entry: Callable[[Any, Any, Any], None] | None = None,
+        engine_probe: Callable[[], EngineSupport] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -49,6 +54,7 @@ class AppContext:
             worker_entry=worker_entry,
             engine_availability=engine_availability,
             finetune_entry=finetune_entry,
+            engine_probe=engine_probe,
         )
 
     @cached_property
@@ -67,7 +73,24 @@ class AppContext:
     def finetune(self) -> FinetuneService:
         from core.finetune_service import FinetuneService
 
-        return FinetuneService(self.store, self.jobs, self.paths.adapters_dir, self.finetune_entry)
+        from core.finetune_service import library_registrar
+        from core.library import Library
+
+        return FinetuneService(
+            self.store,
+            self.jobs,
+            self.paths.adapters_dir,
+            self.finetune_entry,
+            register_adapter=library_registrar(Library.for_app(self)),
+        )
+
+    def hardware(self, *, refresh: bool = False) -> Hardware:
+        """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""
+        if self._hardware is None or refresh:
+            from core.hardware import detect_hardware
+
+            self._hardware = detect_hardware(self.engine_probe)
+        return self._hardware
 
     def new_engine_host(self, name: str = "engine") -> EngineHost:
         host = EngineHost(self.worker_entry, name=name)

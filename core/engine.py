@@ -570,18 +570,17 @@ def _terminate(process: Any, grace: float = 2.0) -> None:
 
 
 def _error_from_code(code: str, message: str) -> HangarError:
-    from core import errors
-
-    for cls in _all_subclasses(errors.HangarError):
-        if getattr(cls, "code", None) == code:
-            error: HangarError = cls.__new__(cls)
+    """Rebuild the error class the child reported (by its ``code``) so callers can catch it by type."""
+    for cls in _all_subclasses(HangarError):
+        if cls.code == code:
+            error = cls.__new__(cls)
             HangarError.__init__(error, message)
             return error
     return EngineError(message)
 
 
-def _all_subclasses(cls: type) -> list[type]:
-    found = []
+def _all_subclasses(cls: type[HangarError]) -> list[type[HangarError]]:
+    found: list[type[HangarError]] = []
     for sub in cls.__subclasses__():
         found.append(sub)
         found.extend(_all_subclasses(sub))

@@ -20,7 +20,7 @@ from typing import Any
 
 from core.datasets import CsvColumns, Dataset, load_dataset, split_dataset, write_split
 from core.engine import _error_from_code, _terminate, describe_exit
-from core.errors import CancelledError, FinetuneError, NotFoundError
+from core.errors import CancelledError, FinetuneError, HangarError, NotFoundError
 from core.events import EventHook
 from core.finetune import (
     ADAPTER,
@@ -43,6 +43,8 @@ from core.store import Store
 logger = logging.getLogger(__name__)
 
 KIND = "finetune"
+#: ``register(adapter folder, base model folder) -> library entry id``.
+AdapterRegistrar = Callable[[Path, str], str]
 #: ``run(request, events_queue, cancel_event)``, executed in the child process.
 FinetuneEntry = Callable[[Any, Any, Any], None]
 
@@ -106,6 +108,7 @@ class FinetuneService:
         entry: FinetuneEntry | None,
         *,
         cancel_grace: float = 10.0,
+        register_adapter: AdapterRegistrar | None = None,
     ) -> None:
         self._store = store
         self._jobs = jobs
@@ -113,6 +116,7 @@ class FinetuneService:
         self._entry = entry
         self._ctx = multiprocessing.get_context("spawn")
         self.cancel_grace = cancel_grace
+        self._register_adapter = register_adapter
         #: ``(job_id, event)`` for every event of every run, on the job's thread.
         self.events: EventHook[[str, TrainingEvent]] = EventHook()
         store.migrate("finetune", FINETUNE_SCHEMA)
@@ -274,7 +278,14 @@ class FinetuneService:
         assert isinstance(outcome, TrainingFinished)
         if outcome.stopped:
             raise CancelledError("Paused." if ctx.token.pause_requested else "Cancelled.")
-        return {"adapter_path": outcome.adapter_path, "steps": outcome.step}
+        result: dict[str, Any] = {"adapter_path": outcome.adapter_path, "steps": outcome.step}
+        if self._register_adapter is not None:
+            try:
+                result["library_id"] = self._register_adapter(Path(outcome.adapter_path), request.base_model)
+                self._log(ctx.job_id, TrainingLog("The adapter is in your library, linked to its base model."))
+            except HangarError as exc:  # the adapter is saved either way; the library can add it later
+                self._log(ctx.job_id, TrainingLog(f"The adapter could not be added to the library: {exc}", "warning"))
+        return result
 
     def _handle(self, ctx: JobContext, request: FinetuneRequest, event: TrainingEvent) -> None:
         now = time.time()
@@ -346,6 +357,18 @@ class FinetuneService:
             folder = self._adapters_dir / f"{slug}-{stamp}-{n}"
         folder.mkdir(parents=True)
         return folder
+
+
+def library_registrar(library: Any) -> AdapterRegistrar:
+    """Register finished adapters in ``core.library.Library``, linked to the base model's entry when the base
+    folder is in the library (a base used straight from a folder leaves the adapter unlinked)."""
+
+    def register(adapter: Path, base_model: str) -> str:
+        base = library.find_by_path(Path(base_model))
+        entry = library.register_adapter(adapter, base.id if base is not None else None)
+        return str(entry.id)
+
+    return register
 
 
 def adapter_dir(run_dir: str | Path) -> Path:

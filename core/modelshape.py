@@ -65,7 +65,8 @@ class ModelShape:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ModelShape:
         """From a transformers/MLX ``config.json`` (multimodal configs keep the LLM in ``text_config``)."""
-        text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+        nested = config.get("text_config")
+        text: dict[str, Any] = nested if isinstance(nested, dict) else config
 
         def get(*keys: str, default: int = 0) -> int:
             for key in keys:

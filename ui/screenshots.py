@@ -26,6 +26,12 @@ def _page(key: str) -> Callable[[object], None]:
     return prepare
 
 
+def _hardware_scene(name: str, window: object) -> None:
+    from ui.pages import hardware
+
+    getattr(hardware, name)(window)
+
+
 #: (file name without .png, prepare(window)). Features append richer states.
 SCENES: list[tuple[str, Callable[[object], None]]] = [
     ("discover", _page("discover")),
@@ -33,7 +39,9 @@ SCENES: list[tuple[str, Callable[[object], None]]] = [
     ("chat-empty", _page("chat")),
     ("finetune-empty", _page("finetune")),
     ("downloads-empty", _page("downloads")),
-    ("hardware", _page("hardware")),
+    ("hardware", lambda window: _hardware_scene("scene_detected", window)),
+    ("hardware-estimate", lambda window: _hardware_scene("scene_estimate", window)),
+    ("hardware-estimate-gpu", lambda window: _hardware_scene("scene_estimate_gpu", window)),
     ("settings", _page("settings")),
 ]
 

@@ -30,6 +30,11 @@ COMMANDS: tuple[str, ...] = (
     "core.cli.paths_cmd",
     "core.cli.jobs_cmd",
     "core.cli.finetune_cmd",
+    "core.cli.import_cmd",
+    "core.cli.ls_cmd",
+    "core.cli.rm_cmd",
+    "core.cli.hw_cmd",
+    "core.cli.estimate_cmd",
 )
 
 EXIT_FAILURE = 1

@@ -69,9 +69,7 @@ class SettingsPage(Page):
         self.context.setSingleStep(1024)
         self.context.setValue(current.default_context_length)
         self.context.setSuffix(" tokens")
-        self.context.setToolTip(
-            "Context length used when a model is loaded, unless you change it for one chat"
-        )
+        self.context.setToolTip("Context length used when a model is loaded, unless you change it for one chat")
         self.context.setAccessibleName("Default context length")
         self.context.editingFinished.connect(lambda: self._save(default_context_length=self.context.value()))
         form.addRow("Default context", self.context)
