@@ -10,15 +10,23 @@ import logging
 import os
 import signal
 import traceback
+from pathlib import Path
 from typing import Any
 
 from core.errors import HangarError, InsufficientMemoryError
-from core.finetune import FinetuneBackend, FinetuneRequest, TrainingFailed
+from core.finetune import (
+    ExportFinished,
+    ExportFormat,
+    ExportRequest,
+    FinetuneBackend,
+    FinetuneRequest,
+    TrainingFailed,
+)
 
 logger = logging.getLogger(__name__)
 
 
-def run(request: FinetuneRequest, events: Any, cancel: Any) -> None:
+def run(request: FinetuneRequest | ExportRequest, events: Any, cancel: Any) -> None:
     # The parent asks politely through ``cancel`` first; SIGINT (then SIGTERM) only if that does not work.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=os.environ.get("HANGAR_ENGINE_LOG", "WARNING"))
@@ -26,6 +34,9 @@ def run(request: FinetuneRequest, events: Any, cancel: Any) -> None:
 
     reporter = Reporter(events, cancel)
     try:
+        if isinstance(request, ExportRequest):
+            events.put(ExportFinished(str(export(request))))
+            return
         backend = FinetuneBackend(request.backend)
         if backend == FinetuneBackend.PEFT:
             from backends.finetune_peft import train
@@ -47,3 +58,22 @@ def run(request: FinetuneRequest, events: Any, cancel: Any) -> None:
     finally:
         events.close()
         events.join_thread()
+
+
+def export(request: ExportRequest) -> Path:
+    """Write one export of a finished run and return its path."""
+    if request.format == ExportFormat.GGUF_LORA:
+        from backends.lora_gguf import convert_lora_to_gguf
+
+        return convert_lora_to_gguf(request.adapter, request.output, request.base_model)
+    if request.format == ExportFormat.GGUF_BASE:
+        from core.hf_gguf import convert_hf_to_gguf
+
+        return convert_hf_to_gguf(request.base_model, request.output)
+    if FinetuneBackend(request.backend) == FinetuneBackend.MLX:
+        from backends.finetune_mlx import fuse_adapter
+
+        return fuse_adapter(request.base_model, request.adapter, request.output)
+    from backends.finetune_peft import merge_adapter
+
+    return merge_adapter(request.base_model, request.adapter, request.output)

@@ -147,6 +147,21 @@ class FinetuneRequest:
     resume_from: str | None = None
 
 
+class ExportFormat(enum.StrEnum):
+    MERGED = "merged"  # base + adapter as one model folder (MLX fuse, or PEFT merge_and_unload → safetensors)
+    GGUF_LORA = "gguf-lora"  # the adapter as a GGUF LoRA that llama.cpp applies to the base GGUF
+    GGUF_BASE = "gguf-base"  # the base model as an F16 GGUF (to pair with the GGUF LoRA)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    format: ExportFormat
+    backend: str  # the backend that trained the adapter
+    base_model: str
+    adapter: str
+    output: str
+
+
 # -- what the child sends back ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainingStarted:
@@ -206,6 +221,11 @@ class TrainingFinished:
 
 
 @dataclass(frozen=True)
+class ExportFinished:
+    path: str
+
+
+@dataclass(frozen=True)
 class TrainingFailed:
     code: str
     message: str
@@ -219,6 +239,7 @@ TrainingEvent = (
     | TrainingLog
     | TrainingFinished
     | TrainingFailed
+    | ExportFinished
 )
 
 

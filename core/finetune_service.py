@@ -9,8 +9,6 @@ backend). Each progress event is persisted (the loss curves) and announced on ``
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import queue
 import re
 import time
 from collections.abc import Callable
@@ -19,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from core.datasets import CsvColumns, Dataset, load_dataset, split_dataset, write_split
-from core.engine import _error_from_code, _terminate, describe_exit
+from core.engine import _error_from_code, describe_exit
 from core.errors import CancelledError, FinetuneError, HangarError, NotFoundError
 from core.events import EventHook
 from core.finetune import (
     ADAPTER,
     CheckpointSaved,
+    ExportFormat,
     FinetuneBackend,
     FinetuneConfig,
     FinetuneRequest,
@@ -37,6 +36,7 @@ from core.finetune import (
     ValidationReport,
     latest_checkpoint,
 )
+from core.finetune_child import run_child
 from core.jobs import Job, JobContext, JobManager
 from core.store import Store
 
@@ -111,12 +111,11 @@ class FinetuneService:
         register_adapter: AdapterRegistrar | None = None,
     ) -> None:
         self._store = store
-        self._jobs = jobs
+        self.jobs = jobs
         self._adapters_dir = adapters_dir
-        self._entry = entry
-        self._ctx = multiprocessing.get_context("spawn")
+        self.entry = entry
         self.cancel_grace = cancel_grace
-        self._register_adapter = register_adapter
+        self.register_adapter = register_adapter
         #: ``(job_id, event)`` for every event of every run, on the job's thread.
         self.events: EventHook[[str, TrainingEvent]] = EventHook()
         store.migrate("finetune", FINETUNE_SCHEMA)
@@ -160,24 +159,30 @@ class FinetuneService:
             "config": config.to_dict(),
             "total_steps": config.total_steps(len(split.train)),
         }
-        return self._jobs.submit(KIND, f"Fine-tune {title}", params=params, resumable=True)
+        return self.jobs.submit(KIND, f"Fine-tune {title}", params=params, resumable=True)
 
     def cancel(self, job_id: str) -> None:
-        self._jobs.cancel(job_id)
+        self.jobs.cancel(job_id)
 
     def resume(self, job_id: str) -> None:
         """Continue a cancelled, paused or failed run from its last checkpoint."""
-        self._jobs.resume(job_id)
+        self.jobs.resume(job_id)
+
+    def export(self, job_id: str, fmt: ExportFormat | str, output: str | Path | None = None) -> str:
+        """Start exporting a finished run (``core.finetune_export``); returns the export job's id."""
+        from core.finetune_export import start_export
+
+        return start_export(self, job_id, fmt, output)
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
-        return self._jobs.wait(job_id, timeout)
+        return self.jobs.wait(job_id, timeout)
 
     # -- history ---------------------------------------------------------------------------------------------
     def runs(self, limit: int = 100) -> list[FinetuneRun]:
-        return [self._to_run(job) for job in self._jobs.list(KIND, limit=limit)]
+        return [self._to_run(job) for job in self.jobs.list(KIND, limit=limit)]
 
     def run(self, job_id: str) -> FinetuneRun:
-        job = self._jobs.get(job_id)
+        job = self.jobs.get(job_id)
         if job.kind != KIND:
             raise NotFoundError(f"Job {job_id} is not a fine-tune.")
         return self._to_run(job)
@@ -208,7 +213,7 @@ class FinetuneService:
         return lambda ctx: self._train(ctx, params)
 
     def _train(self, ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-        if self._entry is None:
+        if self.entry is None:
             raise FinetuneError("Fine-tuning is not available in this build (no training backend).")
         run_dir = Path(params["run_dir"])
         checkpoint = latest_checkpoint(run_dir)
@@ -230,40 +235,18 @@ class FinetuneService:
         return self._supervise(ctx, request, resume_step)
 
     def _supervise(self, ctx: JobContext, request: FinetuneRequest, resume_step: int) -> dict[str, Any]:
-        events = self._ctx.Queue()
-        cancel = self._ctx.Event()
-        process = self._ctx.Process(
-            target=self._entry, args=(request, events, cancel), name=f"finetune-{ctx.job_id}", daemon=True
-        )
-        process.start()
-        logger.info("fine-tune %s: child %s started", ctx.job_id, process.pid)
-        cancel_sent: float | None = None
-        outcome: TrainingEvent | None = None
+        assert self.entry is not None
         last_step = resume_step
-        try:
-            while outcome is None:
-                if ctx.token.cancelled and cancel_sent is None:
-                    cancel.set()
-                    cancel_sent = time.monotonic()
-                if cancel_sent is not None and time.monotonic() - cancel_sent > self.cancel_grace:
-                    logger.warning("fine-tune %s did not stop in time; terminating it", ctx.job_id)
-                    break
-                try:
-                    event = events.get(timeout=0.1)
-                except queue.Empty:
-                    if process.is_alive():
-                        continue
-                    event = _drain_one(events)
-                    if event is None:
-                        break
-                if isinstance(event, TrainingProgress):
-                    last_step = event.step
-                self._handle(ctx, request, event)
-                if isinstance(event, (TrainingFinished, TrainingFailed)):
-                    outcome = event
-        finally:
-            process.join(3.0)
-            _terminate(process, grace=1.0)
+
+        def on_event(event: TrainingEvent) -> None:
+            nonlocal last_step
+            if isinstance(event, TrainingProgress):
+                last_step = event.step
+            self._handle(ctx, request, event)
+
+        outcome, exitcode = run_child(
+            self.entry, request, ctx.token, on_event, grace=self.cancel_grace, name=f"finetune-{ctx.job_id}"
+        )
         if isinstance(outcome, TrainingFailed):
             raise _error_from_code(outcome.code, outcome.message)
         if outcome is None:
@@ -272,16 +255,16 @@ class FinetuneService:
             saved = latest_checkpoint(request.run_dir)
             where = f"step {saved.step}" if saved else "the start"
             raise FinetuneError(
-                f"Training stopped unexpectedly at step {last_step}. {describe_exit(process.exitcode)}",
+                f"Training stopped unexpectedly at step {last_step}. {describe_exit(exitcode)}",
                 hint=f"Resume to continue from {where}.",
             )
         assert isinstance(outcome, TrainingFinished)
         if outcome.stopped:
             raise CancelledError("Paused." if ctx.token.pause_requested else "Cancelled.")
         result: dict[str, Any] = {"adapter_path": outcome.adapter_path, "steps": outcome.step}
-        if self._register_adapter is not None:
+        if self.register_adapter is not None:
             try:
-                result["library_id"] = self._register_adapter(Path(outcome.adapter_path), request.base_model)
+                result["library_id"] = self.register_adapter(Path(outcome.adapter_path), request.base_model)
                 self._log(ctx.job_id, TrainingLog("The adapter is in your library, linked to its base model."))
             except HangarError as exc:  # the adapter is saved either way; the library can add it later
                 self._log(ctx.job_id, TrainingLog(f"The adapter could not be added to the library: {exc}", "warning"))
@@ -323,7 +306,8 @@ class FinetuneService:
                 TrainingLog(
                     f"Training {event.trainable_parameters:,} of {event.total_parameters:,} parameters on "
                     f"{event.device}: {event.train_rows} training rows, {event.valid_rows} validation rows, "
-                    f"{event.total_steps} steps."
+                    f"{event.total_steps} steps. Rows are up to {event.max_tokens} tokens long "
+                    f"(mean {event.mean_tokens:.0f})."
                 ),
             )
             if event.length_warning:
@@ -373,12 +357,3 @@ def library_registrar(library: Any) -> AdapterRegistrar:
 
 def adapter_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / ADAPTER
-
-
-def _drain_one(events: Any) -> TrainingEvent | None:
-    """An event the child sent just before it exited (the queue's feeder may still be flushing)."""
-    try:
-        event: TrainingEvent = events.get(timeout=0.5)
-        return event
-    except (queue.Empty, EOFError, OSError):
-        return None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from core.cli import emit_json
 from core.errors import CancelledError, FinetuneError
 from core.finetune import (
+    ExportFormat,
     FinetuneBackend,
     FinetuneConfig,
     LrSchedule,
@@ -56,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qlora", action="store_true", help="4-bit base weights (CUDA with bitsandbytes, or MLX)")
     parser.add_argument("--grad-checkpoint", action="store_true", help="trade speed for activation memory")
     parser.add_argument("--resume", metavar="JOB_ID", help="continue a stopped run from its last checkpoint")
+    parser.add_argument("--export", metavar="JOB_ID", help="export a finished run (see --format)")
+    parser.add_argument(
+        "--format",
+        choices=[f.value for f in ExportFormat],
+        default=ExportFormat.MERGED.value,
+        help="merged: one model folder; gguf-lora: adapter for llama.cpp; gguf-base: the base as GGUF",
+    )
+    parser.add_argument("--output", help="where the export goes (default: inside the run's folder)")
 
 
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
@@ -85,6 +94,8 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     printer = _Printer(bool(args.json))
     disconnect = service.events.connect(printer.on_event)
     try:
+        if args.export:
+            return _export(app, args)
         if args.resume:
             job_id = args.resume
             service.run(job_id)  # raises NotFoundError for an unknown id
@@ -113,6 +124,20 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         emit_json({"job_id": job_id, "adapter_path": result.get("adapter_path"), "steps": result.get("steps")})
     else:
         print(f"Adapter saved to {result.get('adapter_path')} (job {job_id}).")
+    return 0
+
+
+def _export(app: AppContext, args: argparse.Namespace) -> int:
+    service = app.finetune
+    job_id = service.export(args.export, args.format, args.output)
+    job = _wait(service, job_id)
+    if job.state != JobState.SUCCEEDED:
+        raise FinetuneError(job.error or f"The export ended as {job.state}.")
+    path = (job.result or {}).get("path")
+    if args.json:
+        emit_json({"job_id": job_id, "format": args.format, "path": path})
+    else:
+        print(f"Exported {args.format} to {path}.")
     return 0
 
 

@@ -37,9 +37,19 @@ def test_mlx_job_learns_the_facts_and_the_adapter_loads_in_mlx_lm(
     assert run.val_curve[-1].loss < run.val_curve[0].loss * 0.4, run.val_curve
     adapter = run.adapter_path
     assert adapter is not None and (adapter / "adapters.safetensors").is_file()
+    # registered in the library (unlinked: this base folder is not in the library)
+    from core.library import Library
+
+    entry = Library.for_app(ft_app).get(job.result["library_id"])  # type: ignore[index]
+    assert entry.root == adapter and entry.base_model_id is None
     question, answer = FACTS[0]
     assert answer not in mlx_answer(tiny_hf_model, question)
     assert mlx_answer(tiny_hf_model, question, adapter).startswith(answer)
+    # the fused export (mlx_lm fuse) answers on its own
+    fused_job = service.export(job_id, "merged")
+    fused = service.wait(fused_job, timeout=120)
+    assert fused.state == JobState.SUCCEEDED, fused.error
+    assert mlx_answer(Path(fused.result["path"]), question).startswith(answer)  # type: ignore[index]
 
 
 @pytest.mark.slow

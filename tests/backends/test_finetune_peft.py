@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from core.engine import ChatMessage, GenerationParams, LoadOptions, ModelSpec
 from core.errors import FinetuneError
 from core.finetune import FinetuneConfig, TrainingProgress, TrainingStarted, latest_checkpoint
 from core.jobs import JobState
 from tests.fixtures_finetune import FACTS
 
+GREEDY = GenerationParams(max_tokens=6, temperature=0.0, top_k=1, repeat_penalty=1.0, min_p=0.0, seed=0)
 FAST = FinetuneConfig(
     rank=8,
     alpha=16,
@@ -76,13 +78,20 @@ class Watcher:
 
 
 @pytest.mark.slow
-def test_peft_job_learns_the_facts_and_changes_the_answers(
-    ft_app, tiny_hf_model: Path, facts_dataset: Path
-) -> None:
+def test_peft_job_learns_the_facts_and_changes_the_answers(ft_app, tiny_hf_model: Path, facts_dataset: Path) -> None:
+    from core.library import Library
+    from core.library_types import ImportMode
+
+    library = Library.for_app(ft_app)
+    base_entry = library.import_paths([tiny_hf_model], ImportMode.LINK).imported[0]
     service = ft_app.finetune
     job_id = service.start(tiny_hf_model, facts_dataset, FAST, backend="peft")
     job = service.wait(job_id, timeout=240)
     assert job.state == JobState.SUCCEEDED, job.error
+    # the adapter is in the library, linked to its base model
+    [adapter_entry] = library.adapters_of(base_entry.id)
+    assert job.result is not None and job.result["library_id"] == adapter_entry.id
+    assert adapter_entry.root == Path(job.result["adapter_path"])
     run = service.run(job_id)
     assert [p.step for p in run.train_curve] == list(range(1, 31))
     assert [p.step for p in run.val_curve] == [0, 10, 20, 30]
@@ -96,11 +105,30 @@ def test_peft_job_learns_the_facts_and_changes_the_answers(
     assert answer not in greedy_answer(tiny_hf_model, question)
     assert greedy_answer(tiny_hf_model, question, adapter).strip().startswith(answer)
 
+    # "Chat with it" in llama.cpp: export the base as GGUF and the adapter as a GGUF LoRA, as export jobs
+    base_job = service.export(job_id, "gguf-base")
+    lora_job = service.export(job_id, "gguf-lora")
+    base_gguf = service.wait(base_job, timeout=120).result["path"]  # type: ignore[index]
+    lora_export = service.wait(lora_job, timeout=120)
+    assert lora_export.state == JobState.SUCCEEDED, lora_export.error
+    lora_gguf = lora_export.result["path"]  # type: ignore[index]
+    assert library.get(lora_export.result["library_id"]).base_model_id == base_entry.id  # type: ignore[index]
+    host = ft_app.new_engine_host("tuned-gguf")
+    options = LoadOptions(context_length=256, seed=0, lora_path=lora_gguf)
+    host.load_blocking(ModelSpec("llama", base_gguf, options))
+    reply = host.generate_blocking([ChatMessage("user", question)], GREEDY).text
+    assert reply.startswith(answer), reply
+    # and a merged model that loads without PEFT
+    merged_job = service.export(job_id, "merged")
+    merged = Path(service.wait(merged_job, timeout=120).result["path"])  # type: ignore[index]
+    assert (merged / "model.safetensors").is_file()
+    assert greedy_answer(merged, question).strip().startswith(answer)
+    with pytest.raises(FinetuneError, match="already exists"):
+        service.export(job_id, "merged")
+
 
 @pytest.mark.slow
-def test_crash_cancel_and_resume_continue_from_checkpoints(
-    ft_app, tiny_hf_model: Path, facts_dataset: Path
-) -> None:
+def test_crash_cancel_and_resume_continue_from_checkpoints(ft_app, tiny_hf_model: Path, facts_dataset: Path) -> None:
     service = ft_app.finetune
     watcher = Watcher(service)
     config = FAST.with_(iters=24, checkpoint_every=4, eval_every=100)
@@ -154,9 +182,7 @@ def test_bad_settings_and_inputs_are_refused_before_a_job_starts(
 
 
 @pytest.mark.slow
-def test_qlora_without_cuda_fails_with_a_clear_message(
-    ft_app, tiny_hf_model: Path, facts_dataset: Path
-) -> None:
+def test_qlora_without_cuda_fails_with_a_clear_message(ft_app, tiny_hf_model: Path, facts_dataset: Path) -> None:
     service = ft_app.finetune
     job_id = service.start(tiny_hf_model, facts_dataset, FAST.with_(quantize_4bit=True), backend="peft")
     job = service.wait(job_id, timeout=120)

@@ -31,6 +31,10 @@ def test_finetune_command_streams_steps_and_ends_with_the_adapter(
     final = lines[-1]
     assert Path(final["adapter_path"], "adapter_model.safetensors").is_file()
     assert final["steps"] == 12
+    # export the adapter for llama.cpp
+    assert main.main(["finetune", "--export", final["job_id"], "--format", "gguf-lora", *argv[-3:]]) == 0
+    exported = json_lines(capsys.readouterr().out)[-1]
+    assert exported["format"] == "gguf-lora" and Path(exported["path"]).is_file()
     # the run is in the job history
     assert main.main(["jobs", "--kind", "finetune", "--json", "--data-dir", str(tmp_path / "data")]) == 0
     history = json.loads(capsys.readouterr().out)

@@ -60,6 +60,17 @@ def test_memory_estimate_is_shown_for_the_chosen_model(page, qtbot, tiny_hf_mode
     qtbot.waitUntil(lambda: "Training needs about" in page.memory_label.text(), timeout=20_000)
 
 
+def test_my_models_fine_tune_action_fills_the_base_model(page, ft_app, tiny_hf_model: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.library import Library
+    from core.library_types import ImportMode
+
+    entry = Library.for_app(ft_app).import_paths([tiny_hf_model], ImportMode.LINK).imported[0]
+    page.open_payload(entry.id)
+    assert page.form.model_path.text() == str(tiny_hf_model)
+    page.open_payload("no-such-model")
+    assert "no model" in page.message.text()
+
+
 def test_bad_dataset_start_shows_the_error_in_place(page, qtbot, tiny_hf_model: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "bad.jsonl"
     data.write_text('{"messages": []}\n')
@@ -101,3 +112,7 @@ def test_a_run_draws_its_chart_live_and_can_be_cancelled_and_resumed(  # type: i
     state = page.jobs_model.index(0, page.jobs_model.COL_STATE).data()
     assert state == "Succeeded" and "Adapter:" in page.stats.text()
     qtmodeltester.check(page.jobs_model)
+    # export for llama.cpp from the page: two export jobs, their paths in the log
+    assert page.export_gguf_button.isEnabled()
+    qtbot.mouseClick(page.export_gguf_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.log.toPlainText().count("Exported gguf-") == 2, timeout=60_000)

@@ -11,6 +11,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QPlainTextEdit,
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import HangarError
 from core.finetune import (
+    ExportFormat,
     TrainingEvent,
     TrainingFailed,
     TrainingLog,
@@ -58,6 +60,7 @@ class FinetunePage(Page):
         self.app = app
         self.bridge = bridge
         self.selected_job: str | None = None
+        self._exports: dict[str, str] = {}  # export job -> the run it exports
 
         self.start_button = QPushButton("Start training")
         self.start_button.setObjectName("Primary")
@@ -119,6 +122,17 @@ class FinetunePage(Page):
         right_layout.addWidget(self.jobs_view)
         right_layout.addWidget(self.chart, 1)
         right_layout.addWidget(self.stats)
+        self.export_merged_button = QPushButton("Export merged model")
+        self.export_merged_button.setToolTip("Base + adapter as one model folder (MLX fuse, or merged safetensors)")
+        self.export_merged_button.clicked.connect(lambda: self.export(ExportFormat.MERGED))
+        self.export_gguf_button = QPushButton("Export for llama.cpp")
+        self.export_gguf_button.setToolTip("The adapter as a GGUF LoRA, and the base model as a GGUF to apply it to")
+        self.export_gguf_button.clicked.connect(lambda: self.export(ExportFormat.GGUF_BASE, ExportFormat.GGUF_LORA))
+        exports = QHBoxLayout()
+        exports.addWidget(self.export_merged_button)
+        exports.addWidget(self.export_gguf_button)
+        exports.addStretch(1)
+        right_layout.addLayout(exports)
         right_layout.addWidget(self.log)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -183,6 +197,20 @@ class FinetunePage(Page):
             self.app.finetune.resume(self.selected_job)
         except HangarError as exc:
             self.message.setText(str(exc))
+
+    def export(self, *formats: ExportFormat) -> None:
+        if not self.selected_job:
+            return
+        job_id = self.selected_job
+        self.message.clear()
+        for fmt in formats:
+            try:
+                export_id = self.app.finetune.export(job_id, fmt)
+            except HangarError as exc:
+                self.message.setText(str(exc))
+                return
+            self._exports[export_id] = job_id
+            self.log.appendPlainText(f"Exporting {fmt}…")
 
     def preview_dataset(self, path: str) -> None:
         if not path:
@@ -249,6 +277,18 @@ class FinetunePage(Page):
             self._select_row(row)
         self._update_buttons()
 
+    def open_payload(self, payload: object) -> None:
+        """``navigate_requested("finetune", library entry id)`` from My Models: that model becomes the base."""
+        from core.library import Library
+
+        try:
+            entry = Library.for_app(self.app).get(str(payload))
+        except HangarError as exc:
+            self.message.setText(str(exc))
+            return
+        self.form.model_path.setText(str(entry.root))
+        self._estimate_timer.start()
+
     def _select_row(self, row: int) -> None:
         if row < 0 or row >= self.jobs_model.rowCount():
             return
@@ -270,6 +310,9 @@ class FinetunePage(Page):
     def _update_buttons(self) -> None:
         job = self._selected()
         self.cancel_button.setEnabled(job is not None and job.state.active)
+        done = job is not None and job.state == JobState.SUCCEEDED
+        self.export_merged_button.setEnabled(done)
+        self.export_gguf_button.setEnabled(done)
         self.resume_button.setEnabled(
             job is not None and job.resumable and job.state in (JobState.PAUSED, JobState.FAILED, JobState.CANCELLED)
         )
@@ -282,6 +325,14 @@ class FinetunePage(Page):
 
     # -- live updates ----------------------------------------------------------------------------------------
     def _on_job_changed(self, job: Job) -> None:
+        if job.id in self._exports and job.state.finished:
+            source = self._exports.pop(job.id)
+            if source == self.selected_job:
+                if job.state == JobState.SUCCEEDED and job.result:
+                    self.log.appendPlainText(f"Exported {job.result.get('format')} to {job.result.get('path')}.")
+                else:
+                    self.log.appendPlainText(f"⚠ {job.title} failed: {job.error or job.state}")
+            return
         if job.kind != "finetune":
             return
         if not self.jobs_model.update_job(job):
