@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from core.datasets import TokenStats, token_stats
 from core.errors import HangarError, InsufficientMemoryError
 from core.finetune import (
     ExportFinished,
@@ -20,13 +21,15 @@ from core.finetune import (
     ExportRequest,
     FinetuneBackend,
     FinetuneRequest,
+    TokenStatsReady,
+    TokenStatsRequest,
     TrainingFailed,
 )
 
 logger = logging.getLogger(__name__)
 
 
-def run(request: FinetuneRequest | ExportRequest, events: Any, cancel: Any) -> None:
+def run(request: FinetuneRequest | ExportRequest | TokenStatsRequest, events: Any, cancel: Any) -> None:
     # The parent asks politely through ``cancel`` first; SIGINT (then SIGTERM) only if that does not work.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=os.environ.get("HANGAR_ENGINE_LOG", "WARNING"))
@@ -36,6 +39,9 @@ def run(request: FinetuneRequest | ExportRequest, events: Any, cancel: Any) -> N
     try:
         if isinstance(request, ExportRequest):
             events.put(ExportFinished(str(export(request))))
+            return
+        if isinstance(request, TokenStatsRequest):
+            events.put(TokenStatsReady(measure_tokens(request)))
             return
         backend = FinetuneBackend(request.backend)
         if backend == FinetuneBackend.PEFT:
@@ -77,3 +83,17 @@ def export(request: ExportRequest) -> Path:
     from backends.finetune_peft import merge_adapter
 
     return merge_adapter(request.base_model, request.adapter, request.output)
+
+
+def measure_tokens(request: TokenStatsRequest) -> TokenStats:
+    """Token lengths as training will see them: the base model's tokenizer and chat template."""
+    from transformers import AutoTokenizer
+
+    from backends.finetune_common import encode_record
+
+    tokenizer = AutoTokenizer.from_pretrained(request.base_model)
+    return token_stats(
+        request.examples,
+        lambda e: len(encode_record(tokenizer, e.record, request.mask_prompt)[0]),
+        request.max_length,
+    )

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from core.datasets import Example, TokenStats
 from core.errors import FinetuneError
 
 
@@ -162,6 +163,17 @@ class ExportRequest:
     output: str
 
 
+@dataclass(frozen=True)
+class TokenStatsRequest:
+    """Count the tokens of dataset rows with the base model's tokenizer and chat template (in the child:
+    core cannot load a tokenizer)."""
+
+    base_model: str
+    examples: tuple[Example, ...]
+    max_length: int
+    mask_prompt: bool = True
+
+
 # -- what the child sends back ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainingStarted:
@@ -226,6 +238,11 @@ class ExportFinished:
 
 
 @dataclass(frozen=True)
+class TokenStatsReady:
+    stats: TokenStats
+
+
+@dataclass(frozen=True)
 class TrainingFailed:
     code: str
     message: str
@@ -240,6 +257,7 @@ TrainingEvent = (
     | TrainingFinished
     | TrainingFailed
     | ExportFinished
+    | TokenStatsReady
 )
 
 

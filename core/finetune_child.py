@@ -11,12 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from core.engine import _terminate
-from core.finetune import ExportFinished, TrainingEvent, TrainingFailed, TrainingFinished
+from core.finetune import ExportFinished, TokenStatsReady, TrainingEvent, TrainingFailed, TrainingFinished
 from core.jobs import CancelToken
 
 logger = logging.getLogger(__name__)
 
-FINAL_EVENTS = (TrainingFinished, TrainingFailed, ExportFinished)
+FINAL_EVENTS = (TrainingFinished, TrainingFailed, ExportFinished, TokenStatsReady)
 
 
 def run_child(

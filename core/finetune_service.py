@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.datasets import CsvColumns, Dataset, load_dataset, split_dataset, write_split
+from core.datasets import CsvColumns, Dataset, TokenStats, load_dataset, split_dataset, write_split
 from core.engine import _error_from_code, describe_exit
 from core.errors import CancelledError, FinetuneError, HangarError, NotFoundError
 from core.events import EventHook
@@ -27,6 +27,8 @@ from core.finetune import (
     FinetuneBackend,
     FinetuneConfig,
     FinetuneRequest,
+    TokenStatsReady,
+    TokenStatsRequest,
     TrainingEvent,
     TrainingFailed,
     TrainingFinished,
@@ -37,7 +39,7 @@ from core.finetune import (
     latest_checkpoint,
 )
 from core.finetune_child import run_child
-from core.jobs import Job, JobContext, JobManager
+from core.jobs import CancelToken, Job, JobContext, JobManager
 from core.store import Store
 
 logger = logging.getLogger(__name__)
@@ -173,6 +175,28 @@ class FinetuneService:
         from core.finetune_export import start_export
 
         return start_export(self, job_id, fmt, output)
+
+    def measure_tokens(
+        self,
+        base_model: str | Path,
+        dataset: str | Path | Dataset,
+        max_length: int,
+        *,
+        mask_prompt: bool = True,
+        columns: CsvColumns | None = None,
+    ) -> TokenStats:
+        """Token lengths of the dataset's rows with the base model's tokenizer (a short-lived child process;
+        blocking, so the UI calls it in the background). Rows longer than ``max_length`` keep their lines."""
+        if self.entry is None:
+            raise FinetuneError("Fine-tuning is not available in this build (no training backend).")
+        data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, columns=columns)
+        request = TokenStatsRequest(str(base_model), data.examples, max_length, mask_prompt)
+        outcome, exitcode = run_child(self.entry, request, CancelToken(), lambda e: None, grace=2.0, name="tokens")
+        if isinstance(outcome, TrainingFailed):
+            raise _error_from_code(outcome.code, outcome.message)
+        if not isinstance(outcome, TokenStatsReady):
+            raise FinetuneError(f"Counting tokens failed. {describe_exit(exitcode)}")
+        return outcome.stats
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         return self.jobs.wait(job_id, timeout)

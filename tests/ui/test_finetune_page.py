@@ -94,6 +94,9 @@ def test_a_run_draws_its_chart_live_and_can_be_cancelled_and_resumed(  # type: i
     form.targets.setText("q_proj, v_proj, o_proj, up_proj, down_proj")
     form.eval_every.setValue(8)
     form.checkpoint_every.setValue(4)
+    qtbot.mouseClick(form.measure_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "tokens" in form.token_summary.text() and "✔" in form.token_summary.text(), timeout=60_000)
+    assert "8 rows" in form.token_summary.text()
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.jobs_model.rowCount() == 1, timeout=10_000)
     qtbot.waitUntil(lambda: page.chart.train.count() >= 3, timeout=120_000)
@@ -109,8 +112,9 @@ def test_a_run_draws_its_chart_live_and_can_be_cancelled_and_resumed(  # type: i
     assert [p.x() for p in page.chart.train.points()] == list(range(1, 25))
     assert page.chart.val.count() >= 3
     assert "Finished at step 24" in page.log.toPlainText()
-    state = page.jobs_model.index(0, page.jobs_model.COL_STATE).data()
-    assert state == "Succeeded" and "Adapter:" in page.stats.text()
+    state_cell = page.jobs_model.index(0, page.jobs_model.COL_STATE)
+    qtbot.waitUntil(lambda: state_cell.data() == "Succeeded", timeout=10_000)  # the job's change is queued
+    assert "Adapter:" in page.stats.text()
     qtmodeltester.check(page.jobs_model)
     # export for llama.cpp from the page: two export jobs, their paths in the log
     assert page.export_gguf_button.isEnabled()

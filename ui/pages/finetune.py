@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.datasets import load_dataset
 from core.errors import HangarError
 from core.finetune import (
     ExportFormat,
@@ -42,7 +43,7 @@ from ui.widgets.loss_chart import LossChart
 
 if TYPE_CHECKING:
     from core.app import AppContext
-    from core.datasets import Dataset
+    from core.datasets import Dataset, TokenStats
     from core.finetune_memory import TrainingMemoryPlan
     from core.finetune_service import FinetuneRun
     from ui.bridge import Bridge
@@ -152,6 +153,7 @@ class FinetunePage(Page):
         self._estimate_timer.timeout.connect(self.update_estimate)
         self.form.changed.connect(self._estimate_timer.start)
         self.form.dataset_changed.connect(self.preview_dataset)
+        self.form.measure_button.clicked.connect(self.measure_tokens)
 
         bridge.connect_hook(app.finetune.events, self._on_training_event)
         bridge.connect_hook(app.jobs.changed, self._on_job_changed)
@@ -212,12 +214,37 @@ class FinetunePage(Page):
             self._exports[export_id] = job_id
             self.log.appendPlainText(f"Exporting {fmt}…")
 
+    def measure_tokens(self) -> None:
+        model, data = self.form.model_path.text().strip(), self.form.data_path.text().strip()
+        if not model or not data:
+            self.form.token_summary.setText("Choose a base model and a dataset first.")
+            return
+        max_length = self.form.max_length.value()
+        self.form.measure_button.setEnabled(False)
+        self.form.token_summary.setText("Counting…")
+
+        def done(stats: TokenStats) -> None:
+            self.form.measure_button.setEnabled(True)
+            text = (
+                f"{stats.count} rows: {stats.min_tokens}–{stats.max_tokens} tokens "
+                f"(mean {stats.mean_tokens:.0f}, 95% under {stats.p95_tokens})."
+            )
+            self.form.token_summary.setText(f"{text}\n⚠ {stats.warning}" if stats.warning else f"✔ {text}")
+
+        def failed(error: Exception) -> None:
+            self.form.measure_button.setEnabled(True)
+            self.form.token_summary.setText(f"⚠ {error}")
+
+        run_in_background(
+            lambda: self.app.finetune.measure_tokens(model, load_dataset(data, strict=False), max_length),
+            on_success=done,
+            on_failure=failed,
+        )
+
     def preview_dataset(self, path: str) -> None:
         if not path:
             self.form.data_summary.clear()
             return
-        from core.datasets import load_dataset
-
         self.form.data_summary.setText("Reading…")
         run_in_background(
             lambda: load_dataset(path, strict=False),
