@@ -64,6 +64,8 @@ def finetune_running(window: Any) -> None:
     page = window.pages["finetune"]
     model, data = _prepare_inputs(window)
     _fill(page, model, data, iters=400)
+    page.measure_tokens()
+    _pump(lambda: "tokens" in page.form.token_summary.text(), timeout=120)
     page.start()
     _pump(lambda: page.chart.train.count() >= 45)
 

@@ -109,7 +109,9 @@ class FinetunePage(Page):
         self.jobs_view.setAccessibleName("Fine-tune jobs")
         self.jobs_view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._select_row(cur.row()))
         self.chart = LossChart()
-        self.stats = QLabel("No run selected.")
+        self.stats = QLabel(
+            "No fine-tuning runs yet: choose a base model and a dataset (JSONL or CSV), then Start training."
+        )
         self.stats.setObjectName("Muted")
         self.stats.setWordWrap(True)
         self.log = QPlainTextEdit()

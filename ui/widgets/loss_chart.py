@@ -50,7 +50,7 @@ class LossChart(QChartView):
             chart.addAxis(axis, side)
             for series in (self.train, self.val, self.val_points):
                 series.attachAxis(axis)
-        self._max_step = 1
+        self._max_step = 10  # an empty chart still shows whole steps on its axis
         self._max_loss = 1.0
         self._rescale()
 
@@ -58,7 +58,7 @@ class LossChart(QChartView):
     def clear(self) -> None:
         for series in (self.train, self.val, self.val_points):
             series.clear()
-        self._max_step, self._max_loss = 1, 1.0
+        self._max_step, self._max_loss = 10, 1.0
         self._rescale()
 
     def set_curves(self, train: Iterable[tuple[int, float]], val: Iterable[tuple[int, float]], total: int) -> None:
@@ -67,7 +67,7 @@ class LossChart(QChartView):
         points = [QPointF(s, v) for s, v in val]
         self.val.replace(points)
         self.val_points.replace(points)
-        self._max_step = max(1, total)
+        self._max_step = max(10, total)
         losses = [p.y() for p in (*self.train.points(), *points)]
         self._max_loss = max(losses) if losses else 1.0
         self._rescale()
