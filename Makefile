@@ -66,6 +66,7 @@ screenshots: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/estimate_accuracy.py
 
 # A one-folder app in dist/Hangar (dist/Hangar.app on macOS), then its smoke test.
 package: $(VENV)/.test-installed

@@ -13,6 +13,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures_chat",
     "tests.fixtures_finetune",
     "tests.fixtures_fit",
+    "tests.fixtures_hub",
     "tests.fixtures_library",
 ]
 

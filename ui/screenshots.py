@@ -46,13 +46,24 @@ SCENES: list[tuple[str, Callable[[object], None]]] = [
 ]
 
 
-def _feature_scenes() -> None:
+def _add_hub_scenes() -> None:
+    try:
+        from ui.screenshots_hub import SCENES as HUB_SCENES  # needs tests/hub: a source checkout only
+    except ImportError:
+        return
+    SCENES.extend(HUB_SCENES)
+
+
+_add_hub_scenes()
+
+
+def _add_finetune_scenes() -> None:
     from ui.screenshot_finetune import SCENES as FINETUNE
 
     SCENES.extend(FINETUNE)
 
 
-_feature_scenes()
+_add_finetune_scenes()
 
 
 def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light") -> list[Path]:

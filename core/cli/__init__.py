@@ -33,6 +33,9 @@ COMMANDS: tuple[str, ...] = (
     "core.cli.import_cmd",
     "core.cli.ls_cmd",
     "core.cli.rm_cmd",
+    "core.cli.search_cmd",
+    "core.cli.pull_cmd",
+    "core.cli.token_cmd",
     "core.cli.hw_cmd",
     "core.cli.estimate_cmd",
 )

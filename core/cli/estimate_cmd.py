@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING
 
 from core.cli import emit_json
 from core.errors import UsageError
-from core.estimate import KV_TYPES, EngineSettings, Estimate
-from core.estimate_mlx import MlxEstimate
-from core.fitting import estimate_header, read_target
 
 if TYPE_CHECKING:
     from core.app import AppContext
+    from core.estimate import Estimate
 
 NAME = "estimate"
 HELP = "estimate memory and speed for a model file, folder or Hub REPO[:FILE] (no download)"
@@ -38,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|auto",
         help="layers to put on the GPU (-1: all; default: auto)",
     )
-    parser.add_argument("--kv-type", choices=KV_TYPES, default="f16", help="KV cache type")
+    parser.add_argument("--kv-type", default="f16", help="KV cache type: f16 (default), q8_0, q4_0, ...")
     parser.add_argument("--flash-attn", action="store_true", help="use flash attention")
     parser.add_argument("--revision", help="Hub branch, tag or commit")
 
@@ -48,6 +46,11 @@ def _mib(n: int | None) -> str:
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
+    # imported here, not at the top: every command module is imported to build ``--help``
+    from core.estimate import EngineSettings
+    from core.estimate_mlx import MlxEstimate
+    from core.fitting import estimate_header, read_target
+
     if args.ctx < 0:
         raise UsageError("--ctx must be 0 or more.")
     settings = EngineSettings(

@@ -9,7 +9,7 @@ import pytest
 
 from core.engine import LoadOptions, ModelSpec
 from core.estimate import EngineSettings, estimate_llama
-from core.fitrecord import compare, load_history, record_load
+from core.fitrecord import compare, load_history, record_load, record_model_load
 from core.gguf import read_gguf
 from core.hardware import detect_hardware
 from core.modelgen import TinyModelConfig, write_tiny_gguf
@@ -59,13 +59,12 @@ def test_estimate_matches_llama_cpp(name: str, app, tmp_path: Path) -> None:  # 
         detect_hardware(probe_engines),
     )
     host = app.new_engine_host()
-    info = host.load_blocking(
-        ModelSpec(
-            "llama",
-            str(path),
-            LoadOptions(context_length=ctx, kv_cache_type=kv, flash_attention=flash, gpu_layers=0, threads=1),
-        )
+    spec = ModelSpec(
+        "llama",
+        str(path),
+        LoadOptions(context_length=ctx, kv_cache_type=kv, flash_attention=flash, gpu_layers=0, threads=1),
     )
+    info = host.load_blocking(spec)
     result = compare(estimate, info.allocated)
     assert result.actual["weights"] > 0 and result.actual["kv"] > 0 and result.actual["compute"] > 0
     assert result.estimated["weights"] == pytest.approx(result.actual["weights"], rel=0.002, abs=6000)
@@ -75,3 +74,7 @@ def test_estimate_matches_llama_cpp(name: str, app, tmp_path: Path) -> None:  # 
         assert "model:CPU_REPACK" in info.allocated  # the repacked copy is real and counted
     record = record_load(app.store, estimate, info.allocated)
     assert load_history(app.store)[0].id == record.id
+    # what the chat feature calls after each load: the same numbers from the spec and the loaded info
+    again = record_model_load(app.store, spec, info)
+    assert again is not None and again.error_pct == pytest.approx(record.error_pct)
+    assert [r.id for r in load_history(app.store, model=path.name)] == [again.id, record.id]

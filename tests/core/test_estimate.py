@@ -247,3 +247,52 @@ def test_lora_and_qlora() -> None:
     assert estimate_training(llama3_8b, TrainingSettings(), machine(gpu_free=8 * GIB)).fits is False
     with pytest.raises(UsageError):
         TrainingSettings(target_modules=("lm_head",))
+
+
+def test_choose_gpu_layers_for_load_options(gqa: GGUFInfo) -> None:
+    from core.fitting import choose_gpu_layers
+
+    assert choose_gpu_layers(gqa, EngineSettings(context_length=2048), machine(gpu_free=8 * GIB)) == -1
+    assert choose_gpu_layers(gqa, EngineSettings(context_length=2048), machine()) == 0
+    assert choose_gpu_layers(gqa, EngineSettings(context_length=2048), None) == 0
+
+
+def test_safetensors_headers_never_crash(tmp_path: Path) -> None:
+    import struct
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from core.errors import ModelFileError
+    from core.gguf.source import FileSource
+    from core.safetensors import parse_safetensors_header
+
+    entry = st.fixed_dictionaries(
+        {
+            "dtype": st.sampled_from(["F16", "BF16", "U32", "X9", 3]),
+            "shape": st.lists(st.integers(-2, 2**40), max_size=3),
+            "data_offsets": st.lists(st.integers(-5, 2**40), min_size=0, max_size=3),
+        }
+    )
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        header=st.dictionaries(st.text(max_size=8), entry, max_size=4),
+        claimed=st.integers(0, 2**64 - 1),
+        honest=st.booleans(),
+        tail=st.binary(max_size=64),
+    )
+    def check(header: dict, claimed: int, honest: bool, tail: bytes) -> None:
+        body = json.dumps(header).encode()
+        path = tmp_path / "x.safetensors"
+        path.write_bytes(struct.pack("<Q", len(body) if honest else claimed) + body + tail)
+        source = FileSource(path)
+        try:
+            tensors = parse_safetensors_header(source)
+        except ModelFileError:
+            return
+        finally:
+            source.close()
+        assert all(t.n_bytes >= 0 for t in tensors)
+
+    check()

@@ -78,4 +78,34 @@ def test_estimate_errors(
     code, data = _run(["estimate", str(bad), "--json"], capsys)
     assert code != 0 and data["error"]["code"] == "model_file"
     code, data = _run(["estimate", "nobody/nothing", "--json"], capsys)
-    assert code != 0 and "config.json" in data["error"]["message"]
+    assert code != 0 and data["error"]["code"] == "not_found"
+
+
+def test_estimate_hub_repo_picks_a_gguf(
+    data_dir: Path, range_server: RangeServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = range_server.repo_dir("someone/Many-GGUF")
+    for quant in ("Q8_0", "Q4_0"):
+        write_tiny_gguf(repo / f"tiny-{quant}.gguf", TinyModelConfig(weight_type=quant))
+    (repo / "README.md").write_text("hello")
+    code, data = _run(["estimate", "someone/Many-GGUF", "--json"], capsys)
+    assert code == 0 and data["model"] == "tiny-Q4_0.gguf"  # the preferred quant when none is named
+    write_tiny_gguf(repo / "tiny-F16.gguf", TinyModelConfig())
+    (repo / "tiny-Q4_0.gguf").unlink()
+    code, data = _run(["estimate", "someone/Many-GGUF", "--json"], capsys)
+    assert code == 0 and data["model"] == "tiny-Q8_0.gguf"
+    (repo / "tiny-Q8_0.gguf").rename(repo / "tiny-IQ2.gguf")
+    code, data = _run(["estimate", "someone/Many-GGUF", "--json"], capsys)
+    assert code != 0 and "name one" in data["error"]["message"]
+
+
+def test_rough_fit_level_from_file_size() -> None:
+    from core.fitting import FitLevel, rough_fit_level
+    from core.hardware import GIB
+    from tests.core.test_estimate import machine
+
+    assert rough_fit_level(4 * GIB, None) is FitLevel.UNKNOWN
+    assert rough_fit_level(4 * GIB, machine(gpu_free=8 * GIB)) is FitLevel.FITS
+    assert rough_fit_level(12 * GIB, machine(gpu_free=8 * GIB, ram=32 * GIB)) is FitLevel.PARTIAL
+    assert rough_fit_level(12 * GIB, machine(ram=32 * GIB)) is FitLevel.FITS
+    assert rough_fit_level(60 * GIB, machine(gpu_free=8 * GIB, ram=32 * GIB)) is FitLevel.TOO_LARGE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import AuthError, ModelFileError, NotFoundError
+from core.errors import AuthError, ModelFileError, NetworkError, NotFoundError
 from core.gguf import hub_file_url, read_gguf, read_gguf_hub
 from core.modelgen import TinyModelConfig, write_tiny_gguf
 from tests.core.test_gguf import _write_split
@@ -70,3 +70,29 @@ def test_server_that_ignores_range_still_works(range_server: RangeServer, tiny_g
     range_server.honour_range = False
     shutil.copy(tiny_gguf, range_server.repo_dir("me/plain") / "m.gguf")
     assert read_gguf_hub("me/plain", "m.gguf").tensors == read_gguf(tiny_gguf).tensors
+
+
+def test_huge_file_without_range_support_is_not_downloaded(range_server: RangeServer, tmp_path: Path) -> None:
+    from core.modelgen import LLAMA_8B_SHAPE, write_sparse_gguf
+
+    stub = write_sparse_gguf(range_server.repo_dir("me/big") / "llama-8b-Q4_K.gguf", LLAMA_8B_SHAPE)
+    assert stub.stat().st_size > 4 * 2**30
+    info = read_gguf_hub("me/big", stub.name)
+    assert info.parameter_count > 8e9 and range_server.bytes_sent < 20 * 2**20  # Range: the header only
+    range_server.honour_range = False
+    range_server.bytes_sent = 0
+    info = read_gguf_hub("me/big", stub.name)  # a plain server: we stop reading once the header is in
+    assert info.file_size == stub.stat().st_size
+    assert range_server.bytes_sent < 200 * 2**20
+
+
+def test_header_past_the_no_range_cap_is_refused(
+    range_server: RangeServer, model_with_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.gguf.source as source
+
+    monkeypatch.setattr(source, "MAX_NO_RANGE_BYTES", 100_000)  # the real cap is 64 MiB; this header is 490 kB
+    range_server.honour_range = False
+    shutil.copy(model_with_data, range_server.repo_dir("me/plain-big") / "m.gguf")
+    with pytest.raises(NetworkError, match="does not support partial downloads"):
+        read_gguf_hub("me/plain-big", "m.gguf")

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import HangarError
 from ui.widgets.common import Page
+from ui.widgets.hf_token import HfTokenBox
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -92,6 +93,9 @@ class SettingsPage(Page):
         self.parallel.setAccessibleName("Parallel downloads")
         self.parallel.valueChanged.connect(lambda v: self._save(max_parallel_downloads=v))
         form.addRow("Parallel downloads", self.parallel)
+
+        self.hf_token = HfTokenBox()
+        form.addRow("Hugging Face token", self.hf_token)
 
         self.error = QLabel()
         self.error.setObjectName("ErrorText")
