@@ -118,6 +118,7 @@ class FinetuneService:
         self.entry = entry
         self.cancel_grace = cancel_grace
         self.register_adapter = register_adapter
+        self._step_seconds: dict[str, float] = {}
         #: ``(job_id, event)`` for every event of every run, on the job's thread.
         self.events: EventHook[[str, TrainingEvent]] = EventHook()
         store.migrate("finetune", FINETUNE_SCHEMA)
@@ -298,7 +299,12 @@ class FinetuneService:
         now = time.time()
         total = request.total_steps
         if isinstance(event, TrainingProgress):
-            eta = max(0, total - event.step) * event.seconds_per_step
+            # A moving average of the step time: single steps jump when an evaluation or another program
+            # competes for the machine, and an ETA should not.
+            previous = self._step_seconds.get(ctx.job_id)
+            pace = event.seconds_per_step if previous is None else 0.9 * previous + 0.1 * event.seconds_per_step
+            self._step_seconds[ctx.job_id] = pace
+            eta = max(0, total - event.step) * pace
             event = replace(event, eta_seconds=eta)
             self._store.execute(
                 "INSERT OR REPLACE INTO finetune_points "

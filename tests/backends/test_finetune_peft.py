@@ -188,3 +188,36 @@ def test_qlora_without_cuda_fails_with_a_clear_message(ft_app, tiny_hf_model: Pa
     job = service.wait(job_id, timeout=120)
     assert job.state == JobState.FAILED
     assert "QLoRA" in (job.error or "") and "CUDA" in (job.error or "")
+
+
+@pytest.mark.slow
+def test_closing_the_app_pauses_a_run_and_a_new_session_resumes_it(
+    data_dir: Path, tiny_hf_model: Path, facts_dataset: Path
+) -> None:
+    from backends.finetune_worker import run as finetune_entry
+    from backends.worker import serve
+    from core.app import AppContext
+    from core.paths import AppPaths
+
+    def open_app() -> AppContext:
+        return AppContext.create(AppPaths.under(data_dir), worker_entry=serve, finetune_entry=finetune_entry)
+
+    first = open_app()
+    watcher = Watcher(first.finetune)
+    job_id = first.finetune.start(tiny_hf_model, facts_dataset, FAST.with_(iters=16, checkpoint_every=100))
+    watcher.wait_for(lambda e: isinstance(e, TrainingProgress) and e.step >= 3)
+    first.close()  # what quitting Hangar does: running jobs are paused, keeping a checkpoint
+    stopped_at = max(watcher.steps())
+
+    second = open_app()
+    try:
+        run = second.finetune.run(job_id)
+        assert run.job.state == JobState.PAUSED
+        assert [p.step for p in run.train_curve] == list(range(1, stopped_at + 1))
+        assert run.config == FAST.with_(iters=16, checkpoint_every=100)
+        second.finetune.resume(job_id)
+        job = second.finetune.wait(job_id, timeout=120)
+        assert job.state == JobState.SUCCEEDED, job.error
+        assert [p.step for p in second.finetune.run(job_id).train_curve] == list(range(1, 17))
+    finally:
+        second.close()
