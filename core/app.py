@@ -71,9 +71,7 @@ class AppContext:
 
     @cached_property
     def finetune(self) -> FinetuneService:
-        from core.finetune_service import FinetuneService
-
-        from core.finetune_service import library_registrar
+        from core.finetune_service import FinetuneService, library_registrar
         from core.library import Library
 
         return FinetuneService(
