@@ -104,7 +104,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
             if not args.model or not args.data:
                 raise FinetuneError("Give a base model (--model) and a dataset (--data), or --resume JOB_ID.")
             config = config_from_args(args)
-            _print_memory(Path(args.model), config, args.backend, printer.as_json)
+            _print_memory(app, Path(args.model), config, args.backend, printer.as_json)
             job_id = service.start(args.model, args.data, config, backend=args.backend)
         printer.job_id = job_id
         try:
@@ -149,12 +149,11 @@ def _wait(service: FinetuneService, job_id: str) -> Job:
             return job
 
 
-def _print_memory(model: Path, config: FinetuneConfig, backend: str, as_json: bool) -> None:
+def _print_memory(app: AppContext, model: Path, config: FinetuneConfig, backend: str, as_json: bool) -> None:
     try:
         from core.finetune_memory import plan_training_memory
-        from core.hardware import cached_hardware
 
-        plan = plan_training_memory(model, config, backend, cached_hardware())
+        plan = plan_training_memory(model, config, backend, app.hardware())
     except FinetuneError:
         return  # start() reports a bad model folder with its own message
     if as_json:

@@ -279,9 +279,8 @@ class FinetunePage(Page):
 
         def plan() -> TrainingMemoryPlan:
             from core.finetune_memory import plan_training_memory
-            from core.hardware import cached_hardware
 
-            return plan_training_memory(model, config, backend, cached_hardware())
+            return plan_training_memory(model, config, backend, self.app.hardware())
 
         run_in_background(plan, on_success=self._show_estimate, on_failure=lambda e: self.memory_label.setText(str(e)))
 
