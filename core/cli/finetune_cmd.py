@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.cli import emit_json
+from core.datasets import CsvColumns, load_dataset
 from core.errors import CancelledError, FinetuneError
 from core.finetune import (
     ExportFormat,
@@ -38,6 +39,10 @@ DEFAULTS = FinetuneConfig()
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="base model folder (Hugging Face / MLX safetensors)")
     parser.add_argument("--data", help="dataset: a .jsonl/.json/.csv file or a folder with train.jsonl")
+    parser.add_argument("--text-column", help="CSV: the column to train on as plain text")
+    parser.add_argument("--prompt-column", help="CSV: the prompt column (with --completion-column)")
+    parser.add_argument("--completion-column", help="CSV: the completion column")
+    parser.add_argument("--skip-bad-rows", action="store_true", help="train on the good rows of a dataset")
     parser.add_argument("--backend", choices=[b.value for b in FinetuneBackend], default="peft")
     parser.add_argument("--iters", type=int, default=DEFAULTS.iters, help="training steps")
     parser.add_argument("--epochs", type=float, help="train for this many passes instead of --iters")
@@ -105,7 +110,13 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
                 raise FinetuneError("Give a base model (--model) and a dataset (--data), or --resume JOB_ID.")
             config = config_from_args(args)
             _print_memory(app, Path(args.model), config, args.backend, printer.as_json)
-            job_id = service.start(args.model, args.data, config, backend=args.backend)
+            columns = None
+            if args.text_column or args.prompt_column or args.completion_column:
+                columns = CsvColumns(
+                    text=args.text_column, prompt=args.prompt_column, completion=args.completion_column
+                )
+            dataset = load_dataset(args.data, columns=columns, strict=not args.skip_bad_rows)
+            job_id = service.start(args.model, dataset, config, backend=args.backend)
         printer.job_id = job_id
         try:
             job = _wait(service, job_id)

@@ -53,5 +53,12 @@ def test_finetune_command_reports_bad_input_in_one_line(
     assert error["code"] == "dataset" and "line 2" in error["message"] and "line 3" in error["message"]
     assert main.main(["finetune", "--resume", "nosuchjob", *base]) == 1
     assert json_lines(capsys.readouterr().out)[-1]["error"]["code"] == "not_found"
+    csv = tmp_path / "qa.csv"
+    csv.write_text("q,a\nhello,world\n")
+    assert main.main(["finetune", "--model", str(tiny_hf_model), "--data", str(csv), *base]) == 1
+    assert "cannot tell which columns" in json_lines(capsys.readouterr().out)[-1]["error"]["message"]
+    argv = ["finetune", "--model", str(tiny_hf_model), "--data", str(csv), "--prompt-column", "q"]
+    assert main.main([*argv, "--completion-column", "nope", *base]) == 1
+    assert "no column 'nope'" in json_lines(capsys.readouterr().out)[-1]["error"]["message"]
     assert main.main(["finetune", "--model", str(tiny_hf_model), "--data", str(bad), "--rank", "0", *base]) == 1
     assert "rank must be" in json_lines(capsys.readouterr().out)[-1]["error"]["message"]

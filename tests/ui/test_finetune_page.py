@@ -54,6 +54,42 @@ def test_dataset_preview_lists_bad_lines(page, qtbot, tmp_path: Path) -> None:  
     qtbot.waitUntil(lambda: "does not exist" in page.form.data_summary.text(), timeout=10_000)
 
 
+def test_csv_columns_are_offered_and_used(page, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "qa.csv"
+    data.write_text("question,answer,notes\nWhat is 2+2?,4,maths\nCapital of France?,Paris,geo\n")
+    page.form.data_path.setText(str(data))
+    page.preview_dataset(str(data))
+    assert not page.form.csv_row.isHidden()
+    assert page.form.csv_prompt.currentData() == "question" and page.form.csv_completion.currentData() == "answer"
+    qtbot.waitUntil(lambda: "2 rows in completion format" in page.form.data_summary.text(), timeout=10_000)
+    page.form.csv_prompt.setCurrentIndex(0)  # "—": train on a text column instead
+    page.form.csv_text.setCurrentIndex(page.form.csv_text.findData("notes"))
+    qtbot.waitUntil(lambda: "2 rows in text format" in page.form.data_summary.text(), timeout=10_000)
+    plain = tmp_path / "rows.jsonl"
+    plain.write_text('{"text": "a"}\n')
+    page.form.data_path.setText(str(plain))
+    page.preview_dataset(str(plain))
+    assert page.form.csv_row.isHidden() and page.form.columns() is None
+
+
+@pytest.mark.slow
+def test_skipping_bad_rows_starts_a_run_on_the_good_ones(  # type: ignore[no-untyped-def]
+    page, qtbot, ft_app, tiny_hf_model: Path, facts_dataset: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "mixed.jsonl"
+    data.write_text((facts_dataset / "train.jsonl").read_text() + '{"messages": "broken"}\n')
+    page.form.model_path.setText(str(tiny_hf_model))
+    page.form.data_path.setText(str(data))
+    page.form.iters.setValue(2)
+    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "line 9" in page.message.text(), timeout=10_000)  # refused by default
+    page.form.skip_bad_rows.setChecked(True)
+    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.jobs_model.rowCount() == 1, timeout=10_000)
+    job = ft_app.finetune.wait(page.selected_job, timeout=120)
+    assert job.state == JobState.SUCCEEDED, job.error
+
+
 def test_memory_estimate_is_shown_for_the_chosen_model(page, qtbot, tiny_hf_model: Path) -> None:  # type: ignore[no-untyped-def]
     page.form.model_path.setText(str(tiny_hf_model))
     page.update_estimate()

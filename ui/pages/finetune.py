@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.datasets import load_dataset
+from core.datasets import csv_header, load_dataset
 from core.errors import HangarError
 from core.finetune import (
     ExportFormat,
@@ -174,9 +174,15 @@ class FinetunePage(Page):
             self.message.setText(str(exc))
             return
         backend = self.form.backend_value()
+        columns, strict = self.form.columns(), not self.form.skip_bad_rows.isChecked()
         self.start_button.setEnabled(False)
+
+        def start() -> str:
+            dataset = load_dataset(data, columns=columns, strict=strict)
+            return self.app.finetune.start(model, dataset, config, backend=backend)
+
         run_in_background(
-            lambda: self.app.finetune.start(model, data, config, backend=backend),
+            start,
             on_success=self._started,
             on_failure=self._failed_to_start,
         )
@@ -248,8 +254,18 @@ class FinetunePage(Page):
             self.form.data_summary.clear()
             return
         self.form.data_summary.setText("Reading…")
+        is_csv = path.lower().endswith(".csv")
+        if not is_csv:
+            self.form.set_csv_header(None)
+        elif self.form.csv_source != path:
+            try:
+                self.form.set_csv_header(csv_header(path))
+            except OSError as exc:
+                self.form.data_summary.setText(f"⚠ {path} could not be read: {exc}")
+                return
+        columns = self.form.columns()
         run_in_background(
-            lambda: load_dataset(path, strict=False),
+            lambda: load_dataset(path, columns=columns, strict=False),
             on_success=self._show_dataset,
             on_failure=lambda error: self.form.data_summary.setText(f"⚠ {error}"),
         )
@@ -262,7 +278,9 @@ class FinetunePage(Page):
             lines[0] += f", {len(dataset.valid_examples)} validation rows"
         if dataset.issues:
             bad = "; ".join(str(i) for i in dataset.issues[:5])
-            lines.append(f"⚠ {len(dataset.issues)} rows will be skipped — fix them to use them: {bad}")
+            lines.append(
+                f"⚠ {len(dataset.issues)} rows have problems — fix them, or tick “Skip rows with problems”: {bad}"
+            )
         lines += [f"{line}: {text}" for line, text in preview(dataset, 3, 90)]
         self.form.data_summary.setText("\n".join(lines))
 

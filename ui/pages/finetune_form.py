@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.datasets import CsvColumns
 from core.finetune import FinetuneBackend, FinetuneConfig, LrSchedule
 
 DEFAULTS = FinetuneConfig()
@@ -70,6 +71,24 @@ class FinetuneForm(QFrame):
         self.data_summary.setObjectName("Muted")
         self.data_summary.setWordWrap(True)
         form.addRow("", self.data_summary)
+        # CSV only: which columns hold the text, or the prompt and the completion.
+        self.csv_text, self.csv_prompt, self.csv_completion = QComboBox(), QComboBox(), QComboBox()
+        self.csv_row = QWidget()
+        csv_layout = QHBoxLayout(self.csv_row)
+        csv_layout.setContentsMargins(0, 0, 0, 0)
+        for label, box in (("text", self.csv_text), ("prompt", self.csv_prompt), ("completion", self.csv_completion)):
+            box.setAccessibleName(f"CSV {label} column")
+            box.currentIndexChanged.connect(lambda _i: self.dataset_changed.emit(self.data_path.text().strip()))
+            csv_layout.addWidget(QLabel(label))
+            csv_layout.addWidget(box, 1)
+        self.csv_row.setVisible(False)
+        form.addRow("CSV columns", self.csv_row)
+        self._csv_label = form.labelForField(self.csv_row)
+        if self._csv_label is not None:
+            self._csv_label.setVisible(False)
+        self.csv_source: str | None = None  # the CSV whose columns are offered
+        self.skip_bad_rows = QCheckBox("Skip rows with problems (train on the good ones)")
+        form.addRow("", self.skip_bad_rows)
         self.measure_button = QPushButton("Count tokens")
         self.measure_button.setToolTip("Count each row's tokens with the base model's tokenizer and chat template")
         self.token_summary = QLabel("")
@@ -204,6 +223,39 @@ class FinetuneForm(QFrame):
         if path:
             self.data_path.setText(path)
             self.dataset_changed.emit(path)
+
+    def set_csv_header(self, header: list[str] | None) -> None:
+        """Offer the CSV's columns (None hides the choice: the file is not a CSV)."""
+        visible = header is not None
+        self.csv_source = self.data_path.text().strip() if visible else None
+        self.csv_row.setVisible(visible)
+        if self._csv_label is not None:
+            self._csv_label.setVisible(visible)
+        if header is None:
+            return
+        lower = {h.lower(): h for h in header}
+        guesses = {
+            self.csv_text: lower.get("text"),
+            self.csv_prompt: lower.get("prompt") or lower.get("instruction") or lower.get("question"),
+            self.csv_completion: lower.get("completion") or lower.get("output") or lower.get("answer"),
+        }
+        for box, guess in guesses.items():
+            box.blockSignals(True)
+            box.clear()
+            box.addItem("—", None)
+            for column in header:
+                box.addItem(column, column)
+            if guess and not (box is self.csv_text and guesses[self.csv_prompt]):
+                box.setCurrentIndex(box.findData(guess))
+            box.blockSignals(False)
+
+    def columns(self) -> CsvColumns | None:
+        if self.csv_row.isHidden():
+            return None
+        text, prompt, completion = (b.currentData() for b in (self.csv_text, self.csv_prompt, self.csv_completion))
+        if not (text or (prompt and completion)):
+            return None  # let the dataset reader guess, or explain what to choose
+        return CsvColumns(text=None if prompt and completion else text, prompt=prompt, completion=completion)
 
     # -- values ----------------------------------------------------------------------------------------------
     def backend_value(self) -> FinetuneBackend:
