@@ -203,8 +203,20 @@ class FinetuneService:
         return self.jobs.wait(job_id, timeout)
 
     # -- history ---------------------------------------------------------------------------------------------
-    def runs(self, limit: int = 100) -> list[FinetuneRun]:
-        return [self._to_run(job) for job in self.jobs.list(KIND, limit=limit)]
+    def runs(self, limit: int = 100, *, curves: bool = False) -> list[FinetuneRun]:
+        """The history, newest first. Without ``curves`` each run carries only its last training point (the
+        list view's "last loss"), which keeps a long history cheap to show."""
+        jobs = self.jobs.list(KIND, limit=limit)
+        if curves:
+            return [self._to_run(job) for job in jobs]
+        last = {
+            r["job_id"]: LossPoint(r["step"], r["loss"])
+            for r in self._store.query(
+                "SELECT job_id, step, loss FROM finetune_points p WHERE kind = 'train' AND step = "
+                "(SELECT MAX(step) FROM finetune_points q WHERE q.job_id = p.job_id AND q.kind = 'train')"
+            )
+        }
+        return [self._to_run(job, points=[last[job.id]] if job.id in last else []) for job in jobs]
 
     def run(self, job_id: str) -> FinetuneRun:
         job = self.jobs.get(job_id)
@@ -216,11 +228,16 @@ class FinetuneService:
         rows = self._store.query("SELECT level, message FROM finetune_log WHERE job_id = ? ORDER BY at", (job_id,))
         return [f"{r['level']}: {r['message']}" if r["level"] != "info" else r["message"] for r in rows]
 
-    def _to_run(self, job: Job) -> FinetuneRun:
+    def _to_run(self, job: Job, points: list[LossPoint] | None = None) -> FinetuneRun:
         p = job.params
-        rows = self._store.query(
-            "SELECT step, kind, loss FROM finetune_points WHERE job_id = ? ORDER BY step", (job.id,)
-        )
+        if points is None:
+            rows = self._store.query(
+                "SELECT step, kind, loss FROM finetune_points WHERE job_id = ? ORDER BY step", (job.id,)
+            )
+            train = tuple(LossPoint(r["step"], r["loss"]) for r in rows if r["kind"] == "train")
+            val = tuple(LossPoint(r["step"], r["loss"]) for r in rows if r["kind"] == "val")
+        else:
+            train, val = tuple(points), ()
         return FinetuneRun(
             job=job,
             backend=p.get("backend", ""),
@@ -229,8 +246,8 @@ class FinetuneService:
             run_dir=Path(p.get("run_dir", "")),
             config=FinetuneConfig.from_dict(p.get("config", {})),
             total_steps=int(p.get("total_steps", 0)),
-            train_curve=tuple(LossPoint(r["step"], r["loss"]) for r in rows if r["kind"] == "train"),
-            val_curve=tuple(LossPoint(r["step"], r["loss"]) for r in rows if r["kind"] == "val"),
+            train_curve=train,
+            val_curve=val,
         )
 
     # -- the job ---------------------------------------------------------------------------------------------

@@ -166,6 +166,10 @@ def test_crash_cancel_and_resume_continue_from_checkpoints(ft_app, tiny_hf_model
     assert job.state == JobState.SUCCEEDED, job.error
     assert min(watcher.steps()) == stopped_at + 1
     assert [p.step for p in service.run(job_id).train_curve] == list(range(1, 25))
+    # the history: cheap by default (last point only), full curves on request
+    [listed] = service.runs()
+    assert listed.job.id == job_id and [p.step for p in listed.train_curve] == [24] and listed.val_curve == ()
+    assert len(service.runs(curves=True)[0].train_curve) == 24
 
 
 def test_bad_settings_and_inputs_are_refused_before_a_job_starts(
