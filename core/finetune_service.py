@@ -144,6 +144,7 @@ class FinetuneService:
                 f"{base} is not a Hugging Face or MLX model folder (it has no config.json).",
                 hint="Fine-tuning needs safetensors weights; GGUF files cannot be trained.",
             )
+        _check_backend_fits_model(base, backend)
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, columns=columns)
         split = split_dataset(data, config.valid_fraction, seed=config.seed)
         if len(split.train) < config.batch_size:
@@ -190,6 +191,7 @@ class FinetuneService:
         blocking, so the UI calls it in the background). Rows longer than ``max_length`` keep their lines."""
         if self.entry is None:
             raise FinetuneError("Fine-tuning is not available in this build (no training backend).")
+        _check_backend_fits_model(base, backend)
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, columns=columns)
         request = TokenStatsRequest(str(base_model), data.examples, max_length, mask_prompt)
         outcome, exitcode = run_child(self.entry, request, CancelToken(), lambda e: None, grace=2.0, name="tokens")
@@ -388,6 +390,20 @@ class FinetuneService:
             folder = self._adapters_dir / f"{slug}-{stamp}-{n}"
         folder.mkdir(parents=True)
         return folder
+
+
+def _check_backend_fits_model(base: Path, backend: FinetuneBackend) -> None:
+    import json
+
+    try:
+        config = json.loads((base / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FinetuneError(f"{base / 'config.json'} could not be read: {exc}") from exc
+    if backend == FinetuneBackend.PEFT and isinstance(config.get("quantization"), dict):
+        raise FinetuneError(
+            f"{base.name} is quantized for MLX; PyTorch/PEFT cannot train it.",
+            hint="Choose the MLX backend (QLoRA on the quantized weights), or a full-precision base model.",
+        )
 
 
 def library_registrar(library: Any) -> AdapterRegistrar:

@@ -182,6 +182,11 @@ def test_bad_settings_and_inputs_are_refused_before_a_job_starts(
         service.start(tmp_path, facts_dataset, FAST)
     with pytest.raises(FinetuneError, match="batch size is 16"):
         service.start(tiny_hf_model, facts_dataset, FAST.with_(batch_size=16))
+    mlx_quantized = tmp_path / "mlx-4bit"
+    mlx_quantized.mkdir()
+    (mlx_quantized / "config.json").write_text('{"model_type": "llama", "quantization": {"bits": 4}}')
+    with pytest.raises(FinetuneError, match="quantized for MLX"):
+        service.start(mlx_quantized, facts_dataset, FAST, backend="peft")
     assert service.runs() == []
 
 
