@@ -191,7 +191,6 @@ class FinetuneService:
         blocking, so the UI calls it in the background). Rows longer than ``max_length`` keep their lines."""
         if self.entry is None:
             raise FinetuneError("Fine-tuning is not available in this build (no training backend).")
-        _check_backend_fits_model(base, backend)
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, columns=columns)
         request = TokenStatsRequest(str(base_model), data.examples, max_length, mask_prompt)
         outcome, exitcode = run_child(self.entry, request, CancelToken(), lambda e: None, grace=2.0, name="tokens")
