@@ -235,9 +235,7 @@ def _read_csv(path: Path, columns: CsvColumns | None) -> list[tuple[int, Any]]:
                         )
                     )
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise DatasetError(
-                f"{path.name} is not a readable CSV file near line {reader.line_num}: {exc}."
-            ) from exc
+            raise DatasetError(f"{path.name} is not a readable CSV file near line {reader.line_num}: {exc}.") from exc
     return rows
 
 
@@ -276,9 +274,7 @@ def _validate(path: Path, rows: list[tuple[int, Any]], *, strict: bool) -> Datas
             expected = example.format
         elif example.format != expected:
             issues.append(
-                DatasetIssue(
-                    line, f"a {example.format} row in a {expected} dataset (every row needs the same shape)"
-                )
+                DatasetIssue(line, f"a {example.format} row in a {expected} dataset (every row needs the same shape)")
             )
             continue
         examples.append(example)
@@ -381,9 +377,7 @@ def read_jsonl_examples(path: Path) -> tuple[Example, ...]:
 
 
 # -- token statistics ----------------------------------------------------------------------------------------
-def token_stats(
-    examples: Sequence[Example], count_tokens: Callable[[Example], int], max_length: int
-) -> TokenStats:
+def token_stats(examples: Sequence[Example], count_tokens: Callable[[Example], int], max_length: int) -> TokenStats:
     """Token lengths of the rows, counted by ``count_tokens`` (the model's tokenizer and chat template)."""
     if not examples:
         return TokenStats(0, 0, 0, 0.0, 0, 0, max_length)

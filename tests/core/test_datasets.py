@@ -21,9 +21,7 @@ from core.errors import DatasetError
 
 
 def write_lines(path: Path, rows: list[object]) -> Path:
-    path.write_text(
-        "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8"
-    )
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     return path
 
 
