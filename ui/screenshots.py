@@ -74,6 +74,15 @@ def _add_hub_scenes() -> None:
 _add_hub_scenes()
 
 
+def _add_finetune_scenes() -> None:
+    from ui.screenshot_finetune import SCENES as FINETUNE
+
+    SCENES.extend(FINETUNE)
+
+
+_add_finetune_scenes()
+
+
 def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light") -> list[Path]:
     """Render every scene with a fresh app whose data lives in a temporary folder (``make_context(folder)``)."""
     from PySide6.QtWidgets import QApplication
