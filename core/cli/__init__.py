@@ -36,6 +36,7 @@ COMMANDS: tuple[str, ...] = (
     "core.cli.hw_cmd",
     "core.cli.estimate_cmd",
     "core.cli.token_cmd",
+    "core.cli.move_models_cmd",
     "core.cli.jobs_cmd",
     "core.cli.paths_cmd",
 )
