@@ -134,7 +134,7 @@ def _move_tree(source: Path, destination: Path, *, same_disk: bool) -> None:
 
 def _relocate_entries(library: Library, source: Path, target: Path, top: Path) -> None:
     """Point every library row under ``top`` (a model and, say, its adapters) at the new place."""
-    store = library._store  # noqa: SLF001 - the library's own table, changed by its own module's helper
+    store = library._store  # the library table, changed here by the library's own helper module
     with store.transaction() as conn:
         for row in conn.execute("SELECT id, root, files FROM library_models").fetchall():
             root = Path(row["root"])
