@@ -70,7 +70,10 @@ def _smoke_test(argv: list[str]) -> int:
         pages = len(window.pages)
         result = run_engine_smoke(context)
         window.close()
-        print(f"smoke test passed: {pages} pages, {result.completion_tokens} tokens in {result.seconds:.1f} s")
+        print(
+            f"smoke test passed: {pages} pages, imported {result.model_path}, "
+            f"{result.completion_tokens} tokens in {result.seconds:.1f} s"
+        )
         return 0
     except Exception as exc:  # report, never hang: CI reads the exit code
         print(f"smoke test FAILED: {exc}", file=sys.stderr)

@@ -22,8 +22,18 @@ class SmokeResult:
 
 
 def run_engine_smoke(app: AppContext) -> SmokeResult:
+    """Generate a tiny GGUF, import it into the library (a real copy), load it from there and generate."""
+    from core.library import Library
+    from core.library_types import ImportMode
+
     started = time.perf_counter()
-    model = write_tiny_gguf(app.paths.cache_dir / "smoke" / "smoke-tiny.gguf")
+    generated = write_tiny_gguf(app.paths.cache_dir / "smoke" / "smoke-tiny.gguf")
+    library = Library.for_app(app)
+    report = library.import_paths([generated], ImportMode.COPY)
+    entry = library.resolve("smoke-tiny")
+    if not entry.id:
+        raise RuntimeError(f"the tiny model was not imported: {report}")
+    model = entry.load_path
     host = app.new_engine_host("smoke-engine")
     host.load_blocking(ModelSpec("llama", str(model), LoadOptions(context_length=512)), timeout=120)
     stats = host.generate_blocking(

@@ -22,3 +22,4 @@ def test_smoke_test_mode_passes_from_source(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "smoke test passed" in result.stdout
     assert (tmp_path / "logs" / "hangar.log").exists()
+    assert (tmp_path / "models" / "smoke-tiny.gguf").exists()  # imported into the library as a real copy
