@@ -15,7 +15,9 @@ def test_data_dir_override_puts_everything_under_one_folder(tmp_path: Path) -> N
         assert folder.is_relative_to(tmp_path / "d")
 
 
-def test_environment_variable_is_the_default_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_variable_is_the_default_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HANGAR_DATA_DIR", str(tmp_path / "env"))
     assert AppPaths.resolve().models_dir == (tmp_path / "env" / "models").resolve()
     # an explicit --data-dir wins over the environment
@@ -30,7 +32,18 @@ def test_without_override_paths_come_from_the_platform(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize(
     "name",
-    ["../evil.gguf", "a/../../evil", "/etc/passwd", "a//b", "C:/x.gguf", "a\\..\\b", "", "x\x00y", "./a", "a/."],
+    [
+        "../evil.gguf",
+        "a/../../evil",
+        "/etc/passwd",
+        "a//b",
+        "C:/x.gguf",
+        "a\\..\\b",
+        "",
+        "x\x00y",
+        "./a",
+        "a/.",
+    ],
 )
 def test_safe_join_refuses_names_that_escape(tmp_path: Path, name: str) -> None:
     with pytest.raises(UnsafePathError):

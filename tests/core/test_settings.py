@@ -44,7 +44,12 @@ def test_newer_schema_is_not_silently_downgraded(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"theme": "neon"}, {"default_context_length": 10}, {"gpu_layers": "lots"}, {"max_parallel_downloads": 0}],
+    [
+        {"theme": "neon"},
+        {"default_context_length": 10},
+        {"gpu_layers": "lots"},
+        {"max_parallel_downloads": 0},
+    ],
 )
 def test_invalid_values_are_refused_with_a_message(tmp_path: Path, change: dict[str, object]) -> None:
     with pytest.raises(SettingsError) as info:
