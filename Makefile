@@ -56,10 +56,15 @@ lint: $(VENV)/.test-installed
 	$(BIN)/mypy
 
 screenshots: $(VENV)/.test-installed
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m ui.screenshots docs/screenshots
+	QT_QPA_PLATFORM=offscreen $(BIN)/python main.py --screenshots docs/screenshots
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/startup.py
+
+# A one-folder app in dist/Hangar (dist/Hangar.app on macOS), then its smoke test.
+package: $(VENV)/.test-installed
+	packaging/build.sh $(BIN)/python
+	QT_QPA_PLATFORM=offscreen dist/Hangar/Hangar --smoke-test --data-dir "$$(mktemp -d)"
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

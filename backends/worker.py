@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import traceback
+from functools import partial
 from typing import Any
 
 from core.engine import (
@@ -31,6 +32,14 @@ from core.engine import (
 from core.errors import CancelledError, EngineError, HangarError
 
 logger = logging.getLogger(__name__)
+
+
+def _put_progress(events: Any, request_id: int, fraction: float | None) -> None:
+    events.put(LoadProgress(request_id, fraction))
+
+
+def _put_chunk(events: Any, request_id: int, text: str) -> None:
+    events.put(TokenChunk(request_id, text))
 
 
 def serve(requests: Any, events: Any, cancel: Any) -> None:
@@ -58,7 +67,7 @@ def serve(requests: Any, events: Any, cancel: Any) -> None:
                     engine = create_engine(request.spec.engine)
                     engine_name = request.spec.engine
                 events.put(LoadProgress(request_id, None))
-                info = engine.load(request.spec, lambda f, rid=request_id: events.put(LoadProgress(rid, f)))
+                info = engine.load(request.spec, partial(_put_progress, events, request_id))
                 events.put(ModelLoaded(request_id, info))
             elif isinstance(request, GenerateRequest):
                 if engine is None:
@@ -66,7 +75,7 @@ def serve(requests: Any, events: Any, cancel: Any) -> None:
                 stats = engine.generate(
                     request.messages,
                     request.params,
-                    lambda text, rid=request_id: events.put(TokenChunk(rid, text)),
+                    partial(_put_chunk, events, request_id),
                     cancel.is_set,
                 )
                 events.put(GenerationFinished(request_id, stats))

@@ -246,7 +246,11 @@ def describe_exit(exitcode: int | None) -> str:
                 f"The engine was killed ({name}). This usually means the system ran out of memory: "
                 "try fewer GPU layers, a shorter context or a smaller quant."
             )
-        if -exitcode in (getattr(signal, "SIGSEGV", 11), getattr(signal, "SIGABRT", 6), getattr(signal, "SIGBUS", 7)):
+        if -exitcode in (
+            getattr(signal, "SIGSEGV", 11),
+            getattr(signal, "SIGABRT", 6),
+            getattr(signal, "SIGBUS", 7),
+        ):
             return (
                 f"The engine crashed ({name}) inside the native library. The model file may be damaged or use "
                 "an architecture this engine build does not support."
@@ -291,7 +295,10 @@ class EngineHost:
             self._events = self._ctx.Queue()
             self._cancel = self._ctx.Event()
             self._process = self._ctx.Process(
-                target=self._entry, args=(self._requests, self._events, self._cancel), name=self._name, daemon=True
+                target=self._entry,
+                args=(self._requests, self._events, self._cancel),
+                name=self._name,
+                daemon=True,
             )
             self._stopping = False
             self._process.start()
@@ -563,18 +570,17 @@ def _terminate(process: Any, grace: float = 2.0) -> None:
 
 
 def _error_from_code(code: str, message: str) -> HangarError:
-    from core import errors
-
-    for cls in _all_subclasses(errors.HangarError):
-        if getattr(cls, "code", None) == code:
-            error: HangarError = cls.__new__(cls)
+    """Rebuild the error class the child reported (by its ``code``) so callers can catch it by type."""
+    for cls in _all_subclasses(HangarError):
+        if cls.code == code:
+            error = cls.__new__(cls)
             HangarError.__init__(error, message)
             return error
     return EngineError(message)
 
 
-def _all_subclasses(cls: type) -> list[type]:
-    found = []
+def _all_subclasses(cls: type[HangarError]) -> list[type[HangarError]]:
+    found: list[type[HangarError]] = []
     for sub in cls.__subclasses__():
         found.append(sub)
         found.extend(_all_subclasses(sub))

@@ -255,7 +255,9 @@ class JobManager:
         self._threads[job_id] = thread
         thread.start()
 
-    def _run(self, job_id: str, kind: str, fn: JobFunction, params: dict[str, Any], token: CancelToken) -> None:
+    def _run(
+        self, job_id: str, kind: str, fn: JobFunction, params: dict[str, Any], token: CancelToken
+    ) -> None:
         semaphore = self._semaphore(kind)
         try:
             while not semaphore.acquire(timeout=0.1):
@@ -272,7 +274,9 @@ class JobManager:
                 if token.cancelled:
                     self._finish_cancelled(job_id, token)
                 else:
-                    self._update(job_id, state=JobState.SUCCEEDED, progress=1.0, result=result or {}, message="")
+                    self._update(
+                        job_id, state=JobState.SUCCEEDED, progress=1.0, result=result or {}, message=""
+                    )
             finally:
                 semaphore.release()
         except CancelledError:
@@ -328,7 +332,11 @@ class JobManager:
         """Jobs that were queued or running when the app last stopped: resumable ones become paused."""
         for row in self._store.query("SELECT id, resumable FROM jobs WHERE state IN ('queued', 'running')"):
             if row["resumable"]:
-                state, message, error = JobState.PAUSED, "Interrupted when Hangar closed; resume to continue.", None
+                state, message, error = (
+                    JobState.PAUSED,
+                    "Interrupted when Hangar closed; resume to continue.",
+                    None,
+                )
             else:
                 state, message, error = JobState.FAILED, "", "Hangar closed while this job was running."
             self._store.execute(

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import APP_ID, APP_NAME
+from core import APP_NAME
 
 DATA_DIR_ENV = "HANGAR_DATA_DIR"
 
@@ -90,7 +90,9 @@ def safe_join(root: Path, relative: str) -> Path:
     from core.errors import UnsafePathError
 
     if not relative or "\x00" in relative or "\\" in relative:
-        raise UnsafePathError(f"Refused the file name {relative!r}: it is empty or has characters not allowed.")
+        raise UnsafePathError(
+            f"Refused the file name {relative!r}: it is empty or has characters not allowed."
+        )
     parts = relative.split("/")
     if relative.startswith("/") or ":" in parts[0] or any(p in ("", ".", "..") for p in parts):
         raise UnsafePathError(f"Refused the file name {relative!r}: it would leave the models folder.")

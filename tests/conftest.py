@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_chat"]
+#: Fixture modules of the features (tests/fixtures_<feature>.py).
+pytest_plugins: list[str] = ["tests.fixtures_chat"]
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

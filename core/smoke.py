@@ -1,0 +1,35 @@
+"""The smoke test of a built app (``Hangar --smoke-test --data-dir TMP``): the window is built offscreen by the
+caller; this part writes a tiny model, loads it in the engine child process and generates a few tokens."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from core.app import AppContext
+from core.engine import ChatMessage, GenerationParams, LoadOptions, ModelSpec
+from core.modelgen import write_tiny_gguf
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    model_path: str
+    completion_tokens: int
+    seconds: float
+
+
+def run_engine_smoke(app: AppContext) -> SmokeResult:
+    started = time.perf_counter()
+    model = write_tiny_gguf(app.paths.cache_dir / "smoke" / "smoke-tiny.gguf")
+    host = app.new_engine_host("smoke-engine")
+    host.load_blocking(ModelSpec("llama", str(model), LoadOptions(context_length=512)), timeout=120)
+    stats = host.generate_blocking(
+        [ChatMessage("user", "Say something.")], GenerationParams(max_tokens=8, ignore_eos=True, seed=1), timeout=120
+    )
+    host.shutdown()
+    if stats.completion_tokens < 1:
+        raise RuntimeError("the engine produced no tokens")
+    return SmokeResult(str(model), stats.completion_tokens, time.perf_counter() - started)

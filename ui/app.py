@@ -1,0 +1,68 @@
+"""Starts the window: the QApplication, theme, exception hooks, the bridge and the main window."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from argparse import Namespace
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.app import AppContext
+    from ui.main_window import MainWindow
+
+logger = logging.getLogger(__name__)
+
+
+def create_window(app_context: AppContext) -> MainWindow:
+    """Build the themed main window for ``app_context`` (a QApplication must exist). Used by tests too."""
+    from PySide6.QtWidgets import QApplication
+
+    from ui.bridge import Bridge
+    from ui.error_dialog import install_exception_hooks
+    from ui.main_window import MainWindow
+    from ui.theme import apply_theme
+
+    qt_app = QApplication.instance()
+    assert isinstance(qt_app, QApplication)
+    apply_theme(qt_app, app_context.settings.current.theme)
+    bridge = Bridge(qt_app)
+    install_exception_hooks(bridge.call_soon)
+    window = MainWindow(app_context, bridge)
+
+    def follow_system(_scheme: object) -> None:
+        if app_context.settings.current.theme == "system":
+            window._apply_theme("system")
+
+    qt_app.styleHints().colorSchemeChanged.connect(follow_system)
+    return window
+
+
+def run_gui(args: Namespace, make_app: Callable[[], AppContext]) -> int:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from core import APP_NAME, __version__
+    from ui.icons import app_icon
+
+    QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    qt_app = QApplication(sys.argv[:1])
+    qt_app.setApplicationName(APP_NAME)
+    qt_app.setApplicationDisplayName(APP_NAME)
+    qt_app.setApplicationVersion(__version__)
+    qt_app.setDesktopFileName("hangar")
+    qt_app.setWindowIcon(app_icon())
+    context = make_app()
+    window = create_window(context)
+    window.show()
+    if os.environ.get("HANGAR_QUIT_AFTER_PAINT"):
+        # bench/startup.py: quit as soon as the first frame is painted.
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, qt_app.quit)
+    try:
+        return qt_app.exec()
+    finally:
+        context.close()

@@ -1,0 +1,69 @@
+"""Background work for the UI (after Anki's operations): a widget never runs slow work itself; it starts a task
+with success and failure handlers, which run back on the GUI thread."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+logger = logging.getLogger(__name__)
+
+_live: set[_Relay] = set()  # keep relays alive until their task reports
+
+
+class _Relay(QObject):
+    succeeded = Signal(object)
+    failed = Signal(object, str)
+
+
+class _Task(QRunnable):
+    def __init__(self, fn: Callable[[], Any], relay: _Relay) -> None:
+        super().__init__()
+        self._fn = fn
+        self._relay = relay
+
+    def run(self) -> None:
+        try:
+            result = self._fn()
+        except Exception as exc:
+            self._relay.failed.emit(exc, traceback.format_exc())
+        else:
+            self._relay.succeeded.emit(result)
+
+
+def run_in_background(
+    fn: Callable[[], Any],
+    *,
+    on_success: Callable[[Any], object] | None = None,
+    on_failure: Callable[[Exception], object] | None = None,
+    pool: QThreadPool | None = None,
+) -> None:
+    """Run ``fn()`` on a worker thread; then ``on_success(result)`` or ``on_failure(error)`` on the GUI thread.
+
+    Without ``on_failure``, the error is logged and shown by the global error hook.
+    """
+    relay = _Relay()
+    _live.add(relay)
+
+    def done_ok(result: object) -> None:
+        _live.discard(relay)
+        if on_success is not None:
+            on_success(result)
+
+    def done_failed(error: Exception, details: str) -> None:
+        _live.discard(relay)
+        if on_failure is not None:
+            on_failure(error)
+        else:
+            logger.error("background task failed:\n%s", details)
+            from ui.error_dialog import report_error
+
+            report_error(str(error), details)
+
+    relay.succeeded.connect(done_ok)
+    relay.failed.connect(done_failed)
+    (pool or QThreadPool.globalInstance()).start(_Task(fn, relay))

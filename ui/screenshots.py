@@ -1,0 +1,65 @@
+"""``python main.py --screenshots OUTDIR``: render every page in realistic states offscreen into PNG files.
+
+Each feature adds its states to ``SCENES`` (a name and a function that prepares the window). The README shows
+the results; look at them after every UI change.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.app import AppContext
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _page(key: str) -> Callable[[object], None]:
+    def prepare(window: object) -> None:
+        window.show_page(key)  # type: ignore[attr-defined]
+
+    return prepare
+
+
+#: (file name without .png, prepare(window)). Features append richer states.
+SCENES: list[tuple[str, Callable[[object], None]]] = [
+    ("discover", _page("discover")),
+    ("models-empty", _page("models")),
+    ("chat-empty", _page("chat")),
+    ("finetune-empty", _page("finetune")),
+    ("downloads-empty", _page("downloads")),
+    ("hardware", _page("hardware")),
+    ("settings", _page("settings")),
+]
+
+
+def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light") -> list[Path]:
+    """Render every scene with a fresh app whose data lives in a temporary folder (``make_context(folder)``)."""
+    from PySide6.QtWidgets import QApplication
+
+    from ui.app import create_window
+
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="hangar-shots-") as tmp:
+        context = make_context(Path(tmp))
+        context.settings.update(theme=theme)
+        window = create_window(context)
+        window.resize(1180, 760)
+        window.show()
+        for name, prepare in SCENES:
+            prepare(window)
+            for _ in range(5):
+                qt_app.processEvents()
+            path = out_dir / f"{name}.png"
+            window.grab().save(str(path))
+            written.append(path)
+        window.close()
+        context.close()
+    return written

@@ -1,0 +1,139 @@
+"""Light and dark themes (Fusion with our palettes), following the system's colour scheme unless the user picked
+one in Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+
+@dataclass(frozen=True)
+class Colors:
+    window: str
+    surface: str  # text fields, lists, cards
+    sidebar: str
+    text: str
+    muted: str
+    border: str
+    accent: str
+    accent_text: str
+    good: str
+    warn: str
+    bad: str
+
+
+LIGHT = Colors(
+    window="#f6f7f9",
+    surface="#ffffff",
+    sidebar="#eceef2",
+    text="#1f2328",
+    muted="#6b7280",
+    border="#d9dce1",
+    accent="#4f46e5",
+    accent_text="#ffffff",
+    good="#15803d",
+    warn="#b45309",
+    bad="#b91c1c",
+)
+DARK = Colors(
+    window="#1c1d22",
+    surface="#24262c",
+    sidebar="#16171b",
+    text="#e7e8ea",
+    muted="#9aa0aa",
+    border="#363941",
+    accent="#818cf8",
+    accent_text="#0b0b12",
+    good="#4ade80",
+    warn="#fbbf24",
+    bad="#f87171",
+)
+
+_current = LIGHT
+
+
+def current_colors() -> Colors:
+    return _current
+
+
+def system_prefers_dark() -> bool:
+    hints = QGuiApplication.styleHints()
+    return hints.colorScheme() == Qt.ColorScheme.Dark
+
+
+def resolve(theme: str) -> Colors:
+    if theme == "dark":
+        return DARK
+    if theme == "light":
+        return LIGHT
+    return DARK if system_prefers_dark() else LIGHT
+
+
+def apply_theme(app: QApplication, theme: str) -> Colors:
+    global _current
+    colors = resolve(theme)
+    _current = colors
+    app.setStyle("Fusion")
+    palette = QPalette()
+    c = {name: QColor(value) for name, value in colors.__dict__.items()}
+    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+        palette.setColor(group, QPalette.ColorRole.Window, c["window"])
+        palette.setColor(group, QPalette.ColorRole.WindowText, c["text"])
+        palette.setColor(group, QPalette.ColorRole.Base, c["surface"])
+        palette.setColor(group, QPalette.ColorRole.AlternateBase, c["window"])
+        palette.setColor(group, QPalette.ColorRole.Text, c["text"])
+        palette.setColor(group, QPalette.ColorRole.Button, c["surface"])
+        palette.setColor(group, QPalette.ColorRole.ButtonText, c["text"])
+        palette.setColor(group, QPalette.ColorRole.Highlight, c["accent"])
+        palette.setColor(group, QPalette.ColorRole.HighlightedText, c["accent_text"])
+        palette.setColor(group, QPalette.ColorRole.ToolTipBase, c["surface"])
+        palette.setColor(group, QPalette.ColorRole.ToolTipText, c["text"])
+        palette.setColor(group, QPalette.ColorRole.PlaceholderText, c["muted"])
+        palette.setColor(group, QPalette.ColorRole.Link, c["accent"])
+        palette.setColor(group, QPalette.ColorRole.Mid, c["border"])
+    disabled = QColor(c["muted"])
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, disabled)
+    app.setPalette(palette)
+    app.setStyleSheet(stylesheet(colors))
+    return colors
+
+
+def stylesheet(c: Colors) -> str:
+    return f"""
+    QWidget#Sidebar {{ background: {c.sidebar}; border-right: 1px solid {c.border}; }}
+    QLabel#AppTitle {{ font-size: 17px; font-weight: 600; padding: 2px 4px; }}
+    QListWidget#Nav {{ background: transparent; border: none; outline: 0; font-size: 14px; }}
+    QListWidget#Nav::item {{ padding: 9px 10px; margin: 2px 8px; border-radius: 8px; color: {c.text}; }}
+    QListWidget#Nav::item:hover {{ background: {c.border}; }}
+    QListWidget#Nav::item:selected {{ background: {c.accent}; color: {c.accent_text}; }}
+    QLabel#PageTitle {{ font-size: 22px; font-weight: 600; }}
+    QLabel#PageSubtitle, QLabel#Muted {{ color: {c.muted}; }}
+    QLabel#EmptyTitle {{ font-size: 17px; font-weight: 600; }}
+    QLabel#EmptyText {{ color: {c.muted}; font-size: 13px; }}
+    QFrame#Card {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 10px; }}
+    QPushButton {{ padding: 6px 14px; border-radius: 6px; border: 1px solid {c.border}; background: {c.surface}; }}
+    QPushButton:hover {{ border-color: {c.accent}; }}
+    QPushButton#Primary {{ background: {c.accent}; color: {c.accent_text}; border: none; font-weight: 600; }}
+    QPushButton:disabled {{ color: {c.muted}; }}
+    QLineEdit, QPlainTextEdit, QTextEdit {{
+        padding: 5px 8px; border: 1px solid {c.border}; border-radius: 6px; background: {c.surface};
+    }}
+    QComboBox, QSpinBox, QDoubleSpinBox {{ min-height: 24px; }}
+    QLineEdit:focus, QPlainTextEdit:focus, QTextEdit:focus {{ border-color: {c.accent}; }}
+    QStatusBar {{ border-top: 1px solid {c.border}; color: {c.muted}; }}
+    QStatusBar QLabel {{ color: {c.muted}; padding: 0 8px; }}
+    QProgressBar {{ border: 1px solid {c.border}; border-radius: 5px; text-align: center; background: {c.surface}; }}
+    QProgressBar::chunk {{ background: {c.accent}; border-radius: 4px; }}
+    QHeaderView::section {{ padding: 5px 8px; border: none; border-bottom: 1px solid {c.border};
+                           background: {c.window}; font-weight: 600; }}
+    QTableView, QTreeView, QListView {{ border: 1px solid {c.border}; border-radius: 8px; background: {c.surface};
+                                        selection-background-color: {c.accent}; }}
+    QLabel[badge="fits"] {{ color: {c.good}; font-weight: 600; }}
+    QLabel[badge="partial"] {{ color: {c.warn}; font-weight: 600; }}
+    QLabel[badge="too_large"] {{ color: {c.bad}; font-weight: 600; }}
+    QLabel#ErrorText {{ color: {c.bad}; }}
+    """

@@ -1,0 +1,82 @@
+"""Small building blocks every page uses: a page header and an empty state."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ui.icons import line_icon
+from ui.theme import current_colors
+
+
+class PageHeader(QWidget):
+    def __init__(self, title: str, subtitle: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel(title)
+        self.title.setObjectName("PageTitle")
+        self.subtitle = QLabel(subtitle)
+        self.subtitle.setObjectName("PageSubtitle")
+        self.subtitle.setWordWrap(True)
+        self.subtitle.setVisible(bool(subtitle))
+        text = QVBoxLayout()
+        text.setSpacing(2)
+        text.addWidget(self.title)
+        text.addWidget(self.subtitle)
+        self.actions = QHBoxLayout()
+        self.actions.setSpacing(8)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 8)
+        layout.addLayout(text, 1)
+        layout.addLayout(self.actions)
+
+
+class EmptyState(QWidget):
+    """A friendly centred message for a screen with nothing to show yet, with an optional action."""
+
+    def __init__(
+        self,
+        icon: str,
+        title: str,
+        text: str,
+        action_text: str | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        picture = QLabel()
+        picture.setPixmap(line_icon(icon, current_colors().muted, 96).pixmap(72, 72))
+        picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title = QLabel(title)
+        self.title.setObjectName("EmptyTitle")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.text = QLabel(text)
+        self.text.setObjectName("EmptyText")
+        self.text.setWordWrap(True)
+        self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.text.setFixedWidth(460)
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(picture)
+        layout.addSpacing(8)
+        layout.addWidget(self.title)
+        layout.addWidget(self.text, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.action: QPushButton | None = None
+        if action_text:
+            self.action = QPushButton(action_text)
+            self.action.setObjectName("Primary")
+            layout.addSpacing(8)
+            layout.addWidget(self.action, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(2)
+
+
+class Page(QWidget):
+    """Base of every page: a header on top, the page's own content below, consistent margins."""
+
+    def __init__(self, title: str, subtitle: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.header = PageHeader(title, subtitle)
+        self.body = QVBoxLayout()
+        self.body.setSpacing(10)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 16)
+        layout.addWidget(self.header)
+        layout.addLayout(self.body, 1)
