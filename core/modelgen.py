@@ -37,6 +37,13 @@ class TinyModelConfig:
     chat_template: str | None = CHATML_TEMPLATE
     seed: int = 0
     name: str = "tiny-llama"
+    #: Mixture of experts (llama/Mixtral layout): experts per layer and experts used per token; 0 = dense.
+    n_expert: int = 0
+    n_expert_used: int = 0
+    #: Attention head size; None = n_embd // n_head. gemma-style models decouple it from n_embd.
+    head_dim: int | None = None
+    #: Sliding-window size for ``arch="gemma3"`` (5 of every 6 layers use it, as in Gemma 3).
+    sliding_window: int = 0
 
     def with_(self, **changes: object) -> TinyModelConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -50,10 +57,12 @@ def _vocabulary(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
     types += [6] * 256
     pieces = ["▁" + w for w in _WORDS] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
     pieces += ["▁" + chr(c) for c in range(ord("a"), ord("z") + 1)] + ["▁"]
+    seen = set(tokens)  # a set: a 256k-token vocabulary must not take quadratic time
     i = 0
     while len(tokens) < n_vocab:
         piece = pieces[i] if i < len(pieces) else f"▁w{i}"
-        if piece not in tokens:
+        if piece not in seen:
+            seen.add(piece)
             tokens.append(piece)
             types.append(1)
         i += 1
@@ -64,14 +73,17 @@ def _vocabulary(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
 
 
 def write_tiny_gguf(path: Path, config: TinyModelConfig = TinyModelConfig()) -> Path:
-    """Write a loadable llama-architecture GGUF to ``path`` and return it."""
+    """Write a loadable GGUF (``llama``, llama with experts, or ``gemma3``) to ``path`` and return it."""
+    if config.arch not in ("llama", "gemma3"):
+        raise ValueError(f"write_tiny_gguf writes llama or gemma3 models, not {config.arch!r}")
     import gguf
     import numpy as np
 
     rng = np.random.default_rng(config.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(path), config.arch)
-    head_dim = config.n_embd // config.n_head
+    head_dim = config.head_dim or config.n_embd // config.n_head
+    gemma = config.arch == "gemma3"
     writer.add_name(config.name)
     writer.add_context_length(config.context_length)
     writer.add_embedding_length(config.n_embd)
@@ -80,11 +92,20 @@ def write_tiny_gguf(path: Path, config: TinyModelConfig = TinyModelConfig()) -> 
     writer.add_head_count(config.n_head)
     writer.add_head_count_kv(config.n_head_kv)
     writer.add_rope_dimension_count(head_dim)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    if config.n_expert:
+        writer.add_expert_count(config.n_expert)
+        writer.add_expert_used_count(config.n_expert_used or 1)
+    if gemma:
+        writer.add_sliding_window(config.sliding_window or 512)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_rope_freq_base(10000.0)
     qtype = gguf.GGMLQuantizationType[config.weight_type]
     writer.add_file_type(
-        {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9}.get(config.weight_type, 1)
+        {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "BF16": 32}.get(
+            config.weight_type, 1
+        )
     )
 
     tokens, scores, types = _vocabulary(config.n_vocab)
@@ -99,11 +120,12 @@ def write_tiny_gguf(path: Path, config: TinyModelConfig = TinyModelConfig()) -> 
     if config.chat_template:
         writer.add_chat_template(config.chat_template)
 
-    def matrix(rows: int, cols: int) -> None:
-        return (rng.standard_normal((rows, cols)) * (1.0 / np.sqrt(cols))).astype(np.float32)
+    def matrix(*shape: int) -> np.ndarray:
+        # float32 draws: a zoo model with a 256k vocabulary must not spend seconds making float64 noise
+        return rng.standard_normal(shape, dtype=np.float32) * np.float32(1.0 / np.sqrt(shape[-1]))
 
-    def add(name: str, data: np.ndarray) -> None:
-        if data.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
+    def add(name: str, data: np.ndarray, *, f32: bool = False) -> None:
+        if data.ndim == 1 or f32 or qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(name, data.astype(np.float32))
         elif qtype == gguf.GGMLQuantizationType.F16:
             writer.add_tensor(name, data.astype(np.float16))
@@ -111,19 +133,32 @@ def write_tiny_gguf(path: Path, config: TinyModelConfig = TinyModelConfig()) -> 
             writer.add_tensor(name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
 
     n_kv = config.n_head_kv * head_dim
+    n_q = config.n_head * head_dim
+    ones = np.ones(config.n_embd, dtype=np.float32)
     add("token_embd.weight", matrix(config.n_vocab, config.n_embd))
     for i in range(config.n_layer):
-        add(f"blk.{i}.attn_norm.weight", np.ones(config.n_embd, dtype=np.float32))
-        add(f"blk.{i}.attn_q.weight", matrix(config.n_embd, config.n_embd))
+        add(f"blk.{i}.attn_norm.weight", ones)
+        add(f"blk.{i}.attn_q.weight", matrix(n_q, config.n_embd))
         add(f"blk.{i}.attn_k.weight", matrix(n_kv, config.n_embd))
         add(f"blk.{i}.attn_v.weight", matrix(n_kv, config.n_embd))
-        add(f"blk.{i}.attn_output.weight", matrix(config.n_embd, config.n_embd))
-        add(f"blk.{i}.ffn_norm.weight", np.ones(config.n_embd, dtype=np.float32))
-        add(f"blk.{i}.ffn_gate.weight", matrix(config.n_ff, config.n_embd))
-        add(f"blk.{i}.ffn_up.weight", matrix(config.n_ff, config.n_embd))
-        add(f"blk.{i}.ffn_down.weight", matrix(config.n_embd, config.n_ff))
-    add("output_norm.weight", np.ones(config.n_embd, dtype=np.float32))
-    if not config.tied_embeddings:
+        add(f"blk.{i}.attn_output.weight", matrix(config.n_embd, n_q))
+        add(f"blk.{i}.ffn_norm.weight", ones)
+        if gemma:
+            add(f"blk.{i}.attn_q_norm.weight", np.ones(head_dim, dtype=np.float32))
+            add(f"blk.{i}.attn_k_norm.weight", np.ones(head_dim, dtype=np.float32))
+            add(f"blk.{i}.post_attention_norm.weight", ones)
+            add(f"blk.{i}.post_ffw_norm.weight", ones)
+        if config.n_expert:
+            add(f"blk.{i}.ffn_gate_inp.weight", matrix(config.n_expert, config.n_embd), f32=True)
+            add(f"blk.{i}.ffn_gate_exps.weight", matrix(config.n_expert, config.n_ff, config.n_embd))
+            add(f"blk.{i}.ffn_up_exps.weight", matrix(config.n_expert, config.n_ff, config.n_embd))
+            add(f"blk.{i}.ffn_down_exps.weight", matrix(config.n_expert, config.n_embd, config.n_ff))
+        else:
+            add(f"blk.{i}.ffn_gate.weight", matrix(config.n_ff, config.n_embd))
+            add(f"blk.{i}.ffn_up.weight", matrix(config.n_ff, config.n_embd))
+            add(f"blk.{i}.ffn_down.weight", matrix(config.n_embd, config.n_ff))
+    add("output_norm.weight", ones)
+    if not config.tied_embeddings and not gemma:
         add("output.weight", matrix(config.n_vocab, config.n_embd))
 
     writer.write_header_to_file()
@@ -131,3 +166,30 @@ def write_tiny_gguf(path: Path, config: TinyModelConfig = TinyModelConfig()) -> 
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+#: The estimator's accuracy zoo (``bench/estimate_accuracy.py``): one model per layout llama.cpp sizes
+#: differently. Realistic proportions (n_ff ≈ 3-4 × n_embd), small enough to generate and load in seconds.
+ZOO: dict[str, TinyModelConfig] = {
+    "llama-gqa-q8_0": TinyModelConfig(
+        n_embd=512, n_head=8, n_head_kv=2, n_ff=1536, n_layer=4, n_vocab=32000, weight_type="Q8_0",
+        name="zoo-llama-gqa"),
+    "one-kv-head-256k-vocab": TinyModelConfig(
+        n_embd=256, n_head=4, n_head_kv=1, head_dim=64, n_ff=768, n_layer=2, n_vocab=256000,
+        weight_type="Q8_0", tied_embeddings=True, name="zoo-mqa-256k"),
+    "gemma3-swa-f16": TinyModelConfig(
+        arch="gemma3", n_embd=512, n_head=4, n_head_kv=1, head_dim=128, n_ff=2048, n_layer=7, n_vocab=32000,
+        sliding_window=512, weight_type="F16", name="zoo-gemma3-swa"),
+    "moe-8x2-q4_0": TinyModelConfig(
+        n_embd=384, n_head=6, n_head_kv=2, n_ff=512, n_layer=3, n_vocab=32000, n_expert=8, n_expert_used=2,
+        weight_type="Q4_0", name="zoo-moe"),
+    "llama-q4_0": TinyModelConfig(
+        n_embd=512, n_head=8, n_head_kv=4, n_ff=1536, n_layer=4, n_vocab=32000, weight_type="Q4_0",
+        name="zoo-llama-q4_0"),
+    "llama-bf16": TinyModelConfig(
+        n_embd=384, n_head=6, n_head_kv=2, n_ff=1152, n_layer=3, n_vocab=16000, weight_type="BF16",
+        name="zoo-llama-bf16"),
+    "llama-q5_1": TinyModelConfig(
+        n_embd=512, n_head=8, n_head_kv=8, n_ff=1408, n_layer=3, n_vocab=24000, weight_type="Q5_1",
+        name="zoo-llama-q5_1"),
+}

@@ -1,0 +1,51 @@
+"""Asks the installed engines what they can do on this machine (core may not import them).
+
+``main.py`` hands ``probe_engines`` to the ``AppContext``; ``core.hardware.detect_hardware`` calls it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from core.hardware import EngineSupport
+
+logger = logging.getLogger(__name__)
+
+
+def probe_engines() -> EngineSupport:
+    llama_installed = importlib.util.find_spec("llama_cpp") is not None
+    offload = False
+    system_info = None
+    if llama_installed:
+        try:
+            import llama_cpp
+
+            offload = bool(llama_cpp.llama_supports_gpu_offload())
+            system_info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+        except Exception as exc:  # a broken native build: report it as CPU-less rather than crash the app
+            logger.warning("llama.cpp probe failed: %s", exc)
+    mlx_installed = (
+        importlib.util.find_spec("mlx") is not None and importlib.util.find_spec("mlx_lm") is not None
+    )
+    mlx_gpu = False
+    budget = None
+    if importlib.util.find_spec("mlx") is not None:
+        try:
+            import mlx.core as mx
+
+            mlx_gpu = bool(mx.metal.is_available())
+            if mlx_gpu:
+                info = mx.device_info()
+                value = info.get("max_recommended_working_set_size")
+                budget = int(value) if value else None
+        except Exception as exc:
+            logger.warning("MLX probe failed: %s", exc)
+    return EngineSupport(
+        llama_installed=llama_installed,
+        llama_gpu_offload=offload,
+        llama_system_info=system_info,
+        mlx_installed=mlx_installed,
+        mlx_gpu=mlx_gpu,
+        metal_budget_bytes=budget,
+    )
