@@ -10,6 +10,7 @@ import codecs
 import contextlib
 import ctypes
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,10 +19,12 @@ from typing import Any
 
 from backends.textstream import find_stop, role_text_prompt, safe_emit_length
 from backends.utf8guard import Utf8Guard, Utf8Tables
+from core.chat_models import AUTO_GPU_LAYERS, auto_gpu_layers
 from core.engine import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
 from core.errors import EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
 from core.modelcheck import check_gguf_file
 
+logger = logging.getLogger(__name__)
 _MIB = 1024 * 1024
 _BUFFER_LINE = re.compile(r"^\s*([\w.\-]+)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB")
 
@@ -83,10 +86,11 @@ class LlamaEngine:
             self._log = _LogCapture()
         self._log.take()
         opts = spec.options
+        gpu_layers = _resolve_gpu_layers(path, opts)
         kwargs: dict[str, Any] = dict(
             model_path=str(path),
             n_ctx=opts.context_length,
-            n_gpu_layers=opts.gpu_layers,
+            n_gpu_layers=gpu_layers,
             seed=opts.seed if opts.seed >= 0 else llama_cpp.LLAMA_DEFAULT_SEED,
             verbose=False,
             flash_attn=opts.flash_attention,
@@ -127,7 +131,7 @@ class LlamaEngine:
             has_chat_template=self._template is not None,
             allocated=allocated,
             load_seconds=time.perf_counter() - started,
-            device="gpu" if opts.gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload() else "cpu",
+            device="gpu" if gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload() else "cpu",
         )
 
     def _explain_load_failure(self, path: Path, exc: Exception) -> Exception:
@@ -328,6 +332,25 @@ class LlamaEngine:
             self._llm = None
             self._template = None
             self._utf8 = None
+
+
+def _resolve_gpu_layers(path: Path, opts: Any) -> int:
+    """GPU layers "auto": ask the estimator, here in the engine process that knows whether this llama.cpp
+    build can offload at all (a CPU-only build gets 0 without looking at the hardware)."""
+    import llama_cpp
+
+    if opts.gpu_layers != AUTO_GPU_LAYERS:
+        return int(opts.gpu_layers)
+    offload = bool(llama_cpp.llama_supports_gpu_offload())
+    hardware = None
+    if offload:
+        from backends.probe import probe_engines
+        from core.hardware import detect_hardware
+
+        hardware = detect_hardware(probe_engines)
+    layers = auto_gpu_layers(path, opts, hardware, gpu_offload=offload)
+    logger.info("GPU layers auto -> %d for %s", layers, path.name)
+    return layers
 
 
 @contextlib.contextmanager
