@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 COMMANDS: tuple[str, ...] = (
     "core.cli.paths_cmd",
     "core.cli.jobs_cmd",
+    "core.cli.chat_cmd",
 )
 
 EXIT_FAILURE = 1
