@@ -162,3 +162,19 @@ def memory_lines(info: ModelInfo, estimate: Estimate | None) -> list[str]:
 
 
 _KIND_NAMES = {"model": "Weights", "kv": "KV cache", "compute": "Compute buffers", "output": "Output buffer"}
+
+
+def memory_advice(path: Path, options: LoadOptions, hardware: Hardware | None) -> str:
+    """The estimator's advice after a load ran out of memory: what would fit on this machine."""
+    if path.suffix.lower() != ".gguf":
+        return "Try a smaller or more strongly quantized model."
+    estimate = estimate_load(path, options, hardware, gpu_layers=None)
+    if estimate is None:
+        return "Try fewer GPU layers, a shorter context or a smaller quant."
+    parts = [f"The estimator expects {estimate.total_bytes / (1024 * _MIB):.1f} GiB for this context."]
+    if estimate.max_context and estimate.max_context < options.context_length:
+        parts.append(f"A context of up to {estimate.max_context:,} tokens fits.")
+    if estimate.gpu_layers and estimate.gpu_layers <= estimate.n_layer:
+        parts.append(f"{estimate.gpu_layers} GPU layers fit.")
+    parts.append("Otherwise choose a smaller quant.")
+    return " ".join(parts)
