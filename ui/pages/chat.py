@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -34,6 +34,7 @@ from ui.operations import run_in_background
 from ui.pages.chat_list import ConversationColumn
 from ui.pages.chat_settings import ChatSettingsPanel
 from ui.pages.chat_transcript import TranscriptView, copy_to_clipboard
+from ui.qtfix import emit
 from ui.theme import current_colors
 from ui.widgets.common import EmptyState, Page
 
@@ -72,7 +73,7 @@ class ChatPage(Page):
         self.banner_action = QPushButton()
         self.banner_action.hide()
         self._banner_callback: Any = None
-        self.banner_action.clicked.connect(lambda: self._banner_callback and self._banner_callback())
+        self.banner_action.clicked.connect(self._on_banner_action)
         banner_row = QHBoxLayout()
         banner_row.addWidget(self.banner, 1)
         banner_row.addWidget(self.banner_action)
@@ -225,7 +226,7 @@ class ChatPage(Page):
             return
         self._loading(True)
         self.model_label.setText(f"Loading {Path(path).name}…")
-        self.model_state_changed.emit("loading")
+        emit(self.model_state_changed, "loading")
 
     def cancel_load(self) -> None:
         self.service.cancel_load()
@@ -264,7 +265,7 @@ class ChatPage(Page):
             self._loading(False)
             self.service.finish_load(event.info)
             self._set_model_label()
-            self.model_state_changed.emit("loaded")
+            emit(self.model_state_changed, "loaded")
             self._refresh_usage()
         elif isinstance(event, RequestFailed) and event.request_id == self._load_request:
             self._loading(False)
@@ -272,18 +273,18 @@ class ChatPage(Page):
             self._set_model_label()
             if event.code == CancelledError.code:
                 self.show_banner("Loading was cancelled.")
-                self.model_state_changed.emit("unloaded")
+                emit(self.model_state_changed, "unloaded")
                 return
             text = event.message
             if event.code == InsufficientMemoryError.code and self.service.last_request is not None:
                 model, options = self.service.last_request
                 text += " " + memory_advice(model.path, options, self.service.hardware())
             self.show_banner(text)
-            self.model_state_changed.emit("failed")
+            emit(self.model_state_changed, "failed")
         elif isinstance(event, ModelUnloaded):
             self.service.loaded = None
             self._set_model_label()
-            self.model_state_changed.emit("unloaded")
+            emit(self.model_state_changed, "unloaded")
         elif isinstance(event, EngineCrashed):
             self._loading(False)
             self.service.loaded = None
@@ -292,7 +293,7 @@ class ChatPage(Page):
                 f"{event.message} Your conversation is saved; load the model again to go on.",
                 action=("Reload", self.load_selected),
             )
-            self.model_state_changed.emit("crashed")
+            emit(self.model_state_changed, "crashed")
 
     # -- banner ---------------------------------------------------------------------------------------------------
     def show_banner(self, text: str, *, action: tuple[str, Any] | None = None) -> None:
@@ -306,6 +307,10 @@ class ChatPage(Page):
         if action:
             self.banner_action.setText(action[0])
         self.banner_action.setVisible(action is not None)
+
+    def _on_banner_action(self) -> None:
+        if self._banner_callback is not None:
+            self._banner_callback()
 
     def hide_banner(self) -> None:
         self.banner.hide()
@@ -419,12 +424,12 @@ class ChatPage(Page):
 
     def _copy(self, text: str) -> None:
         copy_to_clipboard(text)
-        self.bridge.status_message.emit("Copied to the clipboard", 2000)
+        emit(self.bridge.status_message, "Copied to the clipboard", 2000)
 
     def _on_session_event(self, event: object) -> None:
         if getattr(event, "conversation_id", None) != self.conversation_id:
             if isinstance(event, ReplyFinished):
-                self.reply_finished.emit(event.message)
+                emit(self.reply_finished, event.message)
             return
         if isinstance(event, ReplyStarted):
             self._sync_transcript()
@@ -438,7 +443,7 @@ class ChatPage(Page):
                 self._show_usage(event.usage)
             self._update_buttons()
             self.conversations.refresh()
-            self.reply_finished.emit(event.message)
+            emit(self.reply_finished, event.message)
 
     def _sync_transcript(self) -> None:
         """Bring the cards in line with the store (regenerate and edit remove messages, send adds them)."""
@@ -467,11 +472,13 @@ class ChatPage(Page):
         session = self.service.session(self.conversation_id)
         run_in_background(
             session.refresh_usage,
-            on_success=lambda usage: usage and self._show_usage(usage),
+            on_success=self._show_usage,
             on_failure=lambda exc: logger.info("context count failed: %s", exc),
         )
 
-    def _show_usage(self, usage: ContextUsage) -> None:
+    def _show_usage(self, usage: ContextUsage | None) -> None:
+        if usage is None:
+            return
         colors = current_colors()
         color = {"ok": colors.good, "warning": colors.warn, "full": colors.bad}[usage.level]
         self.meter.setValue(int(usage.fraction * 1000))
@@ -480,4 +487,5 @@ class ChatPage(Page):
         self.meter_label.setStyleSheet(f"color: {color if usage.level != 'ok' else colors.muted};")
 
     def shutdown(self) -> None:
-        self.service.close()
+        self.service.close()  # stops a reply first, so no background task below waits on the engine
+        QThreadPool.globalInstance().waitForDone(5000)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.chat import ChatStore, Conversation
+from ui.qtfix import emit
 
 ConversationRole = Qt.ItemDataRole.UserRole + 1
 
@@ -144,7 +145,7 @@ class ConversationColumn(QWidget):
             if answer != QMessageBox.StandardButton.Yes:
                 return
         self.chats.delete(conversation_id)
-        self.deleted.emit(conversation_id)
+        emit(self.deleted, conversation_id)
         self.refresh()
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
@@ -153,4 +154,4 @@ class ConversationColumn(QWidget):
         self.rename_button.setEnabled(has)
         self.delete_button.setEnabled(has)
         if conversation is not None:
-            self.selected.emit(conversation.id)
+            emit(self.selected, conversation.id)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from core.chat import PRESETS, ChatSettings, apply_preset, preset_name
 from core.errors import HangarError
+from ui.qtfix import emit
 from ui.theme import current_colors
 
 CUSTOM = "Custom"
@@ -162,7 +163,7 @@ class ChatSettingsPanel(QWidget):
             self.error.show()
             return
         self.error.hide()
-        self.changed.emit(self.system_prompt.toPlainText(), replace(settings))
+        emit(self.changed, self.system_prompt.toPlainText(), replace(settings))
 
 
 def _double(low: float, high: float, step: float) -> QDoubleSpinBox:

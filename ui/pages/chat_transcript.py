@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from core.chat import Message, MessageState
 from ui.pages.chat_markdown import COPY_SCHEME, MarkdownRenderer
+from ui.qtfix import emit
 from ui.theme import current_colors
 
 #: Streamed text is redrawn at most this often (about 30 times a second) ...
@@ -75,10 +76,10 @@ class MessageCard(QFrame):
         self.error.setStyleSheet(f"color: {colors.bad};")
         self.copy_button = QPushButton("Copy")
         self.copy_button.setFlat(True)
-        self.copy_button.clicked.connect(lambda: self.copy_requested.emit(self.message.content))
+        self.copy_button.clicked.connect(self._copy_all)
         self.edit_button = QPushButton("Edit")
         self.edit_button.setFlat(True)
-        self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self.message.id))
+        self.edit_button.clicked.connect(self._edit)
         self.regenerate_button = QPushButton("Regenerate")
         self.regenerate_button.setFlat(True)
         self.regenerate_button.clicked.connect(self.regenerate_requested)
@@ -134,11 +135,18 @@ class MessageCard(QFrame):
         self._code = rendered.code_blocks
         self.body.setText(rendered.html or "<p>&nbsp;</p>")
 
+    # slots return nothing (a value returned to PySide from a slot is a needless refcount hazard)
+    def _copy_all(self) -> None:
+        emit(self.copy_requested, self.message.content)
+
+    def _edit(self) -> None:
+        emit(self.edit_requested, self.message.id)
+
     def _on_link(self, link: str) -> None:
         if link.startswith(COPY_SCHEME):
             index = int(link[len(COPY_SCHEME) :])
             if 0 <= index < len(self._code):
-                self.copy_requested.emit(self._code[index])
+                emit(self.copy_requested, self._code[index])
 
 
 class TranscriptView(QScrollArea):
