@@ -138,7 +138,8 @@ class ChatPage(Page):
     # -- model bar ------------------------------------------------------------------------------------------------
     def _build_model_bar(self) -> None:
         self.model_picker = QComboBox()
-        self.model_picker.setMinimumWidth(260)
+        self.model_picker.setMinimumWidth(160)
+        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_picker.setAccessibleName("Model")
         self.browse_button = QPushButton("Browse…")
         menu = QMenu(self.browse_button)
@@ -154,17 +155,22 @@ class ChatPage(Page):
         self.cancel_load_button.hide()
         self.model_label = QLabel()
         self.model_label.setObjectName("ModelStatus")
-        self.model_bar = QHBoxLayout()
+        self.model_label.setWordWrap(True)
+        self.model_label.setStyleSheet(f"color: {current_colors().muted};")
+        row = QHBoxLayout()
+        row.addWidget(self.model_picker, 1)
         for widget in (
-            self.model_picker,
             self.browse_button,
             self.load_button,
             self.unload_button,
             self.progress,
             self.cancel_load_button,
         ):
-            self.model_bar.addWidget(widget)
-        self.model_bar.addWidget(self.model_label, 1)
+            row.addWidget(widget)
+        self.model_bar = QVBoxLayout()
+        self.model_bar.setSpacing(4)
+        self.model_bar.addLayout(row)
+        self.model_bar.addWidget(self.model_label)
         self.load_button.clicked.connect(self.load_selected)
         self.unload_button.clicked.connect(self.unload)
         self.cancel_load_button.clicked.connect(self.cancel_load)
@@ -271,6 +277,7 @@ class ChatPage(Page):
             self._loading(False)
             self._load_request = None
             self._set_model_label()
+            self._refresh_usage()
             if event.code == CancelledError.code:
                 self.show_banner("Loading was cancelled.")
                 emit(self.model_state_changed, "unloaded")
@@ -284,11 +291,13 @@ class ChatPage(Page):
         elif isinstance(event, ModelUnloaded):
             self.service.loaded = None
             self._set_model_label()
+            self._refresh_usage()
             emit(self.model_state_changed, "unloaded")
         elif isinstance(event, EngineCrashed):
             self._loading(False)
             self.service.loaded = None
             self._set_model_label()
+            self._refresh_usage()
             self.show_banner(
                 f"{event.message} Your conversation is saved; load the model again to go on.",
                 action=("Reload", self.load_selected),
@@ -481,7 +490,7 @@ class ChatPage(Page):
             return
         colors = current_colors()
         color = {"ok": colors.good, "warning": colors.warn, "full": colors.bad}[usage.level]
-        self.meter.setValue(int(usage.fraction * 1000))
+        self.meter.setValue(int(min(1.0, usage.used / usage.limit) * 1000) if usage.limit else 0)
         self.meter.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
         self.meter_label.setText(f"Context: {usage.describe()}")
         self.meter_label.setStyleSheet(f"color: {color if usage.level != 'ok' else colors.muted};")

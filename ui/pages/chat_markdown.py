@@ -68,7 +68,7 @@ class MarkdownRenderer:
         label = html.escape(language) if language else "code"
         return (
             f'<table width="100%" cellpadding="8" style="background-color:{self._background};">'
-            f'<tr><td><pre style="font-family:monospace;">{highlighted}</pre></td></tr></table>'
+            f'<tr><td><pre style="font-family:monospace; white-space:pre-wrap;">{highlighted}</pre></td></tr></table>'
             f'<p style="margin-top:2px;"><span style="color:gray;">{label}</span> &nbsp; '
             f'<a href="{COPY_SCHEME}{index}" style="color:{self._link};">Copy</a></p>'
         )

@@ -33,8 +33,7 @@ class ChatSettingsPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumWidth(250)
-        self.setMaximumWidth(320)
+        self.setFixedWidth(250)
         self._loading = False
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setPlaceholderText("System prompt (optional)")
