@@ -34,15 +34,21 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 
 # Qt needs a few system libraries even offscreen; install them where apt is available and we are root.
 system-deps:
-	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && ! ldconfig -p | grep -q libxkbcommon.so.0; then \
+	@missing=0; for lib in libxkbcommon.so.0 libxkbcommon-x11.so.0 libxcb-cursor.so.0 libxcb-icccm.so.4 libxcb-keysyms.so.1 \
+		libxcb-shape.so.0 libxcb-render-util.so.0 libxcb-image.so.0 libEGL.so.1 libGL.so.1 libfontconfig.so.1; do \
+		ldconfig -p | grep -q "$$lib" || missing=1; done; \
+	if [ $$missing = 1 ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing Qt's system libraries"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 \
 			libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 \
 			libxcb-render-util0 libxcb-image0 fonts-dejavu-core >/dev/null; \
+	elif [ $$missing = 1 ]; then \
+		echo "note: some of Qt's system libraries are missing (xcb-cursor, xkbcommon-x11, EGL, fontconfig);" \
+		     "install them with your package manager if the window does not open"; \
 	fi
 
-run: $(VENV)/.run-installed
+run: $(VENV)/.run-installed system-deps
 	$(BIN)/python main.py
 
 test: $(VENV)/.test-installed
@@ -60,6 +66,9 @@ screenshots: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/estimate_accuracy.py
+	$(BIN)/python bench/download_speed.py
+	$(BIN)/python bench/library_scan.py
 
 # A one-folder app in dist/Hangar (dist/Hangar.app on macOS), then its smoke test.
 package: $(VENV)/.test-installed

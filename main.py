@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.AppContext
     from backends import available_engines
+    from backends.probe import probe_engines
     from backends.worker import serve
     from core.app import AppContext
     from core.logs import setup_logging
@@ -18,7 +19,9 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
 
     paths = AppPaths.resolve(getattr(args, "data_dir", None)).ensure()
     setup_logging(paths.log_file, verbose=bool(getattr(args, "verbose", False)), console=console_logging)
-    return AppContext.create(paths, worker_entry=serve, engine_availability=available_engines)
+    return AppContext.create(
+        paths, worker_entry=serve, engine_availability=available_engines, engine_probe=probe_engines
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,12 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _smoke_test([a for a in argv if a != "--smoke-test"])
     if argv[:1] == ["--screenshots"]:
         return _screenshots(argv[1] if len(argv) > 1 else "docs/screenshots")
+    from core.cli.import_cmd import split_open_with
+
+    argv, open_paths = split_open_with(argv)  # "Open with Hangar": model files, no command
     args = parse(argv)
     if args.command is not None:
         return run_command(args, build_app)
     from ui.app import run_gui
 
-    return run_gui(args, lambda: build_app(args, console_logging=False))
+    return run_gui(args, lambda: build_app(args, console_logging=False), open_paths=open_paths)
 
 
 def _smoke_test(argv: list[str]) -> int:
@@ -76,9 +82,7 @@ def _screenshots(out_dir: str) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from ui.screenshots import render
 
-    for path in render(
-        Path(out_dir), lambda folder: build_app(Namespace(data_dir=str(folder)), console_logging=False)
-    ):
+    for path in render(Path(out_dir), lambda folder: build_app(Namespace(data_dir=str(folder)), console_logging=False)):
         print(path)
     return 0
 

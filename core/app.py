@@ -7,11 +7,13 @@ the UI or to a CLI command. Heavier services (the database, jobs) are created on
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from core.engine import EngineHost, WorkerEntry
+from core.hardware import EngineSupport, Hardware
 from core.jobs import JobManager
 from core.paths import AppPaths
 from core.settings import SettingsService
@@ -26,7 +28,12 @@ class AppContext:
     worker_entry: WorkerEntry
     #: Which engines are installed (``backends.available_engines``), without importing them.
     engine_availability: Callable[[], dict[str, bool]] = field(default=lambda: {})
+    #: ``backends.probe.probe_engines``: what the engines can do on this machine (GPU offload, Metal budget).
+    engine_probe: Callable[[], EngineSupport] | None = None
+    _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
+    _hardware_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def create(
@@ -34,6 +41,7 @@ class AppContext:
         paths: AppPaths,
         worker_entry: WorkerEntry,
         engine_availability: Callable[[], dict[str, bool]] = lambda: {},
+        engine_probe: Callable[[], EngineSupport] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -41,6 +49,7 @@ class AppContext:
             settings=SettingsService.open(paths.settings_file),
             worker_entry=worker_entry,
             engine_availability=engine_availability,
+            engine_probe=engine_probe,
         )
 
     @cached_property
@@ -54,6 +63,15 @@ class AppContext:
         manager = JobManager(self.store, limits={"download": self.settings.current.max_parallel_downloads})
         self._closers.insert(0, manager.shutdown)
         return manager
+
+    def hardware(self, *, refresh: bool = False) -> Hardware:
+        """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""
+        with self._hardware_lock:
+            if self._hardware is None or refresh:
+                from core.hardware import detect_hardware
+
+                self._hardware = detect_hardware(self.engine_probe)
+            return self._hardware
 
     def new_engine_host(self, name: str = "engine") -> EngineHost:
         host = EngineHost(self.worker_entry, name=name)

@@ -85,9 +85,7 @@ class EngineSettings:
 
     def __post_init__(self) -> None:
         if self.kv_cache_type not in KV_TYPES:
-            raise UsageError(
-                f"Unknown KV cache type {self.kv_cache_type!r}; use one of {', '.join(KV_TYPES)}."
-            )
+            raise UsageError(f"Unknown KV cache type {self.kv_cache_type!r}; use one of {', '.join(KV_TYPES)}.")
         if self.context_length < 0 or self.context_length > 16 * 1024 * 1024:
             raise UsageError(f"Context length {self.context_length} is out of range.")
         if self.kv_cache_type not in ("f16", "bf16", "f32") and not self.flash_attention:
@@ -109,21 +107,29 @@ class DeviceUsage:
     output: int = 0
     overhead: int = 0
     budget: int | None = None
+    #: Part of ``weights`` that is file-backed and read only once: the mapped pages of tensors the CPU backend
+    #: repacked into ``repack``. llama.cpp reports them in its mapped buffer, but the OS can drop them.
+    reclaimable: int = 0
 
     @property
     def total(self) -> int:
         return self.weights + self.repack + self.kv + self.compute + self.output + self.overhead
 
     @property
+    def resident(self) -> int:
+        """What must stay in memory: ``total`` less the reclaimable mapped pages."""
+        return self.total - self.reclaimable
+
+    @property
     def fits(self) -> bool:
-        return self.budget is None or self.total <= self.budget
+        return self.budget is None or self.resident <= self.budget
 
     @property
     def is_host(self) -> bool:
         return self.device == "CPU"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total": self.total, "fits": self.fits}
+        return {**asdict(self), "total": self.total, "resident": self.resident, "fits": self.fits}
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,11 @@ class Estimate:
         return sum(d.total for d in self.devices)
 
     @property
+    def resident_bytes(self) -> int:
+        """Memory that must stay resident (``total_bytes`` less mapped pages the OS may drop after loading)."""
+        return sum(d.resident for d in self.devices)
+
+    @property
     def host(self) -> DeviceUsage:
         return self.devices[0]
 
@@ -160,6 +171,7 @@ class Estimate:
         return {
             "model": self.model,
             "total_bytes": self.total_bytes,
+            "resident_bytes": self.resident_bytes,
             "verdict": self.verdict.value,
             "verdict_text": self.verdict_text,
             "n_ctx": self.n_ctx,
@@ -215,13 +227,17 @@ def _repackable(t: TensorInfo, repack_types: frozenset[str]) -> bool:
     )
 
 
-def _mapped_span(tensors: list[TensorInfo]) -> int:
-    """The CPU_Mapped buffer covers, per file, the range from its first to its last CPU tensor."""
-    total = 0
+def _mapped_span(tensors: list[TensorInfo], repacked: list[TensorInfo]) -> tuple[int, int]:
+    """The CPU_Mapped buffer covers, per file, the range from its first to its last CPU tensor; returns its size
+    and the bytes of repacked tensors lying inside it (mapped, read once, then reclaimable)."""
+    total = reclaimable = 0
     for shard in {t.shard for t in tensors}:
         part = [t for t in tensors if t.shard == shard]
-        total += max(t.offset + t.n_bytes for t in part) - min(t.offset for t in part)
-    return total
+        lo = min(t.offset for t in part)
+        hi = max(t.offset + t.n_bytes for t in part)
+        total += hi - lo
+        reclaimable += sum(t.n_bytes for t in repacked if t.shard == shard and lo <= t.offset < hi)
+    return total, reclaimable
 
 
 def _pad(n: int, to: int) -> int:
@@ -242,7 +258,7 @@ def _kv_bytes(info: GGUFInfo, layers: range, kv_size: int, type_k: int, type_v: 
     return total
 
 
-def _compute_bytes(info: GGUFInfo, n_ctx: int, n_ub: int, flash: bool) -> int:
+def _compute_bytes(info: GGUFInfo, n_ctx: int, n_ub: int, flash: bool, quantized_kv: bool = False) -> int:
     """Peak of llama.cpp's reserved graph for one micro-batch: calibrated on the bundled build's CPU
     backend."""
     n_embd = info.embedding_length
@@ -260,9 +276,14 @@ def _compute_bytes(info: GGUFInfo, n_ctx: int, n_ub: int, flash: bool) -> int:
     n_kv_dim = max((h * max(info.key_length, info.key_length_swa) for h in info.head_count_kv), default=0)
     activations = max(3 * n_embd + 3 * n_q, 3 * n_embd + 2 * n_q + 2 * n_kv_dim)
     attention = mask + f32 * activations + (0 if flash else f32 * n_ctx * n_head)
-    ffn = mask + f32 * (3 * n_ff + 4 * n_embd)
+    # gemma's extra post-attention/post-FFN norms keep one more row of n_embd alive through the FFN
+    post_norms = n_embd if info.architecture.startswith("gemma") else 0
+    ffn = mask + f32 * (3 * n_ff + 4 * n_embd + post_norms)
     logits = f32 * (info.vocab_size + 2 * n_embd + (0 if flash else n_embd))
-    return max(attention, ffn, logits) + f32 * 8  # a few small graph inputs (positions, ids)
+    # Flash attention over a quantized cache keeps an f32 row per query for the whole layer (measured: the peak
+    # grows by about 4 * n_ub * n_q bytes whichever phase sets it).
+    quantized_fa = f32 * n_q if flash and quantized_kv else 0
+    return max(attention, ffn, logits) + quantized_fa + f32 * 8  # + a few small inputs (positions, ids)
 
 
 def _expert_ff(info: GGUFInfo) -> int:
@@ -283,8 +304,7 @@ def estimate_llama(
     no budgets, CPU only). ``settings.gpu_layers=None`` picks the most layers that fit."""
     if info.block_count <= 0 or info.embedding_length <= 0:
         raise UsageError(
-            f"{info.name}: the header lacks the shape of the model ({info.architecture}); "
-            "Hangar cannot estimate it."
+            f"{info.name}: the header lacks the shape of the model ({info.architecture}); Hangar cannot estimate it."
         )
     layout = _layout(info)
     gpus = _usable_gpus(hardware)
@@ -359,9 +379,7 @@ def _place(
     type_k = ggml_type_from_name(settings.kv_cache_type)
     type_v = type_k
     kv_size = n_ctx
-    swa_size = (
-        kv_size if settings.swa_full else min(kv_size, _pad(info.sliding_window * settings.n_seq + n_ub, 256))
-    )
+    swa_size = kv_size if settings.swa_full else min(kv_size, _pad(info.sliding_window * settings.n_seq + n_ub, 256))
     repack = _repack_types(hardware)
     first_gpu_block = n_layer + 1 - ngl if ngl else n_layer + 1  # blocks >= this go to GPUs
     cpu_blocks = range(0, min(first_gpu_block, n_layer))
@@ -372,7 +390,9 @@ def _place(
         cpu_tensors += list(layout.output)
     repacked = [t for t in cpu_tensors if _repackable(t, repack)]
     mapped = [t for t in cpu_tensors if not _repackable(t, repack)]
-    compute = _compute_bytes(info, n_ctx, n_ub, settings.flash_attention)
+    compute = _compute_bytes(
+        info, n_ctx, n_ub, settings.flash_attention, settings.kv_cache_type not in ("f16", "bf16", "f32")
+    )
     output_buf = 4 * info.vocab_size * settings.n_seq
     host_kv = _kv_bytes(info, cpu_blocks, kv_size, type_k, type_v, swa_size)
     if not gpus or ngl == 0:
@@ -381,9 +401,11 @@ def _place(
         host_compute = 4 * n_ub * (info.embedding_length + n_ctx)  # inputs only: embeddings and the mask
     else:
         host_compute = compute  # CPU layers run their own part of the graph
+    span, reclaimable = _mapped_span(mapped, repacked) if mapped else (0, 0)
     host = DeviceUsage(
         "CPU",
-        weights=_mapped_span(mapped) if mapped else 0,
+        weights=span,
+        reclaimable=reclaimable,
         repack=sum(t.n_bytes for t in repacked),
         kv=host_kv,
         compute=host_compute,
@@ -445,9 +467,7 @@ def _repack_types(hardware: Hardware | None) -> frozenset[str]:
     return REPACK_TYPES.get(hardware.cpu_family, frozenset())
 
 
-def _auto_layers(
-    layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any]
-) -> int:
+def _auto_layers(layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any]) -> int:
     """The most layers (output layer first) whose buffers fit every GPU; memory grows with layers, so
     bisect."""
     lo, hi = 0, layout.info.block_count + 1
@@ -463,9 +483,7 @@ def _auto_layers(
     return lo
 
 
-def _max_context(
-    layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any]
-) -> int:
+def _max_context(layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any]) -> int:
     """Largest context (a multiple of 256, at most the trained context) that fits with the layer setting."""
     info = layout.info
     limit = max(info.context_length, _n_ctx(info, settings))
@@ -517,14 +535,10 @@ def _speed(
     n_layer = info.block_count
     first_gpu_block = n_layer + 1 - ngl if ngl else n_layer + 1
     type_k = ggml_type_from_name(settings.kv_cache_type)
-    per_block_kv = [
-        _kv_bytes(info, range(il, il + 1), n_ctx // 2, type_k, type_k, n_ctx // 2) for il in range(n_layer)
-    ]
+    per_block_kv = [_kv_bytes(info, range(il, il + 1), n_ctx // 2, type_k, type_k, n_ctx // 2) for il in range(n_layer)]
     cpu_bytes = sum(read(t) for il in range(min(first_gpu_block, n_layer)) for t in layout.blocks[il])
     cpu_bytes += sum(per_block_kv[: min(first_gpu_block, n_layer)])
-    gpu_bytes = sum(
-        read(t) for il in range(min(first_gpu_block, n_layer), n_layer) for t in layout.blocks[il]
-    )
+    gpu_bytes = sum(read(t) for il in range(min(first_gpu_block, n_layer), n_layer) for t in layout.blocks[il])
     gpu_bytes += sum(per_block_kv[min(first_gpu_block, n_layer) :])
     head = sum(read(t) for t in layout.output)
     if info.tied_embeddings:

@@ -13,9 +13,14 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from core.estimate import Estimate
+from core.engine import LoadOptions, ModelInfo, ModelSpec
+from core.estimate import EngineSettings, Estimate
 from core.store import Store
+
+if TYPE_CHECKING:
+    from core.hardware import Hardware
 
 logger = logging.getLogger(__name__)
 
@@ -176,3 +181,32 @@ def load_history(store: Store, model: str | None = None, limit: int = 100) -> li
         )
         for r in rows
     ]
+
+
+def settings_for_load(options: LoadOptions) -> EngineSettings:
+    """The estimator settings matching the ``LoadOptions`` a chat or benchmark passes to the llama engine."""
+    return EngineSettings(
+        context_length=options.context_length,
+        gpu_layers=options.gpu_layers,
+        kv_cache_type=options.kv_cache_type,
+        flash_attention=options.flash_attention,
+    )
+
+
+def record_model_load(
+    store: Store, spec: ModelSpec, info: ModelInfo, hardware: Hardware | None = None
+) -> FitRecord | None:
+    """Call after every real load (``ModelLoaded``): estimate the same load and store it next to what llama.cpp
+    reported. Returns None for engines that report no buffers (MLX) or a file that cannot be read any more."""
+    if spec.engine != "llama" or not info.allocated:
+        return None
+    from core.errors import HangarError
+    from core.estimate import estimate_llama
+    from core.gguf import read_gguf
+
+    try:
+        estimate = estimate_llama(read_gguf(spec.path), settings_for_load(spec.options), hardware)
+    except HangarError as error:
+        logger.info("no estimate recorded for %s: %s", spec.path, error)
+        return None
+    return record_load(store, estimate, info.allocated)

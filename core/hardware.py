@@ -113,16 +113,12 @@ class Hardware:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["gpus"] = [
-            {**asdict(g), "device": g.device_name, "budget_bytes": g.budget_bytes} for g in self.gpus
-        ]
+        data["gpus"] = [{**asdict(g), "device": g.device_name, "budget_bytes": g.budget_bytes} for g in self.gpus]
         data["engines"] = {**asdict(self.engines), "summary": self.engines.summary}
         return data
 
 
-def _with_timeout(
-    fn: Callable[[], T], default: T, what: str, notes: list[str], timeout: float = DETECT_TIMEOUT
-) -> T:
+def _with_timeout(fn: Callable[[], T], default: T, what: str, notes: list[str], timeout: float = DETECT_TIMEOUT) -> T:
     """Run a detector in a daemon thread; on error or timeout return ``default`` and note why."""
     box: dict[str, Any] = {}
 
@@ -154,9 +150,10 @@ def detect_nvidia(nvml: Any = None) -> list[GpuDevice]:
     """NVIDIA GPUs through NVML (``pynvml`` from nvidia-ml-py). No library or no driver: an empty list."""
     if nvml is None:
         try:
-            import pynvml as nvml
+            import pynvml
         except ImportError:
             return []
+        nvml = pynvml
     try:
         nvml.nvmlInit()
     except Exception as exc:  # NVMLError_LibraryNotFound / DriverNotLoaded: no NVIDIA GPU here
@@ -168,30 +165,41 @@ def detect_nvidia(nvml: Any = None) -> list[GpuDevice]:
         cuda_raw = _optional(lambda: int(nvml.nvmlSystemGetCudaDriverVersion_v2()))
         cuda = f"{cuda_raw // 1000}.{cuda_raw % 1000 // 10}" if cuda_raw else None
         for i in range(int(nvml.nvmlDeviceGetCount())):
-            handle = nvml.nvmlDeviceGetHandleByIndex(i)
-            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-            clock = _optional(lambda h=handle: int(nvml.nvmlDeviceGetMaxClockInfo(h, nvml.NVML_CLOCK_MEM)))
-            bus = _optional(lambda h=handle: int(nvml.nvmlDeviceGetMemoryBusWidth(h)))
-            # DDR: two transfers per clock; MHz x bits / 8 -> MB/s
-            bandwidth = 2 * clock * bus / 8 / 1000 if clock and bus else None
-            cc = _optional(lambda h=handle: nvml.nvmlDeviceGetCudaComputeCapability(h))
-            devices.append(
-                GpuDevice(
-                    index=i,
-                    name=_text(nvml.nvmlDeviceGetName(handle)),
-                    vendor="nvidia",
-                    api="cuda",
-                    total_bytes=int(memory.total),
-                    free_bytes=int(memory.free),
-                    bandwidth_gbs=bandwidth,
-                    driver_version=driver,
-                    cuda_version=cuda,
-                    compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
-                )
-            )
+            devices.append(_nvidia_device(nvml, i, driver, cuda))
     finally:
         _optional(nvml.nvmlShutdown)
     return devices
+
+
+def _nvidia_device(nvml: Any, i: int, driver: str | None, cuda: str | None) -> GpuDevice:
+    handle = nvml.nvmlDeviceGetHandleByIndex(i)
+    memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+
+    def clock() -> int:
+        return int(nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_MEM))
+
+    def bus() -> int:
+        return int(nvml.nvmlDeviceGetMemoryBusWidth(handle))
+
+    def capability() -> tuple[int, int]:
+        major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
+        return int(major), int(minor)
+
+    mem_clock, bus_width, cc = _optional(clock), _optional(bus), _optional(capability)
+    # DDR: two transfers per clock; MHz x bits / 8 -> MB/s
+    bandwidth = 2 * mem_clock * bus_width / 8 / 1000 if mem_clock and bus_width else None
+    return GpuDevice(
+        index=i,
+        name=_text(nvml.nvmlDeviceGetName(handle)),
+        vendor="nvidia",
+        api="cuda",
+        total_bytes=int(memory.total),
+        free_bytes=int(memory.free),
+        bandwidth_gbs=bandwidth,
+        driver_version=driver,
+        cuda_version=cuda,
+        compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
+    )
 
 
 def _optional(fn: Callable[[], T]) -> T | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import os
 import threading
 import time
 import traceback
@@ -17,6 +18,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import psutil
 
 from core.errors import CancelledError, HangarError, JobError, NotFoundError
 from core.events import EventHook
@@ -42,6 +45,9 @@ JOBS_SCHEMA = [
     );
     CREATE INDEX jobs_by_kind ON jobs(kind, created_at);
     """,
+    # Which process runs a job ("pid:start-time"), so a second Hangar process (the CLI while the window is open)
+    # does not mistake another live process's jobs for interrupted ones.
+    "ALTER TABLE jobs ADD COLUMN owner TEXT;",
 ]
 
 
@@ -180,9 +186,9 @@ class JobManager:
         job_id = uuid.uuid4().hex[:12]
         now = time.time()
         self._store.execute(
-            "INSERT INTO jobs (id, kind, title, state, params, resumable, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (job_id, kind, title, JobState.QUEUED, json.dumps(params), int(resumable), now, now),
+            "INSERT INTO jobs (id, kind, title, state, params, resumable, created_at, updated_at, owner) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job_id, kind, title, JobState.QUEUED, json.dumps(params), int(resumable), now, now, _PROCESS_ID),
         )
         self.changed.emit(self.get(job_id))
         self._start_thread(job_id, kind, fn, params)
@@ -202,6 +208,7 @@ class JobManager:
         if job.state not in (JobState.PAUSED, JobState.FAILED, JobState.CANCELLED) or not job.resumable:
             raise JobError(f"“{job.title}” cannot be resumed (it is {job.state}).")
         fn = self._runner_for(job.kind)(job.params)
+        self._store.execute("UPDATE jobs SET owner = ? WHERE id = ?", (_PROCESS_ID, job_id))
         self._update(job_id, state=JobState.QUEUED, error=None, message="")
         self._start_thread(job_id, job.kind, fn, job.params)
 
@@ -330,7 +337,10 @@ class JobManager:
 
     def _recover_interrupted(self) -> None:
         """Jobs that were queued or running when the app last stopped: resumable ones become paused."""
-        for row in self._store.query("SELECT id, resumable FROM jobs WHERE state IN ('queued', 'running')"):
+        rows = self._store.query("SELECT id, resumable, owner FROM jobs WHERE state IN ('queued', 'running')")
+        for row in rows:
+            if _owner_alive(row["owner"]):
+                continue  # another Hangar process is running it right now
             if row["resumable"]:
                 state, message, error = (
                     JobState.PAUSED,
@@ -343,6 +353,27 @@ class JobManager:
                 "UPDATE jobs SET state = ?, message = ?, error = ?, updated_at = ? WHERE id = ?",
                 (state, message, error, time.time(), row["id"]),
             )
+
+
+def _process_id(pid: int) -> str:
+    try:
+        return f"{pid}:{psutil.Process(pid).create_time():.3f}"
+    except psutil.Error:
+        return f"{pid}:?"
+
+
+_PROCESS_ID = _process_id(os.getpid())
+
+
+def _owner_alive(owner: str | None) -> bool:
+    if not owner or owner == _PROCESS_ID:
+        return False  # our own rows at start-up are leftovers of an earlier run with a reused id, never live
+    pid_text, _, _started = owner.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    return psutil.pid_exists(pid) and _process_id(pid) == owner
 
 
 def _row_to_job(row: Any) -> Job:

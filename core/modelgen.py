@@ -193,3 +193,83 @@ ZOO: dict[str, TinyModelConfig] = {
         n_embd=512, n_head=8, n_head_kv=8, n_ff=1408, n_layer=3, n_vocab=24000, weight_type="Q5_1",
         name="zoo-llama-q5_1"),
 }
+
+
+def write_sparse_gguf(path: Path, config: TinyModelConfig) -> Path:
+    """Write a GGUF whose header describes a full-size model but whose tensor data is a hole (a sparse file).
+
+    The header is exact (shapes, types, offsets, vocabulary size), so readers and estimators see a real 8B or
+    70B model, while the file takes almost no disk. llama.cpp cannot run it (the weights are zeros)."""
+    import gguf
+    import numpy as np
+
+    qtype = gguf.GGMLQuantizationType[config.weight_type]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), config.arch)
+    head_dim = config.head_dim or config.n_embd // config.n_head
+    writer.add_name(config.name)
+    writer.add_context_length(config.context_length)
+    writer.add_embedding_length(config.n_embd)
+    writer.add_block_count(config.n_layer)
+    writer.add_feed_forward_length(config.n_ff)
+    writer.add_head_count(config.n_head)
+    writer.add_head_count_kv(config.n_head_kv)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    if config.n_expert:
+        writer.add_expert_count(config.n_expert)
+        writer.add_expert_used_count(config.n_expert_used or 1)
+    if config.sliding_window:
+        writer.add_sliding_window(config.sliding_window)
+    writer.add_uint32("general.file_type", 15 if config.weight_type == "Q4_K" else 1)
+    writer.add_uint32(f"{config.arch}.vocab_size", config.n_vocab)
+    if config.chat_template:
+        writer.add_chat_template(config.chat_template)
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    total = 0
+
+    def add(name: str, *shape: int, f32: bool = False) -> None:
+        nonlocal total
+        # shape is numpy order (rows, cols); bytes from the row length, which must be whole blocks
+        kind = gguf.GGMLQuantizationType.F32 if f32 or len(shape) == 1 else qtype
+        blk, size = gguf.GGML_QUANT_SIZES[kind]
+        n_bytes = int(np.prod(shape[:-1], dtype=np.int64)) * (shape[-1] // blk) * size
+        writer.add_tensor_info(name, shape, np.dtype(np.float32), n_bytes, raw_dtype=kind)
+        total += n_bytes + (-n_bytes % 32)
+
+    n_q, n_kv = config.n_head * head_dim, config.n_head_kv * head_dim
+    add("token_embd.weight", config.n_vocab, config.n_embd)
+    for i in range(config.n_layer):
+        add(f"blk.{i}.attn_norm.weight", config.n_embd)
+        add(f"blk.{i}.attn_q.weight", n_q, config.n_embd)
+        add(f"blk.{i}.attn_k.weight", n_kv, config.n_embd)
+        add(f"blk.{i}.attn_v.weight", n_kv, config.n_embd)
+        add(f"blk.{i}.attn_output.weight", config.n_embd, n_q)
+        add(f"blk.{i}.ffn_norm.weight", config.n_embd)
+        if config.n_expert:
+            add(f"blk.{i}.ffn_gate_inp.weight", config.n_expert, config.n_embd, f32=True)
+            for name in ("gate", "up"):
+                add(f"blk.{i}.ffn_{name}_exps.weight", config.n_expert, config.n_ff, config.n_embd)
+            add(f"blk.{i}.ffn_down_exps.weight", config.n_expert, config.n_embd, config.n_ff)
+        else:
+            add(f"blk.{i}.ffn_gate.weight", config.n_ff, config.n_embd)
+            add(f"blk.{i}.ffn_up.weight", config.n_ff, config.n_embd)
+            add(f"blk.{i}.ffn_down.weight", config.n_embd, config.n_ff)
+    add("output_norm.weight", config.n_embd)
+    if not config.tied_embeddings:
+        add("output.weight", config.n_vocab, config.n_embd)
+    del block, type_size
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    writer.close()
+    with path.open("r+b") as handle:
+        header_end = handle.seek(0, 2)
+        handle.truncate(header_end + (-header_end % 32) + total)  # a hole: no disk blocks are written
+    return path
+
+
+#: A Llama-3.1-8B-shaped header (Q4_K) for estimates at real scale (screenshots, tests) without 5 GB on disk.
+LLAMA_8B_SHAPE = TinyModelConfig(
+    n_embd=4096, n_head=32, n_head_kv=8, n_ff=14336, n_layer=32, n_vocab=128256, context_length=131072,
+    weight_type="Q4_K", name="Llama-3.1-8B-shaped (sparse)")

@@ -6,8 +6,11 @@ import logging
 import os
 import sys
 from argparse import Namespace
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -40,7 +43,20 @@ def create_window(app_context: AppContext) -> MainWindow:
     return window
 
 
-def run_gui(args: Namespace, make_app: Callable[[], AppContext]) -> int:
+def show_welcome(context: AppContext, window: MainWindow) -> None:
+    """The first-run welcome, over the window; hardware detection runs off the GUI thread first."""
+    from ui.operations import run_in_background
+    from ui.welcome import WelcomeDialog
+
+    def open_dialog(hardware: object) -> None:
+        dialog = WelcomeDialog(context, window.bridge, hardware, parent=window)  # type: ignore[arg-type]
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    run_in_background(context.hardware, on_success=open_dialog)
+
+
+def run_gui(args: Namespace, make_app: Callable[[], AppContext], open_paths: Sequence[Path] = ()) -> int:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
@@ -57,6 +73,10 @@ def run_gui(args: Namespace, make_app: Callable[[], AppContext]) -> int:
     context = make_app()
     window = create_window(context)
     window.show()
+    if open_paths:  # "Open with Hangar": My Models shows the import dialog for them
+        window.show_page("models", [str(p) for p in open_paths])
+    if not context.settings.current.first_run_done and not os.environ.get("HANGAR_QUIT_AFTER_PAINT"):
+        show_welcome(context, window)
     if os.environ.get("HANGAR_QUIT_AFTER_PAINT"):
         # bench/startup.py: quit as soon as the first frame is painted.
         from PySide6.QtCore import QTimer

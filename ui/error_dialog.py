@@ -34,9 +34,7 @@ class ErrorDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Hangar — something went wrong")
         self.setMinimumWidth(480)
-        self._details_text = (
-            f"Hangar {__version__} on {sys.platform}, Python {sys.version.split()[0]}\n\n{details}"
-        )
+        self._details_text = f"Hangar {__version__} on {sys.platform}, Python {sys.version.split()[0]}\n\n{details}"
 
         icon = QLabel()
         icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(40, 40))

@@ -52,8 +52,12 @@ def line_icon(name: str, color: str = "#6b7280", size: int = 48) -> QIcon:
     return QIcon(pixmap)
 
 
-def themed_icon(name: str, color: QColor) -> QIcon:
-    return line_icon(name, color.name())
+def themed_icon(name: str, color: QColor, selected: QColor | None = None) -> QIcon:
+    """An icon in ``color``, and in ``selected`` when its list item is selected (text on the accent colour)."""
+    icon = QIcon(line_icon(name, color.name()).pixmap(48, 48))
+    if selected is not None:
+        icon.addPixmap(line_icon(name, selected.name()).pixmap(48, 48), QIcon.Mode.Selected)
+    return icon
 
 
 @lru_cache(maxsize=1)

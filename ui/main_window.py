@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
             page.setObjectName(f"page-{key}")
             self.pages[key] = page
             self.stack.addWidget(page)
-            item = QListWidgetItem(themed_icon(key, QColor(current_colors().muted)), label)
+            item = QListWidgetItem(themed_icon(key, QColor(current_colors().muted), QColor(current_colors().accent_text)), label)
             item.setData(Qt.ItemDataRole.UserRole, key)
             item.setToolTip(tooltip)
             item.setSizeHint(QSize(0, 40))
@@ -140,9 +140,7 @@ class MainWindow(QMainWindow):
         return PAGES[self.stack.currentIndex()][0]
 
     # -- drag and drop ----------------------------------------------------------------------------------------------
-    def set_drop_handler(
-        self, accepts: Callable[[list[Path]], bool], handle: Callable[[list[Path]], None]
-    ) -> None:
+    def set_drop_handler(self, accepts: Callable[[list[Path]], bool], handle: Callable[[list[Path]], None]) -> None:
         self._drop_handler = (accepts, handle)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -161,18 +159,14 @@ class MainWindow(QMainWindow):
     # -- status bar -------------------------------------------------------------------------------------------------
     def _refresh_memory(self) -> None:
         memory = psutil.virtual_memory()
-        self.memory_label.setText(
-            f"RAM {memory.available / _GIB:.1f} GB free of {memory.total / _GIB:.1f} GB"
-        )
+        self.memory_label.setText(f"RAM {memory.available / _GIB:.1f} GB free of {memory.total / _GIB:.1f} GB")
 
     def _on_job_changed(self, job: Job) -> None:
         self._refresh_jobs()
 
     def _refresh_jobs(self) -> None:
         count = self.app.jobs.active_count()
-        self.jobs_label.setText(
-            f"{count} job{'s' if count != 1 else ''} running" if count else "No jobs running"
-        )
+        self.jobs_label.setText(f"{count} job{'s' if count != 1 else ''} running" if count else "No jobs running")
 
     # -- theme and state --------------------------------------------------------------------------------------------
     def _apply_theme(self, theme: str) -> None:
@@ -185,7 +179,9 @@ class MainWindow(QMainWindow):
             colors = apply_theme(instance, theme)
             for row in range(self.nav.count()):
                 item = self.nav.item(row)
-                item.setIcon(themed_icon(item.data(Qt.ItemDataRole.UserRole), QColor(colors.muted)))
+                item.setIcon(
+                    themed_icon(item.data(Qt.ItemDataRole.UserRole), QColor(colors.muted), QColor(colors.accent_text))
+                )
 
     def _window_settings(self) -> QSettings:
         return QSettings(str(self.app.paths.window_state_file), QSettings.Format.IniFormat)

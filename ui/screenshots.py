@@ -26,16 +26,52 @@ def _page(key: str) -> Callable[[object], None]:
     return prepare
 
 
+def _models_scene(name: str, window: object) -> None:
+    from ui.pages import models_scenes
+
+    getattr(models_scenes, name)(window)
+
+
+def _hardware_scene(name: str, window: object) -> None:
+    from ui.pages import hardware
+
+    getattr(hardware, name)(window)
+
+
+def _welcome(window: object) -> object:
+    from ui.welcome import WelcomeDialog
+
+    app = window.app  # type: ignore[attr-defined]
+    return WelcomeDialog(app, window.bridge, app.hardware(), parent=window)  # type: ignore[attr-defined]
+
+
 #: (file name without .png, prepare(window)). Features append richer states.
-SCENES: list[tuple[str, Callable[[object], None]]] = [
+SCENES: list[tuple[str, Callable[[object], object]]] = [
+    ("welcome", _welcome),
     ("discover", _page("discover")),
     ("models-empty", _page("models")),
+    ("models-library", lambda window: _models_scene("scene_library", window)),
+    ("models-drop", lambda window: _models_scene("scene_drop", window)),
+    ("models-import-dialog", lambda window: _models_scene("scene_import_dialog", window)),
     ("chat-empty", _page("chat")),
     ("finetune-empty", _page("finetune")),
     ("downloads-empty", _page("downloads")),
-    ("hardware", _page("hardware")),
+    ("hardware", lambda window: _hardware_scene("scene_detected", window)),
+    ("hardware-estimate", lambda window: _hardware_scene("scene_estimate", window)),
+    ("hardware-estimate-gpu", lambda window: _hardware_scene("scene_estimate_gpu", window)),
     ("settings", _page("settings")),
 ]
+
+
+def _add_hub_scenes() -> None:
+    try:
+        from ui.screenshots_hub import SCENES as HUB_SCENES  # needs tests/hub: a source checkout only
+    except ImportError:
+        return
+    SCENES.extend(HUB_SCENES)
+
+
+_add_hub_scenes()
 
 
 def _feature_scenes() -> list[tuple[str, Callable[[object], None]]]:
@@ -44,7 +80,7 @@ def _feature_scenes() -> list[tuple[str, Callable[[object], None]]]:
     return list(CHAT_SCENES)
 
 
-SCENES += _feature_scenes()
+SCENES.extend(_feature_scenes())
 
 
 def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light") -> list[Path]:
@@ -63,11 +99,16 @@ def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str
         window.resize(1180, 760)
         window.show()
         for name, prepare in SCENES:
-            prepare(window)
+            # A scene prepares the window, or returns another widget (a dialog) to photograph instead.
+            target = prepare(window) or window
+            if target is not window:
+                target.show()  # type: ignore[attr-defined]
             for _ in range(5):
                 qt_app.processEvents()
             path = out_dir / f"{name}.png"
-            window.grab().save(str(path))
+            target.grab().save(str(path))  # type: ignore[attr-defined]
+            if target is not window:
+                target.close()  # type: ignore[attr-defined]
             written.append(path)
         window.close()
         context.close()

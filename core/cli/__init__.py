@@ -29,6 +29,14 @@ logger = logging.getLogger(__name__)
 COMMANDS: tuple[str, ...] = (
     "core.cli.paths_cmd",
     "core.cli.jobs_cmd",
+    "core.cli.search_cmd",
+    "core.cli.pull_cmd",
+    "core.cli.token_cmd",
+    "core.cli.import_cmd",
+    "core.cli.ls_cmd",
+    "core.cli.rm_cmd",
+    "core.cli.hw_cmd",
+    "core.cli.estimate_cmd",
     "core.cli.chat_cmd",
 )
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ModelFileError
-from core.gguf.source import Cursor
+from core.gguf.fastskip import skip_local_strings
+from core.gguf.source import Cursor, FileSource
 
 GGUF_MAGIC = b"GGUF"
 MAX_TENSORS = 1_000_000
@@ -70,7 +71,13 @@ def _string(cur: Cursor, what: str) -> str:
 def _skip_strings(cur: Cursor, count: int, key: str) -> None:
     """Walk ``count`` length-prefixed strings without keeping them (256k tokens in well under a second)."""
     unpack_q = struct.Struct("<Q").unpack
-    for _ in range(count):
+    remaining = count
+    while remaining:
+        if isinstance(cur.source, FileSource):  # local files: vectorised walk (core.gguf.fastskip)
+            remaining = skip_local_strings(cur, remaining, MAX_STRING)
+            if not remaining:
+                break
+        remaining -= 1
         (length,) = unpack_q(cur.take(8))
         if length > MAX_STRING:
             raise ModelFileError(
@@ -118,7 +125,8 @@ def _value(cur: Cursor, vtype: int, key: str, depth: int = 0) -> Any:
 def parse_header(cur: Cursor) -> RawHeader:
     from core.gguf.types import ggml_type_size
 
-    magic = cur.take(4) if (cur.source.size() or 4) >= 4 else b""
+    size = cur.source.size()
+    magic = cur.take(4) if size is None or size >= 4 else b""
     if magic != GGUF_MAGIC:
         raise ModelFileError(f"{cur.name} is not a GGUF model file (it does not start with 'GGUF').")
     (version,) = cur.unpack("I")

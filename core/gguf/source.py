@@ -12,7 +12,7 @@ import re
 import struct
 from typing import Any, Protocol
 
-from core.errors import AuthError, ModelFileError, NetworkError, NotFoundError
+from core.errors import AuthError, HangarError, ModelFileError, NetworkError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 512 * 1024 * 1024
 _FIRST_REMOTE_CHUNK = 64 * 1024
 _MAX_REMOTE_CHUNK = 8 * 1024 * 1024
+#: Without Range support, read at most this much from the start of a file before giving up.
+MAX_NO_RANGE_BYTES = 64 * 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -100,32 +102,59 @@ class HttpSource:
         headers = {**self._headers, "Range": f"bytes={offset}-{offset + length - 1}"}
         self.requests += 1
         try:
-            response = self._session.get(
-                self.url, headers=headers, follow_redirects=True, timeout=self._timeout
-            )
+            # Streamed and capped: a server that ignores Range (or lies) can never make us hold a whole file.
+            with self._session.stream(
+                "GET", self.url, headers=headers, follow_redirects=True, timeout=self._timeout
+            ) as response:
+                body = self._body(response, offset, length)
+        except HangarError:
+            raise
         except Exception as exc:  # httpx raises many transport errors; all mean the same to the user
             raise NetworkError(f"Could not reach {_host(self.url)} to read {self.name}: {exc}") from exc
+        self.bytes_fetched += len(body)
+        return body[:length]
+
+    def _body(self, response: Any, offset: int, length: int) -> bytes:
         _raise_for_status(response, self.name)
-        if response.status_code == 416:  # range past the end: an empty tail
+        status = response.status_code
+        if status == 416:  # range past the end: an empty tail
             return b""
-        body = response.content
-        if response.status_code == 206:
+        if status == 206:
             match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
             if match and match.group(3) != "*":
                 self._size = int(match.group(3))
             if match and int(match.group(1)) != offset:
                 raise NetworkError(f"The server answered the wrong byte range for {self.name}.")
-        elif response.status_code == 200:
-            # The server ignored Range and sent the whole file; keep only what was asked for.
-            self._size = len(body)
-            body = body[offset : offset + length]
-        else:
-            raise NetworkError(f"Unexpected HTTP {response.status_code} while reading {self.name}.")
-        self.bytes_fetched += len(body)
-        return body[:length]
+            return _read_capped(response, length)
+        if status == 200:
+            # The server ignored Range and sends the file from its start: read up to what was asked, then stop.
+            if offset + length > MAX_NO_RANGE_BYTES:
+                raise NetworkError(
+                    f"The server of {self.name} does not support partial downloads (Range), "
+                    "so its header cannot be read without downloading the file."
+                )
+            declared = response.headers.get("content-length")
+            data = _read_capped(response, offset + length)
+            if declared and declared.isdigit():
+                self._size = int(declared)
+            elif len(data) < offset + length:
+                self._size = len(data)
+            return data[offset:]
+        raise NetworkError(f"Unexpected HTTP {status} while reading {self.name}.")
 
     def close(self) -> None:
         pass
+
+
+def _read_capped(response: Any, cap: int) -> bytes:
+    chunks: list[bytes] = []
+    received = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        received += len(chunk)
+        if received >= cap:
+            break
+    return b"".join(chunks)[:cap]
 
 
 def _host(url: str) -> str:
@@ -187,9 +216,7 @@ class Cursor:
             self._chunk = min(self._chunk * 2, _MAX_REMOTE_CHUNK)
         self._buf += data
         if self._buf_start + len(self._buf) < end:
-            raise ModelFileError(
-                f"{self.name} is truncated: the header ends early.", hint="Download the file again."
-            )
+            raise ModelFileError(f"{self.name} is truncated: the header ends early.", hint="Download the file again.")
 
     def take(self, n: int) -> bytes:
         self._need(n)

@@ -82,9 +82,7 @@ def test_cancel_stops_between_tokens(host: EngineHost, tiny_gguf: Path) -> None:
     assert host.state == EngineState.READY  # the model is still loaded
 
 
-def test_killing_the_engine_mid_stream_is_reported_and_the_app_goes_on(
-    host: EngineHost, tiny_gguf: Path
-) -> None:
+def test_killing_the_engine_mid_stream_is_reported_and_the_app_goes_on(host: EngineHost, tiny_gguf: Path) -> None:
     host.load_blocking(_spec(tiny_gguf))
     first_chunk = threading.Event()
     crashes: list[EngineCrashed] = []
@@ -110,9 +108,7 @@ def test_killing_the_engine_mid_stream_is_reported_and_the_app_goes_on(
     assert received  # what streamed before the crash was delivered
     # The host can start a new engine and carry on.
     assert host.load_blocking(_spec(tiny_gguf)).vocab_size == 512
-    assert host.generate_blocking(
-        [ChatMessage("user", "again")], GenerationParams(max_tokens=5)
-    ).completion_tokens
+    assert host.generate_blocking([ChatMessage("user", "again")], GenerationParams(max_tokens=5)).completion_tokens
 
 
 def test_cancelling_a_load_discards_it(host: EngineHost, tiny_gguf: Path) -> None:

@@ -22,9 +22,7 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "paths" in out and "jobs" in out and "--data-dir" in out
 
 
-def test_data_dir_works_before_and_after_the_command(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_data_dir_works_before_and_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (
         ["--data-dir", str(tmp_path / "a"), "paths", "--json"],
         ["paths", "--data-dir", str(tmp_path / "b"), "--json"],
@@ -58,9 +56,7 @@ def test_headless_commands_do_not_import_qt(tmp_path: Path) -> None:
         "import sys, main; rc = main.main(['paths', '--json', '--data-dir', sys.argv[1]]);"
         "assert 'PySide6' not in sys.modules, 'Qt was imported'; sys.exit(rc)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 

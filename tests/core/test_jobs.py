@@ -144,3 +144,30 @@ def test_history_survives_a_restart_and_interrupted_jobs_are_recovered(tmp_path:
     assert second.get("r1").state == JobState.PAUSED
     assert second.get("n1").state == JobState.FAILED and "closed" in (second.get("n1").error or "")
     assert {job.id for job in second.list()} >= {done, "r1", "n1"}
+
+
+def test_jobs_of_another_live_process_are_left_alone(tmp_path: Path) -> None:
+    """The CLI opening the database while the window runs a download must not mark that download paused."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "db.sqlite3"
+    JobManager(Store(path))  # create the schema
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        import psutil
+
+        owner = f"{other.pid}:{psutil.Process(other.pid).create_time():.3f}"
+        store = Store(path)
+        for job_id, who in (("live", owner), ("dead", "999999999:1.000")):
+            store.execute(
+                "INSERT INTO jobs (id, kind, title, state, resumable, created_at, updated_at, owner) "
+                "VALUES (?, 'download', 'x', 'running', 1, 0, 0, ?)",
+                (job_id, who),
+            )
+        jobs = JobManager(Store(path))
+        assert jobs.get("live").state == JobState.RUNNING
+        assert jobs.get("dead").state == JobState.PAUSED
+    finally:
+        other.kill()
+        other.wait()

@@ -15,9 +15,7 @@ def test_data_dir_override_puts_everything_under_one_folder(tmp_path: Path) -> N
         assert folder.is_relative_to(tmp_path / "d")
 
 
-def test_environment_variable_is_the_default_override(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_environment_variable_is_the_default_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HANGAR_DATA_DIR", str(tmp_path / "env"))
     assert AppPaths.resolve().models_dir == (tmp_path / "env" / "models").resolve()
     # an explicit --data-dir wins over the environment

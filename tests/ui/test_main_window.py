@@ -68,9 +68,7 @@ def test_core_events_from_worker_threads_arrive_on_the_gui_thread(window, qtbot)
     hook: EventHook[[int]] = EventHook()
     seen: list[tuple[int, bool]] = []
     gui_thread = QThread.currentThread()
-    window.bridge.connect_hook(
-        hook, lambda value: seen.append((value, QThread.currentThread() is gui_thread))
-    )
+    window.bridge.connect_hook(hook, lambda value: seen.append((value, QThread.currentThread() is gui_thread)))
     thread = threading.Thread(target=hook.emit, args=(7,))
     thread.start()
     thread.join()

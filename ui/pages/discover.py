@@ -1,16 +1,50 @@
-"""The Discover page (placeholder until its feature lands: header and empty state)."""
+"""The Discover page: search the Hub as you type (debounced; stale answers are dropped), filter and sort, scroll
+for more, and open a model to see its card, every file grouped by quant, and a fit badge per quant computed from
+the remote GGUF header. All network work runs off the GUI thread; errors show in place with a retry."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QWidget
+import shiboken6
+from PySide6.QtCore import QItemSelection, Qt, QThreadPool, QTimer
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
+from core.downloads import DownloadManager, for_app
+from core.estimate import EngineSettings
+from core.hub import FormatFilter, HubClient, ModelDetail, SearchPage, SearchQuery, SearchSort
+from core.hubfiles import FileGroup
+from core.hubfit import ESTIMATED_KINDS, QuantFit, best_fit, fit_all
+from core.secrets import SecretStore
+from ui.operations import run_in_background
+from ui.pages.discover_detail import InlineMessage, ModelDetailView
+from ui.pages.discover_models import ITEM_ROLE, ResultsModel
 from ui.widgets.common import EmptyState, Page
 
 if TYPE_CHECKING:
     from core.app import AppContext
     from ui.bridge import Bridge
+
+logger = logging.getLogger(__name__)
+
+DEBOUNCE_MS = 300
+PAGE_SIZE = 30
 
 
 class DiscoverPage(Page):
@@ -22,9 +56,309 @@ class DiscoverPage(Page):
         )
         self.app = app
         self.bridge = bridge
+        self.secrets = SecretStore.shared()
+        self.client = HubClient(self.secrets.get_token)
+        self._downloads: DownloadManager | None = None
+        self._search_generation = 0
+        self._detail_generation = 0
+        self._next_url: str | None = None
+        self._query = SearchQuery()
+        self._loading = False
+        self._fit_pool = QThreadPool(self)
+        self._fit_pool.setMaxThreadCount(1)
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search models, e.g. “qwen”, “llama 8b”, “gemma”…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Search models")
+        self.format = QComboBox()
+        for label, value in (
+            ("GGUF and MLX", FormatFilter.ANY),
+            ("GGUF", FormatFilter.GGUF),
+            ("MLX", FormatFilter.MLX),
+        ):
+            self.format.addItem(label, value)
+        self.format.setAccessibleName("Format")
+        self.sort = QComboBox()
+        for label, value in (
+            ("Most downloaded", SearchSort.DOWNLOADS),
+            ("Most liked", SearchSort.LIKES),
+            ("Trending", SearchSort.TRENDING),
+            ("Recently updated", SearchSort.UPDATED),
+        ):
+            self.sort.addItem(label, value)
+        self.sort.setAccessibleName("Sort")
+        self.text_only = QCheckBox("Text generation")
+        self.text_only.setChecked(True)
+        self.min_params = _billions("Min size")
+        self.max_params = _billions("Max size")
+        filters = QHBoxLayout()
+        filters.addWidget(self.search, 1)
+        for widget in (self.format, self.sort, self.text_only, self.min_params, self.max_params):
+            filters.addWidget(widget)
+        self.body.addLayout(filters)
+
+        self.results_model = ResultsModel()
+        self.results = QTableView()
+        self.results.setModel(self.results_model)
+        self.results.setAccessibleName("Search results")
+        self.results.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.results.verticalHeader().setVisible(False)
+        self.results.setAlternatingRowColors(True)
+        self.results.setWordWrap(False)
+        self.results.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the distinctive end of a repo name
+        header = self.results.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for column, width in (
+            (ResultsModel.COL_DOWNLOADS, 66),
+            (ResultsModel.COL_LIKES, 46),
+            (ResultsModel.COL_UPDATED, 82),
+            (ResultsModel.COL_PARAMS, 60),
+            (ResultsModel.COL_TAGS, 70),
+        ):
+            header.resizeSection(column, width)
+        header.setSectionResizeMode(ResultsModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
+        self.results.selectionModel().selectionChanged.connect(self._on_result_selected)
+        self.results.verticalScrollBar().valueChanged.connect(self._maybe_load_more)
+        self.more = QPushButton("Load more")
+        self.more.setVisible(False)
+        self.more.clicked.connect(self.load_more)
+        self.results_message = InlineMessage()
+        self.results_message.retry_clicked.connect(self._retry_search)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.results_message)
+        left_layout.addWidget(self.results, 1)
+        left_layout.addWidget(self.more)
         self.empty = EmptyState(
             "discover",
             "Search for a model",
-            "Type a name like “qwen” or “llama” to browse GGUF and MLX repositories, with a fit verdict for every file.",
+            "Type a name like “qwen” or “llama” to browse GGUF and MLX repositories, with a fit verdict for "
+            "every file.",
         )
-        self.body.addWidget(self.empty, 1)
+
+        self.detail = ModelDetailView()
+        self.detail.message.retry_clicked.connect(self._retry_detail)
+        self.detail.download_requested.connect(self._download)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([1000, 1000])  # proportions; Qt scales them to the real width
+        # The empty state (fixed-width text) takes the whole area, so it never widens the results pane.
+        self.left_stack = QStackedWidget()
+        self.left_stack.addWidget(self.empty)
+        self.left_stack.addWidget(self.splitter)
+        self.body.addWidget(self.left_stack, 1)
+
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.search_now)
+        self.search.textChanged.connect(lambda _text: self._debounce.start())
+        self.search.returnPressed.connect(self.search_now)
+        for combo in (self.format, self.sort):
+            combo.currentIndexChanged.connect(lambda _i: self._debounce.start())
+        self.text_only.toggled.connect(lambda _on: self._debounce.start())
+        for spin in (self.min_params, self.max_params):
+            spin.valueChanged.connect(lambda _v: self._debounce.start())
+
+    # -- search -------------------------------------------------------------------------------------------------
+    def current_query(self) -> SearchQuery:
+        return SearchQuery(
+            text=self.search.text().strip(),
+            # Qt hands enum item data back as plain strings
+            format=FormatFilter(self.format.currentData()),
+            sort=SearchSort(self.sort.currentData()),
+            task="text-generation" if self.text_only.isChecked() else None,
+            min_params_b=self.min_params.value() or None,
+            max_params_b=self.max_params.value() or None,
+            limit=PAGE_SIZE,
+        )
+
+    def search_now(self) -> None:
+        """Start a new search; any answer still on its way for an older one is dropped when it arrives."""
+        self._debounce.stop()
+        self._search_generation += 1
+        query = self.current_query()
+        if not query.text and query.format == FormatFilter.ANY and not (query.min_params_b or query.max_params_b):
+            self.results_model.reset([])
+            self.left_stack.setCurrentIndex(0)
+            return
+        generation = self._search_generation
+        self._query = query
+        self._next_url = None
+        self._loading = True
+        self.left_stack.setCurrentIndex(1)
+        self.results_message.show_message("Searching…", error=False)
+        run_in_background(
+            lambda: self.client.search(query),
+            on_success=self._guard(lambda page: self._on_page(generation, page, reset=True)),
+            on_failure=self._guard(lambda error: self._on_search_failed(generation, error)),
+        )
+
+    def load_more(self) -> None:
+        if self._loading or not self._next_url:
+            return
+        generation, query, url = self._search_generation, self._query, self._next_url
+        self._loading = True
+        self.more.setText("Loading…")
+        run_in_background(
+            lambda: self.client.search(query, url),
+            on_success=self._guard(lambda page: self._on_page(generation, page, reset=False)),
+            on_failure=self._guard(lambda error: self._on_search_failed(generation, error)),
+        )
+
+    def _maybe_load_more(self, value: int) -> None:
+        bar = self.results.verticalScrollBar()
+        if bar.maximum() > 0 and value >= bar.maximum() - 2:
+            self.load_more()
+
+    def _on_page(self, generation: int, page: SearchPage, *, reset: bool) -> None:
+        if generation != self._search_generation:
+            return  # an older search: the person has typed since
+        self._loading = False
+        self._next_url = page.next_url
+        if reset:
+            self.results_model.reset(list(page.results))
+        else:
+            self.results_model.append(list(page.results))
+        self.results_message.clear()
+        if not self.results_model.rows:
+            self.results_message.show_message("No models match.", error=False)
+        self.more.setText("Load more")
+        self.more.setVisible(bool(page.next_url))
+
+    def _on_search_failed(self, generation: int, error: Exception) -> None:
+        if generation != self._search_generation:
+            return
+        self._loading = False
+        self.more.setText("Load more")
+        self.results_message.show_message(str(error), retry=True)
+
+    def _retry_search(self) -> None:
+        if self._next_url and self.results_model.rows:
+            self.load_more()
+        else:
+            self.search_now()
+
+    # -- detail -------------------------------------------------------------------------------------------------
+    def _on_result_selected(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        indexes = selected.indexes()
+        if indexes:
+            self.open_model(self.results_model.data(indexes[0], ITEM_ROLE).repo_id)
+
+    def open_payload(self, payload: object) -> None:
+        """Another page asks to show a model (``bridge.navigate_requested.emit("discover", repo_id)``)."""
+        if isinstance(payload, str):
+            self.open_model(payload)
+
+    def open_model(self, repo_id: str) -> None:
+        self._detail_generation += 1
+        generation = self._detail_generation
+        self._open_repo = repo_id
+        self.left_stack.setCurrentIndex(1)
+        self.detail.show_loading(repo_id)
+        run_in_background(
+            lambda: self.client.model_detail(repo_id),
+            on_success=self._guard(lambda detail: self._on_detail(generation, detail)),
+            on_failure=self._guard(lambda error: self._on_detail_failed(generation, error)),
+        )
+
+    def _retry_detail(self) -> None:
+        if getattr(self, "_open_repo", None):
+            self.open_model(self._open_repo)
+
+    def _on_detail(self, generation: int, detail: ModelDetail) -> None:
+        if generation != self._detail_generation:
+            return
+        self.detail.show_detail(detail)
+        quants = [g for g in detail.groups if g.kind in ESTIMATED_KINDS]
+        if quants:
+            self._start_fit(generation, detail, quants)
+
+    def _on_detail_failed(self, generation: int, error: Exception) -> None:
+        if generation == self._detail_generation:
+            self.detail.show_error(str(error))
+
+    def _start_fit(self, generation: int, detail: ModelDetail, quants: list[FileGroup]) -> None:
+        secrets = self.secrets
+        settings = EngineSettings(context_length=self.app.settings.current.default_context_length)
+
+        def work() -> list[QuantFit]:
+            from core.hardware import cached_hardware
+
+            return fit_all(
+                detail.summary.repo_id,
+                detail.commit,
+                quants,
+                token=secrets.get_token(),  # here: a keyring lookup may block
+                hardware=cached_hardware(),
+                settings=settings,
+                on_result=lambda fit: self.bridge.call_soon(self._guard(self._on_fit), generation, fit),
+                cancelled=lambda: generation != self._detail_generation,
+            )
+
+        def done(fits: list[QuantFit]) -> None:
+            if generation != self._detail_generation:
+                return
+            best = best_fit(fits, {g.key: g.size for g in quants})
+            self.detail.files_model.set_best(best)
+            if best is not None:
+                self.detail.select_group(best)
+
+        def failed(error: Exception) -> None:
+            logger.warning("fit estimation failed: %s", error)
+            self.detail.files_model.fit_available = False
+            self.detail.files.viewport().update()
+
+        run_in_background(work, on_success=self._guard(done), on_failure=self._guard(failed), pool=self._fit_pool)
+
+    def _on_fit(self, generation: int, fit: QuantFit) -> None:
+        if generation == self._detail_generation:
+            self.detail.files_model.set_fit(fit)
+
+    # -- download -----------------------------------------------------------------------------------------------
+    @property
+    def downloads(self) -> DownloadManager:
+        if self._downloads is None:
+            self._downloads = for_app(self.app)
+        return self._downloads
+
+    def _download(self, group: FileGroup) -> None:
+        detail = self.detail.detail
+        if detail is None:
+            return
+        manager = self.downloads
+        self.detail.message.clear()
+        run_in_background(
+            lambda: manager.enqueue(detail.summary.repo_id, group=group, detail=detail),
+            on_success=self._guard(
+                lambda item: self.bridge.status_message.emit(f"Downloading {item.label} — see Downloads.", 5000)
+            ),
+            on_failure=self._guard(lambda error: self.detail.message.show_message(str(error))),
+        )
+
+    def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Drop callbacks that arrive after the page is gone (a late network answer at shutdown)."""
+
+        def call(*args: Any) -> Any:
+            if shiboken6.isValid(self):
+                return fn(*args)
+            return None
+
+        return call
+
+
+def _billions(name: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(0, 2000)
+    spin.setDecimals(1)
+    spin.setSuffix(" B")
+    spin.setSpecialValueText(f"{name}: any")
+    spin.setAccessibleName(name)
+    spin.setToolTip(f"{name} in billions of parameters (0 = any)")
+    return spin

@@ -1,16 +1,45 @@
-"""The Downloads page (placeholder until its feature lands: header and empty state)."""
+"""The Downloads page: every download with progress, speed and time left, and pause / resume / cancel / retry.
+It also puts a one-line summary in the window's status bar."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QWidget
+import shiboken6
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
+from core.downloads import DownloadItem, DownloadManager, DownloadState, for_app
+from core.errors import HangarError
+from ui.pages.downloads_model import ITEM_ROLE, DownloadsModel, ProgressDelegate
 from ui.widgets.common import EmptyState, Page
 
 if TYPE_CHECKING:
     from core.app import AppContext
     from ui.bridge import Bridge
+
+
+def summary_text(items: list[DownloadItem]) -> str:
+    active = [i for i in items if i.state in (DownloadState.RUNNING, DownloadState.QUEUED)]
+    if not active:
+        paused = sum(1 for i in items if i.state == DownloadState.PAUSED)
+        return f"{paused} download{'s' if paused != 1 else ''} paused" if paused else ""
+    total = sum(i.total for i in active)
+    done = sum(i.done for i in active)
+    speed = sum(i.speed for i in active)
+    percent = f" · {done / total * 100:.0f}%" if total else ""
+    return f"⬇ {len(active)} downloading{percent} · {speed / 1e6:.1f} MB/s"
 
 
 class DownloadsPage(Page):
@@ -22,9 +51,105 @@ class DownloadsPage(Page):
         )
         self.app = app
         self.bridge = bridge
+        self.manager: DownloadManager = for_app(app)
+        self.model = DownloadsModel()
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setAccessibleName("Downloads")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setItemDelegateForColumn(DownloadsModel.COL_PROGRESS, ProgressDelegate(self.table))
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(DownloadsModel.COL_MESSAGE, QHeaderView.ResizeMode.Stretch)
+        header.resizeSection(DownloadsModel.COL_PROGRESS, 160)
+        header.setSectionResizeMode(DownloadsModel.COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        self.model.dataChanged.connect(lambda *_: self._update_buttons())
+
+        self.pause_button = QPushButton("Pause")
+        self.resume_button = QPushButton("Resume")
+        self.cancel_button = QPushButton("Cancel")
+        self.retry_button = QPushButton("Retry")
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setVisible(False)
+        buttons = QHBoxLayout()
+        for button, action in (
+            (self.pause_button, self.manager.pause),
+            (self.resume_button, self.manager.resume),
+            (self.cancel_button, self.manager.cancel),
+            (self.retry_button, self.manager.retry_download),
+        ):
+            button.clicked.connect(lambda _checked=False, act=action: self._act(act))
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(buttons)
+        layout.addWidget(self.error)
+        layout.addWidget(self.table, 1)
         self.empty = EmptyState(
             "downloads",
             "Nothing downloading",
             "Files you download from Discover appear here with their progress, speed and time left.",
         )
-        self.body.addWidget(self.empty, 1)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(content)
+        self.body.addWidget(self.stack, 1)
+
+        #: The status-bar summary; installed into the window once the page is part of it.
+        self.summary = QLabel()
+        self.summary.setObjectName("DownloadsSummary")
+        self.model.reset(self.manager.list())
+        self._refresh()
+        bridge.connect_hook(self.manager.changed, self._on_changed)
+        QTimer.singleShot(0, self._install_summary)
+
+    def _install_summary(self) -> None:
+        if not shiboken6.isValid(self):
+            return
+        window = self.window()
+        if isinstance(window, QMainWindow) and window is not self:
+            window.statusBar().insertPermanentWidget(0, self.summary)
+
+    def _on_changed(self, item: DownloadItem) -> None:
+        if shiboken6.isValid(self):
+            self.model.upsert(item)
+            self._refresh()
+
+    def _refresh(self) -> None:
+        self.stack.setCurrentIndex(1 if self.model.items else 0)
+        self.summary.setText(summary_text(self.model.items))
+        self._update_buttons()
+
+    def selected(self) -> DownloadItem | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.data(rows[0], ITEM_ROLE) if rows else None
+
+    def select(self, download_id: str) -> None:
+        for row, item in enumerate(self.model.items):
+            if item.id == download_id:
+                self.table.selectRow(row)
+
+    def _update_buttons(self) -> None:
+        item = self.selected()
+        state = item.state if item else None
+        self.pause_button.setEnabled(state in (DownloadState.RUNNING, DownloadState.QUEUED))
+        self.resume_button.setEnabled(state == DownloadState.PAUSED)
+        self.cancel_button.setEnabled(state in (DownloadState.RUNNING, DownloadState.QUEUED, DownloadState.PAUSED))
+        self.retry_button.setEnabled(state in (DownloadState.FAILED, DownloadState.CANCELLED))
+
+    def _act(self, action: object) -> None:
+        item = self.selected()
+        if item is None:
+            return
+        self.error.setVisible(False)
+        try:
+            action(item.id)  # type: ignore[operator]  # quick: these only signal a job or update a row
+        except HangarError as exc:
+            self.error.setText(str(exc))
+            self.error.setVisible(True)

@@ -1,41 +1,324 @@
-"""The Hardware page (first version: memory, cores and installed engines; GPU detail comes with the fit feature)."""
+"""The Hardware page: this machine's GPUs, memory, bandwidth and engines, and "will it fit?" for any model file,
+folder or Hub ``REPO[:FILE]`` (read remotely, header only), with the estimate panel and the estimator's record
+against real loads."""
 
 from __future__ import annotations
 
-import os
-import platform
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
-import psutil
-from PySide6.QtWidgets import QFormLayout, QFrame, QLabel, QWidget
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
+from core.fitting import ModelHeader, read_target
+from core.hardware import GpuDevice, Hardware
+from ui.operations import run_in_background
 from ui.widgets.common import Page
+from ui.widgets.estimate_panel import EstimatePanel, human_bytes
 
 if TYPE_CHECKING:
     from core.app import AppContext
     from ui.bridge import Bridge
 
-_GIB = 1024**3
+logger = logging.getLogger(__name__)
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class GpuTableModel(QAbstractTableModel):
+    COL_DEVICE, COL_NAME, COL_TOTAL, COL_FREE, COL_USABLE, COL_BANDWIDTH, COL_DRIVER = range(7)
+    HEADERS = ("Device", "Name", "Memory", "Free", "Usable by models", "Bandwidth", "Driver")
+    GpuRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.gpus: list[GpuDevice] = []
+
+    def set_gpus(self, gpus: list[GpuDevice]) -> None:
+        self.beginResetModel()
+        self.gpus = list(gpus)
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.gpus)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.gpus):
+            return None
+        gpu = self.gpus[index.row()]
+        if role == self.GpuRole:
+            return gpu
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        column = index.column()
+        if column == self.COL_DEVICE:
+            return gpu.device_name
+        if column == self.COL_NAME:
+            return gpu.name + (" (shared memory)" if gpu.unified_memory else "")
+        if column == self.COL_TOTAL:
+            return human_bytes(gpu.total_bytes) if gpu.total_bytes else "not reported"
+        if column == self.COL_FREE:
+            return human_bytes(gpu.free_bytes) if gpu.free_bytes is not None else "—"
+        if column == self.COL_USABLE:
+            return human_bytes(gpu.budget_bytes) if gpu.budget_bytes else "—"
+        if column == self.COL_BANDWIDTH:
+            return f"{gpu.bandwidth_gbs:,.0f} GB/s" if gpu.bandwidth_gbs else "—"
+        if column == self.COL_DRIVER:
+            cuda = f" (CUDA {gpu.cuda_version})" if gpu.cuda_version else ""
+            return (gpu.driver_version or "—") + cuda
+        return None
+
+
+def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
+    card = QFrame()
+    card.setObjectName("Card")
+    layout = QVBoxLayout(card)
+    layout.setContentsMargins(16, 12, 16, 14)
+    heading = QLabel(title)
+    heading.setStyleSheet("font-weight: 600; font-size: 14px;")
+    layout.addWidget(heading)
+    return card, layout
 
 
 class HardwarePage(Page):
     def __init__(self, app: AppContext, bridge: Bridge, parent: QWidget | None = None) -> None:
-        super().__init__(
-            "Hardware", "What this machine offers to models: memory, processors and engines.", parent
-        )
+        super().__init__("Hardware", "What this machine offers to models, and whether a model will fit.", parent)
         self.app = app
-        card = QFrame()
-        card.setObjectName("Card")
-        form = QFormLayout(card)
-        form.setContentsMargins(16, 14, 16, 14)
-        memory = psutil.virtual_memory()
-        form.addRow("System", QLabel(f"{platform.system()} {platform.release()} ({platform.machine()})"))
-        form.addRow(
-            "Memory", QLabel(f"{memory.total / _GIB:.1f} GB total, {memory.available / _GIB:.1f} GB free")
+        self.bridge = bridge
+        self.hardware: Hardware | None = None
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Detect devices and free memory again")
+        self.refresh_button.clicked.connect(lambda: self.refresh(force=True))
+        self.header.actions.addWidget(self.refresh_button)
+
+        machine, machine_layout = _card("This machine")
+        self.machine_form = QFormLayout()
+        machine_layout.addLayout(self.machine_form)
+        self.system_label, self.cpu_label, self.memory_label, self.engines_label = (
+            QLabel("Detecting…") for _ in range(4)
         )
-        form.addRow("Processor cores", QLabel(str(os.cpu_count() or "unknown")))
-        engines = app.engine_availability()
-        text = ", ".join(f"{name} ({'installed' if ok else 'not installed'})" for name, ok in engines.items())
-        form.addRow("Engines", QLabel(text or "none"))
-        self.body.addWidget(card)
-        self.body.addStretch(1)
+        for title, label in (
+            ("System", self.system_label),
+            ("Processor", self.cpu_label),
+            ("Memory", self.memory_label),
+            ("Engines", self.engines_label),
+        ):
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.machine_form.addRow(title, label)
+        self.gpu_model = GpuTableModel(self)
+        self.gpu_table = QTableView()
+        self.gpu_table.setModel(self.gpu_model)
+        self.gpu_table.verticalHeader().hide()
+        self.gpu_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.gpu_table.horizontalHeader().setStretchLastSection(True)
+        self.no_gpu = QLabel("No GPU found: models run on the CPU, from system memory.")
+        self.no_gpu.setObjectName("Muted")
+        self.notes = QLabel()
+        self.notes.setObjectName("Muted")
+        self.notes.setWordWrap(True)
+        machine_layout.addWidget(self.gpu_table)
+        machine_layout.addWidget(self.no_gpu)
+        machine_layout.addWidget(self.notes)
+
+        fit, fit_layout = _card("Will it fit?")
+        row = QHBoxLayout()
+        self.target = QLineEdit()
+        self.target.setPlaceholderText("A .gguf file, a model folder, or owner/repo:file.gguf on the Hub")
+        self.target.returnPressed.connect(self.estimate_target)
+        self.estimate_button = QPushButton("Estimate")
+        self.estimate_button.setObjectName("Primary")
+        self.estimate_button.clicked.connect(self.estimate_target)
+        row.addWidget(self.target, 1)
+        row.addWidget(self.estimate_button)
+        fit_layout.addLayout(row)
+        self.target_error = QLabel()
+        self.target_error.setObjectName("ErrorText")
+        self.target_error.setWordWrap(True)
+        self.target_error.hide()
+        fit_layout.addWidget(self.target_error)
+        self.model_label = QLabel()
+        self.model_label.setObjectName("Muted")
+        fit_layout.addWidget(self.model_label)
+        self.panel = EstimatePanel()
+        fit_layout.addWidget(self.panel)
+        self.history = QLabel()
+        self.history.setObjectName("Muted")
+        self.history.setWordWrap(True)
+        fit_layout.addWidget(self.history)
+
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(0, 0, 6, 0)
+        column.addWidget(machine)
+        column.addWidget(fit)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        self.body.addWidget(scroll)
+        self.refresh()
+
+    # -- hardware --------------------------------------------------------------------------------------------------
+    def refresh(self, *, force: bool = False) -> None:
+        """Detect in the background (importing the engines to probe them takes a moment)."""
+        self.refresh_button.setEnabled(False)
+        run_in_background(
+            lambda: self.app.hardware(refresh=force), on_success=self.show_hardware, on_failure=self._hardware_failed
+        )
+
+    def _hardware_failed(self, error: Exception) -> None:
+        self.refresh_button.setEnabled(True)
+        self.notes.setText(f"Detection failed: {error}")
+
+    def show_hardware(self, hardware: Hardware) -> None:
+        self.hardware = hardware
+        self.refresh_button.setEnabled(True)
+        self.system_label.setText(f"{hardware.os} ({hardware.machine})")
+        self.cpu_label.setText(f"{hardware.cpu_name}: {hardware.cpu_cores} cores, {hardware.cpu_threads} threads")
+        bandwidth = f", about {hardware.ram_bandwidth_gbs:.0f} GB/s" if hardware.ram_bandwidth_gbs else ""
+        self.memory_label.setText(
+            f"{human_bytes(hardware.ram_total_bytes)} total, "
+            f"{human_bytes(hardware.ram_available_bytes)} available{bandwidth}"
+        )
+        self.engines_label.setText(" · ".join(f"{name}: {text}" for name, text in hardware.engines.summary.items()))
+        self.gpu_model.set_gpus(list(hardware.gpus))
+        rows = max(len(hardware.gpus), 1)
+        self.gpu_table.setFixedHeight(
+            self.gpu_table.horizontalHeader().sizeHint().height()
+            + rows * self.gpu_table.verticalHeader().defaultSectionSize()
+            + 4
+        )
+        self.gpu_table.setVisible(bool(hardware.gpus))
+        self.no_gpu.setVisible(not hardware.gpus)
+        self.notes.setText("\n".join(hardware.notes))
+        self.notes.setVisible(bool(hardware.notes))
+        self.panel.set_hardware(hardware)
+
+    # -- estimates -------------------------------------------------------------------------------------------------
+    def estimate_target(self) -> None:
+        text = self.target.text().strip()
+        if not text:
+            return
+        self.estimate_button.setEnabled(False)
+        self.target_error.hide()
+        self.model_label.setText(f"Reading {text}…")
+        run_in_background(lambda: read_target(text), on_success=self.show_model, on_failure=self._target_failed)
+
+    def _target_failed(self, error: Exception) -> None:
+        self.estimate_button.setEnabled(True)
+        self.model_label.setText("")
+        self.target_error.setText(str(error))
+        self.target_error.show()
+
+    def show_model(self, header: ModelHeader) -> None:
+        self.estimate_button.setEnabled(True)
+        self.target_error.hide()
+        if header.gguf is not None:
+            info = header.gguf
+            where = "on the Hub (header only)" if header.remote else "local file"
+            self.model_label.setText(
+                f"{info.model_name or info.name}: {info.architecture}, {info.parameter_count / 1e9:.2f} B "
+                f"parameters, {info.quant_type}, {human_bytes(info.weights_bytes)}, trained for "
+                f"{info.context_length:,} tokens ({where})"
+            )
+        elif header.safetensors is not None:
+            model = header.safetensors
+            self.model_label.setText(
+                f"{model.name}: safetensors/MLX, {human_bytes(model.total_bytes)} in {len(model.files)} file(s)"
+            )
+        self.panel.set_model(header)
+        self._show_history(header)
+
+    def _show_history(self, header: ModelHeader) -> None:
+        from core.fitrecord import load_history
+
+        name = header.gguf.name if header.gguf else None
+        records = load_history(self.app.store, model=name, limit=5) if name else []
+        if not records:
+            self.history.setText("")
+            return
+        lines = [
+            f"{r.n_ctx:,} tokens: estimated {human_bytes(r.estimated_total)}, llama.cpp allocated "
+            f"{human_bytes(r.actual_total)} ({r.error_pct:+.1f}%)"
+            for r in records
+        ]
+        self.history.setText("Earlier loads of this model:\n" + "\n".join(lines))
+
+
+# -- screenshot states (ui/screenshots.py) -------------------------------------------------------------------------
+def _hardware_page(window: Any) -> HardwarePage:
+    window.show_page("hardware")
+    page: HardwarePage = window.pages["hardware"]
+    return page
+
+
+def scene_detected(window: Any) -> None:
+    """This machine as detected."""
+    page = _hardware_page(window)
+    page.show_hardware(page.app.hardware())
+
+
+def scene_estimate(window: Any) -> None:
+    """A Llama-3.1-8B-shaped Q4_K model (a sparse header-only file) estimated for this machine at 16k."""
+    from core.estimate import EngineSettings
+    from core.modelgen import LLAMA_8B_SHAPE, write_sparse_gguf
+
+    page = _hardware_page(window)
+    page.show_hardware(page.app.hardware())
+    path = write_sparse_gguf(page.app.paths.cache_dir / "Llama-3.1-8B-Q4_K.gguf", LLAMA_8B_SHAPE)
+    page.target.setText(str(path))
+    page.panel.set_settings(EngineSettings(context_length=16384))
+    page.show_model(read_target(str(path)))
+
+
+def scene_estimate_gpu(window: Any) -> None:
+    """The same model on a described 8 GB GPU at 32k: partial offload (this machine has no GPU)."""
+    from dataclasses import replace
+
+    from core.estimate import EngineSettings
+    from core.hardware import GIB, EngineSupport
+
+    scene_estimate(window)
+    page: HardwarePage = window.pages["hardware"]
+    real = page.app.hardware()
+    gpu = GpuDevice(
+        0,
+        "NVIDIA GeForce RTX 4060 (illustration)",
+        "nvidia",
+        "cuda",
+        total_bytes=8 * GIB,
+        free_bytes=int(7.4 * GIB),
+        bandwidth_gbs=272.0,
+        driver_version="550.54",
+        cuda_version="12.4",
+    )
+    described = replace(
+        real,
+        gpus=(gpu,),
+        engines=replace(real.engines, llama_gpu_offload=True)
+        if isinstance(real.engines, EngineSupport)
+        else real.engines,
+        notes=("Illustration: a described 8 GB GPU; this machine has none.",),
+    )
+    page.show_hardware(described)
+    page.panel.set_settings(EngineSettings(context_length=32768))

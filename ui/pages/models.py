@@ -1,26 +1,523 @@
-"""The My Models page (placeholder until its feature lands: header and empty state)."""
+"""My Models: the library as a sortable, filterable table with a details pane and actions (Chat, Fine-tune,
+Reveal, Delete); imports from drag and drop anywhere on the window or the Import button, run as background jobs.
+
+The page registers itself with the main window as the drop handler and shows the drop indicator over the whole
+window while files are dragged over it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QEvent, QItemSelection, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+from shiboken6 import isValid
 
+from core.downloads import for_app as downloads_for_app
+from core.jobs import Job, JobState
+from core.library import Library
+from core.library_downloads import follow_downloads, index_all
+from core.library_types import ImportPreview, LibraryEntry, ModelFormat
+from ui.operations import run_in_background
 from ui.widgets.common import EmptyState, Page
+from ui.widgets.delete_dialog import DeleteDialog
+from ui.widgets.drop_overlay import DropOverlay
+from ui.widgets.estimate_panel import EstimatePanel
+from ui.widgets.import_dialog import ImportDialog
+from ui.widgets.library_table import (
+    COL_ARCH,
+    COL_CONTEXT,
+    COL_FIT,
+    COL_FORMAT,
+    COL_NAME,
+    COL_ORIGIN,
+    COL_PARAMS,
+    COL_QUANT,
+    COL_SIZE,
+    ENTRY_ROLE,
+    FORMAT_LABELS,
+    LibraryFilterProxy,
+    LibraryTableModel,
+)
+from ui.widgets.model_details import ModelDetails
 
 if TYPE_CHECKING:
     from core.app import AppContext
     from ui.bridge import Bridge
 
+logger = logging.getLogger(__name__)
+
 
 class ModelsPage(Page):
+    #: The user asked to chat with / fine-tune a library entry (its id). The shell also gets
+    #: ``bridge.navigate_requested("chat" | "finetune", entry_id)``.
+    chat_requested = Signal(str)
+    finetune_requested = Signal(str)
+    #: An import job ended (the ``Job``), a rescan ended (the ``ScanReport``).
+    import_finished = Signal(object)
+    scan_finished = Signal(object)
+    #: The import dialog was opened (tests and screenshots drive it).
+    import_dialog_opened = Signal(object)
+    #: The estimate panel shows the model with this id.
+    estimate_ready = Signal(str)
+
     def __init__(self, app: AppContext, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__("My Models", "Everything on this machine that Hangar can run or fine-tune.", parent)
         self.app = app
         self.bridge = bridge
+        self.library = Library.for_app(app)
+        self.import_dialog: ImportDialog | None = None
+        self.delete_dialog: DeleteDialog | None = None
+        self.overlay: DropOverlay | None = None
+        self._import_job: str | None = None
+        self._window: QWidget | None = None
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Filter models…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setFixedWidth(220)
+        self.format_filter = QComboBox()
+        self.format_filter.addItem("All formats", None)
+        for fmt, label in FORMAT_LABELS.items():
+            self.format_filter.addItem(label, fmt.value)
+        self.rescan_button = QPushButton("Rescan")
+        self.rescan_button.setToolTip(
+            "Look again in the Hugging Face cache, LM Studio, Ollama, GPT4All and your folders"
+        )
+        self.folder_button = QPushButton("Add folder…")
+        self.folder_button.setToolTip("Always look for models in a folder of yours (nothing is copied)")
+        self.import_button = QPushButton("Import…")
+        self.import_button.setObjectName("Primary")
+        for widget in (self.search, self.format_filter, self.rescan_button, self.folder_button, self.import_button):
+            self.header.actions.addWidget(widget)
+
+        self.model = LibraryTableModel(self)
+        self.proxy = LibraryFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setObjectName("LibraryTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(COL_NAME, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
+        # Architecture, context length and origin are in the details pane (and the row's tooltip; the filter
+        # matches them too); the table keeps what people compare at a glance.
+        for column in (COL_ARCH, COL_CONTEXT, COL_ORIGIN):
+            self.table.setColumnHidden(column, True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        widths = ((COL_FORMAT, 66), (COL_PARAMS, 66), (COL_QUANT, 70), (COL_SIZE, 74), (COL_ORIGIN, 90), (COL_FIT, 64))
+        for column, width in widths:
+            header.resizeSection(column, width)
+
+        self.details = ModelDetails()
+        #: The fit feature's estimate (memory needed, will it fit) for the selected model.
+        self.estimate = EstimatePanel()
+        self._estimated: str | None = None
+        self.chat_button = QPushButton("Chat")
+        self.chat_button.setObjectName("Primary")
+        self.finetune_button = QPushButton("Fine-tune")
+        self.reveal_button = QPushButton("Reveal in file manager")
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.setObjectName("Danger")
+        actions = QHBoxLayout()
+        for button in (self.chat_button, self.finetune_button):
+            actions.addWidget(button)
+        actions.addStretch(1)
+        more = QHBoxLayout()
+        more.addWidget(self.reveal_button)
+        more.addStretch(1)
+        more.addWidget(self.delete_button)
+        info = QWidget()
+        info_layout = QVBoxLayout(info)
+        info_layout.setContentsMargins(0, 0, 8, 0)
+        info_layout.addWidget(self.details)
+        info_layout.addWidget(self.estimate)
+        info_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(info)
+        side = QWidget()
+        side.setMinimumWidth(340)
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(12, 0, 0, 0)
+        side_layout.addWidget(scroll, 1)
+        side_layout.addLayout(actions)
+        side_layout.addLayout(more)
+        splitter = QSplitter()
+        splitter.addWidget(self.table)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setSizes([500, 460])
+
         self.empty = EmptyState(
             "models",
             "No models yet",
             "Download one from Discover, or drop .gguf files and MLX folders anywhere on this window to import them.",
+            "Import…",
         )
-        self.body.addWidget(self.empty, 1)
+        self.content = QStackedWidget()
+        self.content.addWidget(self.empty)
+        self.content.addWidget(splitter)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress_label = QLabel()
+        self.cancel_button = QPushButton("Cancel import")
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress_label)
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        self.progress_box = QWidget()
+        self.progress_box.setLayout(progress_row)
+        self.progress_box.hide()
+        self.message = QLabel()
+        self.message.setObjectName("PageSubtitle")
+        self.message.setWordWrap(True)
+
+        self.body.addWidget(self.content, 1)
+        self.body.addWidget(self.progress_box)
+        self.body.addWidget(self.message)
+
+        self.search.textChanged.connect(self.proxy.set_text)
+        self.format_filter.currentIndexChanged.connect(self._on_format_filter)
+        self.rescan_button.clicked.connect(self.rescan)
+        self.folder_button.clicked.connect(self.choose_scan_folder)
+        self.import_button.clicked.connect(self.choose_files)
+        if self.empty.action is not None:
+            self.empty.action.clicked.connect(self.choose_files)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        self.chat_button.clicked.connect(self._chat)
+        self.finetune_button.clicked.connect(self._finetune)
+        self.reveal_button.clicked.connect(self._reveal)
+        self.delete_button.clicked.connect(self.confirm_delete)
+        self.cancel_button.clicked.connect(self.cancel_import)
+        bridge.connect_hook(self.library.changed, self.refresh)
+        bridge.connect_hook(app.jobs.changed, self._on_job_changed)
+
+        # Whoever starts a download (Discover, `hangar pull`), it lands here when it finishes.
+        self._downloads = downloads_for_app(app)
+        self._stop_following = follow_downloads(self.library, self._downloads, index_finished=False)
+        run_in_background(lambda: index_all(self.library, self._downloads))
+
+        self.refresh()
+        # The window does not exist yet while pages are built; attach once the event loop runs.
+        QTimer.singleShot(0, self.attach_to_window)
+        QTimer.singleShot(0, self.rescan)
+        QTimer.singleShot(0, self._detect_hardware)
+
+    def shutdown(self) -> None:
+        """The window is closing: stop indexing downloads into a library that is about to close."""
+        self._stop_following()
+
+    # -- the window-wide drop target ------------------------------------------------------------------------
+    def attach_to_window(self) -> bool:
+        """Register as the window's drop handler and put the drop indicator over it. Idempotent."""
+        window = self.window()
+        if self._window is window or window is self or not hasattr(window, "set_drop_handler"):
+            return self._window is not None
+        window.set_drop_handler(self.accepts_drop, self.handle_drop)
+        self.overlay = DropOverlay(window)
+        window.installEventFilter(self)
+        self._window = window
+        return True
+
+    @property
+    def attached(self) -> bool:
+        return self._window is not None
+
+    def accepts_drop(self, paths: list[Path]) -> bool:
+        # Anything local is accepted: the import dialog explains what is not a model, which beats a silent
+        # "no entry" cursor.
+        return bool(paths)
+
+    def handle_drop(self, paths: list[Path]) -> None:
+        self.bridge.navigate_requested.emit("models", None)
+        self.start_import(paths)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._window and self.overlay is not None:
+            kind = event.type()
+            if kind == QEvent.Type.DragEnter and isinstance(event, QDragEnterEvent):
+                urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+                paths = [Path(u.toLocalFile()) for u in urls if u.isLocalFile()]
+                if paths and self.accepts_drop(paths):
+                    self.overlay.show_for(len(paths))
+            elif kind in (QEvent.Type.DragLeave, QEvent.Type.Drop) or isinstance(event, QDropEvent):
+                self.overlay.hide()
+        return False
+
+    def open_payload(self, payload: Any) -> None:
+        """``window.show_page("models", [paths])`` imports them (the OS "open with" path)."""
+        if isinstance(payload, (list, tuple)) and payload and all(isinstance(p, (str, Path)) for p in payload):
+            self.start_import([Path(p) for p in payload])
+        elif isinstance(payload, str):
+            self.select(payload)
+
+    # -- import ---------------------------------------------------------------------------------------------
+    def choose_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Import models", str(Path.home()), "GGUF models (*.gguf);;All files (*)"
+        )
+        if files:
+            self.start_import([Path(f) for f in files])
+
+    def start_import(self, paths: list[Path]) -> None:
+        """Recognise and validate ``paths`` off the GUI thread, then show the import dialog."""
+        self.message.setText(f"Checking {len(paths)} item{'s' if len(paths) != 1 else ''}…")
+        run_in_background(
+            lambda: self.library.preview_import(paths),
+            on_success=self._show_import_dialog,
+            on_failure=lambda error: self.message.setText(str(error)),
+        )
+
+    def _show_import_dialog(self, preview: ImportPreview) -> None:
+        self.message.setText("")
+        dialog = ImportDialog(preview, self)
+        self.import_dialog = dialog
+        dialog.accepted.connect(lambda: self._run_import(dialog))
+        dialog.open()
+        self.import_dialog_opened.emit(dialog)
+
+    def _run_import(self, dialog: ImportDialog) -> None:
+        paths = dialog.paths_to_import()
+        if not paths:
+            return
+        self._import_job = self.library.submit_import(self.app.jobs, paths, dialog.mode())
+        self.progress.setValue(0)
+        self.progress_label.setText("Importing…")
+        self.progress_box.show()
+
+    def cancel_import(self) -> None:
+        if self._import_job is not None:
+            self.app.jobs.cancel(self._import_job)
+
+    def _on_job_changed(self, job: Job) -> None:
+        if job.id != self._import_job:
+            return
+        if job.progress is not None:
+            self.progress.setValue(int(job.progress * 1000))
+        if job.message:
+            self.progress_label.setText(job.message)
+        if not job.state.finished:
+            return
+        self._import_job = None
+        self.progress_box.hide()
+        if job.state == JobState.SUCCEEDED and job.result is not None:
+            self.message.setText(_summary(job.result))
+            imported = job.result.get("imported") or []
+            if imported:
+                self.select(imported[0]["id"])
+        elif job.state == JobState.CANCELLED:
+            self.message.setText("Import cancelled; nothing was left behind.")
+        else:
+            self.message.setText(job.error or "The import failed.")
+        self.import_finished.emit(job)
+
+    # -- scanning -------------------------------------------------------------------------------------------
+    def choose_scan_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Look for models in", str(Path.home()))
+        if folder:
+            self.add_scan_folder(Path(folder))
+
+    def add_scan_folder(self, folder: Path) -> None:
+        """Remember ``folder`` in the settings' scan folders and scan it now (its models are linked, not copied)."""
+        current = tuple(self.app.settings.current.scan_folders)
+        if str(folder) not in current:
+            self.app.settings.update(scan_folders=(*current, str(folder)))
+        self.rescan()
+
+    def rescan(self) -> None:
+        self.rescan_button.setEnabled(False)
+
+        def done(report: Any) -> None:
+            if not isValid(self):  # the window closed while the scan ran
+                return
+            self.rescan_button.setEnabled(True)
+            if report.problems:
+                self.message.setText(
+                    f"{len(report.problems)} file{'s' if len(report.problems) != 1 else ''} in other apps' folders "
+                    f"could not be used: {report.problems[0].message}"
+                )
+            self.scan_finished.emit(report)
+
+        def failed(error: Exception) -> None:
+            if not isValid(self):
+                return
+            self.rescan_button.setEnabled(True)
+            self.message.setText(f"Scanning other apps' folders failed: {error}")
+
+        run_in_background(self.library.rescan, on_success=done, on_failure=failed)
+
+    # -- table and details ----------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        selected = self.selected_entry()
+        self.model.set_entries(self.library.list())
+        self.content.setCurrentIndex(1 if self.model.rowCount() else 0)
+        if selected is not None:
+            self.select(selected.id)
+        else:
+            self._show_details(None)
+
+    def select(self, entry_id: str) -> bool:
+        row = self.model.row_of(entry_id)
+        if row is None:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not index.isValid():
+            return False
+        self.table.selectRow(index.row())
+        self._show_details(self.model.entry(row))
+        return True
+
+    def selected_entry(self) -> LibraryEntry | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return rows[0].data(ENTRY_ROLE) if rows else None
+
+    def _on_selection(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
+        self._show_details(self.selected_entry())
+
+    def _on_format_filter(self) -> None:
+        value = self.format_filter.currentData()
+        self.proxy.set_format(ModelFormat(value) if value else None)
+
+    def _show_details(self, entry: LibraryEntry | None) -> None:
+        base = None
+        if entry is not None and entry.base_model_id:
+            row = self.model.row_of(entry.base_model_id)
+            base = self.model.entry(row).name if row is not None else None
+        self.details.set_entry(entry, base)
+        has = entry is not None
+        self.chat_button.setEnabled(has and entry.available)
+        can_tune = has and entry.format == ModelFormat.MLX and entry.available
+        self.finetune_button.setEnabled(can_tune)
+        self.finetune_button.setToolTip(
+            "" if can_tune else "Fine-tuning needs the model's full weights (an MLX or safetensors folder)."
+        )
+        self.reveal_button.setEnabled(has and entry.root.exists())
+        self.delete_button.setEnabled(has)
+        self._update_estimate(entry)
+
+    # -- the fit estimate -----------------------------------------------------------------------------------
+    def _detect_hardware(self) -> None:
+        run_in_background(
+            lambda: self.app.hardware(),
+            on_success=self._hardware_detected,
+            on_failure=lambda error: logger.warning("hardware detection failed: %s", error),
+        )
+
+    def _hardware_detected(self, hardware: Any) -> None:
+        if isValid(self):
+            self.model.set_hardware(hardware)
+            self.estimate.set_hardware(hardware)
+
+    def _update_estimate(self, entry: LibraryEntry | None) -> None:
+        """Read the selected model's header (off the GUI thread) for the estimate panel."""
+        wanted = entry.id if entry is not None and entry.engine is not None and entry.available else None
+        if wanted == self._estimated:
+            return
+        self._estimated = wanted
+        self.estimate.set_model(None)
+        self.estimate.setVisible(wanted is not None)
+        if entry is None or wanted is None:
+            return
+        from core.fitting import read_target
+
+        def show(header: Any) -> None:
+            if isValid(self) and self._estimated == wanted:
+                self.estimate.set_model(header)
+                self.estimate_ready.emit(wanted)
+
+        run_in_background(
+            lambda: read_target(str(entry.load_path)),
+            on_success=show,
+            on_failure=lambda error: logger.info("no estimate for %s: %s", entry.name, error),
+        )
+
+    # -- actions --------------------------------------------------------------------------------------------
+    def _chat(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.chat_requested.emit(entry.id)
+            self.bridge.navigate_requested.emit("chat", entry.id)
+
+    def _finetune(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.finetune_requested.emit(entry.id)
+            self.bridge.navigate_requested.emit("finetune", entry.id)
+
+    def reveal_target(self) -> Path | None:
+        entry = self.selected_entry()
+        if entry is None:
+            return None
+        return entry.root if entry.root.is_dir() else entry.root.parent
+
+    def _reveal(self) -> None:
+        target = self.reveal_target()
+        if target is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
+
+    def confirm_delete(self) -> None:
+        entry = self.selected_entry()
+        if entry is None:
+            return
+        dialog = DeleteDialog(entry, self.library.space_freed_by_delete(entry.id), self)
+        self.delete_dialog = dialog
+        dialog.accepted.connect(lambda: self._delete(entry, dialog.delete_files()))
+        dialog.open()
+
+    def _delete(self, entry: LibraryEntry, delete_files: bool | None) -> None:
+        def done(result: Any) -> None:
+            if result.files_deleted:
+                from ui.widgets.library_table import human_size
+
+                self.message.setText(f"Deleted {entry.name}; {human_size(result.freed_bytes)} freed.")
+            else:
+                self.message.setText(f"Removed {entry.name} from the library; its files are still in {entry.root}.")
+
+        run_in_background(
+            lambda: self.library.remove(entry.id, delete_files=delete_files),
+            on_success=done,
+            on_failure=lambda error: self.message.setText(str(error)),
+        )
+
+
+def _summary(result: dict[str, Any]) -> str:
+    imported = result.get("imported") or []
+    duplicates = result.get("duplicates") or []
+    problems = result.get("problems") or []
+    parts = [f"Imported {len(imported)} model{'s' if len(imported) != 1 else ''}."]
+    if duplicates:
+        parts.append(f"{len(duplicates)} already in your library.")
+    if problems:
+        parts.append(f"{len(problems)} not imported: {problems[0]['message']}")
+    return " ".join(parts)

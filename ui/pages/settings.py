@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import HangarError
 from ui.widgets.common import Page
+from ui.widgets.hf_token import HfTokenBox
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -69,9 +70,7 @@ class SettingsPage(Page):
         self.context.setSingleStep(1024)
         self.context.setValue(current.default_context_length)
         self.context.setSuffix(" tokens")
-        self.context.setToolTip(
-            "Context length used when a model is loaded, unless you change it for one chat"
-        )
+        self.context.setToolTip("Context length used when a model is loaded, unless you change it for one chat")
         self.context.setAccessibleName("Default context length")
         self.context.editingFinished.connect(lambda: self._save(default_context_length=self.context.value()))
         form.addRow("Default context", self.context)
@@ -94,6 +93,9 @@ class SettingsPage(Page):
         self.parallel.setAccessibleName("Parallel downloads")
         self.parallel.valueChanged.connect(lambda v: self._save(max_parallel_downloads=v))
         form.addRow("Parallel downloads", self.parallel)
+
+        self.hf_token = HfTokenBox()
+        form.addRow("Hugging Face token", self.hf_token)
 
         self.error = QLabel()
         self.error.setObjectName("ErrorText")

@@ -53,6 +53,9 @@ class EmptyState(QWidget):
         self.text.setWordWrap(True)
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.text.setFixedWidth(460)
+        # A wrapped label inside an aligned layout item gets no height-for-width; give it its real height.
+        self.text.ensurePolished()
+        self.text.setMinimumHeight(self.text.heightForWidth(460) + 4)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(picture)

@@ -1,0 +1,96 @@
+"""``hangar import / ls / rm`` in-process through main.main, and once as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import main
+from tests.fixtures_library import write_gguf, write_mlx_folder
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _json(capsys: pytest.CaptureFixture[str]) -> object:
+    return json.loads(capsys.readouterr().out)
+
+
+def test_import_ls_rm_round_trip(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gguf = write_gguf(tmp_path / "src" / "tiny.gguf")
+    mlx = write_mlx_folder(tmp_path / "src" / "mlx-tiny")
+    assert main.main(["import", str(gguf), str(mlx), "--json"]) == 0
+    report = _json(capsys)
+    assert sorted(e["name"] for e in report["imported"]) == ["mlx-tiny", "tiny"]
+
+    assert main.main(["ls", "--json"]) == 0
+    listed = _json(capsys)
+    assert [m["name"] for m in listed] == ["mlx-tiny", "tiny"]
+    tiny = listed[1]
+    assert tiny["format"] == "gguf" and tiny["architecture"] == "llama" and tiny["origin"] == "imported"
+    assert tiny["chat_template"] is True and tiny["context_length"] == 2048 and tiny["size_bytes"] > 0
+    assert Path(tiny["path"]).is_relative_to(data_dir)
+
+    assert main.main(["import", str(gguf), "--json"]) == 0  # a duplicate is not an error
+    assert _json(capsys)["duplicates"][0]["existing"]["name"] == "tiny"
+
+    assert main.main(["rm", "tiny", "--json"]) == 0
+    removed = _json(capsys)
+    assert removed["files_deleted"] and removed["freed_bytes"] == tiny["size_bytes"]
+    assert not Path(tiny["path"]).exists() and gguf.exists()
+
+
+def test_link_then_rm_keeps_files_unless_asked(data_dir: Path, tmp_path: Path, capsys) -> None:
+    gguf = write_gguf(tmp_path / "linked.gguf")
+    assert main.main(["import", "--link", str(gguf)]) == 0
+    assert "Imported linked (gguf" in capsys.readouterr().out
+    assert main.main(["rm", "linked"]) == 0
+    assert "its files were left" in capsys.readouterr().out and gguf.exists()
+    assert main.main(["import", "--link", str(gguf), "--json"]) == 0
+    capsys.readouterr()
+    assert main.main(["rm", "linked", "--delete-files", "--json"]) == 0
+    assert _json(capsys)["files_deleted"] and not gguf.exists()
+
+
+def test_bad_input_gives_one_clear_line(data_dir: Path, tmp_path: Path, capsys) -> None:
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"<!DOCTYPE html><html>Not found</html>")
+    assert main.main(["import", str(fake)]) == 1
+    err = capsys.readouterr().err
+    assert "fake.gguf is not a GGUF model" in err and "web page" in err
+    assert main.main(["rm", "nothing", "--json"]) == 1
+    out = _json(capsys)
+    assert out["error"]["code"] == "not_found"
+
+
+def test_ls_as_a_real_subprocess(tmp_path: Path) -> None:
+    gguf = write_gguf(tmp_path / "sub.gguf")
+    env = {**os.environ, "HANGAR_DATA_DIR": str(tmp_path / "data")}
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, "main.py", *a], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run("import", "--link", str(gguf)).returncode == 0
+    listed = run("ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [m["name"] for m in json.loads(listed.stdout)] == ["sub"]
+    assert "PySide6" not in listed.stderr
+
+
+def test_open_with_paths_are_told_apart_from_commands(tmp_path: Path) -> None:
+    from core.cli.import_cmd import split_open_with
+
+    model = write_gguf(tmp_path / "opened.gguf")
+    folder = write_mlx_folder(tmp_path / "mlx")
+    assert split_open_with([str(model)]) == ([], [model])
+    assert split_open_with(["--data-dir", "D", str(model), str(folder)]) == (["--data-dir", "D"], [model, folder])
+    assert split_open_with(["ls", "--json"]) == (["ls", "--json"], [])
+    assert split_open_with(["import", str(model)]) == (["import", str(model)], [])
+    assert split_open_with([str(tmp_path / "missing.gguf")]) == ([str(tmp_path / "missing.gguf")], [])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    assert split_open_with([str(notes)]) == ([str(notes)], [])
+    assert split_open_with([]) == ([], [])

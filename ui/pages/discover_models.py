@@ -1,0 +1,222 @@
+"""Qt table models of the Discover page: search results (appended page by page) and one repo's file rows with
+their fit badges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QFont
+
+from core.estimate import Estimate, Verdict
+from core.hub import ModelSummary
+from core.hubfiles import FileGroup, GroupKind
+from core.hubfit import ESTIMATED_KINDS, QuantFit
+from ui.theme import current_colors
+from ui.widgets.fit_badge import badge_color, badge_text, badge_tooltip
+
+Index = QModelIndex | QPersistentModelIndex
+ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def human_size(count: int | None) -> str:
+    if count is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
+
+
+def human_params(count: int | None) -> str:
+    if not count:
+        return ""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f}{unit}"
+    return str(count)
+
+
+def human_count(count: int) -> str:
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f}{unit}"
+    return str(count)
+
+
+class ResultsModel(QAbstractTableModel):
+    COL_NAME, COL_DOWNLOADS, COL_LIKES, COL_UPDATED, COL_PARAMS, COL_TAGS = range(6)
+    HEADERS = ("Model", "Downl.", "Likes", "Updated", "Params", "Tags")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[ModelSummary] = []
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+            return None
+        r = self.rows[index.row()]
+        column = index.column()
+        if role == ITEM_ROLE:
+            return r
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == self.COL_NAME:
+                return f"{r.repo_id} (gated)" if r.gated else r.repo_id
+            if column == self.COL_DOWNLOADS:
+                return human_count(r.downloads)
+            if column == self.COL_LIKES:
+                return human_count(r.likes)
+            if column == self.COL_UPDATED:
+                return r.updated.strftime("%Y-%m-%d") if r.updated else ""
+            if column == self.COL_PARAMS:
+                return human_params(r.parameters)
+            if column == self.COL_TAGS:
+                shown = [t for t in r.tags if not t.startswith(("license:", "region:", "base_model:"))]
+                return ", ".join(shown[:5])
+        if role == Qt.ItemDataRole.ToolTipRole:
+            gated = f"\nGated ({r.gated}): accept the licence on the Hub first." if r.gated else ""
+            licence = f"\nLicence: {r.licence}" if r.licence else ""
+            return f"{r.repo_id} by {r.author}\n{r.downloads:,} downloads · {r.likes:,} likes{licence}{gated}"
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
+            self.COL_DOWNLOADS,
+            self.COL_LIKES,
+            self.COL_PARAMS,
+        ):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def reset(self, rows: list[ModelSummary]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.endResetModel()
+
+    def append(self, rows: list[ModelSummary]) -> None:
+        known = {r.repo_id for r in self.rows}
+        fresh = [r for r in rows if r.repo_id not in known]
+        if not fresh:
+            return
+        self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows) + len(fresh) - 1)
+        self.rows.extend(fresh)
+        self.endInsertRows()
+
+
+FIT_PENDING = "estimating…"
+FIT_UNKNOWN = "fit unknown"
+
+
+class FilesModel(QAbstractTableModel):
+    """One row per quant / split set / MLX model / companion / other file; the fit column fills in as the
+    remote headers are read."""
+
+    COL_NAME, COL_QUANT, COL_SIZE, COL_KIND, COL_FIT = range(5)
+    HEADERS = ("File", "Quant", "Size", "Notes", "Fit here")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: list[FileGroup] = []
+        self.fits: dict[str, QuantFit] = {}
+        self.best: str | None = None
+        self.fit_available = True
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.groups)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def fit_text(self, group: FileGroup) -> str:
+        if group.kind not in ESTIMATED_KINDS:
+            return ""
+        fit = self.fits.get(group.key)
+        if fit is None:
+            return FIT_PENDING if self.fit_available else FIT_UNKNOWN
+        if fit.estimate is None:
+            return FIT_UNKNOWN
+        where = ""
+        if isinstance(fit.estimate, Estimate) and fit.estimate.verdict == Verdict.CPU_ONLY:
+            where = " (CPU)"
+        text = f"{badge_text(fit.level)}{where} · {human_size(fit.estimate.total_bytes)}"
+        return f"★ {text}" if group.key == self.best else text
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.groups):
+            return None
+        group = self.groups[index.row()]
+        column = index.column()
+        if role == ITEM_ROLE:
+            return group
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == self.COL_NAME:
+                return group.label
+            if column == self.COL_QUANT:
+                return group.quant or ("MLX" if group.kind == GroupKind.MLX else "")
+            if column == self.COL_SIZE:
+                return human_size(group.size)
+            if column == self.COL_KIND:
+                kind = {GroupKind.COMPANION: "companion", GroupKind.REFUSED: "refused", GroupKind.OTHER: "other"}
+                prefix = kind.get(group.kind, "")
+                return " · ".join(p for p in (prefix, group.note) if p)
+            if column == self.COL_FIT:
+                return self.fit_text(group)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            fit = self.fits.get(group.key)
+            if column == self.COL_FIT and fit is not None:
+                if fit.estimate is None:
+                    return f"Fit unknown: {fit.error}"
+                best = "\nThe best choice for this machine." if group.key == self.best else ""
+                return badge_tooltip(fit.estimate) + best
+            return "\n".join(f.path for f in group.files)
+        if role == Qt.ItemDataRole.FontRole and group.key == self.best:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.ForegroundRole:
+            colors = current_colors()
+            if group.kind == GroupKind.REFUSED:
+                return QColor(colors.bad)
+            if column == self.COL_FIT:
+                fit = self.fits.get(group.key)
+                return badge_color(fit.level) if fit is not None else QColor(colors.muted)
+            if group.kind in (GroupKind.OTHER, GroupKind.COMPANION):
+                return QColor(colors.muted)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == self.COL_SIZE:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def reset(self, groups: list[FileGroup]) -> None:
+        self.beginResetModel()
+        self.groups = list(groups)
+        self.fits = {}
+        self.best = None
+        self.endResetModel()
+
+    def set_fit(self, fit: QuantFit) -> None:
+        self.fits[fit.key] = fit
+        self._changed_row(fit.key)
+
+    def set_best(self, key: str | None) -> None:
+        previous, self.best = self.best, key
+        for changed in (previous, key):
+            if changed is not None:
+                self._changed_row(changed)
+
+    def _changed_row(self, key: str) -> None:
+        for row, group in enumerate(self.groups):
+            if group.key == key:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))

@@ -1,0 +1,81 @@
+"""Fit badges: "Fits", "Partial", "Too large" wherever a model or file appears (lists, cards, the chat bar).
+
+Pages estimate with ``core.fitting`` (``estimate_header`` then ``fit_level``) and show the result with
+``FitBadge.set_estimate``; table models use ``badge_text``/``badge_color`` for their cells.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel, QWidget
+
+from core.fitting import FitLevel, fit_level
+from ui.theme import current_colors
+
+if TYPE_CHECKING:
+    from core.estimate import Estimate
+    from core.estimate_mlx import MlxEstimate
+
+_TEXT = {
+    FitLevel.FITS: "Fits",
+    FitLevel.PARTIAL: "Partial",
+    FitLevel.TOO_LARGE: "Too large",
+    FitLevel.UNKNOWN: "Unknown",
+}
+
+
+def badge_text(level: FitLevel) -> str:
+    return _TEXT[level]
+
+
+def badge_color(level: FitLevel) -> QColor:
+    colors = current_colors()
+    return QColor(
+        {
+            FitLevel.FITS: colors.good,
+            FitLevel.PARTIAL: colors.warn,
+            FitLevel.TOO_LARGE: colors.bad,
+            FitLevel.UNKNOWN: colors.muted,
+        }[level]
+    )
+
+
+def badge_tooltip(estimate: Estimate | MlxEstimate | None) -> str:
+    """One sentence for the badge's tooltip: the verdict in words and the memory it needs."""
+    if estimate is None:
+        return "Not estimated yet."
+    from core.estimate import Estimate
+
+    if isinstance(estimate, Estimate):
+        gib = estimate.resident_bytes / 2**30
+        return (
+            f"{estimate.verdict_text}: about {gib:.1f} GiB at {estimate.n_ctx} tokens of context; "
+            f"up to {estimate.max_context} tokens fit."
+        )
+    gib = estimate.total_bytes / 2**30
+    verdict = "Fits" if estimate.fits else "Does not fit"
+    return f"{verdict} (MLX): about {gib:.1f} GiB at {estimate.context_length} tokens of context."
+
+
+class FitBadge(QLabel):
+    """A small coloured label; colours come from the theme through the ``badge`` property."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.level = FitLevel.UNKNOWN
+        self.set_level(FitLevel.UNKNOWN)
+
+    def set_level(self, level: FitLevel, tooltip: str = "") -> None:
+        self.level = level
+        self.setText(badge_text(level))
+        self.setProperty("badge", level.value)
+        self.setToolTip(tooltip)
+        self.setAccessibleName(f"Fit: {badge_text(level)}")
+        # the stylesheet selects on the property: re-polish so the colour follows it
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+    def set_estimate(self, estimate: Estimate | MlxEstimate | None) -> None:
+        self.set_level(fit_level(estimate), badge_tooltip(estimate))

@@ -1,0 +1,83 @@
+"""The details pane of My Models: every piece of metadata the library has about one model."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+
+from core.library_types import LibraryEntry
+from ui.widgets.library_table import FORMAT_LABELS, human_params, human_size, origin_label
+
+FIELDS = (
+    "Format",
+    "Architecture",
+    "Parameters",
+    "Quantization",
+    "Context length",
+    "Chat template",
+    "Licence",
+    "Size on disk",
+    "Origin",
+    "Repository",
+    "Base model",
+    "Location",
+)
+
+
+class ModelDetails(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel()
+        self.title.setObjectName("EmptyTitle")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.values: dict[str, QLabel] = {}
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        for name in FIELDS:
+            value = QLabel()
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.values[name] = value
+            form.addRow(f"{name}:", value)
+        self.warning = QLabel()
+        self.warning.setWordWrap(True)
+        self.warning.setObjectName("ErrorText")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addLayout(form)
+        layout.addWidget(self.warning)
+        self.set_entry(None)
+
+    def set_entry(self, entry: LibraryEntry | None, base_name: str | None = None) -> None:
+        if entry is None:
+            self.title.setText("Select a model")
+            for value in self.values.values():
+                value.setText("")
+            self.warning.hide()
+            return
+        meta = entry.metadata
+        self.title.setText(entry.name)
+        parts = len(entry.files)
+        shown = {
+            "Format": FORMAT_LABELS[entry.format] + (f", {parts} parts" if entry.format.value == "gguf-split" else ""),
+            "Architecture": meta.architecture or "unknown",
+            "Parameters": f"{human_params(meta.parameter_count)} ({meta.parameter_count:,})"
+            if meta.parameter_count
+            else "unknown",
+            "Quantization": meta.quant or "unknown",
+            "Context length": f"{meta.context_length:,} tokens" if meta.context_length else "unknown",
+            "Chat template": "yes" if meta.has_chat_template else "no (chat uses a generic template)",
+            "Licence": meta.license or "not stated",
+            "Size on disk": human_size(entry.size_bytes),
+            "Origin": origin_label(entry),
+            "Repository": entry.repo_id or "—",
+            "Base model": base_name or meta.base_model or "—",
+            # A zero-width space after each separator lets a long path wrap inside the pane.
+            "Location": str(entry.root).replace("/", "/\u200b").replace("\\", "\\\u200b"),
+        }
+        for name, text in shown.items():
+            self.values[name].setText(text)
+        self.warning.setVisible(not entry.available)
+        self.warning.setText("Some of this model's files are missing; it cannot be loaded until they are back.")
