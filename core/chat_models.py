@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.engine import LoadOptions, ModelInfo, ModelSpec
-from core.errors import HangarError, ModelFileError, NotFoundError, UsageError
+from core.errors import HangarError, ModelFileError, NotFoundError, UnsupportedModelError, UsageError
 
 if TYPE_CHECKING:
     from core.estimate import Estimate
     from core.hardware import Hardware
+    from core.library import Library
     from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,16 +54,29 @@ def engine_for(path: Path) -> str:
     raise NotFoundError(f"No model at {path}.")
 
 
-def resolve_model(name_or_path: str) -> ResolvedModel:
-    """A path to a model (a library name once the library can resolve it) → engine and file."""
+def resolve_model(name_or_path: str, library: Library | None = None) -> ResolvedModel:
+    """A library name or id, or a path to a model → engine and file. Without a library, paths only."""
     if not name_or_path.strip():
-        raise UsageError("Name a model: the path of a .gguf file or of an MLX model folder.")
+        raise UsageError("Name a model: a name from your library, a .gguf file or an MLX model folder.")
     path = Path(name_or_path).expanduser()
+    looks_like_path = "/" in name_or_path or "\\" in name_or_path or path.suffix.lower() == ".gguf"
+    if looks_like_path and not path.exists():
+        raise NotFoundError(f"No model at {name_or_path}.", hint="Check the path, or use a name from `hangar ls`.")
+    if library is not None:
+        entry = library.resolve(name_or_path)
+        if entry.engine is None:
+            raise UnsupportedModelError(
+                f"{entry.name} is a LoRA adapter, not a model to chat with.",
+                hint="Load its base model and choose the adapter in the load options.",
+            )
+        if not entry.available:
+            raise ModelFileError(
+                f"The files of {entry.name} are missing from {entry.root}.",
+                hint="Download or import the model again, or remove it from the library.",
+            )
+        return ResolvedModel(entry.engine, entry.load_path.resolve(), entry.name)
     if not path.exists():
-        raise NotFoundError(
-            f"No model at {name_or_path}.",
-            hint="Give the path of a .gguf file or an MLX folder (library names need the model library).",
-        )
+        raise NotFoundError(f"No model at {name_or_path}.", hint="Give the path of a .gguf file or an MLX folder.")
     engine = engine_for(path)
     if engine == "llama" and path.is_dir():
         path = sorted(path.glob("*.gguf"))[0]

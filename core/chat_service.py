@@ -18,6 +18,8 @@ from core.engine import EngineHost, LoadOptions, ModelInfo
 if TYPE_CHECKING:
     from core.app import AppContext
     from core.estimate import Estimate
+    from core.hardware import Hardware
+    from core.library import Library
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ class ChatService:
     def choices(self, extra: list[str] | None = None) -> list[ModelChoice]:
         """Models to offer: those used by earlier chats, files in the models folder, and ``extra`` paths."""
         seen: dict[Path, ModelChoice] = {}
-        candidates = [c.model for c in self.chats.conversations() if c.model] + list(extra or [])
+        candidates = [str(e.load_path) for e in self.library().list() if e.engine and e.available]
+        candidates += [c.model for c in self.chats.conversations() if c.model] + list(extra or [])
         models_dir = self.app.paths.models_dir
         if models_dir.is_dir():
             candidates += [str(p) for p in sorted(models_dir.rglob("*.gguf"))]
@@ -82,21 +85,24 @@ class ChatService:
             return ModelChoice(path, engine, name, "")
         return ModelChoice(path, engine, name, estimate.verdict_text, estimate.verdict.value != "does_not_fit")
 
-    def hardware(self):  # type: ignore[no-untyped-def]
-        from core.hardware import cached_hardware
-
+    def hardware(self) -> Hardware | None:
         try:
-            return cached_hardware()
+            return self.app.hardware()
         except Exception as exc:  # detection never blocks chatting
             logger.info("no hardware information: %s", exc)
             return None
+
+    def library(self) -> Library:
+        from core.library import Library
+
+        return Library.for_app(self.app)
 
     def default_options(self, **overrides: object) -> LoadOptions:
         return load_options(self.app.settings.current, **overrides)  # type: ignore[arg-type]
 
     def load(self, name_or_path: str, options: LoadOptions | None = None) -> int:
         """Start loading; the result arrives as ``ModelLoaded`` / ``RequestFailed`` on ``host.events``."""
-        model = resolve_model(name_or_path)
+        model = resolve_model(name_or_path, self.library())
         options = options or self.default_options()
         request_id = self.host.load(spec_for(model, options))
         with self._lock:

@@ -1,6 +1,7 @@
 """``hangar chat MODEL``: one answer with ``--prompt``, or an interactive chat saved with the app's conversations.
 
-MODEL is the path of a ``.gguf`` file (llama.cpp) or of an MLX model folder (``config.json`` + safetensors).
+MODEL is a name from the library (`hangar ls`), the path of a ``.gguf`` file (llama.cpp) or of an MLX model
+folder (``config.json`` + safetensors).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ REPL_HELP = "Commands: /regen  /continue  /system TEXT  /new  /exit   (Ctrl-C st
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="a .gguf file or an MLX model folder")
+    parser.add_argument(
+        "model", metavar="MODEL", help="a library name (see `hangar ls`), a .gguf file or an MLX folder"
+    )
     parser.add_argument("--prompt", help="ask one question, print the answer and exit")
     parser.add_argument("--system", default="", help="system prompt")
     parser.add_argument("--max-tokens", type=int, default=512, help="longest reply in tokens (default 512)")
@@ -40,7 +43,9 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
     settings = ChatSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
-    model = resolve_model(args.model)
+    from core.library import Library
+
+    model = resolve_model(args.model, Library.for_app(app))
     options = load_options(
         app.settings.current,
         context_length=args.context_length,

@@ -121,8 +121,27 @@ def test_bad_input_is_one_clear_line(
     assert err.count("\n") == 1 and message in err
 
 
-def test_corrupt_model_file(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupt_model_file(
+    tiny_gguf: Path, tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.gguf"
-    bad.write_bytes(b"GGUF" + b"\0" * 10)
+    bad.write_bytes(tiny_gguf.read_bytes()[:3000])
     code, _, err = run(capsys, "chat", str(bad), "--prompt", "x")
-    assert code == 1 and "truncated" in err
+    assert code == 1 and "bad.gguf" in err and err.count("\n") == 1
+
+
+def test_library_names_resolve(
+    tiny_gguf: Path, tiny_hf_model: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "import", "--link", str(tiny_gguf), str(tiny_hf_model))
+    assert code == 0, err
+    code, out, _ = run(capsys, "ls", "--json")
+    names = {entry["name"]: entry for entry in json.loads(out)}
+    gguf_name = next(n for n, e in names.items() if e["format"] == "gguf")
+    mlx_name = next(n for n, e in names.items() if e["format"] == "mlx")
+    for name, engine in ((gguf_name, "llama"), (mlx_name, "mlx")):
+        code, out, err = run(capsys, "chat", name, "--prompt", "hi", "--max-tokens", "3", "--json")
+        assert code == 0, err
+        assert json.loads(out)["engine"] == engine
+    code, out, _ = run(capsys, "chat", "no-such-model", "--prompt", "hi", "--json")
+    assert code == 1 and "library" in json.loads(out)["error"]["message"]

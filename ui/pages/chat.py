@@ -227,8 +227,9 @@ class ChatPage(Page):
         self.hide_banner()
         try:
             self._load_request = self.service.load(str(path))
-        except Exception as exc:  # a bad path, an unknown kind of file: explained, nothing started
+        except Exception as exc:  # a bad path, a damaged or unknown file: explained, nothing started
             self.show_banner(str(exc))
+            emit(self.model_state_changed, "failed")
             return
         self._loading(True)
         self.model_label.setText(f"Loading {Path(path).name}…")
