@@ -145,15 +145,23 @@ class LlamaEngine:
                 hint="Update Hangar, or choose a model with a supported architecture.",
             )
         lowered = text.lower()
-        if any(
-            s in lowered for s in ("failed to allocate", "out of memory", "bad_alloc", "cudamalloc failed")
-        ):
+        if any(s in lowered for s in ("failed to allocate", "out of memory", "bad_alloc", "cudamalloc failed")):
             wanted = re.search(r"attempted to allocate ([\d.]+) MB", text)
             part = "the KV cache" if "kv cache" in lowered else "the model"
             need = f" ({part} needed {float(wanted.group(1)) / 1024:.1f} GiB more)" if wanted else ""
             return InsufficientMemoryError(
                 f"Not enough memory to load {path.name}{need}.",
                 hint="Try fewer GPU layers, a shorter context or a smaller quant.",
+            )
+        if "llama_context" in str(exc):
+            # the weights loaded; the context (KV cache, flash attention, ...) could not be set up as asked
+            reason = next(
+                (ln.split(":", 1)[1].strip() for ln in reversed(lines) if ln.startswith("llama_init_from_model:")),
+                "the context could not be created",
+            )
+            return EngineError(
+                f"llama.cpp cannot run {path.name} with these load options: {reason}.",
+                hint="Try an f16 KV cache, flash attention off, or a shorter context.",
             )
         detail = next((ln.strip() for ln in reversed(lines) if "error" in ln.lower()), str(exc))
         return ModelFileError(
@@ -220,8 +228,7 @@ class LlamaEngine:
         budget = llm.n_ctx() - len(prompt)
         if budget <= 0:
             raise EngineError(
-                f"The conversation ({len(prompt)} tokens) does not fit in the context "
-                f"({llm.n_ctx()} tokens).",
+                f"The conversation ({len(prompt)} tokens) does not fit in the context ({llm.n_ctx()} tokens).",
                 hint="Start a new chat, shorten the history, or load the model with a longer context.",
             )
         max_tokens = min(params.max_tokens, budget)

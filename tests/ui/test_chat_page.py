@@ -216,3 +216,44 @@ def test_markdown_code_blocks_are_highlighted_and_copyable(qtbot, page: ChatPage
     page.transcript.upsert(message)
     page.transcript.cards[message.id].body.linkActivated.emit("copy:0")
     assert QGuiApplication.clipboard().text() == "print(1)\n"
+
+
+def test_load_options_apply_to_the_next_load(qtbot, page: ChatPage, tiny_gguf: Path, mid_gguf: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.chat_models import AUTO_GPU_LAYERS
+    from ui.pages.chat_load import LoadOptionsDialog
+
+    dialog = LoadOptionsDialog(page.service.default_options(), page)
+    qtbot.addWidget(dialog)
+    assert dialog.read().gpu_layers == AUTO_GPU_LAYERS
+    dialog.gpu_layers.setCurrentText("lots")
+    dialog._accept()
+    assert dialog.error.isVisibleTo(dialog) and "GPU layers" in dialog.error.text()
+    dialog.gpu_layers.setCurrentText("all")
+    dialog.kv_cache.setCurrentText("q8_0")
+    dialog._accept()
+    assert "flash attention" in dialog.error.text()
+    dialog.flash.setChecked(True)
+    dialog.context.setValue(512)
+    dialog._accept()
+    assert dialog.result() == dialog.DialogCode.Accepted
+    page.load_options = dialog.options
+    # the tiny model's 16-wide heads cannot hold a q8_0 cache (32-value blocks): explained, not "damaged file"
+    page.add_model_path(str(tiny_gguf))
+    with qtbot.waitSignal(page.model_state_changed, timeout=WAIT, check_params_cb=lambda s: s == "failed"):
+        page.load_selected()
+    assert "load options" in page.banner.text() and "does not divide" in page.banner.text()
+    load(qtbot, page, mid_gguf)
+    assert page.service.loaded.info.context_length == 512
+    assert page.service.loaded.options.kv_cache_type == "q8_0" and page.service.loaded.options.gpu_layers == -1
+
+
+def test_chat_from_my_models_opens_the_library_model(qtbot, page: ChatPage, tiny_gguf: Path, app) -> None:  # type: ignore[no-untyped-def]
+    from core.library import Library
+    from core.library_types import ImportMode
+
+    report = Library.for_app(app).import_paths([tiny_gguf], ImportMode.LINK)
+    (entry,) = report.imported
+    page.open_payload(entry.id)
+    assert page.model_picker.currentData() == str(entry.load_path)
+    page.open_payload("no-such-id")
+    assert page.banner.isVisibleTo(page) and "no model" in page.banner.text().lower()

@@ -28,7 +28,7 @@ from core.chat import ChatSettings, Message
 from core.chat_models import memory_advice, memory_lines
 from core.chat_service import ChatService, ModelChoice
 from core.chat_session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
-from core.engine import EngineCrashed, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
+from core.engine import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
 from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
 from ui.pages.chat_list import ConversationColumn
@@ -147,6 +147,10 @@ class ChatPage(Page):
         menu.addAction("MLX model folder…", self._browse_folder)
         self.browse_button.setMenu(menu)
         self.load_button = QPushButton("Load")
+        self.options_button = QPushButton("Options…")
+        self.options_button.setToolTip("Context length, GPU layers, KV cache, threads, LoRA adapter")
+        self.options_button.clicked.connect(self.edit_load_options)
+        self.load_options: LoadOptions | None = None  # None: from Settings
         self.unload_button = QPushButton("Unload")
         self.progress = QProgressBar()
         self.progress.setFixedWidth(140)
@@ -161,6 +165,7 @@ class ChatPage(Page):
         row.addWidget(self.model_picker, 1)
         for widget in (
             self.browse_button,
+            self.options_button,
             self.load_button,
             self.unload_button,
             self.progress,
@@ -206,8 +211,16 @@ class ChatPage(Page):
         self.refresh_models()
 
     def open_payload(self, payload: object) -> None:
-        if isinstance(payload, (str, Path)):
+        """My Models' "Chat" sends a library id; a path works too."""
+        if isinstance(payload, Path) or (isinstance(payload, str) and Path(payload).exists()):
             self.add_model_path(str(payload))
+        elif isinstance(payload, str):
+            try:
+                entry = self.service.library().get(payload)
+            except Exception as exc:
+                self.show_banner(str(exc))
+                return
+            self.add_model_path(str(entry.load_path))
 
     def _browse_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", "", "GGUF models (*.gguf)")
@@ -226,7 +239,7 @@ class ChatPage(Page):
             return
         self.hide_banner()
         try:
-            self._load_request = self.service.load(str(path))
+            self._load_request = self.service.load(str(path), self.load_options)
         except Exception as exc:  # a bad path, a damaged or unknown file: explained, nothing started
             self.show_banner(str(exc))
             emit(self.model_state_changed, "failed")
@@ -234,6 +247,13 @@ class ChatPage(Page):
         self._loading(True)
         self.model_label.setText(f"Loading {Path(path).name}…")
         emit(self.model_state_changed, "loading")
+
+    def edit_load_options(self) -> None:
+        from ui.pages.chat_load import LoadOptionsDialog
+
+        dialog = LoadOptionsDialog(self.load_options or self.service.default_options(), self)
+        if dialog.exec():
+            self.load_options = dialog.options
 
     def cancel_load(self) -> None:
         self.service.cancel_load()
