@@ -120,6 +120,15 @@ class LlamaEngine:
         except RuntimeError as exc:  # the LoRA adapter is refused (wrong base model, damaged file)
             raise ModelFileError(f"llama.cpp could not apply the LoRA adapter: {exc}") from exc
         lines = self._log.take()
+        refused = next((ln for ln in lines if "failed to apply lora adapter" in ln), None)
+        if refused is not None:
+            # llama.cpp logs the refusal but the binding still hands back an adapter (which does nothing)
+            self.unload()
+            reason = refused.split("failed to apply lora adapter:", 1)[-1].strip()
+            raise ModelFileError(
+                f"The LoRA adapter {Path(opts.lora_path or '').name} does not fit {path.name}: {reason}",
+                hint="Use an adapter trained for this base model.",
+            )
         self._path = str(path)
         self._template = self._make_template()
         allocated = parse_buffer_sizes(lines)

@@ -157,3 +157,22 @@ def test_killed_engine_reports_a_crash(spare_host: EngineHost, tiny_gguf: Path) 
     spare_host.load_blocking(ModelSpec("llama", str(tiny_gguf), LoadOptions(context_length=256)))
     stats, _ = generate(spare_host, GenerationParams(max_tokens=2, ignore_eos=True))
     assert stats.completion_tokens == 2
+
+
+def test_lora_adapter_changes_the_reply(spare_host: EngineHost, tiny_gguf: Path, tmp_path: Path) -> None:
+    from tests.fixtures_chat import write_tiny_gguf_lora
+
+    greedy = GenerationParams(max_tokens=12, temperature=0.0, ignore_eos=True)
+    spare_host.load_blocking(ModelSpec("llama", str(tiny_gguf), LoadOptions(context_length=256)))
+    plain, _ = generate(spare_host, greedy)
+    adapter = write_tiny_gguf_lora(tmp_path / "adapter.gguf")
+    spare_host.load_blocking(
+        ModelSpec("llama", str(tiny_gguf), LoadOptions(context_length=256, lora_path=str(adapter)))
+    )
+    tuned, _ = generate(spare_host, greedy)
+    assert tuned.completion_tokens == plain.completion_tokens == 12
+    assert tuned.text != plain.text
+    wrong = write_tiny_gguf_lora(tmp_path / "wrong.gguf", n_embd=128)
+    with pytest.raises(ModelFileError, match="LoRA"):
+        spare_host.load_blocking(ModelSpec("llama", str(tiny_gguf), LoadOptions(lora_path=str(wrong))))
+    assert spare_host.pid is not None

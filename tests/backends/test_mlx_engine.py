@@ -54,9 +54,7 @@ def test_structured_output_is_refused_clearly_not_ignored(host: EngineHost, mode
 
 def test_model_without_chat_template_uses_the_fallback(spare_host: EngineHost, tmp_path: Path) -> None:
     folder = write_tiny_hf_model(tmp_path / "plain", TinyModelConfig(chat_template=None))
-    info = spare_host.load_blocking(
-        ModelSpec("mlx", str(folder), LoadOptions(context_length=256)), timeout=120
-    )
+    info = spare_host.load_blocking(ModelSpec("mlx", str(folder), LoadOptions(context_length=256)), timeout=120)
     assert not info.has_chat_template
     stats, _ = generate(spare_host, GenerationParams(max_tokens=3, ignore_eos=True))
     assert stats.completion_tokens == 3
@@ -81,9 +79,7 @@ def test_corrupt_weights_are_explained(spare_host: EngineHost, tiny_hf_model: Pa
         spare_host.load_blocking(ModelSpec("mlx", str(folder)), timeout=120)
 
 
-def test_unsupported_architecture_is_explained(
-    spare_host: EngineHost, tiny_hf_model: Path, tmp_path: Path
-) -> None:
+def test_unsupported_architecture_is_explained(spare_host: EngineHost, tiny_hf_model: Path, tmp_path: Path) -> None:
     folder = shutil.copytree(tiny_hf_model, tmp_path / "odd")
     config = json.loads((folder / "config.json").read_text())
     config["model_type"] = "hangarnet"
@@ -100,9 +96,7 @@ def test_lora_path_that_is_not_an_adapter_is_explained(
 
 
 def test_killed_engine_reports_a_crash(spare_host: EngineHost, tiny_hf_model: Path) -> None:
-    spare_host.load_blocking(
-        ModelSpec("mlx", str(tiny_hf_model), LoadOptions(context_length=1024)), timeout=120
-    )
+    spare_host.load_blocking(ModelSpec("mlx", str(tiny_hf_model), LoadOptions(context_length=1024)), timeout=120)
     chunks: list[str] = []
 
     def on_chunk(text: str) -> None:
@@ -114,3 +108,21 @@ def test_killed_engine_reports_a_crash(spare_host: EngineHost, tiny_hf_model: Pa
     with pytest.raises(EngineCrashedError, match="killed"):
         spare_host.generate_blocking([ChatMessage("user", "hi")], params, on_chunk=on_chunk, timeout=60)
     assert spare_host.model is None
+
+
+def test_lora_adapter_changes_the_reply(spare_host: EngineHost, tiny_hf_model: Path, tmp_path: Path) -> None:
+    from tests.fixtures_chat import write_tiny_mlx_adapter
+
+    greedy = GenerationParams(max_tokens=12, temperature=0.0, ignore_eos=True)
+    spare_host.load_blocking(ModelSpec("mlx", str(tiny_hf_model), LoadOptions(context_length=256)), timeout=120)
+    plain, _ = generate(spare_host, greedy)
+    adapter = write_tiny_mlx_adapter(tmp_path / "adapter")
+    options = LoadOptions(context_length=256, lora_path=str(adapter))
+    spare_host.load_blocking(ModelSpec("mlx", str(tiny_hf_model), options), timeout=120)
+    tuned, _ = generate(spare_host, greedy)
+    assert tuned.completion_tokens == plain.completion_tokens == 12
+    assert tuned.text != plain.text
+    # an adapter made for another model shape is refused with mlx-lm's reason
+    wrong = write_tiny_mlx_adapter(tmp_path / "wrong", n_embd=128)
+    with pytest.raises(ModelFileError, match="incompatible"):
+        spare_host.load_blocking(ModelSpec("mlx", str(tiny_hf_model), LoadOptions(lora_path=str(wrong))), timeout=120)
