@@ -257,3 +257,20 @@ def test_chat_from_my_models_opens_the_library_model(qtbot, page: ChatPage, tiny
     assert page.model_picker.currentData() == str(entry.load_path)
     page.open_payload("no-such-id")
     assert page.banner.isVisibleTo(page) and "no model" in page.banner.text().lower()
+
+
+def test_mlx_model_chats_and_refuses_json_mode_in_place(qtbot, page: ChatPage, tiny_hf_model: Path) -> None:  # type: ignore[no-untyped-def]
+    load(qtbot, page, tiny_hf_model)
+    assert "mlx" in page.model_label.text()
+    page.new_chat()
+    panel = page.settings_panel
+    panel.response_format.setCurrentIndex(panel.response_format.findData("json"))
+    refused = send(qtbot, page, "give me JSON")
+    assert refused.state == MessageState.FAILED
+    card = page.transcript.cards[refused.id]
+    assert "not supported by the MLX engine" in card.error.text() and card.error.isVisibleTo(card)
+    panel.response_format.setCurrentIndex(panel.response_format.findData("text"))
+    panel.max_tokens.setValue(8)
+    with qtbot.waitSignal(page.reply_finished, timeout=WAIT) as regenerated:
+        card.regenerate_button.click()
+    assert regenerated.args[0].state == MessageState.DONE
