@@ -274,3 +274,26 @@ def test_mlx_model_chats_and_refuses_json_mode_in_place(qtbot, page: ChatPage, t
     with qtbot.waitSignal(page.reply_finished, timeout=WAIT) as regenerated:
         card.regenerate_button.click()
     assert regenerated.args[0].state == MessageState.DONE
+
+
+def test_out_of_memory_is_explained_with_the_estimators_advice(qtbot, page: ChatPage, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.engine import LoadOptions
+    from core.modelgen import TinyModelConfig, write_tiny_gguf
+
+    wide = write_tiny_gguf(tmp_path / "wide.gguf", TinyModelConfig(n_embd=2048, n_ff=64, n_head=16, n_head_kv=16))
+    page.load_options = LoadOptions(context_length=2**24)
+    page.add_model_path(str(wide))
+    with qtbot.waitSignal(page.model_state_changed, timeout=WAIT, check_params_cb=lambda s: s == "failed"):
+        page.load_selected()
+    text = page.banner.text()
+    assert "Not enough memory to load wide.gguf" in text
+    assert "The estimator expects" in text and "A context of up to" in text
+
+
+def test_unload_frees_the_model(qtbot, page: ChatPage, tiny_gguf: Path) -> None:  # type: ignore[no-untyped-def]
+    load(qtbot, page, tiny_gguf)
+    assert page.unload_button.isEnabled()
+    with qtbot.waitSignal(page.model_state_changed, timeout=WAIT, check_params_cb=lambda s: s == "unloaded"):
+        page.unload_button.click()
+    assert page.service.host.model is None and page.service.loaded is None
+    assert page.model_label.text() == "No model loaded" and not page.unload_button.isEnabled()
