@@ -24,15 +24,16 @@ class Rendered:
 
 
 def _lexer(code: str, language: str) -> Any:
+    # Pygments finds lexers by importing modules by name: a missing one (a frozen build) must not break a reply.
     if language:
         try:
             return get_lexer_by_name(language)
-        except ClassNotFound:
+        except (ClassNotFound, ImportError):
             pass
     if len(code) > 40:
         try:
             return guess_lexer(code)
-        except ClassNotFound:
+        except (ClassNotFound, ImportError):
             pass
     return TextLexer()
 
@@ -49,7 +50,10 @@ class MarkdownRenderer:
         self._md.add_render_rule("fence", render_fence)
         self._md.add_render_rule("code_block", render_fence)
         style = "monokai" if dark else "friendly"
-        self._formatter = HtmlFormatter(noclasses=True, nowrap=True, style=style)
+        try:
+            self._formatter = HtmlFormatter(noclasses=True, nowrap=True, style=style)
+        except (ClassNotFound, ImportError):
+            self._formatter = HtmlFormatter(noclasses=True, nowrap=True)
         self._background = "#272822" if dark else "#f3f4f6"
         self._link = "#818cf8" if dark else "#4f46e5"
 
