@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.AppContext
     from backends import available_engines
+    from backends.finetune_worker import run as finetune_entry
     from backends.probe import probe_engines
     from backends.worker import serve
     from core.app import AppContext
@@ -20,7 +21,11 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
     paths = AppPaths.resolve(getattr(args, "data_dir", None)).ensure()
     setup_logging(paths.log_file, verbose=bool(getattr(args, "verbose", False)), console=console_logging)
     return AppContext.create(
-        paths, worker_entry=serve, engine_availability=available_engines, engine_probe=probe_engines
+        paths,
+        worker_entry=serve,
+        engine_availability=available_engines,
+        engine_probe=probe_engines,
+        finetune_entry=finetune_entry,
     )
 
 

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from core.engine import EngineHost, WorkerEntry
 from core.hardware import EngineSupport, Hardware
@@ -18,6 +19,9 @@ from core.jobs import JobManager
 from core.paths import AppPaths
 from core.settings import SettingsService
 from core.store import Store
+
+if TYPE_CHECKING:
+    from core.finetune_service import FinetuneService
 
 
 @dataclass
@@ -28,6 +32,8 @@ class AppContext:
     worker_entry: WorkerEntry
     #: Which engines are installed (``backends.available_engines``), without importing them.
     engine_availability: Callable[[], dict[str, bool]] = field(default=lambda: {})
+    #: ``backends.finetune_worker.run``, run in the fine-tune child process (None: fine-tuning unavailable).
+    finetune_entry: Callable[[Any, Any, Any], None] | None = None
     #: ``backends.probe.probe_engines``: what the engines can do on this machine (GPU offload, Metal budget).
     engine_probe: Callable[[], EngineSupport] | None = None
     _hardware: Hardware | None = None
@@ -41,6 +47,7 @@ class AppContext:
         paths: AppPaths,
         worker_entry: WorkerEntry,
         engine_availability: Callable[[], dict[str, bool]] = lambda: {},
+        finetune_entry: Callable[[Any, Any, Any], None] | None = None,
         engine_probe: Callable[[], EngineSupport] | None = None,
     ) -> AppContext:
         paths.ensure()
@@ -49,6 +56,7 @@ class AppContext:
             settings=SettingsService.open(paths.settings_file),
             worker_entry=worker_entry,
             engine_availability=engine_availability,
+            finetune_entry=finetune_entry,
             engine_probe=engine_probe,
         )
 
@@ -63,6 +71,19 @@ class AppContext:
         manager = JobManager(self.store, limits={"download": self.settings.current.max_parallel_downloads})
         self._closers.insert(0, manager.shutdown)
         return manager
+
+    @cached_property
+    def finetune(self) -> FinetuneService:
+        from core.finetune_service import FinetuneService, library_registrar
+        from core.library import Library
+
+        return FinetuneService(
+            self.store,
+            self.jobs,
+            self.paths.adapters_dir,
+            self.finetune_entry,
+            register_adapter=library_registrar(Library.for_app(self)),
+        )
 
     def hardware(self, *, refresh: bool = False) -> Hardware:
         """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""

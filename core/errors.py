@@ -108,3 +108,19 @@ class CancelledError(HangarError):
 
 class JobError(HangarError):
     code = "job"
+
+
+class DatasetError(HangarError):
+    """A training dataset is missing, unreadable or has bad rows. ``issues`` lists every bad row and line."""
+
+    code = "dataset"
+
+    def __init__(self, message: str, *, hint: str | None = None, issues: object = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.issues = list(issues)  # type: ignore[call-overload]
+
+
+class FinetuneError(HangarError):
+    """A fine-tune could not start, failed while training, or its result could not be exported."""
+
+    code = "finetune"

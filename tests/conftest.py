@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 #: Fixture modules of the features (tests/fixtures_<feature>.py).
-pytest_plugins: list[str] = ["tests.fixtures_hub", "tests.fixtures_fit", "tests.fixtures_library", "tests.fixtures_chat"]
+pytest_plugins: list[str] = [
+    "tests.fixtures_chat",
+    "tests.fixtures_finetune",
+    "tests.fixtures_fit",
+    "tests.fixtures_hub",
+    "tests.fixtures_library",
+]
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

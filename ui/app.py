@@ -85,4 +85,8 @@ def run_gui(args: Namespace, make_app: Callable[[], AppContext], open_paths: Seq
     try:
         return qt_app.exec()
     finally:
+        from PySide6.QtCore import QThreadPool
+
+        # Let background tasks finish (they are short) before the services they use are closed.
+        QThreadPool.globalInstance().waitForDone(3000)
         context.close()

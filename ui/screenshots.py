@@ -74,6 +74,15 @@ def _add_hub_scenes() -> None:
 _add_hub_scenes()
 
 
+def _add_finetune_scenes() -> None:
+    from ui.screenshot_finetune import SCENES as FINETUNE
+
+    SCENES.extend(FINETUNE)
+
+
+_add_finetune_scenes()
+
+
 def _feature_scenes() -> list[tuple[str, Callable[[object], None]]]:
     from ui.pages.chat_scenes import SCENES as CHAT_SCENES
 

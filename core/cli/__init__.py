@@ -27,17 +27,19 @@ logger = logging.getLogger(__name__)
 
 #: Command modules, in the order ``--help`` lists them. Later features append theirs.
 COMMANDS: tuple[str, ...] = (
-    "core.cli.paths_cmd",
-    "core.cli.jobs_cmd",
     "core.cli.search_cmd",
     "core.cli.pull_cmd",
-    "core.cli.token_cmd",
-    "core.cli.import_cmd",
     "core.cli.ls_cmd",
+    "core.cli.import_cmd",
     "core.cli.rm_cmd",
+    "core.cli.chat_cmd",
+    "core.cli.finetune_cmd",
     "core.cli.hw_cmd",
     "core.cli.estimate_cmd",
-    "core.cli.chat_cmd",
+    "core.cli.token_cmd",
+    "core.cli.move_models_cmd",
+    "core.cli.jobs_cmd",
+    "core.cli.paths_cmd",
 )
 
 EXIT_FAILURE = 1

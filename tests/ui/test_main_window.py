@@ -147,3 +147,26 @@ def test_uncaught_exception_shows_a_dialog_instead_of_dying(window, qtbot) -> No
     for w in QApplication.topLevelWidgets():
         if isinstance(w, ErrorDialog):
             w.close()
+
+
+def test_changing_the_models_folder_moves_hangars_models(window, qtbot, app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.library import Library
+    from core.library_types import ImportMode
+    from core.modelgen import write_tiny_gguf
+
+    library = Library.for_app(app)
+    library.import_paths([write_tiny_gguf(tmp_path / "src" / "m.gguf")], ImportMode.COPY)
+    page = window.pages["settings"]
+    target = tmp_path / "bigdisk" / "models"
+    page.change_models_dir(target, ask=False)
+    qtbot.waitUntil(lambda: page.browse.isEnabled(), timeout=20_000)
+    assert app.settings.current.models_dir == str(target.resolve())
+    assert page.models_dir.text() == str(target.resolve())
+    (entry,) = library.list()
+    assert entry.available and entry.root.is_relative_to(target.resolve())
+
+
+def test_a_models_folder_inside_the_old_one_is_refused_in_place(window, app) -> None:  # type: ignore[no-untyped-def]
+    page = window.pages["settings"]
+    page.change_models_dir(app.paths.models_dir / "inner", ask=False)
+    assert page.error.isVisibleTo(page) and "inside" in page.error.text()

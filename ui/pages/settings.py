@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QWidget,
@@ -57,9 +59,11 @@ class SettingsPage(Page):
         self.models_dir = QLineEdit(current.models_dir or str(app.paths.models_dir))
         self.models_dir.setReadOnly(True)
         self.models_dir.setAccessibleName("Models folder")
-        browse = QPushButton("Choose…")
-        browse.setToolTip("Choose where downloaded and copied models are kept")
+        self.browse = browse = QPushButton("Choose…")
+        browse.setToolTip("Choose where downloaded and copied models are kept; existing ones can move with it")
+        browse.setAccessibleName("Choose models folder")
         browse.clicked.connect(self._choose_models_dir)
+        bridge.connect_hook(app.jobs.changed, self._on_job_changed)
         row = QHBoxLayout()
         row.addWidget(self.models_dir, 1)
         row.addWidget(browse)
@@ -109,8 +113,64 @@ class SettingsPage(Page):
     def _choose_models_dir(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Models folder", self.models_dir.text())
         if folder:
-            self.models_dir.setText(folder)
-            self._save(models_dir=folder)
+            self.change_models_dir(Path(folder))
+
+    def change_models_dir(self, folder: Path, *, ask: bool = True) -> None:
+        """Switch the models folder, offering to move what Hangar keeps in the old one (a background job)."""
+        from core.library import Library
+        from core.library_move import plan_move, relocate_models
+
+        try:
+            plan = plan_move(Library.for_app(self.app), folder)
+        except HangarError as exc:
+            self.error.setText(str(exc))
+            self.error.show()
+            return
+        self.error.hide()
+        move = bool(plan.entries)
+        if plan.entries and ask:
+            box = QMessageBox(self)
+            box.setWindowTitle("Move models?")
+            box.setText(
+                f"Move {len(plan.entries)} model{'s' if len(plan.entries) != 1 else ''} "
+                f"({plan.total_bytes / 1e9:.1f} GB) to {plan.target}?"
+            )
+            box.setInformativeText("Linked models and models found in other apps' folders stay where they are.")
+            move_button = box.addButton("Move models", QMessageBox.ButtonRole.AcceptRole)
+            box.addButton("Only for new models", QMessageBox.ButtonRole.DestructiveRole)
+            cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+            box.exec()
+            if box.clickedButton() is cancel:
+                return
+            move = box.clickedButton() is move_button
+        if not move:
+            self._save(models_dir=str(plan.target))
+            self.models_dir.setText(str(plan.target))
+            manager = self.app.__dict__.get("_download_manager")
+            if manager is not None:
+                manager.models_dir = plan.target
+            return
+
+        def job(ctx):  # type: ignore[no-untyped-def]
+            report = relocate_models(self.app, folder, progress=ctx.report, token=ctx.token)
+            return {"models_dir": str(report.target), "moved": list(report.moved)}
+
+        self.models_dir.setText(f"Moving to {plan.target}…")
+        self.browse.setEnabled(False)
+        job_id = self.app.jobs.submit("move-models", f"Move models to {plan.target}", job)
+        self._move_job = job_id
+
+    def _on_job_changed(self, job) -> None:  # type: ignore[no-untyped-def]
+        if job.id != getattr(self, "_move_job", None) or not job.state.finished:
+            return
+        self._move_job = None
+        self.browse.setEnabled(True)
+        self.models_dir.setText(str(self.app.settings.current.models_dir or self.app.paths.models_dir))
+        if job.error:
+            self.error.setText(f"Moving the models stopped: {job.error} Every model is complete in one place.")
+            self.error.show()
+        else:
+            self.bridge.status_message.emit(f"Moved {len(job.result.get('moved', []))} models.", 4000)
 
     def _save(self, **changes: object) -> None:
         try:

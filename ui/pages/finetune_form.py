@@ -1,0 +1,314 @@
+"""The settings side of the Fine-tune page: base model, dataset (with preview), backend and hyper-parameters."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.datasets import CsvColumns
+from core.finetune import FinetuneBackend, FinetuneConfig, LrSchedule
+
+DEFAULTS = FinetuneConfig()
+
+
+def default_backend() -> FinetuneBackend:
+    """MLX on Apple Silicon, PyTorch/PEFT elsewhere."""
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return FinetuneBackend.MLX
+    return FinetuneBackend.PEFT
+
+
+def _spin(low: int, high: int, value: int, tip: str, step: int = 1) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tip)
+    box.setAccessibleName(tip)
+    return box
+
+
+class FinetuneForm(QFrame):
+    #: Something that changes the memory estimate or the data preview was edited.
+    changed = Signal()
+    dataset_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Card")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(16, 14, 16, 14)
+        form = QFormLayout()
+        form.setSpacing(8)
+        outer.addLayout(form)
+
+        self.model_path = QLineEdit()
+        self.model_path.setPlaceholderText("A Hugging Face or MLX model folder (safetensors)")
+        self.model_path.setAccessibleName("Base model folder")
+        form.addRow("Base model", self._with_browse(self.model_path, self._choose_model))
+        self.data_path = QLineEdit()
+        self.data_path.setPlaceholderText("JSONL, JSON or CSV, or a folder with train.jsonl")
+        self.data_path.setAccessibleName("Dataset")
+        form.addRow("Dataset", self._with_browse(self.data_path, self._choose_data))
+        self.data_summary = QLabel("")
+        self.data_summary.setObjectName("Muted")
+        self.data_summary.setWordWrap(True)
+        form.addRow("", self.data_summary)
+        # CSV only: which columns hold the text, or the prompt and the completion.
+        self.csv_text, self.csv_prompt, self.csv_completion = QComboBox(), QComboBox(), QComboBox()
+        self.csv_row = QWidget()
+        csv_layout = QHBoxLayout(self.csv_row)
+        csv_layout.setContentsMargins(0, 0, 0, 0)
+        for label, box in (("text", self.csv_text), ("prompt", self.csv_prompt), ("completion", self.csv_completion)):
+            box.setAccessibleName(f"CSV {label} column")
+            box.currentIndexChanged.connect(lambda _i: self.dataset_changed.emit(self.data_path.text().strip()))
+            csv_layout.addWidget(QLabel(label))
+            csv_layout.addWidget(box, 1)
+        self.csv_row.setVisible(False)
+        form.addRow("CSV columns", self.csv_row)
+        self._csv_label = form.labelForField(self.csv_row)
+        if self._csv_label is not None:
+            self._csv_label.setVisible(False)
+        self.csv_source: str | None = None  # the CSV whose columns are offered
+        self.skip_bad_rows = QCheckBox("Skip rows with problems (train on the good ones)")
+        form.addRow("", self.skip_bad_rows)
+        self.measure_button = QPushButton("Count tokens")
+        self.measure_button.setToolTip("Count each row's tokens with the base model's tokenizer and chat template")
+        self.token_summary = QLabel("")
+        self.token_summary.setObjectName("Muted")
+        self.token_summary.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.measure_button)
+        row.addWidget(self.token_summary, 1)
+        form.addRow("Lengths", row)
+
+        self.backend = QComboBox()
+        self.backend.addItem("MLX (Apple Silicon)", FinetuneBackend.MLX.value)
+        self.backend.addItem("PyTorch + PEFT (NVIDIA, CPU)", FinetuneBackend.PEFT.value)
+        self.backend.setCurrentIndex(self.backend.findData(default_backend().value))
+        self.backend.setAccessibleName("Backend")
+        form.addRow("Backend", self.backend)
+
+        self.rank = _spin(1, 512, DEFAULTS.rank, "LoRA rank: size of the adapter matrices")
+        self.alpha = QDoubleSpinBox()
+        self.alpha.setRange(0.5, 2048)
+        self.alpha.setValue(DEFAULTS.alpha)
+        self.alpha.setToolTip("LoRA alpha: the adapter's weight is alpha / rank")
+        self.dropout = QDoubleSpinBox()
+        self.dropout.setRange(0.0, 0.9)
+        self.dropout.setSingleStep(0.05)
+        self.dropout.setValue(DEFAULTS.dropout)
+        self.dropout.setToolTip("Dropout on the adapter's input")
+        row = QHBoxLayout()
+        for label, box in (("rank", self.rank), ("alpha", self.alpha), ("dropout", self.dropout)):
+            row.addWidget(QLabel(label))
+            row.addWidget(box)
+        form.addRow("LoRA", row)
+
+        self.targets = QLineEdit(", ".join(DEFAULTS.target_modules))
+        self.targets.setToolTip("Linear layers that get adapters, e.g. q_proj, k_proj, v_proj, o_proj")
+        self.layers = _spin(-1, 512, DEFAULTS.num_layers, "Adapt only the last N layers (-1: all)")
+        row = QHBoxLayout()
+        row.addWidget(self.targets, 1)
+        row.addWidget(QLabel("layers"))
+        row.addWidget(self.layers)
+        form.addRow("Targets", row)
+
+        self.learning_rate = QLineEdit(f"{DEFAULTS.learning_rate:g}")
+        self.learning_rate.setToolTip("Learning rate (1e-5 to 1e-3 for most models)")
+        self.learning_rate.setAccessibleName("Learning rate")
+        self.schedule = QComboBox()
+        for schedule in LrSchedule:
+            self.schedule.addItem(schedule.value.capitalize(), schedule.value)
+        self.schedule.setCurrentIndex(self.schedule.findData(DEFAULTS.schedule.value))
+        self.warmup = _spin(0, 100_000, 0, "Warm-up steps")
+        row = QHBoxLayout()
+        row.addWidget(self.learning_rate, 1)
+        row.addWidget(self.schedule)
+        row.addWidget(QLabel("warm-up"))
+        row.addWidget(self.warmup)
+        form.addRow("Learning rate", row)
+
+        self.iters = _spin(1, 1_000_000, DEFAULTS.iters, "Training steps", 50)
+        self.use_epochs = QCheckBox("epochs instead")
+        self.epochs = QDoubleSpinBox()
+        self.epochs.setRange(0.1, 1000)
+        self.epochs.setValue(3.0)
+        self.epochs.setEnabled(False)
+        self.use_epochs.toggled.connect(self.epochs.setEnabled)
+        self.use_epochs.toggled.connect(lambda on: self.iters.setEnabled(not on))
+        row = QHBoxLayout()
+        row.addWidget(self.iters)
+        row.addWidget(self.use_epochs)
+        row.addWidget(self.epochs)
+        row.addStretch(1)
+        form.addRow("Steps", row)
+
+        self.batch_size = _spin(1, 1024, DEFAULTS.batch_size, "Rows per step")
+        self.max_length = _spin(16, 131_072, DEFAULTS.max_length, "Longer rows are truncated", 256)
+        self.seed = _spin(0, 999_999, DEFAULTS.seed, "Random seed (split, order, initialisation)")
+        row = QHBoxLayout()
+        for label, box in (("batch", self.batch_size), ("max length", self.max_length)):
+            row.addWidget(QLabel(label))
+            row.addWidget(box)
+        row.addStretch(1)
+        form.addRow("Batches", row)
+
+        self.checkpoint_every = _spin(1, 100_000, DEFAULTS.checkpoint_every, "Save a checkpoint every N steps")
+        self.eval_every = _spin(1, 100_000, DEFAULTS.eval_every, "Measure validation loss every N steps")
+        row = QHBoxLayout()
+        for label, box in (("checkpoint", self.checkpoint_every), ("validate", self.eval_every)):
+            row.addWidget(QLabel(label))
+            row.addWidget(box)
+        row.addStretch(1)
+        form.addRow("Every N steps", row)
+        form.addRow("Seed", self.seed)
+
+        self.qlora = QCheckBox("QLoRA (4-bit base weights)")
+        self.qlora.setToolTip("Needs CUDA + bitsandbytes with PEFT; with MLX the base is quantized in memory")
+        self.grad_checkpoint = QCheckBox("Gradient checkpointing")
+        self.grad_checkpoint.setToolTip("Less activation memory, about a third slower")
+        column = QVBoxLayout()
+        column.addWidget(self.qlora)
+        column.addWidget(self.grad_checkpoint)
+        form.addRow("Memory", column)
+
+        self.data_path.editingFinished.connect(lambda: self.dataset_changed.emit(self.data_path.text().strip()))
+        for signal in (
+            self.model_path.editingFinished,
+            self.backend.currentIndexChanged,
+            self.rank.valueChanged,
+            self.layers.valueChanged,
+            self.batch_size.valueChanged,
+            self.max_length.valueChanged,
+            self.qlora.toggled,
+            self.grad_checkpoint.toggled,
+            self.targets.editingFinished,
+        ):
+            signal.connect(lambda *_: self.changed.emit())
+
+    def _with_browse(self, edit: QLineEdit, choose: object) -> QHBoxLayout:
+        button = QPushButton("Choose…")
+        button.clicked.connect(choose)
+        row = QHBoxLayout()
+        row.addWidget(edit, 1)
+        row.addWidget(button)
+        return row
+
+    def _choose_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a base model folder")
+        if folder:
+            self.model_path.setText(folder)
+            self.changed.emit()
+
+    def _choose_data(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a dataset", "", "Datasets (*.jsonl *.json *.csv)")
+        if path:
+            self.data_path.setText(path)
+            self.dataset_changed.emit(path)
+
+    def set_csv_header(self, header: list[str] | None) -> None:
+        """Offer the CSV's columns (None hides the choice: the file is not a CSV)."""
+        visible = header is not None
+        self.csv_source = self.data_path.text().strip() if visible else None
+        self.csv_row.setVisible(visible)
+        if self._csv_label is not None:
+            self._csv_label.setVisible(visible)
+        if header is None:
+            return
+        lower = {h.lower(): h for h in header}
+        guesses = {
+            self.csv_text: lower.get("text"),
+            self.csv_prompt: lower.get("prompt") or lower.get("instruction") or lower.get("question"),
+            self.csv_completion: lower.get("completion") or lower.get("output") or lower.get("answer"),
+        }
+        for box, guess in guesses.items():
+            box.blockSignals(True)
+            box.clear()
+            box.addItem("—", None)
+            for column in header:
+                box.addItem(column, column)
+            if guess and not (box is self.csv_text and guesses[self.csv_prompt]):
+                box.setCurrentIndex(box.findData(guess))
+            box.blockSignals(False)
+
+    def columns(self) -> CsvColumns | None:
+        if self.csv_row.isHidden():
+            return None
+        text, prompt, completion = (b.currentData() for b in (self.csv_text, self.csv_prompt, self.csv_completion))
+        if not (text or (prompt and completion)):
+            return None  # let the dataset reader guess, or explain what to choose
+        return CsvColumns(text=None if prompt and completion else text, prompt=prompt, completion=completion)
+
+    # -- values ----------------------------------------------------------------------------------------------
+    def backend_value(self) -> FinetuneBackend:
+        return FinetuneBackend(self.backend.currentData())
+
+    def config(self) -> FinetuneConfig:
+        """The settings as a validated ``FinetuneConfig`` (raises ``FinetuneError`` with what is wrong)."""
+        from core.errors import FinetuneError
+
+        try:
+            learning_rate = float(self.learning_rate.text())
+        except ValueError:
+            raise FinetuneError(f"“{self.learning_rate.text()}” is not a learning rate (try 1e-4).") from None
+        return FinetuneConfig(
+            rank=self.rank.value(),
+            alpha=self.alpha.value(),
+            dropout=self.dropout.value(),
+            target_modules=tuple(t.strip() for t in self.targets.text().split(",") if t.strip()),
+            num_layers=self.layers.value() or -1,
+            learning_rate=learning_rate,
+            schedule=LrSchedule(self.schedule.currentData()),
+            warmup_steps=self.warmup.value(),
+            iters=self.iters.value(),
+            epochs=self.epochs.value() if self.use_epochs.isChecked() else None,
+            batch_size=self.batch_size.value(),
+            max_length=self.max_length.value(),
+            seed=self.seed.value(),
+            checkpoint_every=self.checkpoint_every.value(),
+            eval_every=self.eval_every.value(),
+            quantize_4bit=self.qlora.isChecked(),
+            grad_checkpoint=self.grad_checkpoint.isChecked(),
+        ).validate()
+
+    def set_config(self, config: FinetuneConfig, backend: str | None = None) -> None:
+        """Show a run's settings (choosing a job in the history fills the form, ready to run again)."""
+        self.rank.setValue(config.rank)
+        self.alpha.setValue(config.alpha)
+        self.dropout.setValue(config.dropout)
+        self.targets.setText(", ".join(config.target_modules))
+        self.layers.setValue(config.num_layers)
+        self.learning_rate.setText(f"{config.learning_rate:g}")
+        self.schedule.setCurrentIndex(self.schedule.findData(config.schedule.value))
+        self.warmup.setValue(config.warmup_steps)
+        self.iters.setValue(config.iters)
+        self.use_epochs.setChecked(config.epochs is not None)
+        if config.epochs is not None:
+            self.epochs.setValue(config.epochs)
+        self.batch_size.setValue(config.batch_size)
+        self.max_length.setValue(config.max_length)
+        self.seed.setValue(config.seed)
+        self.checkpoint_every.setValue(config.checkpoint_every)
+        self.eval_every.setValue(config.eval_every)
+        self.qlora.setChecked(config.quantize_4bit)
+        self.grad_checkpoint.setChecked(config.grad_checkpoint)
+        if backend:
+            self.backend.setCurrentIndex(max(0, self.backend.findData(backend)))
