@@ -14,6 +14,7 @@ from core.errors import HangarError, ModelFileError, NotFoundError, UnsupportedM
 
 if TYPE_CHECKING:
     from core.estimate import Estimate
+    from core.estimate_mlx import MlxEstimate
     from core.hardware import Hardware
     from core.library import Library
     from core.settings import Settings
@@ -143,18 +144,43 @@ def estimate_load(
         return None
 
 
+def estimate_mlx_load(path: Path, options: LoadOptions, hardware: Hardware | None) -> MlxEstimate | None:
+    """The MLX estimator's figure for an MLX folder; None when it cannot tell."""
+    from core.estimate_mlx import estimate_mlx
+    from core.safetensors import read_safetensors_dir
+
+    kv_bits = {"q8_0": 8, "q4_0": 4}.get(options.kv_cache_type)
+    try:
+        return estimate_mlx(read_safetensors_dir(path), options.context_length, hardware, kv_bits)
+    except (HangarError, OSError, ValueError, KeyError) as exc:
+        logger.info("no MLX estimate for %s: %s", path, exc)
+        return None
+
+
+def estimated_bytes(estimate: Estimate | MlxEstimate | None) -> int | None:
+    """The part of an estimate that the engine's own allocation report covers, for a side-by-side figure:
+    llama.cpp's buffers; for MLX the weights (its KV cache grows later, while chatting)."""
+    if estimate is None:
+        return None
+    if hasattr(estimate, "engine_bytes"):
+        return int(estimate.engine_bytes)
+    return int(estimate.weights)
+
+
 def spec_for(model: ResolvedModel, options: LoadOptions) -> ModelSpec:
     return ModelSpec(model.engine, str(model.path), options)
 
 
-def memory_lines(info: ModelInfo, estimate: Estimate | None) -> list[str]:
+def memory_lines(info: ModelInfo, estimate: Estimate | MlxEstimate | None) -> list[str]:
     """What the engine allocated, per kind of buffer, next to the estimate where there is one."""
     allocated: dict[str, int] = {}
     for key, size in info.allocated.items():
         kind = key.split(":", 1)[0]
         allocated[kind] = allocated.get(kind, 0) + size
     estimated: dict[str, int] = {}
-    if estimate is not None:
+    if estimate is not None and not hasattr(estimate, "component"):  # MLX: weights now, KV while chatting
+        estimated = {"model": int(estimate.weights)}  # type: ignore[union-attr]
+    elif estimate is not None:
         estimated = {
             "model": estimate.component("weights") + estimate.component("repack"),
             "kv": estimate.component("kv"),
@@ -170,7 +196,8 @@ def memory_lines(info: ModelInfo, estimate: Estimate | None) -> list[str]:
         lines.append(f"{_KIND_NAMES[kind]}: {real}{guess}")
     total = sum(allocated.values())
     if total:
-        guess = f" (estimated {estimate.engine_bytes / _MIB:,.1f} MiB)" if estimate is not None else ""
+        expected = estimated_bytes(estimate)
+        guess = f" (estimated {expected / _MIB:,.1f} MiB)" if expected is not None else ""
         lines.append(f"Total allocated: {total / _MIB:,.1f} MiB{guess}")
     return lines
 

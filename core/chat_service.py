@@ -11,13 +11,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.chat import ChatStore
-from core.chat_models import ResolvedModel, engine_for, estimate_load, load_options, resolve_model, spec_for
+from core.chat_models import (
+    ResolvedModel,
+    engine_for,
+    estimate_load,
+    estimate_mlx_load,
+    load_options,
+    resolve_model,
+    spec_for,
+)
 from core.chat_session import ChatSession
 from core.engine import EngineHost, LoadOptions, ModelInfo
 
 if TYPE_CHECKING:
     from core.app import AppContext
     from core.estimate import Estimate
+    from core.estimate_mlx import MlxEstimate
     from core.hardware import Hardware
     from core.library import Library
 
@@ -40,7 +49,7 @@ class LoadedModel:
     model: ResolvedModel
     options: LoadOptions
     info: ModelInfo
-    estimate: Estimate | None
+    estimate: Estimate | MlxEstimate | None
 
 
 class ChatService:
@@ -119,8 +128,10 @@ class ChatService:
         if pending is None or pending[1].path != Path(info.path):
             return None
         _, model, options = pending
-        estimate = None
-        if model.engine == "llama":
+        estimate: Estimate | MlxEstimate | None = None
+        if model.engine == "mlx":
+            estimate = estimate_mlx_load(model.path, options, self.hardware())
+        elif model.engine == "llama":
             layers = 0 if info.device == "cpu" else (None if options.gpu_layers < -1 else options.gpu_layers)
             estimate = estimate_load(model.path, options, self.hardware(), gpu_layers=layers)
         self.loaded = LoadedModel(model, options, info, estimate)

@@ -261,7 +261,8 @@ def test_chat_from_my_models_opens_the_library_model(qtbot, page: ChatPage, tiny
 
 def test_mlx_model_chats_and_refuses_json_mode_in_place(qtbot, page: ChatPage, tiny_hf_model: Path) -> None:  # type: ignore[no-untyped-def]
     load(qtbot, page, tiny_hf_model)
-    assert "mlx" in page.model_label.text()
+    assert "mlx" in page.model_label.text() and "estimated" in page.model_label.text()
+    assert page.model_label.toolTip().startswith("Weights:")
     page.new_chat()
     panel = page.settings_panel
     panel.response_format.setCurrentIndex(panel.response_format.findData("json"))

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.chat import ChatSettings, Message
-from core.chat_models import memory_advice, memory_lines
+from core.chat_models import estimated_bytes, memory_advice, memory_lines
 from core.chat_service import ChatService, ModelChoice
 from core.chat_session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
 from core.engine import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
@@ -276,7 +276,8 @@ class ChatPage(Page):
             return
         lines = memory_lines(loaded.info, loaded.estimate)
         total = sum(loaded.info.allocated.values())
-        guess = f" (estimated {loaded.estimate.engine_bytes / _MIB:,.1f} MiB)" if loaded.estimate else ""
+        expected = estimated_bytes(loaded.estimate)
+        guess = f" (estimated {expected / _MIB:,.1f} MiB)" if expected is not None else ""
         self.model_label.setText(
             f"{loaded.model.name} · {loaded.model.engine}, {loaded.info.device.upper()} · "
             f"{total / _MIB:,.1f} MiB allocated{guess}"
