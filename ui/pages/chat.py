@@ -161,21 +161,24 @@ class ChatPage(Page):
         self.model_label.setObjectName("ModelStatus")
         self.model_label.setWordWrap(True)
         self.model_label.setStyleSheet(f"color: {current_colors().muted};")
-        row = QHBoxLayout()
-        row.addWidget(self.model_picker, 1)
+        # two rows: the model and where it comes from; then what to do with it and what it holds now
+        choose = QHBoxLayout()
+        choose.addWidget(self.model_picker, 1)
+        choose.addWidget(self.browse_button)
+        act = QHBoxLayout()
         for widget in (
-            self.browse_button,
-            self.options_button,
             self.load_button,
             self.unload_button,
+            self.options_button,
             self.progress,
             self.cancel_load_button,
         ):
-            row.addWidget(widget)
+            act.addWidget(widget)
+        act.addWidget(self.model_label, 1)
         self.model_bar = QVBoxLayout()
         self.model_bar.setSpacing(4)
-        self.model_bar.addLayout(row)
-        self.model_bar.addWidget(self.model_label)
+        self.model_bar.addLayout(choose)
+        self.model_bar.addLayout(act)
         self.load_button.clicked.connect(self.load_selected)
         self.unload_button.clicked.connect(self.unload)
         self.cancel_load_button.clicked.connect(self.cancel_load)
