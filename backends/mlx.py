@@ -146,24 +146,19 @@ class MlxEngine:
 
         self._require_model()
         if params.response_format != "text":
-            raise EngineError(
-                STRUCTURED_OUTPUT_UNSUPPORTED, hint="Use a GGUF model (llama.cpp) for JSON output."
-            )
+            raise EngineError(STRUCTURED_OUTPUT_UNSUPPORTED, hint="Use a GGUF model (llama.cpp) for JSON output.")
         started = time.perf_counter()
         prompt = self._prompt_tokens(messages, params.continue_last)
         budget = self._context_length - len(prompt)
         if budget <= 0:
             raise EngineError(
-                f"The conversation ({len(prompt)} tokens) does not fit in the context "
-                f"({self._context_length} tokens).",
+                f"The conversation ({len(prompt)} tokens) does not fit in the context ({self._context_length} tokens).",
                 hint="Start a new chat, shorten the history, or load the model with a longer context.",
             )
         max_tokens = min(params.max_tokens, budget)
         if params.seed is not None:
             mx.random.seed(params.seed)
-        sampler = make_sampler(
-            temp=params.temperature, top_p=params.top_p, min_p=params.min_p, top_k=params.top_k
-        )
+        sampler = make_sampler(temp=params.temperature, top_p=params.top_p, min_p=params.min_p, top_k=params.top_k)
         processors = make_logits_processors(
             repetition_penalty=params.repeat_penalty if params.repeat_penalty != 1.0 else None
         )
@@ -242,9 +237,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         )
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise ModelFileError(
-            f"{path.name} has no config.json, so it is not a Hugging Face / MLX model folder."
-        )
+        raise ModelFileError(f"{path.name} has no config.json, so it is not a Hugging Face / MLX model folder.")
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -252,9 +245,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ModelFileError(f"{path.name}/config.json is not a JSON object.")
     if not any(path.glob("*.safetensors")):
-        raise ModelFileError(
-            f"{path.name} has no .safetensors weights.", hint="The download may be incomplete."
-        )
+        raise ModelFileError(f"{path.name} has no .safetensors weights.", hint="The download may be incomplete.")
     return config
 
 

@@ -131,9 +131,7 @@ class ChatSettings:
             logger.warning("damaged chat settings %r; using defaults", text[:80])
             return cls()
         known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {
-            k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in known
-        }
+        values: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in known}
         try:
             return cls(**values)
         except TypeError:
@@ -316,9 +314,7 @@ class ChatStore:
     def append_text(self, message_id: int, text: str) -> None:
         """Append streamed text to a reply (called a few times a second while it streams)."""
         if text:
-            self._store.execute(
-                "UPDATE chat_messages SET content = content || ? WHERE id = ?", (text, message_id)
-            )
+            self._store.execute("UPDATE chat_messages SET content = content || ? WHERE id = ?", (text, message_id))
 
     def set_content(self, message_id: int, content: str) -> Message:
         self._store.execute("UPDATE chat_messages SET content = ? WHERE id = ?", (content, message_id))

@@ -180,12 +180,8 @@ class ChatSession:
     def history(self) -> list[ChatMessage]:
         """What the model sees: the system prompt, then every message with text."""
         conversation = self.chats.get(self.conversation_id)
-        items = (
-            [ChatMessage("system", conversation.system_prompt)] if conversation.system_prompt.strip() else []
-        )
-        items += [
-            ChatMessage(m.role, m.content) for m in self.chats.messages(self.conversation_id) if m.content
-        ]
+        items = [ChatMessage("system", conversation.system_prompt)] if conversation.system_prompt.strip() else []
+        items += [ChatMessage(m.role, m.content) for m in self.chats.messages(self.conversation_id) if m.content]
         return items
 
     def refresh_usage(self) -> ContextUsage | None:
@@ -213,9 +209,7 @@ class ChatSession:
         if continue_message is None:
             message = self.chats.add_message(self.conversation_id, "assistant", "", MessageState.STREAMING)
         else:
-            message = self.chats.finish_message(
-                continue_message.id, continue_message.content, MessageState.STREAMING
-            )
+            message = self.chats.finish_message(continue_message.id, continue_message.content, MessageState.STREAMING)
         with self._lock:
             self._idle.clear()
             self._active = _Active(None, message.id, message.content, last_flush=time.monotonic())

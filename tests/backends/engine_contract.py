@@ -39,9 +39,7 @@ class EngineContract:
         assert sum(info.allocated.values()) > 0  # real buffer sizes, not an estimate
 
     def test_generation_streams_and_reports_stats(self, host: EngineHost) -> None:
-        stats, chunks = generate(
-            host, GenerationParams(max_tokens=24, temperature=0.8, ignore_eos=True, seed=3)
-        )
+        stats, chunks = generate(host, GenerationParams(max_tokens=24, temperature=0.8, ignore_eos=True, seed=3))
         assert stats.completion_tokens == 24
         assert stats.stop_reason == "length"
         assert "".join(chunks) == stats.text
@@ -61,9 +59,7 @@ class EngineContract:
         first, _ = generate(host, GREEDY)
         again, _ = generate(host, GREEDY)
         assert first.text == again.text and first.text
-        sampled = GenerationParams(
-            max_tokens=30, temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, ignore_eos=True
-        )
+        sampled = GenerationParams(max_tokens=30, temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, ignore_eos=True)
         a, _ = generate(host, replace(sampled, seed=11))
         b, _ = generate(host, replace(sampled, seed=11))
         c, _ = generate(host, replace(sampled, seed=12))

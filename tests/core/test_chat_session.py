@@ -44,9 +44,7 @@ def new_session(chats: ChatStore, host: EngineHost, settings: ChatSettings = FAS
     return ChatSession(chats, host, conversation.id)
 
 
-def test_reply_streams_into_the_store_and_survives_a_restart(
-    chats: ChatStore, host: EngineHost, db: Path
-) -> None:
+def test_reply_streams_into_the_store_and_survives_a_restart(chats: ChatStore, host: EngineHost, db: Path) -> None:
     session = new_session(chats, host, system_prompt="You are terse.")
     session.FLUSH_SECONDS = 0.0  # write every chunk, so the test can look at the row mid-stream
     seen: list[object] = []
@@ -175,15 +173,11 @@ def test_context_meter_leaves_out_the_oldest_messages(chats: ChatStore, tiny_ggu
     small = EngineHost(serve, name="test-chat-small")
     try:
         small.load_blocking(ModelSpec("llama", str(tiny_gguf), LoadOptions(context_length=256)))
-        session = new_session(
-            chats, small, settings=ChatSettings(max_tokens=32, seed=1), system_prompt="Be kind."
-        )
+        session = new_session(chats, small, settings=ChatSettings(max_tokens=32, seed=1), system_prompt="Be kind.")
         usage = session.refresh_usage()
         assert usage is not None and usage.level == "ok" and usage.limit == 256
         for i in range(6):  # ~40 tokens each: together more than the context
-            chats.add_message(
-                session.conversation_id, "user" if i % 2 == 0 else "assistant", "hello world " * 12
-            )
+            chats.add_message(session.conversation_id, "user" if i % 2 == 0 else "assistant", "hello world " * 12)
         usage = session.refresh_usage()
         assert usage is not None and usage.level == "full"
         assert "leave out the oldest" in usage.describe()
@@ -193,9 +187,7 @@ def test_context_meter_leaves_out_the_oldest_messages(chats: ChatStore, tiny_ggu
         assert session.usage is not None and session.usage.left_out > 0
         assert reply.prompt_tokens is not None and reply.prompt_tokens + 32 <= 256
         assert "no longer fit" in session.usage.describe()
-        assert (
-            len(chats.messages(session.conversation_id)) == 8
-        )  # nothing deleted, only left out of the prompt
+        assert len(chats.messages(session.conversation_id)) == 8  # nothing deleted, only left out of the prompt
     finally:
         small.shutdown()
 
