@@ -7,18 +7,24 @@ counts, time to first token and decode speed, can stop between any two tokens, a
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import json
+import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from backends.textstream import find_stop, role_text_prompt, safe_emit_length
+from backends.utf8guard import Utf8Guard, Utf8Tables
+from core.chat_models import AUTO_GPU_LAYERS, auto_gpu_layers
 from core.engine import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
 from core.errors import EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
 from core.modelcheck import check_gguf_file
 
+logger = logging.getLogger(__name__)
 _MIB = 1024 * 1024
 _BUFFER_LINE = re.compile(r"^\s*([\w.\-]+)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB")
 
@@ -26,7 +32,7 @@ FALLBACK_TEMPLATE_NOTE = "This model has no chat template; Hangar uses a plain '
 
 
 class _LogCapture:
-    """Collects llama.cpp's log lines (they arrive in fragments) to read the real buffer sizes after a load."""
+    """Collects llama.cpp's log lines to read the real buffer sizes after a load."""
 
     def __init__(self) -> None:
         import llama_cpp
@@ -68,8 +74,9 @@ class LlamaEngine:
         self._log: _LogCapture | None = None
         self._template: Any = None
         self._path: str | None = None
+        self._utf8: Utf8Tables | None = None  # built on the first JSON request, per model
 
-    # -- load -------------------------------------------------------------------------------------------------------
+    # -- load ------------------------------------------------------------------------------------------------
     def load(self, spec: ModelSpec, progress: Callable[[float | None], None]) -> ModelInfo:
         import llama_cpp
 
@@ -79,10 +86,11 @@ class LlamaEngine:
             self._log = _LogCapture()
         self._log.take()
         opts = spec.options
+        gpu_layers = _resolve_gpu_layers(path, opts)
         kwargs: dict[str, Any] = dict(
             model_path=str(path),
             n_ctx=opts.context_length,
-            n_gpu_layers=opts.gpu_layers,
+            n_gpu_layers=gpu_layers,
             seed=opts.seed if opts.seed >= 0 else llama_cpp.LLAMA_DEFAULT_SEED,
             verbose=False,
             flash_attn=opts.flash_attention,
@@ -95,13 +103,32 @@ class LlamaEngine:
                 raise EngineError(f"Unknown KV cache type {opts.kv_cache_type!r}; use f16, q8_0 or q4_0.")
             kwargs["type_k"] = kwargs["type_v"] = ggml_type
         if opts.lora_path:
-            kwargs["lora_path"] = opts.lora_path
+            lora = Path(opts.lora_path)
+            if not lora.is_file():
+                raise ModelFileError(
+                    f"The LoRA adapter {lora} is not a file.",
+                    hint="llama.cpp needs a GGUF adapter; convert a PEFT adapter with convert_lora_to_gguf.",
+                )
+            check_gguf_file(lora)
+            kwargs["lora_path"] = str(lora)
         started = time.perf_counter()
         try:
-            self._llm = llama_cpp.Llama(**kwargs)
+            with _load_progress(progress):
+                self._llm = llama_cpp.Llama(**kwargs)
         except ValueError as exc:
             raise self._explain_load_failure(path, exc) from exc
+        except RuntimeError as exc:  # the LoRA adapter is refused (wrong base model, damaged file)
+            raise ModelFileError(f"llama.cpp could not apply the LoRA adapter: {exc}") from exc
         lines = self._log.take()
+        refused = next((ln for ln in lines if "failed to apply lora adapter" in ln), None)
+        if refused is not None:
+            # llama.cpp logs the refusal but the binding still hands back an adapter (which does nothing)
+            self.unload()
+            reason = refused.split("failed to apply lora adapter:", 1)[-1].strip()
+            raise ModelFileError(
+                f"The LoRA adapter {Path(opts.lora_path or '').name} does not fit {path.name}: {reason}",
+                hint="Use an adapter trained for this base model.",
+            )
         self._path = str(path)
         self._template = self._make_template()
         allocated = parse_buffer_sizes(lines)
@@ -113,7 +140,7 @@ class LlamaEngine:
             has_chat_template=self._template is not None,
             allocated=allocated,
             load_seconds=time.perf_counter() - started,
-            device="gpu" if opts.gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload() else "cpu",
+            device="gpu" if gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload() else "cpu",
         )
 
     def _explain_load_failure(self, path: Path, exc: Exception) -> Exception:
@@ -126,13 +153,30 @@ class LlamaEngine:
                 f"{path.name}: the {name} architecture is not supported by this llama.cpp build.",
                 hint="Update Hangar, or choose a model with a supported architecture.",
             )
-        if "failed to allocate" in text or "out of memory" in text.lower() or "cudaMalloc failed" in text:
+        lowered = text.lower()
+        if any(s in lowered for s in ("failed to allocate", "out of memory", "bad_alloc", "cudamalloc failed")):
+            wanted = re.search(r"attempted to allocate ([\d.]+) MB", text)
+            part = "the KV cache" if "kv cache" in lowered else "the model"
+            need = f" ({part} needed {float(wanted.group(1)) / 1024:.1f} GiB more)" if wanted else ""
             return InsufficientMemoryError(
-                f"Not enough memory to load {path.name}.",
+                f"Not enough memory to load {path.name}{need}.",
                 hint="Try fewer GPU layers, a shorter context or a smaller quant.",
             )
+        if "llama_context" in str(exc):
+            # the weights loaded; the context (KV cache, flash attention, ...) could not be set up as asked
+            reason = next(
+                (ln.split(":", 1)[1].strip() for ln in reversed(lines) if ln.startswith("llama_init_from_model:")),
+                "the context could not be created",
+            )
+            return EngineError(
+                f"llama.cpp cannot run {path.name} with these load options: {reason}.",
+                hint="Try an f16 KV cache, flash attention off, or a shorter context.",
+            )
         detail = next((ln.strip() for ln in reversed(lines) if "error" in ln.lower()), str(exc))
-        return ModelFileError(f"llama.cpp could not load {path.name}: {detail}")
+        return ModelFileError(
+            f"llama.cpp could not load {path.name}: {detail}",
+            hint="The file may be damaged or incomplete: download it again.",
+        )
 
     def _make_template(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -152,7 +196,7 @@ class LlamaEngine:
             return ""
         return self._llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
-    # -- prompts ----------------------------------------------------------------------------------------------------
+    # -- prompts ---------------------------------------------------------------------------------------------
     def _prompt_tokens(self, messages: Sequence[ChatMessage], continue_last: bool) -> list[int]:
         items = [{"role": m.role, "content": m.content} for m in messages]
         if self._template is not None:
@@ -162,9 +206,7 @@ class LlamaEngine:
             else:
                 prompt = self._template(messages=items).prompt
         else:
-            prompt = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in items)
-            if not (continue_last and items and items[-1]["role"] == "assistant"):
-                prompt += "Assistant:"
+            prompt = role_text_prompt(items, continue_last)
         # The template writes BOS itself when the model wants it; tokenize adds it only if it is missing.
         bos = self._token_text(self._llm.token_bos())
         add_bos = not (bos and prompt.startswith(bos))
@@ -178,7 +220,7 @@ class LlamaEngine:
         if self._llm is None:
             raise EngineError("No model is loaded.")
 
-    # -- generation ---------------------------------------------------------------------------------------------
+    # -- generation ------------------------------------------------------------------------------------------
     def generate(
         self,
         messages: Sequence[ChatMessage],
@@ -202,7 +244,7 @@ class LlamaEngine:
         if params.seed is not None:
             llm.set_seed(params.seed)
         grammar = self._grammar(params)
-        logits_processor = None
+        processors: list[Any] = []
         vocab = llm._model.vocab
         if params.ignore_eos:
             eog = [t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
@@ -211,7 +253,10 @@ class LlamaEngine:
                 logits[eog] = -float("inf")
                 return logits
 
-            logits_processor = llama_cpp.LogitsProcessorList([suppress_eos])
+            processors.append(suppress_eos)
+        if grammar is not None:
+            processors.append(Utf8Guard(self._utf8_tables(), len(prompt)))
+        logits_processor = llama_cpp.LogitsProcessorList(processors) if processors else None
         stops = list(params.stop)
         text = ""
         emitted = 0  # characters of ``text`` already sent
@@ -244,11 +289,11 @@ class LlamaEngine:
                 previous.append(token)
                 if piece:
                     text += piece
-                    hit = _find_stop(text, stops, emitted)
+                    hit = find_stop(text, stops, emitted)
                     if hit is not None:
                         text = text[:hit]
                         stop_reason = "stop"
-                    safe = _safe_emit_length(text, stops) if hit is None else len(text)
+                    safe = safe_emit_length(text, stops) if hit is None else len(text)
                     if safe > emitted:
                         emit(text[emitted:safe])
                         emitted = safe
@@ -277,6 +322,12 @@ class LlamaEngine:
             text=text,
         )
 
+    def _utf8_tables(self) -> Utf8Tables:
+        if self._utf8 is None:
+            llm = self._llm
+            self._utf8 = Utf8Tables([llm.detokenize([t]) for t in range(llm.n_vocab())])
+        return self._utf8
+
     def _grammar(self, params: GenerationParams) -> Any:
         from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
@@ -296,29 +347,59 @@ class LlamaEngine:
             self._llm.close()
             self._llm = None
             self._template = None
+            self._utf8 = None
 
 
-def _find_stop(text: str, stops: Sequence[str], emitted: int) -> int | None:
-    """Index where the earliest stop string starts, searching only text that could contain a new match."""
-    best: int | None = None
-    for stop in stops:
-        if not stop:
-            continue
-        index = text.find(stop, max(0, emitted - len(stop)))
-        if index != -1 and (best is None or index < best):
-            best = index
-    return best
+def _resolve_gpu_layers(path: Path, opts: Any) -> int:
+    """GPU layers "auto": ask the estimator, here in the engine process that knows whether this llama.cpp
+    build can offload at all (a CPU-only build gets 0 without looking at the hardware)."""
+    import llama_cpp
+
+    if opts.gpu_layers != AUTO_GPU_LAYERS:
+        return int(opts.gpu_layers)
+    offload = bool(llama_cpp.llama_supports_gpu_offload())
+    hardware = None
+    if offload:
+        from backends.probe import probe_engines
+        from core.hardware import detect_hardware
+
+        hardware = detect_hardware(probe_engines)
+    layers = auto_gpu_layers(path, opts, hardware, gpu_offload=offload)
+    logger.info("GPU layers auto -> %d for %s", layers, path.name)
+    return layers
 
 
-def _safe_emit_length(text: str, stops: Sequence[str]) -> int:
-    """Hold back a tail that could be the start of a stop string, so a stop string is never shown."""
-    hold = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:k]):
-                hold = max(hold, k)
-                break
-    return len(text) - hold
+@contextlib.contextmanager
+def _load_progress(progress: Callable[[float | None], None]) -> Iterator[None]:
+    """Report llama.cpp's own load progress. ``Llama`` takes no progress argument, so the default model
+    parameters it starts from get our callback for the duration of the load (this process loads one model at
+    a time, so nothing else sees the change)."""
+    import llama_cpp
+    import llama_cpp.llama as llama_module
+
+    native = llama_module.llama_cpp
+    original = native.llama_model_default_params
+    last = [-1.0]
+
+    def on_progress(fraction: float, _user_data: Any) -> bool:
+        # llama.cpp calls this very often; a message per whole percent is plenty.
+        if fraction - last[0] >= 0.01 or fraction >= 1.0:
+            last[0] = fraction
+            progress(min(max(float(fraction), 0.0), 1.0))
+        return True
+
+    callback = llama_cpp.llama_progress_callback(on_progress)
+
+    def with_progress() -> Any:
+        params = original()
+        params.progress_callback = callback
+        return params
+
+    native.llama_model_default_params = with_progress
+    try:
+        yield
+    finally:
+        native.llama_model_default_params = original
 
 
 _GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}

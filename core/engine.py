@@ -332,6 +332,10 @@ class EngineHost:
             self._process = None
             self.model = None
             self._set_state(EngineState.STOPPED)
+            # anyone still waiting on a request (a token count on a worker thread, say) gets an answer now,
+            # instead of blocking until its timeout
+            for request_id, waiter in list(self._waiters.items()):
+                waiter.finish(RequestFailed(request_id, EngineError.code, "The engine was stopped."))
 
     def kill(self) -> None:
         """Kill the child at once (what an OOM killer would do). For tests and for "force stop"."""

@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from core.events import EventHook
+from ui.qtfix import emit
 
 
 class Bridge(QObject):
@@ -28,13 +29,13 @@ class Bridge(QObject):
 
     def connect_hook(self, hook: EventHook[Any], slot: Callable[..., object]) -> Callable[[], None]:
         """Call ``slot`` on the GUI thread each time ``hook`` fires (from any thread)."""
-        disconnect = hook.connect(lambda *args: self._deliver.emit(slot, args))
+        disconnect = hook.connect(lambda *args: emit(self._deliver, slot, args))
         self._disconnects.append(disconnect)
         return disconnect
 
     def call_soon(self, fn: Callable[..., object], *args: object) -> None:
         """Run ``fn(*args)`` on the GUI thread (safe to call from any thread)."""
-        self._deliver.emit(fn, args)
+        emit(self._deliver, fn, args)
 
     def disconnect_all(self) -> None:
         while self._disconnects:

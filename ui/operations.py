@@ -10,6 +10,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from ui.qtfix import emit
+
 logger = logging.getLogger(__name__)
 
 _live: set[_Relay] = set()  # keep relays alive until their task reports
@@ -30,9 +32,9 @@ class _Task(QRunnable):
         try:
             result = self._fn()
         except Exception as exc:
-            self._relay.failed.emit(exc, traceback.format_exc())
+            emit(self._relay.failed, exc, traceback.format_exc())
         else:
-            self._relay.succeeded.emit(result)
+            emit(self._relay.succeeded, result)
 
 
 def run_in_background(

@@ -83,6 +83,15 @@ def _add_finetune_scenes() -> None:
 _add_finetune_scenes()
 
 
+def _feature_scenes() -> list[tuple[str, Callable[[object], None]]]:
+    from ui.pages.chat_scenes import SCENES as CHAT_SCENES
+
+    return list(CHAT_SCENES)
+
+
+SCENES.extend(_feature_scenes())
+
+
 def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light") -> list[Path]:
     """Render every scene with a fresh app whose data lives in a temporary folder (``make_context(folder)``)."""
     from PySide6.QtWidgets import QApplication

@@ -32,6 +32,7 @@ COMMANDS: tuple[str, ...] = (
     "core.cli.ls_cmd",
     "core.cli.import_cmd",
     "core.cli.rm_cmd",
+    "core.cli.chat_cmd",
     "core.cli.finetune_cmd",
     "core.cli.hw_cmd",
     "core.cli.estimate_cmd",

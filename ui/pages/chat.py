@@ -1,26 +1,525 @@
-"""The Chat page (placeholder until its feature lands: header and empty state)."""
+"""The Chat page: conversations on the left, the model bar, the transcript and the composer in the middle, the
+settings panel on the right. Work goes through ``core.chat_service`` (engine in a child process); events reach
+the widgets through the bridge, and every failure is explained in place with the conversation kept."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
+from core.chat import ChatSettings, Message
+from core.chat_models import estimated_bytes, memory_advice, memory_lines
+from core.chat_service import ChatService, ModelChoice
+from core.chat_session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
+from core.engine import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
+from core.errors import CancelledError, InsufficientMemoryError
+from ui.operations import run_in_background
+from ui.pages.chat_list import ConversationColumn
+from ui.pages.chat_settings import ChatSettingsPanel
+from ui.pages.chat_transcript import TranscriptView, copy_to_clipboard
+from ui.qtfix import emit
+from ui.theme import current_colors
 from ui.widgets.common import EmptyState, Page
 
 if TYPE_CHECKING:
     from core.app import AppContext
     from ui.bridge import Bridge
 
+logger = logging.getLogger(__name__)
+_MIB = 1024 * 1024
+
 
 class ChatPage(Page):
+    #: A reply ended (for tests and the status bar): the final message.
+    reply_finished = Signal(object)
+    #: The model bar changed: "loading", "loaded", "failed", "unloaded", "crashed".
+    model_state_changed = Signal(str)
+
     def __init__(self, app: AppContext, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__("Chat", "Talk to a local model. Nothing leaves this machine.", parent)
         self.app = app
         self.bridge = bridge
-        self.empty = EmptyState(
-            "chat",
-            "No conversations yet",
-            "Pick a model in My Models and choose Chat to start a conversation.",
+        self.service = ChatService(app)
+        self.conversation_id: int | None = None
+        self.editing_id: int | None = None
+        self._load_request: int | None = None
+        self._hooked: set[int] = set()
+        self._extra_models: list[str] = []
+
+        self.conversations = ConversationColumn(self.service.chats)
+        self.settings_panel = ChatSettingsPanel()
+        self._build_model_bar()
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setObjectName("ChatBanner")
+        self.banner.hide()
+        self.banner_action = QPushButton()
+        self.banner_action.hide()
+        self._banner_callback: Any = None
+        self.banner_action.clicked.connect(self._on_banner_action)
+        banner_row = QHBoxLayout()
+        banner_row.addWidget(self.banner, 1)
+        banner_row.addWidget(self.banner_action)
+        self.transcript = TranscriptView()
+        self.empty = EmptyState("chat", "No conversation open", "Choose a model above, load it, and start a new chat.")
+        self.center_stack = QStackedWidget()
+        self.center_stack.addWidget(self.empty)
+        self.center_stack.addWidget(self.transcript)
+        self.meter = QProgressBar()
+        self.meter.setRange(0, 1000)
+        self.meter.setTextVisible(False)
+        self.meter.setFixedHeight(6)
+        self.meter_label = QLabel("Context: —")
+        self.editing_label = QLabel("Editing a message — Send resends it, Esc cancels.")
+        self.editing_label.hide()
+        self.composer = QPlainTextEdit()
+        self.composer.setPlaceholderText("Message (Ctrl+Enter to send)")
+        self.composer.setFixedHeight(84)
+        self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("Primary")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the reply (Esc)")
+        self.stop_button.setEnabled(False)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        composer_row = QHBoxLayout()
+        composer_row.addWidget(self.composer, 1)
+        composer_row.addLayout(buttons)
+
+        center = QVBoxLayout()
+        center.addLayout(self.model_bar)
+        center.addLayout(banner_row)
+        center.addWidget(self.center_stack, 1)
+        center.addWidget(self.meter)
+        center.addWidget(self.meter_label)
+        center.addWidget(self.editing_label)
+        center.addLayout(composer_row)
+        row = QHBoxLayout()
+        row.addWidget(self.conversations)
+        row.addLayout(center, 1)
+        row.addWidget(self.settings_panel)
+        self.body.addLayout(row, 1)
+
+        self.conversations.selected.connect(self.open_conversation)
+        self.conversations.new_requested.connect(self.new_chat)
+        self.conversations.deleted.connect(self._on_deleted)
+        self.settings_panel.changed.connect(self._on_settings_changed)
+        self.transcript.copy_requested.connect(self._copy)
+        self.transcript.edit_requested.connect(self.start_edit)
+        self.transcript.regenerate_requested.connect(lambda: self._act("regenerate"))
+        self.transcript.continue_requested.connect(lambda: self._act("continue"))
+        self.send_button.clicked.connect(self.send)
+        self.stop_button.clicked.connect(self.stop)
+        QShortcut(QKeySequence("Ctrl+Return"), self.composer, activated=self.send)
+        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.on_escape)
+        escape.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        bridge.connect_hook(self.service.host.events, self._on_engine_event)
+        self.refresh_models()
+        self._set_model_label()
+
+    # -- model bar ------------------------------------------------------------------------------------------------
+    def _build_model_bar(self) -> None:
+        self.model_picker = QComboBox()
+        self.model_picker.setMinimumWidth(160)
+        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_picker.setAccessibleName("Model")
+        self.browse_button = QPushButton("Browse…")
+        menu = QMenu(self.browse_button)
+        menu.addAction("GGUF file…", self._browse_file)
+        menu.addAction("MLX model folder…", self._browse_folder)
+        self.browse_button.setMenu(menu)
+        self.load_button = QPushButton("Load")
+        self.options_button = QPushButton("Options…")
+        self.options_button.setToolTip("Context length, GPU layers, KV cache, threads, LoRA adapter")
+        self.options_button.clicked.connect(self.edit_load_options)
+        self.load_options: LoadOptions | None = None  # None: from Settings
+        self.unload_button = QPushButton("Unload")
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(140)
+        self.progress.hide()
+        self.cancel_load_button = QPushButton("Cancel")
+        self.cancel_load_button.hide()
+        self.model_label = QLabel()
+        self.model_label.setObjectName("ModelStatus")
+        self.model_label.setWordWrap(True)
+        self.model_label.setStyleSheet(f"color: {current_colors().muted};")
+        # two rows: the model and where it comes from; then what to do with it and what it holds now
+        choose = QHBoxLayout()
+        choose.addWidget(self.model_picker, 1)
+        choose.addWidget(self.browse_button)
+        act = QHBoxLayout()
+        for widget in (
+            self.load_button,
+            self.unload_button,
+            self.options_button,
+            self.progress,
+            self.cancel_load_button,
+        ):
+            act.addWidget(widget)
+        act.addWidget(self.model_label, 1)
+        self.model_bar = QVBoxLayout()
+        self.model_bar.setSpacing(4)
+        self.model_bar.addLayout(choose)
+        self.model_bar.addLayout(act)
+        self.load_button.clicked.connect(self.load_selected)
+        self.unload_button.clicked.connect(self.unload)
+        self.cancel_load_button.clicked.connect(self.cancel_load)
+
+    def refresh_models(self) -> None:
+        extra = list(self._extra_models)
+        run_in_background(
+            lambda: self.service.choices(extra),
+            on_success=self._show_choices,
+            on_failure=lambda exc: logger.warning("model list failed: %s", exc),
         )
-        self.body.addWidget(self.empty, 1)
+
+    def _show_choices(self, choices: list[ModelChoice]) -> None:
+        current = self.model_picker.currentData()
+        self.model_picker.clear()
+        for choice in choices:
+            label = f"{choice.name} — {choice.badge}" if choice.badge else choice.name
+            self.model_picker.addItem(label, str(choice.path))
+            if not choice.fits:
+                self.model_picker.setItemData(
+                    self.model_picker.count() - 1, current_colors().bad, Qt.ItemDataRole.ForegroundRole
+                )
+        index = self.model_picker.findData(current) if current else -1
+        self.model_picker.setCurrentIndex(max(index, 0))
+
+    def add_model_path(self, path: str) -> None:
+        """Offer ``path`` in the picker and select it (Browse, tests, "Chat" from My Models)."""
+        if path not in self._extra_models:
+            self._extra_models.append(path)
+        if self.model_picker.findData(path) < 0:
+            self.model_picker.addItem(Path(path).name, path)
+        self.model_picker.setCurrentIndex(self.model_picker.findData(path))
+        self.refresh_models()
+
+    def open_payload(self, payload: object) -> None:
+        """My Models' "Chat" sends a library id; a path works too."""
+        if isinstance(payload, Path) or (isinstance(payload, str) and Path(payload).exists()):
+            self.add_model_path(str(payload))
+        elif isinstance(payload, str):
+            try:
+                entry = self.service.library().get(payload)
+            except Exception as exc:
+                self.show_banner(str(exc))
+                return
+            self.add_model_path(str(entry.load_path))
+
+    def _browse_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", "", "GGUF models (*.gguf)")
+        if path:
+            self.add_model_path(path)
+
+    def _browse_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose an MLX model folder")
+        if path:
+            self.add_model_path(path)
+
+    def load_selected(self) -> None:
+        path = self.model_picker.currentData()
+        if not path:
+            self.show_banner("Choose a model first: Browse… for a .gguf file or an MLX folder.")
+            return
+        self.hide_banner()
+        try:
+            self._load_request = self.service.load(str(path), self.load_options)
+        except Exception as exc:  # a bad path, a damaged or unknown file: explained, nothing started
+            self.show_banner(str(exc))
+            emit(self.model_state_changed, "failed")
+            return
+        self._loading(True)
+        self.model_label.setText(f"Loading {Path(path).name}…")
+        emit(self.model_state_changed, "loading")
+
+    def edit_load_options(self) -> None:
+        from ui.pages.chat_load import LoadOptionsDialog
+
+        dialog = LoadOptionsDialog(self.load_options or self.service.default_options(), self)
+        if dialog.exec():
+            self.load_options = dialog.options
+
+    def cancel_load(self) -> None:
+        self.service.cancel_load()
+
+    def unload(self) -> None:
+        self.service.unload()
+
+    def _loading(self, on: bool) -> None:
+        self.progress.setVisible(on)
+        self.cancel_load_button.setVisible(on)
+        self.load_button.setEnabled(not on)
+        self.progress.setRange(0, 0)
+
+    def _set_model_label(self) -> None:
+        loaded = self.service.loaded
+        self.unload_button.setEnabled(loaded is not None)
+        if loaded is None:
+            self.model_label.setText("No model loaded")
+            self.model_label.setToolTip("")
+            return
+        lines = memory_lines(loaded.info, loaded.estimate)
+        total = sum(loaded.info.allocated.values())
+        expected = estimated_bytes(loaded.estimate)
+        guess = f" (estimated {expected / _MIB:,.1f} MiB)" if expected is not None else ""
+        self.model_label.setText(
+            f"{loaded.model.name} · {loaded.model.engine}, {loaded.info.device.upper()} · "
+            f"{total / _MIB:,.1f} MiB allocated{guess}"
+        )
+        self.model_label.setToolTip("\n".join(lines))
+
+    def _on_engine_event(self, event: object) -> None:
+        if isinstance(event, LoadProgress) and event.request_id == self._load_request:
+            if event.fraction is not None:
+                self.progress.setRange(0, 100)
+                self.progress.setValue(int(event.fraction * 100))
+        elif isinstance(event, ModelLoaded) and event.request_id == self._load_request:
+            self._loading(False)
+            self.service.finish_load(event.info)
+            self._set_model_label()
+            emit(self.model_state_changed, "loaded")
+            self._refresh_usage()
+        elif isinstance(event, RequestFailed) and event.request_id == self._load_request:
+            self._loading(False)
+            self._load_request = None
+            self._set_model_label()
+            self._refresh_usage()
+            if event.code == CancelledError.code:
+                self.show_banner("Loading was cancelled.")
+                emit(self.model_state_changed, "unloaded")
+                return
+            text = event.message
+            if event.code == InsufficientMemoryError.code and self.service.last_request is not None:
+                model, options = self.service.last_request
+                text += " " + memory_advice(model.path, options, self.service.hardware())
+            self.show_banner(text)
+            emit(self.model_state_changed, "failed")
+        elif isinstance(event, ModelUnloaded):
+            self.service.loaded = None
+            self._set_model_label()
+            self._refresh_usage()
+            emit(self.model_state_changed, "unloaded")
+        elif isinstance(event, EngineCrashed):
+            self._loading(False)
+            self.service.loaded = None
+            self._set_model_label()
+            self._refresh_usage()
+            self.show_banner(
+                f"{event.message} Your conversation is saved; load the model again to go on.",
+                action=("Reload", self.load_selected),
+            )
+            emit(self.model_state_changed, "crashed")
+
+    # -- banner ---------------------------------------------------------------------------------------------------
+    def show_banner(self, text: str, *, action: tuple[str, Any] | None = None) -> None:
+        colors = current_colors()
+        self.banner.setStyleSheet(
+            f"color: {colors.bad}; padding: 6px; border: 1px solid {colors.bad}; border-radius: 6px;"
+        )
+        self.banner.setText(text)
+        self.banner.show()
+        self._banner_callback = action[1] if action else None
+        if action:
+            self.banner_action.setText(action[0])
+        self.banner_action.setVisible(action is not None)
+
+    def _on_banner_action(self) -> None:
+        if self._banner_callback is not None:
+            self._banner_callback()
+
+    def hide_banner(self) -> None:
+        self.banner.hide()
+        self.banner_action.hide()
+
+    # -- conversations --------------------------------------------------------------------------------------------
+    def new_chat(self) -> None:
+        path = self.model_picker.currentData() or ""
+        loaded = self.service.loaded
+        engine = loaded.model.engine if loaded and str(loaded.model.path) == path else ""
+        conversation = self.service.chats.create(model=path, engine=engine, settings=self.settings_panel.settings())
+        self.conversations.refresh(select=conversation.id)
+        self.open_conversation(conversation.id)
+        self.composer.setFocus()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        conversation = self.service.chats.get(conversation_id)
+        self.conversation_id = conversation_id
+        self.cancel_edit()
+        session = self.service.session(conversation_id)
+        if conversation_id not in self._hooked:
+            self._hooked.add(conversation_id)
+            self.bridge.connect_hook(session.events, self._on_session_event)
+        self.settings_panel.show_settings(conversation.system_prompt, conversation.settings)
+        self.transcript.set_messages(self.service.chats.messages(conversation_id))
+        self.center_stack.setCurrentWidget(self.transcript)
+        if (
+            conversation.model
+            and self.model_picker.findData(conversation.model) < 0
+            and Path(conversation.model).exists()
+        ):
+            self.add_model_path(conversation.model)
+        elif conversation.model:
+            self.model_picker.setCurrentIndex(self.model_picker.findData(conversation.model))
+        self._update_buttons()
+        self._refresh_usage()
+
+    def _on_deleted(self, conversation_id: int) -> None:
+        self.service.forget(conversation_id)
+        if conversation_id == self.conversation_id:
+            self.conversation_id = None
+            self.transcript.set_messages([])
+            self.center_stack.setCurrentWidget(self.empty)
+
+    def _on_settings_changed(self, system_prompt: str, settings: ChatSettings) -> None:
+        if self.conversation_id is not None:
+            self.service.chats.update(self.conversation_id, system_prompt=system_prompt, settings=settings)
+
+    # -- sending --------------------------------------------------------------------------------------------------
+    def send(self) -> None:
+        text = self.composer.toPlainText().strip()
+        if not text:
+            return
+        if self.conversation_id is None:
+            self.new_chat()
+        editing = self.editing_id
+        if editing is not None:
+            self._act("edit", editing, text)
+        else:
+            self._act("send", text)
+
+    def _act(self, action: str, *args: Any) -> None:
+        if self.conversation_id is None:
+            return
+        session = self.service.session(self.conversation_id)
+        calls = {
+            "send": session.send,
+            "edit": session.edit_and_resend,
+            "regenerate": session.regenerate,
+            "continue": session.continue_reply,
+        }
+        self.hide_banner()
+        self.send_button.setEnabled(False)
+
+        def started(_message: Message) -> None:
+            if action in ("send", "edit"):
+                self.composer.clear()
+                self.cancel_edit()
+
+        def failed(exc: Exception) -> None:
+            self.show_banner(str(exc))
+            self._update_buttons()
+
+        # counting tokens asks the engine process: off the GUI thread
+        run_in_background(lambda: calls[action](*args), on_success=started, on_failure=failed)
+
+    def stop(self) -> None:
+        if self.conversation_id is not None:
+            self.service.session(self.conversation_id).stop()
+
+    def on_escape(self) -> None:
+        if self.editing_id is not None:
+            self.cancel_edit()
+        elif self.progress.isVisible():
+            self.cancel_load()
+        else:
+            self.stop()
+
+    def start_edit(self, message_id: int) -> None:
+        message = self.service.chats.message(message_id)
+        self.editing_id = message_id
+        self.composer.setPlainText(message.content)
+        self.editing_label.show()
+        self.composer.setFocus()
+
+    def cancel_edit(self) -> None:
+        if self.editing_id is not None:
+            self.composer.clear()
+        self.editing_id = None
+        self.editing_label.hide()
+
+    def _copy(self, text: str) -> None:
+        copy_to_clipboard(text)
+        emit(self.bridge.status_message, "Copied to the clipboard", 2000)
+
+    def _on_session_event(self, event: object) -> None:
+        if getattr(event, "conversation_id", None) != self.conversation_id:
+            if isinstance(event, ReplyFinished):
+                emit(self.reply_finished, event.message)
+            return
+        if isinstance(event, ReplyStarted):
+            self._sync_transcript()
+            self._update_buttons()
+        elif isinstance(event, ReplyDelta):
+            self.transcript.append_stream(event.message_id, event.text)
+        elif isinstance(event, ReplyFinished):
+            self._sync_transcript()
+            self.transcript.upsert(event.message)
+            if event.usage is not None:
+                self._show_usage(event.usage)
+            self._update_buttons()
+            self.conversations.refresh()
+            emit(self.reply_finished, event.message)
+
+    def _sync_transcript(self) -> None:
+        """Bring the cards in line with the store (regenerate and edit remove messages, send adds them)."""
+        assert self.conversation_id is not None
+        messages = self.service.chats.messages(self.conversation_id)
+        ids = {m.id for m in messages}
+        for message_id in [i for i in self.transcript.cards if i not in ids]:
+            card = self.transcript.cards.pop(message_id)
+            card.setParent(None)
+            card.deleteLater()
+        for message in messages:
+            card = self.transcript.cards.get(message.id)
+            if card is None or (card.message.content != message.content and message.state != "streaming"):
+                self.transcript.upsert(message)
+
+    def _update_buttons(self) -> None:
+        busy = self.conversation_id is not None and self.service.session(self.conversation_id).busy
+        self.send_button.setEnabled(not busy)
+        self.stop_button.setEnabled(busy)
+
+    def _refresh_usage(self) -> None:
+        if self.conversation_id is None or self.service.host.model is None:
+            self.meter.setValue(0)
+            self.meter_label.setText("Context: load a model to see how much of it this chat uses")
+            return
+        session = self.service.session(self.conversation_id)
+        run_in_background(
+            session.refresh_usage,
+            on_success=self._show_usage,
+            on_failure=lambda exc: logger.info("context count failed: %s", exc),
+        )
+
+    def _show_usage(self, usage: ContextUsage | None) -> None:
+        if usage is None:
+            return
+        colors = current_colors()
+        color = {"ok": colors.good, "warning": colors.warn, "full": colors.bad}[usage.level]
+        self.meter.setValue(int(min(1.0, usage.used / usage.limit) * 1000) if usage.limit else 0)
+        self.meter.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; }}")
+        self.meter_label.setText(f"Context: {usage.describe()}")
+        self.meter_label.setStyleSheet(f"color: {color if usage.level != 'ok' else colors.muted};")
+
+    def shutdown(self) -> None:
+        self.service.close()  # stops a reply first, so no background task below waits on the engine
+        QThreadPool.globalInstance().waitForDone(5000)
