@@ -264,10 +264,16 @@ class FinetunePage(Page):
                 self.form.data_summary.setText(f"⚠ {path} could not be read: {exc}")
                 return
         columns = self.form.columns()
+        # Previews run on a thread pool and may finish out of order: only the latest request may show its result.
+        self._preview_generation = generation = getattr(self, "_preview_generation", 0) + 1
+
+        def current() -> bool:
+            return generation == self._preview_generation
+
         run_in_background(
             lambda: load_dataset(path, columns=columns, strict=False),
-            on_success=self._show_dataset,
-            on_failure=lambda error: self.form.data_summary.setText(f"⚠ {error}"),
+            on_success=lambda dataset: self._show_dataset(dataset) if current() else None,
+            on_failure=lambda error: self.form.data_summary.setText(f"⚠ {error}") if current() else None,
         )
 
     def _show_dataset(self, dataset: Dataset) -> None:
