@@ -1,9 +1,9 @@
 """Hangar's command line: ``python main.py COMMAND ... [--json]``.
 
-Every command is a module in this package with ``NAME``, ``HELP``, ``add_arguments(parser)`` and
-``run(app, args) -> int``. Commands never import Qt, so they start fast and run on machines without a display.
-On failure a command prints one line (``hangar: error: ...``) to stderr, and with ``--json`` also an
-``{"error": {...}}`` object to stdout, and exits non-zero.
+Every command is listed in ``COMMANDS`` (name, module, help) and is a module in this package with
+``add_arguments(parser)`` and ``run(app, args) -> int``. Commands never import Qt, so they start fast and run
+on machines without a display. On failure a command prints one line (``hangar: error: ...``) to stderr, and
+with ``--json`` also an ``{"error": {...}}`` object to stdout, and exits non-zero.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from types import ModuleType
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core import __version__
@@ -25,33 +25,50 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Command modules, in the order ``--help`` lists them. Later features append theirs.
-COMMANDS: tuple[str, ...] = (
-    "core.cli.search_cmd",
-    "core.cli.pull_cmd",
-    "core.cli.ls_cmd",
-    "core.cli.import_cmd",
-    "core.cli.rm_cmd",
-    "core.cli.chat_cmd",
-    "core.cli.finetune_cmd",
-    "core.cli.hw_cmd",
-    "core.cli.estimate_cmd",
-    "core.cli.token_cmd",
-    "core.cli.move_models_cmd",
-    "core.cli.jobs_cmd",
-    "core.cli.paths_cmd",
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    module: str
+    help: str
+
+
+#: The commands, in the order ``--help`` lists them. A command's module is imported only when that command runs
+#: (or its own ``--help`` is asked for), so the window and other commands never pay for its imports.
+COMMANDS: tuple[Command, ...] = (
+    Command("search", "core.cli.search_cmd", "search the Hugging Face Hub for models"),
+    Command("pull", "core.cli.pull_cmd", "download a model from the Hugging Face Hub (resumes an interrupted pull)"),
+    Command("ls", "core.cli.ls_cmd", "list the models in the library"),
+    Command("import", "core.cli.import_cmd", "add .gguf files, split sets or MLX folders to the library"),
+    Command("rm", "core.cli.rm_cmd", "remove a model from the library (deleting the files Hangar owns)"),
+    Command(
+        "chat", "core.cli.chat_cmd", "chat with a local model (one answer with --prompt, else an interactive chat)"
+    ),
+    Command("finetune", "core.cli.finetune_cmd", "fine-tune a model with LoRA (MLX or PyTorch/PEFT)"),
+    Command("hw", "core.cli.hw_cmd", "show GPUs, memory, bandwidth and which engines can use them"),
+    Command(
+        "estimate",
+        "core.cli.estimate_cmd",
+        "estimate memory and speed for a model file, folder or Hub REPO[:FILE] (no download)",
+    ),
+    Command("token", "core.cli.token_cmd", "set, check or clear the Hugging Face token (stored in the OS keyring)"),
+    Command(
+        "move-models",
+        "core.cli.move_models_cmd",
+        "move the models folder (downloads and imported copies) to DIR; linked models stay where they are",
+    ),
+    Command("jobs", "core.cli.jobs_cmd", "list background jobs and their state"),
+    Command("paths", "core.cli.paths_cmd", "show where Hangar keeps settings, models, the database and logs"),
 )
+COMMAND_NAMES = frozenset(command.name for command in COMMANDS)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
 
 
-def _command_modules() -> list[ModuleType]:
-    return [importlib.import_module(name) for name in COMMANDS]
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; the arguments of ``only`` (or of every command, when None) are filled in."""
     parser = argparse.ArgumentParser(
         prog="hangar",
         description="Run and tune language models on your own machine. Without a command, opens the window.",
@@ -59,13 +76,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"Hangar {__version__}")
     add_global_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _command_modules():
-        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+    for command in COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
         add_global_options(sub, suppress_defaults=True)
         sub.add_argument("--json", action="store_true", help="machine-readable output")
-        module.add_arguments(sub)
-        sub.set_defaults(_module=module)
+        if only is None or command.name == only:
+            module = importlib.import_module(command.module)
+            module.add_arguments(sub)
+            sub.set_defaults(_module=module)
     return parser
+
+
+def command_in(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (skipping global options and their values), if any."""
+    skip_value = False
+    for token in argv:
+        if skip_value:
+            skip_value = False
+            continue
+        if token == "--data-dir":
+            skip_value = True
+            continue
+        if token.startswith("-"):
+            continue
+        return token if token in COMMAND_NAMES else None
+    return None
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
@@ -103,7 +138,7 @@ def run_command(args: argparse.Namespace, make_app: Callable[[argparse.Namespace
         _fail(exc.code, str(exc), as_json)
         return EXIT_FAILURE
     except Exception as exc:  # a bug: still one line for the user, the traceback in the log
-        logger.exception("command %s failed", module.NAME)
+        logger.exception("command %s failed", args.command)
         _fail("internal", f"Unexpected error: {exc} (details in the log)", as_json)
         return EXIT_FAILURE
     finally:
@@ -123,4 +158,7 @@ def emit_json(value: object) -> None:
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    return build_parser().parse_args(list(argv))
+    argv = list(argv)
+    # Only the named command's module is imported; without one (the window, or the top-level --help, which lists
+    # commands by their help text) none is.
+    return build_parser(only=command_in(argv) or "").parse_args(argv)

@@ -20,8 +20,6 @@ from core.errors import UsageError
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "chat"
-HELP = "chat with a local model (one answer with --prompt, else an interactive chat)"
 REPL_HELP = "Commands: /regen  /continue  /system TEXT  /new  /exit   (Ctrl-C stops a reply)"
 
 

@@ -13,9 +13,6 @@ if TYPE_CHECKING:
     from core.app import AppContext
     from core.estimate import Estimate
 
-NAME = "estimate"
-HELP = "estimate memory and speed for a model file, folder or Hub REPO[:FILE] (no download)"
-
 
 def _layers(value: str) -> int | None:
     if value == "auto":

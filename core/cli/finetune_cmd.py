@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from core.app import AppContext
     from core.finetune_service import FinetuneService
 
-NAME = "finetune"
-HELP = "fine-tune a model with LoRA (MLX or PyTorch/PEFT)"
 DEFAULTS = FinetuneConfig()
 
 

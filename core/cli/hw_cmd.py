@@ -10,9 +10,6 @@ from core.cli import emit_json
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "hw"
-HELP = "show GPUs, memory, bandwidth and which engines can use them"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     pass

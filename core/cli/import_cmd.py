@@ -14,9 +14,6 @@ from core.library_types import ImportMode
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "import"
-HELP = "add .gguf files, split sets or MLX folders to the library"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="a .gguf file, a split set part, or a folder")
@@ -77,9 +74,9 @@ def split_open_with(argv: list[str]) -> tuple[list[str], list[Path]]:
     Returns (the options, the model paths) when every positional argument is an existing ``.gguf`` file or
     folder; otherwise (argv unchanged, []) so the normal command line handles it.
     """
-    from core.cli import _command_modules
+    from core.cli import COMMAND_NAMES
 
-    commands = {module.NAME for module in _command_modules()}
+    commands = COMMAND_NAMES
     options: list[str] = []
     paths: list[Path] = []
     args = iter(argv)

@@ -12,9 +12,6 @@ from core.cli import emit_json
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "jobs"
-HELP = "list background jobs and their state"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", help="only jobs of this kind (download, import, finetune)")

@@ -11,9 +11,6 @@ from core.cli.import_cmd import _size
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "ls"
-HELP = "list the models in the library"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

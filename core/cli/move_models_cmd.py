@@ -12,9 +12,6 @@ from core.cli import emit_json
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "move-models"
-HELP = "move the models folder (downloads and imported copies) to DIR; linked models stay where they are"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", metavar="DIR", help="the new models folder (created if missing)")

@@ -10,9 +10,6 @@ from core.cli import emit_json
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "paths"
-HELP = "show where Hangar keeps settings, models, the database and logs"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     pass

@@ -18,9 +18,6 @@ from core.downloads import DownloadItem, DownloadState, failure_of, for_app
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "pull"
-HELP = "download a model from the Hugging Face Hub (resumes an interrupted pull)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("repo", help="the repository, e.g. org/Model-GGUF")

@@ -12,9 +12,6 @@ from core.cli.import_cmd import _size
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "rm"
-HELP = "remove a model from the library (deleting the files Hangar owns)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="the model's name or id (see `hangar ls`)")

@@ -12,9 +12,6 @@ from core.hub import FormatFilter, HubClient, ModelSummary, SearchQuery, SearchS
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "search"
-HELP = "search the Hugging Face Hub for models"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", nargs="?", default="", help="words in the model's name")

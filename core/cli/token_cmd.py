@@ -12,9 +12,6 @@ from core.cli import emit_json
 if TYPE_CHECKING:
     from core.app import AppContext
 
-NAME = "token"
-HELP = "set, check or clear the Hugging Face token (stored in the OS keyring)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["status", "set", "clear"], nargs="?", default="status")
