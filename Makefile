@@ -69,6 +69,9 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/estimate_accuracy.py
 	$(BIN)/python bench/download_speed.py
 	$(BIN)/python bench/library_scan.py
+	$(BIN)/python bench/chat_speed.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/gui_lag.py
+	$(BIN)/python bench/finetune_speed.py
 
 # A one-folder app in dist/Hangar (dist/Hangar.app on macOS), then its smoke test.
 package: $(VENV)/.test-installed
