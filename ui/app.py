@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QFileOpenEvent
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -41,7 +42,27 @@ def create_window(app_context: AppContext) -> MainWindow:
             window._apply_theme("system")
 
     qt_app.styleHints().colorSchemeChanged.connect(follow_system)
+    opener = _FileOpenFilter(window)
+    qt_app.installEventFilter(opener)
+    window.destroyed.connect(lambda *_: qt_app.removeEventFilter(opener))
     return window
+
+
+class _FileOpenFilter(QObject):
+    """macOS sends a double-clicked ``.gguf`` (the bundle's document type) as a FileOpen event, not in argv:
+    hand it to My Models' import dialog, as "Open with" does on the other systems."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self._window = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.FileOpen and isinstance(event, QFileOpenEvent) and event.file():
+            self._window.show_page("models", [event.file()])
+            self._window.raise_()
+            self._window.activateWindow()
+            return True
+        return False
 
 
 def show_welcome(context: AppContext, window: MainWindow) -> None:

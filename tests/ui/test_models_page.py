@@ -316,3 +316,18 @@ def test_a_finished_download_appears_in_my_models(window, qtbot, app, hub) -> No
     qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)
     entry = page.model.entry(0)
     assert entry.origin == Origin.DOWNLOADED and entry.repo_id == GGUF_REPO and entry.root == item.paths[0]
+
+
+def test_a_file_opened_from_the_finder_shows_the_import_dialog(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """macOS delivers a double-clicked .gguf as a FileOpen event to the application."""
+    from PySide6.QtGui import QFileOpenEvent
+
+    from core.modelgen import write_tiny_gguf
+
+    model = write_tiny_gguf(tmp_path / "finder.gguf")
+    page = window.pages["models"]
+    with qtbot.waitSignal(page.import_dialog_opened, timeout=10_000) as opened:
+        QApplication.sendEvent(QApplication.instance(), QFileOpenEvent(str(model)))
+    assert window.current_page_key() == "models"
+    dialog = opened.args[0]
+    dialog.reject()
