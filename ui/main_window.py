@@ -70,7 +70,9 @@ class MainWindow(QMainWindow):
             page.setObjectName(f"page-{key}")
             self.pages[key] = page
             self.stack.addWidget(page)
-            item = QListWidgetItem(themed_icon(key, QColor(current_colors().muted), QColor(current_colors().accent_text)), label)
+            item = QListWidgetItem(
+                themed_icon(key, QColor(current_colors().muted), QColor(current_colors().accent_text)), label
+            )
             item.setData(Qt.ItemDataRole.UserRole, key)
             item.setToolTip(tooltip)
             item.setSizeHint(QSize(0, 40))

@@ -71,6 +71,7 @@ class DiscoverPage(Page):
         self.search.setPlaceholderText("Search models, e.g. “qwen”, “llama 8b”, “gemma”…")
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search models")
+        self.search.setToolTip("Search Hugging Face by name, author or keyword; results update as you type (Ctrl+K)")
         self.format = QComboBox()
         for label, value in (
             ("GGUF and MLX", FormatFilter.ANY),
@@ -79,6 +80,7 @@ class DiscoverPage(Page):
         ):
             self.format.addItem(label, value)
         self.format.setAccessibleName("Format")
+        self.format.setToolTip("GGUF runs with llama.cpp on any machine; MLX runs on Apple silicon only")
         self.sort = QComboBox()
         for label, value in (
             ("Most downloaded", SearchSort.DOWNLOADS),
@@ -88,8 +90,10 @@ class DiscoverPage(Page):
         ):
             self.sort.addItem(label, value)
         self.sort.setAccessibleName("Sort")
+        self.sort.setToolTip("Order of the results")
         self.text_only = QCheckBox("Text generation")
         self.text_only.setChecked(True)
+        self.text_only.setToolTip("Only models tagged for text generation (hides embedding, vision and audio models)")
         self.min_params = _billions("Min size")
         self.max_params = _billions("Max size")
         filters = QHBoxLayout()
@@ -102,6 +106,7 @@ class DiscoverPage(Page):
         self.results = QTableView()
         self.results.setModel(self.results_model)
         self.results.setAccessibleName("Search results")
+        self.results.setToolTip("Select a model to see its files and which quant fits this machine")
         self.results.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.results.verticalHeader().setVisible(False)
@@ -122,6 +127,7 @@ class DiscoverPage(Page):
         self.results.selectionModel().selectionChanged.connect(self._on_result_selected)
         self.results.verticalScrollBar().valueChanged.connect(self._maybe_load_more)
         self.more = QPushButton("Load more")
+        self.more.setToolTip("Fetch the next page of results (scrolling to the end does it too)")
         self.more.setVisible(False)
         self.more.clicked.connect(self.load_more)
         self.results_message = InlineMessage()

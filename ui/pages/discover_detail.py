@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from core.hub import ModelDetail
 from core.hubfiles import FileGroup, GroupKind
 from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count
+from ui.theme import current_colors
 
 
 class InlineMessage(QWidget):
@@ -36,6 +37,7 @@ class InlineMessage(QWidget):
         self.label.setOpenExternalLinks(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.retry = QPushButton("Retry")
+        self.retry.setToolTip("Try again (F5)")
         self.retry.clicked.connect(self.retry_clicked)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -45,7 +47,8 @@ class InlineMessage(QWidget):
 
     def show_message(self, text: str, *, retry: bool = False, error: bool = True) -> None:
         linked = _linkify(html.escape(text))
-        self.label.setText(f"<span style='color:#b91c1c'>{linked}</span>" if error else linked)
+        # The theme's own red: a fixed dark red is unreadable on the dark theme.
+        self.label.setText(f"<span style='color:{current_colors().bad}'>{linked}</span>" if error else linked)
         self.retry.setVisible(retry)
         self.setVisible(True)
 
@@ -80,10 +83,15 @@ class ModelDetailView(QWidget):
         self.card = QTextBrowser()
         self.card.setOpenExternalLinks(True)
         self.card.setAccessibleName("Model card")
+        self.card.setToolTip("The model card written by the model's authors on the Hub")
         self.files_model = FilesModel()
         self.files = QTableView()
         self.files.setModel(self.files_model)
         self.files.setAccessibleName("Files")
+        self.files.setToolTip(
+            "Every file of the repository, grouped by quant; the fit column says whether it runs here. "
+            "Double-click a quant to download it"
+        )
         self.files.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.files.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.files.verticalHeader().setVisible(False)
@@ -105,6 +113,7 @@ class ModelDetailView(QWidget):
         self.download = QPushButton("Download")
         self.download.setObjectName("Primary")
         self.download.setEnabled(False)
+        self.download.setToolTip("Download the selected quant into your models folder; progress is on Downloads")
         self.download.clicked.connect(self._request_download)
         actions = QHBoxLayout()
         actions.addWidget(self.stats, 1)

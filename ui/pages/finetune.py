@@ -65,6 +65,9 @@ class FinetunePage(Page):
 
         self.start_button = QPushButton("Start training")
         self.start_button.setObjectName("Primary")
+        self.start_button.setToolTip(
+            "Train a LoRA adapter with these settings; it runs in the background and survives closing this page"
+        )
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the run; its last checkpoint is kept so it can be resumed")
@@ -107,6 +110,7 @@ class FinetunePage(Page):
         self.jobs_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.jobs_view.setMaximumHeight(150)
         self.jobs_view.setAccessibleName("Fine-tune jobs")
+        self.jobs_view.setToolTip("Your fine-tuning runs; select one to see its loss curve and reuse its settings")
         self.jobs_view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._select_row(cur.row()))
         self.chart = LossChart()
         self.stats = QLabel(
@@ -118,6 +122,7 @@ class FinetunePage(Page):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
         self.log.setAccessibleName("Training log")
+        self.log.setToolTip("What the trainer reports, step by step, for the selected run")
         self.log.setMaximumHeight(140)
         right = QWidget()
         right_layout = QVBoxLayout(right)

@@ -106,7 +106,7 @@ class HardwarePage(Page):
         self.bridge = bridge
         self.hardware: Hardware | None = None
         self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.setToolTip("Detect devices and free memory again")
+        self.refresh_button.setToolTip("Detect devices and free memory again (F5)")
         self.refresh_button.clicked.connect(lambda: self.refresh(force=True))
         self.header.actions.addWidget(self.refresh_button)
 
@@ -128,6 +128,10 @@ class HardwarePage(Page):
         self.gpu_table = QTableView()
         self.gpu_table.setModel(self.gpu_model)
         self.gpu_table.verticalHeader().hide()
+        self.gpu_table.setAccessibleName("Graphics cards")
+        self.gpu_table.setToolTip(
+            "Each GPU Hangar can use; “Usable by models” is what is left after the driver and the desktop"
+        )
         self.gpu_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.gpu_table.horizontalHeader().setStretchLastSection(True)
         self.no_gpu = QLabel("No GPU found: models run on the CPU, from system memory.")
@@ -143,9 +147,14 @@ class HardwarePage(Page):
         row = QHBoxLayout()
         self.target = QLineEdit()
         self.target.setPlaceholderText("A .gguf file, a model folder, or owner/repo:file.gguf on the Hub")
+        self.target.setAccessibleName("Model to estimate")
+        self.target.setToolTip(
+            "A local .gguf file or model folder, or a Hub model as owner/repo:file.gguf (only its header is read)"
+        )
         self.target.returnPressed.connect(self.estimate_target)
         self.estimate_button = QPushButton("Estimate")
         self.estimate_button.setObjectName("Primary")
+        self.estimate_button.setToolTip("Read the model's header and estimate the memory it needs here")
         self.estimate_button.clicked.connect(self.estimate_target)
         row.addWidget(self.target, 1)
         row.addWidget(self.estimate_button)

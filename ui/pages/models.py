@@ -95,18 +95,25 @@ class ModelsPage(Page):
         self.search.setPlaceholderText("Filter models…")
         self.search.setClearButtonEnabled(True)
         self.search.setFixedWidth(220)
+        self.search.setAccessibleName("Filter models")
+        self.search.setToolTip("Show only models whose name, architecture, quant or origin contains this (Ctrl+K)")
         self.format_filter = QComboBox()
         self.format_filter.addItem("All formats", None)
         for fmt, label in FORMAT_LABELS.items():
             self.format_filter.addItem(label, fmt.value)
+        self.format_filter.setAccessibleName("Format filter")
+        self.format_filter.setToolTip("Show only one kind of model: GGUF files, MLX folders or LoRA adapters")
         self.rescan_button = QPushButton("Rescan")
         self.rescan_button.setToolTip(
-            "Look again in the Hugging Face cache, LM Studio, Ollama, GPT4All and your folders"
+            "Look again in the Hugging Face cache, LM Studio, Ollama, GPT4All and your folders (F5)"
         )
         self.folder_button = QPushButton("Add folder…")
         self.folder_button.setToolTip("Always look for models in a folder of yours (nothing is copied)")
         self.import_button = QPushButton("Import…")
         self.import_button.setObjectName("Primary")
+        self.import_button.setToolTip(
+            "Add .gguf files or model folders from this computer (or drop them on the window)"
+        )
         for widget in (self.search, self.format_filter, self.rescan_button, self.folder_button, self.import_button):
             self.header.actions.addWidget(widget)
 
@@ -115,6 +122,8 @@ class ModelsPage(Page):
         self.proxy.setSourceModel(self.model)
         self.table = QTableView()
         self.table.setObjectName("LibraryTable")
+        self.table.setAccessibleName("Models")
+        self.table.setToolTip("Your models; select one to see its details and whether it fits in memory")
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(COL_NAME, Qt.SortOrder.AscendingOrder)
@@ -141,10 +150,15 @@ class ModelsPage(Page):
         self._estimated: str | None = None
         self.chat_button = QPushButton("Chat")
         self.chat_button.setObjectName("Primary")
+        self.chat_button.setToolTip("Load the selected model and chat with it")
         self.finetune_button = QPushButton("Fine-tune")
         self.reveal_button = QPushButton("Reveal in file manager")
+        self.reveal_button.setToolTip("Open the folder that holds the selected model's files")
         self.delete_button = QPushButton("Delete…")
         self.delete_button.setObjectName("Danger")
+        self.delete_button.setToolTip(
+            "Remove the selected model from the library, deleting its files if Hangar owns them"
+        )
         actions = QHBoxLayout()
         for button in (self.chat_button, self.finetune_button):
             actions.addWidget(button)
@@ -192,6 +206,7 @@ class ModelsPage(Page):
         self.progress.setRange(0, 1000)
         self.progress_label = QLabel()
         self.cancel_button = QPushButton("Cancel import")
+        self.cancel_button.setToolTip("Stop the import; a model cut off half-way leaves no files behind")
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress_label)
         progress_row.addWidget(self.progress, 1)
@@ -213,6 +228,7 @@ class ModelsPage(Page):
         self.folder_button.clicked.connect(self.choose_scan_folder)
         self.import_button.clicked.connect(self.choose_files)
         if self.empty.action is not None:
+            self.empty.action.setToolTip(self.import_button.toolTip())
             self.empty.action.clicked.connect(self.choose_files)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.chat_button.clicked.connect(self._chat)
@@ -420,7 +436,9 @@ class ModelsPage(Page):
         can_tune = has and entry.format == ModelFormat.MLX and entry.available
         self.finetune_button.setEnabled(can_tune)
         self.finetune_button.setToolTip(
-            "" if can_tune else "Fine-tuning needs the model's full weights (an MLX or safetensors folder)."
+            "Train a LoRA adapter on top of the selected model"
+            if can_tune
+            else "Fine-tuning needs the model's full weights (an MLX or safetensors folder)."
         )
         self.reveal_button.setEnabled(has and entry.root.exists())
         self.delete_button.setEnabled(has)

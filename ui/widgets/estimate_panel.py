@@ -104,6 +104,10 @@ class EstimatePanel(QWidget):
         self.context.setRange(0, len(CONTEXTS) - 1)
         self.context.setValue(CONTEXTS.index(4096))
         self.context.setPageStep(1)
+        self.context.setAccessibleName("Context length")
+        self.context.setToolTip(
+            "How many tokens the model can see at once; longer contexts need more memory for the KV cache"
+        )
         self.context_label = QLabel()
         self.context_label.setMinimumWidth(90)
         self.kv_type = QComboBox()
@@ -111,13 +115,18 @@ class EstimatePanel(QWidget):
         self.kv_type.setToolTip(
             "Quantized K/V caches (q8_0, q4_0) halve or quarter the cache; they need flash attention"
         )
+        self.kv_type.setAccessibleName("KV cache type")
         self.flash = QCheckBox("Flash attention")
+        self.flash.setToolTip(
+            "A faster attention kernel that needs less compute memory; required for a quantized KV cache"
+        )
         self.gpu_layers = QSpinBox()
         self.gpu_layers.setRange(-1, 1)
         self.gpu_layers.setSpecialValueText("Auto")
         self.gpu_layers.setValue(-1)
         self.gpu_layers.setMaximumWidth(110)
         self.gpu_layers.setToolTip("Layers on the GPU: Auto picks the most that fit; the output layer goes first")
+        self.gpu_layers.setAccessibleName("GPU layers")
         self.badge = FitBadge()
         self.verdict = QLabel("Choose a model to see whether it fits.")
         self.verdict.setObjectName("VerdictText")
