@@ -251,6 +251,20 @@ class DiscoverPage(Page):
         else:
             self.search_now()
 
+    # -- keyboard (the window's Ctrl+K / Ctrl+F and F5) ------------------------------------------------------------
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def refresh_page(self) -> None:
+        """F5: retry what failed (the open model, else the search), or run the search again."""
+        if self.detail.message.retry.isVisibleTo(self):
+            self._retry_detail()
+        elif self.results_message.retry.isVisibleTo(self):
+            self._retry_search()
+        else:
+            self.search_now()
+
     # -- detail -------------------------------------------------------------------------------------------------
     def _on_result_selected(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
         indexes = selected.indexes()

@@ -187,6 +187,11 @@ class HardwarePage(Page):
         self.body.addWidget(scroll)
         self.refresh()
 
+    def refresh_page(self) -> None:
+        """F5 in the window."""
+        if self.refresh_button.isEnabled():
+            self.refresh(force=True)
+
     # -- hardware --------------------------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
         """Detect in the background (importing the engines to probe them takes a moment)."""

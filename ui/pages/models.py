@@ -358,6 +358,15 @@ class ModelsPage(Page):
             self.message.setText(job.error or "The import failed.")
         self.import_finished.emit(job)
 
+    # -- keyboard (the window's Ctrl+K / Ctrl+F and F5) ---------------------------------------------------------
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def refresh_page(self) -> None:
+        if self.rescan_button.isEnabled():  # a scan already running is not started twice
+            self.rescan()
+
     # -- scanning -------------------------------------------------------------------------------------------
     def choose_scan_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Look for models in", str(Path.home()))
