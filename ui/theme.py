@@ -114,11 +114,17 @@ def stylesheet(c: Colors) -> str:
     QLabel#PageSubtitle, QLabel#Muted {{ color: {c.muted}; }}
     QLabel#EmptyTitle {{ font-size: 17px; font-weight: 600; }}
     QLabel#EmptyText {{ color: {c.muted}; font-size: 13px; }}
+    QLabel#SectionTitle {{ font-size: 15px; font-weight: 600; }}
+    QLabel#VerdictText {{ font-size: 15px; font-weight: 600; }}
     QFrame#Card {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 10px; }}
     QPushButton {{ padding: 6px 14px; border-radius: 6px; border: 1px solid {c.border}; background: {c.surface}; }}
     QPushButton:hover {{ border-color: {c.accent}; }}
     QPushButton#Primary {{ background: {c.accent}; color: {c.accent_text}; border: none; font-weight: 600; }}
+    QPushButton#Primary:disabled {{ background: {c.border}; color: {c.muted}; }}
+    QPushButton#Danger {{ color: {c.bad}; }}
+    QPushButton#Danger:hover {{ border-color: {c.bad}; }}
     QPushButton:disabled {{ color: {c.muted}; }}
+    QPushButton:focus {{ border-color: {c.accent}; }}
     QLineEdit, QPlainTextEdit, QTextEdit {{
         padding: 5px 8px; border: 1px solid {c.border}; border-radius: 6px; background: {c.surface};
     }}
@@ -132,6 +138,8 @@ def stylesheet(c: Colors) -> str:
                            background: {c.window}; font-weight: 600; }}
     QTableView, QTreeView, QListView {{ border: 1px solid {c.border}; border-radius: 8px; background: {c.surface};
                                         selection-background-color: {c.accent}; }}
+    QTreeView::item {{ padding: 3px 0; }}
+    QToolTip {{ color: {c.text}; background: {c.surface}; border: 1px solid {c.border}; padding: 4px; }}
     QLabel[badge="fits"] {{ color: {c.good}; font-weight: 600; }}
     QLabel[badge="partial"] {{ color: {c.warn}; font-weight: 600; }}
     QLabel[badge="too_large"] {{ color: {c.bad}; font-weight: 600; }}

@@ -35,7 +35,7 @@ from core.secrets import SecretStore
 from ui.operations import run_in_background
 from ui.pages.discover_detail import InlineMessage, ModelDetailView
 from ui.pages.discover_models import ITEM_ROLE, ResultsModel
-from ui.widgets.common import EmptyState, Page
+from ui.widgets.common import EmptyState, Page, size_columns
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -115,14 +115,18 @@ class DiscoverPage(Page):
         self.results.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the distinctive end of a repo name
         header = self.results.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in (
-            (ResultsModel.COL_DOWNLOADS, 66),
-            (ResultsModel.COL_LIKES, 46),
-            (ResultsModel.COL_UPDATED, 82),
-            (ResultsModel.COL_PARAMS, 60),
-            (ResultsModel.COL_TAGS, 70),
-        ):
-            header.resizeSection(column, width)
+        size_columns(
+            self.results,
+            {
+                ResultsModel.COL_DOWNLOADS: 56,
+                ResultsModel.COL_LIKES: 44,
+                ResultsModel.COL_UPDATED: 84,
+                ResultsModel.COL_PARAMS: 60,
+            },
+        )
+        # Tags would be a sliver at this width ("gguf…tion"); they are in each row's tooltip instead, and the
+        # repository name, the one column people read, gets the room.
+        self.results.setColumnHidden(ResultsModel.COL_TAGS, True)
         header.setSectionResizeMode(ResultsModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
         self.results.selectionModel().selectionChanged.connect(self._on_result_selected)
         self.results.verticalScrollBar().valueChanged.connect(self._maybe_load_more)
@@ -151,9 +155,10 @@ class DiscoverPage(Page):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.detail)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([1000, 1000])  # proportions; Qt scales them to the real width
+        self.splitter.setStretchFactor(0, 9)
+        self.splitter.setStretchFactor(1, 11)
+        # Proportions (Qt scales them to the real width): the file table has more columns than the results.
+        self.splitter.setSizes([900, 1100])
         # The empty state (fixed-width text) takes the whole area, so it never widens the results pane.
         self.left_stack = QStackedWidget()
         self.left_stack.addWidget(self.empty)

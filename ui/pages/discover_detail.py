@@ -23,6 +23,7 @@ from core.hub import ModelDetail
 from core.hubfiles import FileGroup, GroupKind
 from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count
 from ui.theme import current_colors
+from ui.widgets.common import size_columns
 
 
 class InlineMessage(QWidget):
@@ -100,13 +101,11 @@ class ModelDetailView(QWidget):
         self.files.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.files.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in (
-            (FilesModel.COL_QUANT, 54),
-            (FilesModel.COL_SIZE, 70),
-            (FilesModel.COL_KIND, 84),
-            (FilesModel.COL_FIT, 140),
-        ):
-            header.resizeSection(column, width)
+        # The fit column holds "★ Fits (CPU) · 201.6 MB" in bold for the best quant.
+        size_columns(
+            self.files,
+            {FilesModel.COL_QUANT: 62, FilesModel.COL_SIZE: 72, FilesModel.COL_KIND: 84, FilesModel.COL_FIT: 168},
+        )
         header.setSectionResizeMode(FilesModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
         self.files.doubleClicked.connect(lambda _index: self._request_download())
         self.files.selectionModel().selectionChanged.connect(lambda *_: self._update_button())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -67,6 +67,8 @@ class FinetuneForm(QFrame):
         outer.setContentsMargins(16, 14, 16, 14)
         form = QFormLayout()
         form.setSpacing(8)
+        # Centred on the row's controls (which are taller than a label), not a few pixels above them.
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         outer.addLayout(form)
 
         self.model_path = QLineEdit()
@@ -247,16 +249,20 @@ class FinetuneForm(QFrame):
             row.addWidget(box)
         row.addStretch(1)
         form.addRow("Every N steps", row)
-        form.addRow("Seed", self.seed)
+        row = QHBoxLayout()
+        row.addWidget(self.seed)
+        row.addStretch(1)
+        form.addRow("Seed", row)
 
         self.qlora = QCheckBox("QLoRA (4-bit base weights)")
         self.qlora.setToolTip("Needs CUDA + bitsandbytes with PEFT; with MLX the base is quantized in memory")
         self.grad_checkpoint = QCheckBox("Gradient checkpointing")
         self.grad_checkpoint.setToolTip("Less activation memory, about a third slower")
-        column = QVBoxLayout()
-        column.addWidget(self.qlora)
-        column.addWidget(self.grad_checkpoint)
-        form.addRow("Memory", column)
+        row = QHBoxLayout()
+        row.addWidget(self.qlora)
+        row.addWidget(self.grad_checkpoint)
+        row.addStretch(1)
+        form.addRow("Memory", row)
 
         self.data_path.editingFinished.connect(lambda: self.dataset_changed.emit(self.data_path.text().strip()))
         for signal in (

@@ -38,7 +38,7 @@ from core.library import Library
 from core.library_downloads import follow_downloads, index_all
 from core.library_types import ImportPreview, LibraryEntry, ModelFormat
 from ui.operations import run_in_background
-from ui.widgets.common import EmptyState, Page
+from ui.widgets.common import EmptyState, Page, size_columns
 from ui.widgets.delete_dialog import DeleteDialog
 from ui.widgets.drop_overlay import DropOverlay
 from ui.widgets.estimate_panel import EstimatePanel
@@ -94,7 +94,6 @@ class ModelsPage(Page):
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter models…")
         self.search.setClearButtonEnabled(True)
-        self.search.setFixedWidth(220)
         self.search.setAccessibleName("Filter models")
         self.search.setToolTip("Show only models whose name, architecture, quant or origin contains this (Ctrl+K)")
         self.format_filter = QComboBox()
@@ -114,8 +113,12 @@ class ModelsPage(Page):
         self.import_button.setToolTip(
             "Add .gguf files or model folders from this computer (or drop them on the window)"
         )
-        for widget in (self.search, self.format_filter, self.rescan_button, self.folder_button, self.import_button):
+        # Page actions in the header; the filters sit over the table they filter, as on Discover.
+        for widget in (self.rescan_button, self.folder_button, self.import_button):
             self.header.actions.addWidget(widget)
+        filters = QHBoxLayout()
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.format_filter)
 
         self.model = LibraryTableModel(self)
         self.proxy = LibraryFilterProxy(self)
@@ -140,9 +143,10 @@ class ModelsPage(Page):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        widths = ((COL_FORMAT, 66), (COL_PARAMS, 66), (COL_QUANT, 70), (COL_SIZE, 74), (COL_ORIGIN, 90), (COL_FIT, 64))
-        for column, width in widths:
-            header.resizeSection(column, width)
+        size_columns(
+            self.table,
+            {COL_FORMAT: 60, COL_PARAMS: 60, COL_QUANT: 70, COL_SIZE: 74, COL_ORIGIN: 90, COL_FIT: 60},
+        )
 
         self.details = ModelDetails()
         #: The fit feature's estimate (memory needed, will it fit) for the selected model.
@@ -186,11 +190,16 @@ class ModelsPage(Page):
         side_layout.addLayout(actions)
         side_layout.addLayout(more)
         splitter = QSplitter()
-        splitter.addWidget(self.table)
+        library = QWidget()
+        library_layout = QVBoxLayout(library)
+        library_layout.setContentsMargins(0, 0, 0, 0)
+        library_layout.addLayout(filters)
+        library_layout.addWidget(self.table, 1)
+        splitter.addWidget(library)
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
-        splitter.setSizes([500, 460])
+        splitter.setSizes([560, 400])  # model names are long: the table gets the larger share
 
         self.empty = EmptyState(
             "models",

@@ -105,6 +105,9 @@ class SettingsPage(Page):
         self.parallel.valueChanged.connect(lambda v: self._save(max_parallel_downloads=v))
         form.addRow("Parallel downloads", self.parallel)
 
+        # Choices and numbers at the width of their content; only paths and the token take the whole row.
+        for short in (self.theme, self.context, self.gpu_layers, self.parallel):
+            short.setFixedWidth(220)
         self.hf_token = HfTokenBox()
         form.addRow("Hugging Face token", self.hf_token)
 

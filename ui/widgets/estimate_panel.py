@@ -130,7 +130,6 @@ class EstimatePanel(QWidget):
         self.badge = FitBadge()
         self.verdict = QLabel("Choose a model to see whether it fits.")
         self.verdict.setObjectName("VerdictText")
-        self.verdict.setStyleSheet("font-size: 15px; font-weight: 600;")
         self.verdict.setWordWrap(True)
         self.details = QLabel()
         self.details.setObjectName("Muted")
@@ -145,6 +144,7 @@ class EstimatePanel(QWidget):
         context_row.addWidget(self.context, 1)
         context_row.addWidget(self.context_label)
         form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         form.addRow("Context", context_row)
         kv_row = QHBoxLayout()
         kv_row.addWidget(self.kv_type)
@@ -230,6 +230,7 @@ class EstimatePanel(QWidget):
             self.estimate_changed.emit(None)
             return
         self.badge.set_estimate(self.estimate)
+        self.badge.setVisible(True)
         if isinstance(self.estimate, Estimate):
             self._show_llama(self.estimate)
         else:
@@ -283,6 +284,7 @@ class EstimatePanel(QWidget):
             bar.deleteLater()
         while len(self.bars) < len(rows):
             label, bar = QLabel(), BreakdownBar()
+            label.setWordWrap(True)  # "RAM: 5.2 GiB of 21.6 GiB (+3.7 GiB of the file mapped…)" in a narrow pane
             self.bars_box.addWidget(label)
             self.bars_box.addWidget(bar)
             self.bars.append((label, bar))
@@ -292,3 +294,4 @@ class EstimatePanel(QWidget):
         if not rows:
             self.verdict.setText("Choose a model to see whether it fits.")
             self.details.setText("")
+            self.badge.setVisible(False)  # "Unknown" next to "Choose a model" says nothing

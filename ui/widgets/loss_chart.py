@@ -98,5 +98,9 @@ class LossChart(QChartView):
             self._rescale()
 
     def _rescale(self) -> None:
+        # Round ranges and ticks to 1, 2 or 5 × 10^n: "0 2 5 7 10" and "1.70 3.39" read as noise.
         self.x_axis.setRange(0, self._max_step)
+        self.x_axis.applyNiceNumbers()
         self.y_axis.setRange(0, self._max_loss * 1.05)
+        self.y_axis.applyNiceNumbers()
+        self.y_axis.setLabelFormat("%.1f" if self.y_axis.max() >= 2 else "%.2f")
