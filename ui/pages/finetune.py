@@ -61,6 +61,7 @@ class FinetunePage(Page):
         self.app = app
         self.bridge = bridge
         self.selected_job: str | None = None
+        self._preview_generation = 0  # the newest dataset read; older answers are dropped
         self._exports: dict[str, str] = {}  # export job -> the run it exports
 
         self.start_button = QPushButton("Start training")
@@ -109,6 +110,7 @@ class FinetunePage(Page):
         self.jobs_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.jobs_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.jobs_view.setMaximumHeight(150)
+        self.jobs_view.setWordWrap(False)  # a long run name is elided (its tooltip has it whole), not two lines
         self.jobs_view.setAccessibleName("Fine-tune jobs")
         self.jobs_view.setToolTip("Your fine-tuning runs; select one to see its loss curve and reuse its settings")
         self.jobs_view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._select_row(cur.row()))
@@ -269,14 +271,23 @@ class FinetunePage(Page):
                 self.form.data_summary.setText(f"⚠ {path} could not be read: {exc}")
                 return
         columns = self.form.columns()
+        # Reads run in parallel; only the newest may fill the preview (an older, slower one arrives late).
+        self._preview_generation = generation = self._preview_generation + 1
         run_in_background(
             lambda: load_dataset(path, columns=columns, strict=False),
-            on_success=self._show_dataset,
-            on_failure=lambda error: self.form.data_summary.setText(f"⚠ {error}"),
+            on_success=lambda dataset: self._show_dataset(dataset, generation),
+            on_failure=lambda error: self._show_dataset_error(error, generation),
         )
 
-    def _show_dataset(self, dataset: Dataset) -> None:
+    def _show_dataset_error(self, error: Exception, generation: int) -> None:
+        if generation == self._preview_generation:
+            self.form.data_summary.setText(f"⚠ {error}")
+
+    def _show_dataset(self, dataset: Dataset, generation: int) -> None:
         from core.datasets import preview
+
+        if generation != self._preview_generation:
+            return
 
         lines = [f"{len(dataset)} rows in {dataset.format} format"]
         if dataset.valid_examples:
