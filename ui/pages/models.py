@@ -151,6 +151,7 @@ class ModelsPage(Page):
         self.details = ModelDetails()
         #: The fit feature's estimate (memory needed, will it fit) for the selected model.
         self.estimate = EstimatePanel()
+        self.estimate.setVisible(False)  # until a model with an engine is selected
         self._estimated: str | None = None
         self.chat_button = QPushButton("Chat")
         self.chat_button.setObjectName("Primary")
