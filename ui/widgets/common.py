@@ -81,7 +81,7 @@ def size_columns(view: QTableView, widths: dict[int, int]) -> None:
     font.setBold(True)
     metrics = QFontMetrics(font)
     # the section's padding (theme.py: 8 px a side) and room for a sort arrow where the view sorts
-    extra = 18 + (10 if view.isSortingEnabled() else 0)
+    extra = 18 + (6 if view.isSortingEnabled() else 0)
     for column, width in widths.items():
         text = str(model.headerData(column, Qt.Orientation.Horizontal) or "")
         header.resizeSection(column, max(width, metrics.horizontalAdvance(text) + extra))
