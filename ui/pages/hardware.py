@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from core.fitting import ModelHeader, read_target
 from core.hardware import GpuDevice, Hardware
 from ui.operations import run_in_background
-from ui.widgets.common import Page
+from ui.widgets.common import CollapsingLabel, Page
 from ui.widgets.estimate_panel import EstimatePanel, human_bytes
 
 if TYPE_CHECKING:
@@ -164,12 +164,12 @@ class HardwarePage(Page):
         self.target_error.setWordWrap(True)
         self.target_error.hide()
         fit_layout.addWidget(self.target_error)
-        self.model_label = QLabel()
+        self.model_label = CollapsingLabel()
         self.model_label.setObjectName("Muted")
         fit_layout.addWidget(self.model_label)
         self.panel = EstimatePanel()
         fit_layout.addWidget(self.panel)
-        self.history = QLabel()
+        self.history = CollapsingLabel()
         self.history.setObjectName("Muted")
         self.history.setWordWrap(True)
         fit_layout.addWidget(self.history)

@@ -72,6 +72,18 @@ class EmptyState(QWidget):
         layout.addStretch(2)
 
 
+class CollapsingLabel(QLabel):
+    """A label that takes no room while it has nothing to say (an empty QLabel still leaves a blank line)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setVisible(bool(text))
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setVisible(bool(text))
+
+
 def size_columns(view: QTableView, widths: dict[int, int]) -> None:
     """Set each column's starting width, but never narrower than its header's text: a clipped header
     ("Downl.", "Param") reads as a bug. Headers are bold (theme.py), hence the bold metrics."""

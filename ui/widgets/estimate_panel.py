@@ -26,6 +26,7 @@ from core.fitting import ModelHeader, estimate_header
 from core.gguf import GGUFInfo
 from core.hardware import Hardware
 from ui.theme import current_colors
+from ui.widgets.common import CollapsingLabel
 from ui.widgets.fit_badge import FitBadge
 
 CONTEXTS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576)
@@ -131,7 +132,7 @@ class EstimatePanel(QWidget):
         self.verdict = QLabel("Choose a model to see whether it fits.")
         self.verdict.setObjectName("VerdictText")
         self.verdict.setWordWrap(True)
-        self.details = QLabel()
+        self.details = CollapsingLabel()
         self.details.setObjectName("Muted")
         self.details.setWordWrap(True)
         self.legend = QLabel()
