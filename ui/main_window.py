@@ -70,7 +70,9 @@ class MainWindow(QMainWindow):
             page.setObjectName(f"page-{key}")
             self.pages[key] = page
             self.stack.addWidget(page)
-            item = QListWidgetItem(themed_icon(key, QColor(current_colors().muted), QColor(current_colors().accent_text)), label)
+            item = QListWidgetItem(
+                themed_icon(key, QColor(current_colors().muted), QColor(current_colors().accent_text)), label
+            )
             item.setData(Qt.ItemDataRole.UserRole, key)
             item.setToolTip(tooltip)
             item.setSizeHint(QSize(0, 40))
@@ -121,6 +123,9 @@ class MainWindow(QMainWindow):
             QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self, activated=lambda k=key: self.show_page(k))
         QShortcut(QKeySequence.StandardKey.Preferences, self, activated=lambda: self.show_page("settings"))
         QShortcut(QKeySequence("Ctrl+,"), self, activated=lambda: self.show_page("settings"))
+        # Page-level actions: a page opts in by defining focus_search() / refresh_page().
+        for keys, action in (("Ctrl+F", "focus_search"), ("Ctrl+K", "focus_search"), ("F5", "refresh_page")):
+            QShortcut(QKeySequence(keys), self, activated=lambda a=action: self.trigger_page_action(a))
 
         self.setAcceptDrops(True)
         self._restore_state()
@@ -138,6 +143,14 @@ class MainWindow(QMainWindow):
 
     def current_page_key(self) -> str:
         return PAGES[self.stack.currentIndex()][0]
+
+    def trigger_page_action(self, action: str) -> bool:
+        """Run ``action`` (``focus_search``, ``refresh_page``) on the current page if it has one."""
+        method = getattr(self.stack.currentWidget(), action, None)
+        if not callable(method):
+            return False
+        method()
+        return True
 
     # -- drag and drop ----------------------------------------------------------------------------------------------
     def set_drop_handler(self, accepts: Callable[[list[Path]], bool], handle: Callable[[list[Path]], None]) -> None:

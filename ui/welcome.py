@@ -123,7 +123,7 @@ class WelcomeDialog(QDialog):
         self.continue_button = QPushButton("Open Hangar")
         self.continue_button.setObjectName("Primary")
         self.continue_button.setDefault(True)
-        self.continue_button.setToolTip("Close this welcome; you can search for any model in Discover")
+        self.continue_button.setToolTip("Close this welcome; you can search for any model in Discover (Ctrl+1)")
         self.continue_button.clicked.connect(self.accept)
         buttons = QHBoxLayout()
         hint = QLabel("Downloads continue in the background; see them on the Downloads page.")

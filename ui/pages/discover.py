@@ -35,7 +35,7 @@ from core.secrets import SecretStore
 from ui.operations import run_in_background
 from ui.pages.discover_detail import InlineMessage, ModelDetailView
 from ui.pages.discover_models import ITEM_ROLE, ResultsModel
-from ui.widgets.common import EmptyState, Page
+from ui.widgets.common import EmptyState, Page, size_columns
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -71,6 +71,7 @@ class DiscoverPage(Page):
         self.search.setPlaceholderText("Search models, e.g. “qwen”, “llama 8b”, “gemma”…")
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search models")
+        self.search.setToolTip("Search Hugging Face by name, author or keyword; results update as you type (Ctrl+K)")
         self.format = QComboBox()
         for label, value in (
             ("GGUF and MLX", FormatFilter.ANY),
@@ -79,6 +80,7 @@ class DiscoverPage(Page):
         ):
             self.format.addItem(label, value)
         self.format.setAccessibleName("Format")
+        self.format.setToolTip("GGUF runs with llama.cpp on any machine; MLX runs on Apple silicon only")
         self.sort = QComboBox()
         for label, value in (
             ("Most downloaded", SearchSort.DOWNLOADS),
@@ -88,8 +90,10 @@ class DiscoverPage(Page):
         ):
             self.sort.addItem(label, value)
         self.sort.setAccessibleName("Sort")
+        self.sort.setToolTip("Order of the results")
         self.text_only = QCheckBox("Text generation")
         self.text_only.setChecked(True)
+        self.text_only.setToolTip("Only models tagged for text generation (hides embedding, vision and audio models)")
         self.min_params = _billions("Min size")
         self.max_params = _billions("Max size")
         filters = QHBoxLayout()
@@ -102,6 +106,7 @@ class DiscoverPage(Page):
         self.results = QTableView()
         self.results.setModel(self.results_model)
         self.results.setAccessibleName("Search results")
+        self.results.setToolTip("Select a model to see its files and which quant fits this machine")
         self.results.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.results.verticalHeader().setVisible(False)
@@ -110,18 +115,23 @@ class DiscoverPage(Page):
         self.results.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the distinctive end of a repo name
         header = self.results.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in (
-            (ResultsModel.COL_DOWNLOADS, 66),
-            (ResultsModel.COL_LIKES, 46),
-            (ResultsModel.COL_UPDATED, 82),
-            (ResultsModel.COL_PARAMS, 60),
-            (ResultsModel.COL_TAGS, 70),
-        ):
-            header.resizeSection(column, width)
+        size_columns(
+            self.results,
+            {
+                ResultsModel.COL_DOWNLOADS: 56,
+                ResultsModel.COL_LIKES: 44,
+                ResultsModel.COL_UPDATED: 84,
+                ResultsModel.COL_PARAMS: 60,
+            },
+        )
+        # Tags would be a sliver at this width ("gguf…tion"); they are in each row's tooltip instead, and the
+        # repository name, the one column people read, gets the room.
+        self.results.setColumnHidden(ResultsModel.COL_TAGS, True)
         header.setSectionResizeMode(ResultsModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
         self.results.selectionModel().selectionChanged.connect(self._on_result_selected)
         self.results.verticalScrollBar().valueChanged.connect(self._maybe_load_more)
         self.more = QPushButton("Load more")
+        self.more.setToolTip("Fetch the next page of results (scrolling to the end does it too)")
         self.more.setVisible(False)
         self.more.clicked.connect(self.load_more)
         self.results_message = InlineMessage()
@@ -145,9 +155,10 @@ class DiscoverPage(Page):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.detail)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([1000, 1000])  # proportions; Qt scales them to the real width
+        self.splitter.setStretchFactor(0, 9)
+        self.splitter.setStretchFactor(1, 11)
+        # Proportions (Qt scales them to the real width): the file table has more columns than the results.
+        self.splitter.setSizes([900, 1100])
         # The empty state (fixed-width text) takes the whole area, so it never widens the results pane.
         self.left_stack = QStackedWidget()
         self.left_stack.addWidget(self.empty)
@@ -242,6 +253,20 @@ class DiscoverPage(Page):
     def _retry_search(self) -> None:
         if self._next_url and self.results_model.rows:
             self.load_more()
+        else:
+            self.search_now()
+
+    # -- keyboard (the window's Ctrl+K / Ctrl+F and F5) ------------------------------------------------------------
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def refresh_page(self) -> None:
+        """F5: retry what failed (the open model, else the search), or run the search again."""
+        if self.detail.message.retry.isVisibleTo(self):
+            self._retry_detail()
+        elif self.results_message.retry.isVisibleTo(self):
+            self._retry_search()
         else:
             self.search_now()
 

@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
 from core.hub import ModelDetail
 from core.hubfiles import FileGroup, GroupKind
 from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count
+from ui.theme import current_colors
+from ui.widgets.common import size_columns
 
 
 class InlineMessage(QWidget):
@@ -36,6 +38,7 @@ class InlineMessage(QWidget):
         self.label.setOpenExternalLinks(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.retry = QPushButton("Retry")
+        self.retry.setToolTip("Try again (F5)")
         self.retry.clicked.connect(self.retry_clicked)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -45,7 +48,8 @@ class InlineMessage(QWidget):
 
     def show_message(self, text: str, *, retry: bool = False, error: bool = True) -> None:
         linked = _linkify(html.escape(text))
-        self.label.setText(f"<span style='color:#b91c1c'>{linked}</span>" if error else linked)
+        # The theme's own red: a fixed dark red is unreadable on the dark theme.
+        self.label.setText(f"<span style='color:{current_colors().bad}'>{linked}</span>" if error else linked)
         self.retry.setVisible(retry)
         self.setVisible(True)
 
@@ -80,10 +84,15 @@ class ModelDetailView(QWidget):
         self.card = QTextBrowser()
         self.card.setOpenExternalLinks(True)
         self.card.setAccessibleName("Model card")
+        self.card.setToolTip("The model card written by the model's authors on the Hub")
         self.files_model = FilesModel()
         self.files = QTableView()
         self.files.setModel(self.files_model)
         self.files.setAccessibleName("Files")
+        self.files.setToolTip(
+            "Every file of the repository, grouped by quant; the fit column says whether it runs here. "
+            "Double-click a quant to download it"
+        )
         self.files.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.files.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.files.verticalHeader().setVisible(False)
@@ -92,19 +101,18 @@ class ModelDetailView(QWidget):
         self.files.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.files.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in (
-            (FilesModel.COL_QUANT, 54),
-            (FilesModel.COL_SIZE, 70),
-            (FilesModel.COL_KIND, 84),
-            (FilesModel.COL_FIT, 140),
-        ):
-            header.resizeSection(column, width)
+        # The fit column holds "★ Fits (CPU) · 201.6 MB" in bold for the best quant.
+        size_columns(
+            self.files,
+            {FilesModel.COL_QUANT: 62, FilesModel.COL_SIZE: 72, FilesModel.COL_KIND: 84, FilesModel.COL_FIT: 168},
+        )
         header.setSectionResizeMode(FilesModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
         self.files.doubleClicked.connect(lambda _index: self._request_download())
         self.files.selectionModel().selectionChanged.connect(lambda *_: self._update_button())
         self.download = QPushButton("Download")
         self.download.setObjectName("Primary")
         self.download.setEnabled(False)
+        self.download.setToolTip("Download the selected quant into your models folder; progress is on Downloads")
         self.download.clicked.connect(self._request_download)
         actions = QHBoxLayout()
         actions.addWidget(self.stats, 1)

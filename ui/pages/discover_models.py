@@ -44,9 +44,15 @@ def human_count(count: int) -> str:
     return str(count)
 
 
+def _shown_tags(summary: ModelSummary) -> list[str]:
+    return [t for t in summary.tags if not t.startswith(("license:", "region:", "base_model:"))][:5]
+
+
 class ResultsModel(QAbstractTableModel):
     COL_NAME, COL_DOWNLOADS, COL_LIKES, COL_UPDATED, COL_PARAMS, COL_TAGS = range(6)
-    HEADERS = ("Model", "Downl.", "Likes", "Updated", "Params", "Tags")
+    # The Hub's own symbols for downloads and likes keep those columns narrow; the header tooltip names them.
+    HEADERS = ("Model", "⬇", "♥", "Updated", "Params", "Tags")
+    HEADER_TIPS = ("Repository", "Downloads in the last month", "Likes", "Last updated", "Parameters", "Tags")
 
     def __init__(self) -> None:
         super().__init__()
@@ -61,6 +67,8 @@ class ResultsModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self.HEADERS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return self.HEADER_TIPS[section]
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -82,12 +90,12 @@ class ResultsModel(QAbstractTableModel):
             if column == self.COL_PARAMS:
                 return human_params(r.parameters)
             if column == self.COL_TAGS:
-                shown = [t for t in r.tags if not t.startswith(("license:", "region:", "base_model:"))]
-                return ", ".join(shown[:5])
+                return ", ".join(_shown_tags(r))
         if role == Qt.ItemDataRole.ToolTipRole:
             gated = f"\nGated ({r.gated}): accept the licence on the Hub first." if r.gated else ""
             licence = f"\nLicence: {r.licence}" if r.licence else ""
-            return f"{r.repo_id} by {r.author}\n{r.downloads:,} downloads · {r.likes:,} likes{licence}{gated}"
+            tags = f"\nTags: {', '.join(_shown_tags(r))}" if _shown_tags(r) else ""
+            return f"{r.repo_id} by {r.author}\n{r.downloads:,} downloads · {r.likes:,} likes{licence}{tags}{gated}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (
             self.COL_DOWNLOADS,
             self.COL_LIKES,

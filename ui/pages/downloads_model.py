@@ -118,5 +118,9 @@ class ProgressDelegate(QStyledItemDelegate):
         bar.progress = int(progress * 1000)
         bar.text = index.data(Qt.ItemDataRole.DisplayRole)
         bar.textVisible = True
+        # The view's palette, not a default one: the text over the filled part must contrast with the accent.
+        bar.palette = option.palette
+        bar.fontMetrics = option.fontMetrics
+        bar.state = option.state | QStyle.StateFlag.State_Horizontal
         style = option.widget.style() if option.widget else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)

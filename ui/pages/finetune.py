@@ -61,10 +61,14 @@ class FinetunePage(Page):
         self.app = app
         self.bridge = bridge
         self.selected_job: str | None = None
+        self._preview_generation = 0  # the newest dataset read; older answers are dropped
         self._exports: dict[str, str] = {}  # export job -> the run it exports
 
         self.start_button = QPushButton("Start training")
         self.start_button.setObjectName("Primary")
+        self.start_button.setToolTip(
+            "Train a LoRA adapter with these settings; it runs in the background and survives closing this page"
+        )
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the run; its last checkpoint is kept so it can be resumed")
@@ -106,7 +110,9 @@ class FinetunePage(Page):
         self.jobs_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.jobs_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.jobs_view.setMaximumHeight(150)
+        self.jobs_view.setWordWrap(False)  # a long run name is elided (its tooltip has it whole), not two lines
         self.jobs_view.setAccessibleName("Fine-tune jobs")
+        self.jobs_view.setToolTip("Your fine-tuning runs; select one to see its loss curve and reuse its settings")
         self.jobs_view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._select_row(cur.row()))
         self.chart = LossChart()
         self.stats = QLabel(
@@ -118,6 +124,7 @@ class FinetunePage(Page):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
         self.log.setAccessibleName("Training log")
+        self.log.setToolTip("What the trainer reports, step by step, for the selected run")
         self.log.setMaximumHeight(140)
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -264,20 +271,23 @@ class FinetunePage(Page):
                 self.form.data_summary.setText(f"⚠ {path} could not be read: {exc}")
                 return
         columns = self.form.columns()
-        # Previews run on a thread pool and may finish out of order: only the latest request may show its result.
-        self._preview_generation = generation = getattr(self, "_preview_generation", 0) + 1
-
-        def current() -> bool:
-            return generation == self._preview_generation
-
+        # Reads run in parallel; only the newest may fill the preview (an older, slower one arrives late).
+        self._preview_generation = generation = self._preview_generation + 1
         run_in_background(
             lambda: load_dataset(path, columns=columns, strict=False),
-            on_success=lambda dataset: self._show_dataset(dataset) if current() else None,
-            on_failure=lambda error: self.form.data_summary.setText(f"⚠ {error}") if current() else None,
+            on_success=lambda dataset: self._show_dataset(dataset, generation),
+            on_failure=lambda error: self._show_dataset_error(error, generation),
         )
 
-    def _show_dataset(self, dataset: Dataset) -> None:
+    def _show_dataset_error(self, error: Exception, generation: int) -> None:
+        if generation == self._preview_generation:
+            self.form.data_summary.setText(f"⚠ {error}")
+
+    def _show_dataset(self, dataset: Dataset, generation: int) -> None:
         from core.datasets import preview
+
+        if generation != self._preview_generation:
+            return
 
         lines = [f"{len(dataset)} rows in {dataset.format} format"]
         if dataset.valid_examples:

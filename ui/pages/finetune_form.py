@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,13 +35,23 @@ def default_backend() -> FinetuneBackend:
     return FinetuneBackend.PEFT
 
 
-def _spin(low: int, high: int, value: int, tip: str, step: int = 1) -> QSpinBox:
+def _spin(low: int, high: int, value: int, name: str, tip: str, step: int = 1) -> QSpinBox:
     box = QSpinBox()
     box.setRange(low, high)
     box.setSingleStep(step)
     box.setValue(value)
+    box.setAccessibleName(name)
     box.setToolTip(tip)
-    box.setAccessibleName(tip)
+    return box
+
+
+def _double(low: float, high: float, value: float, name: str, tip: str, step: float = 1.0) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setAccessibleName(name)
+    box.setToolTip(tip)
     return box
 
 
@@ -57,16 +67,27 @@ class FinetuneForm(QFrame):
         outer.setContentsMargins(16, 14, 16, 14)
         form = QFormLayout()
         form.setSpacing(8)
+        # Centred on the row's controls (which are taller than a label), not a few pixels above them.
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         outer.addLayout(form)
 
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText("A Hugging Face or MLX model folder (safetensors)")
         self.model_path.setAccessibleName("Base model folder")
-        form.addRow("Base model", self._with_browse(self.model_path, self._choose_model))
+        self.model_path.setToolTip(
+            "The model to adapt: a folder with its full weights (safetensors) and tokenizer, not a GGUF file"
+        )
+        form.addRow(
+            "Base model", self._with_browse(self.model_path, self._choose_model, "Pick the base model's folder")
+        )
         self.data_path = QLineEdit()
         self.data_path.setPlaceholderText("JSONL, JSON or CSV, or a folder with train.jsonl")
         self.data_path.setAccessibleName("Dataset")
-        form.addRow("Dataset", self._with_browse(self.data_path, self._choose_data))
+        self.data_path.setToolTip(
+            "Training examples: chat messages, prompt/completion pairs or plain text, one per row. "
+            "A folder may hold train.jsonl and valid.jsonl"
+        )
+        form.addRow("Dataset", self._with_browse(self.data_path, self._choose_data, "Pick the dataset file"))
         self.data_summary = QLabel("")
         self.data_summary.setObjectName("Muted")
         self.data_summary.setWordWrap(True)
@@ -78,6 +99,11 @@ class FinetuneForm(QFrame):
         csv_layout.setContentsMargins(0, 0, 0, 0)
         for label, box in (("text", self.csv_text), ("prompt", self.csv_prompt), ("completion", self.csv_completion)):
             box.setAccessibleName(f"CSV {label} column")
+            box.setToolTip(
+                "The column with the whole text to learn"
+                if label == "text"
+                else f"The column with the {label}; the model learns to write completions for prompts"
+            )
             box.currentIndexChanged.connect(lambda _i: self.dataset_changed.emit(self.data_path.text().strip()))
             csv_layout.addWidget(QLabel(label))
             csv_layout.addWidget(box, 1)
@@ -88,6 +114,9 @@ class FinetuneForm(QFrame):
             self._csv_label.setVisible(False)
         self.csv_source: str | None = None  # the CSV whose columns are offered
         self.skip_bad_rows = QCheckBox("Skip rows with problems (train on the good ones)")
+        self.skip_bad_rows.setToolTip(
+            "Off: training refuses a dataset with broken rows and lists them. On: those rows are left out"
+        )
         form.addRow("", self.skip_bad_rows)
         self.measure_button = QPushButton("Count tokens")
         self.measure_button.setToolTip("Count each row's tokens with the base model's tokenizer and chat template")
@@ -104,18 +133,28 @@ class FinetuneForm(QFrame):
         self.backend.addItem("PyTorch + PEFT (NVIDIA, CPU)", FinetuneBackend.PEFT.value)
         self.backend.setCurrentIndex(self.backend.findData(default_backend().value))
         self.backend.setAccessibleName("Backend")
+        self.backend.setToolTip("MLX trains on Apple silicon; PyTorch + PEFT on an NVIDIA GPU or, slowly, the CPU")
         form.addRow("Backend", self.backend)
 
-        self.rank = _spin(1, 512, DEFAULTS.rank, "LoRA rank: size of the adapter matrices")
-        self.alpha = QDoubleSpinBox()
-        self.alpha.setRange(0.5, 2048)
-        self.alpha.setValue(DEFAULTS.alpha)
-        self.alpha.setToolTip("LoRA alpha: the adapter's weight is alpha / rank")
-        self.dropout = QDoubleSpinBox()
-        self.dropout.setRange(0.0, 0.9)
-        self.dropout.setSingleStep(0.05)
-        self.dropout.setValue(DEFAULTS.dropout)
-        self.dropout.setToolTip("Dropout on the adapter's input")
+        self.rank = _spin(
+            1,
+            512,
+            DEFAULTS.rank,
+            "LoRA rank",
+            "LoRA rank: size of the adapter matrices; higher learns more, "
+            "needs more memory and makes a larger adapter (8 to 64 is typical)",
+        )
+        self.alpha = _double(
+            0.5, 2048, DEFAULTS.alpha, "LoRA alpha", "LoRA alpha: the adapter's weight is alpha / rank (often 2 × rank)"
+        )
+        self.dropout = _double(
+            0.0,
+            0.9,
+            DEFAULTS.dropout,
+            "LoRA dropout",
+            "Share of the adapter's inputs dropped while training (0 to 0.1); guards small datasets against memorising",
+            0.05,
+        )
         row = QHBoxLayout()
         for label, box in (("rank", self.rank), ("alpha", self.alpha), ("dropout", self.dropout)):
             row.addWidget(QLabel(label))
@@ -124,7 +163,10 @@ class FinetuneForm(QFrame):
 
         self.targets = QLineEdit(", ".join(DEFAULTS.target_modules))
         self.targets.setToolTip("Linear layers that get adapters, e.g. q_proj, k_proj, v_proj, o_proj")
-        self.layers = _spin(-1, 512, DEFAULTS.num_layers, "Adapt only the last N layers (-1: all)")
+        self.targets.setAccessibleName("Target modules")
+        self.layers = _spin(
+            -1, 512, DEFAULTS.num_layers, "Adapted layers", "Adapt only the last N layers (-1: all); fewer is faster"
+        )
         row = QHBoxLayout()
         row.addWidget(self.targets, 1)
         row.addWidget(QLabel("layers"))
@@ -138,7 +180,11 @@ class FinetuneForm(QFrame):
         for schedule in LrSchedule:
             self.schedule.addItem(schedule.value.capitalize(), schedule.value)
         self.schedule.setCurrentIndex(self.schedule.findData(DEFAULTS.schedule.value))
-        self.warmup = _spin(0, 100_000, 0, "Warm-up steps")
+        self.schedule.setAccessibleName("Learning-rate schedule")
+        self.schedule.setToolTip("How the learning rate changes over the run (cosine decays it smoothly to zero)")
+        self.warmup = _spin(
+            0, 100_000, 0, "Warm-up steps", "Steps that ramp the learning rate up from zero; steadies the first steps"
+        )
         row = QHBoxLayout()
         row.addWidget(self.learning_rate, 1)
         row.addWidget(self.schedule)
@@ -146,11 +192,12 @@ class FinetuneForm(QFrame):
         row.addWidget(self.warmup)
         form.addRow("Learning rate", row)
 
-        self.iters = _spin(1, 1_000_000, DEFAULTS.iters, "Training steps", 50)
+        self.iters = _spin(
+            1, 1_000_000, DEFAULTS.iters, "Training steps", "Training steps; each step trains on one batch of rows", 50
+        )
         self.use_epochs = QCheckBox("epochs instead")
-        self.epochs = QDoubleSpinBox()
-        self.epochs.setRange(0.1, 1000)
-        self.epochs.setValue(3.0)
+        self.use_epochs.setToolTip("Count the run in passes over the whole dataset instead of steps")
+        self.epochs = _double(0.1, 1000, 3.0, "Epochs", "Passes over the whole training set (fractions allowed)")
         self.epochs.setEnabled(False)
         self.use_epochs.toggled.connect(self.epochs.setEnabled)
         self.use_epochs.toggled.connect(lambda on: self.iters.setEnabled(not on))
@@ -161,9 +208,20 @@ class FinetuneForm(QFrame):
         row.addStretch(1)
         form.addRow("Steps", row)
 
-        self.batch_size = _spin(1, 1024, DEFAULTS.batch_size, "Rows per step")
-        self.max_length = _spin(16, 131_072, DEFAULTS.max_length, "Longer rows are truncated", 256)
-        self.seed = _spin(0, 999_999, DEFAULTS.seed, "Random seed (split, order, initialisation)")
+        self.batch_size = _spin(
+            1, 1024, DEFAULTS.batch_size, "Batch size", "Rows per step; larger batches need more memory"
+        )
+        self.max_length = _spin(
+            16,
+            131_072,
+            DEFAULTS.max_length,
+            "Maximum length",
+            "Longest row in tokens; longer rows are truncated. Memory grows with it",
+            256,
+        )
+        self.seed = _spin(
+            0, 999_999, DEFAULTS.seed, "Seed", "Random seed (split, order, initialisation): same seed, same run"
+        )
         row = QHBoxLayout()
         for label, box in (("batch", self.batch_size), ("max length", self.max_length)):
             row.addWidget(QLabel(label))
@@ -171,24 +229,40 @@ class FinetuneForm(QFrame):
         row.addStretch(1)
         form.addRow("Batches", row)
 
-        self.checkpoint_every = _spin(1, 100_000, DEFAULTS.checkpoint_every, "Save a checkpoint every N steps")
-        self.eval_every = _spin(1, 100_000, DEFAULTS.eval_every, "Measure validation loss every N steps")
+        self.checkpoint_every = _spin(
+            1,
+            100_000,
+            DEFAULTS.checkpoint_every,
+            "Checkpoint interval",
+            "Save the adapter every N steps; a stopped run resumes from the last checkpoint",
+        )
+        self.eval_every = _spin(
+            1,
+            100_000,
+            DEFAULTS.eval_every,
+            "Validation interval",
+            "Measure the loss on the validation rows every N steps (the dashed line in the chart)",
+        )
         row = QHBoxLayout()
         for label, box in (("checkpoint", self.checkpoint_every), ("validate", self.eval_every)):
             row.addWidget(QLabel(label))
             row.addWidget(box)
         row.addStretch(1)
         form.addRow("Every N steps", row)
-        form.addRow("Seed", self.seed)
+        row = QHBoxLayout()
+        row.addWidget(self.seed)
+        row.addStretch(1)
+        form.addRow("Seed", row)
 
         self.qlora = QCheckBox("QLoRA (4-bit base weights)")
         self.qlora.setToolTip("Needs CUDA + bitsandbytes with PEFT; with MLX the base is quantized in memory")
         self.grad_checkpoint = QCheckBox("Gradient checkpointing")
         self.grad_checkpoint.setToolTip("Less activation memory, about a third slower")
-        column = QVBoxLayout()
-        column.addWidget(self.qlora)
-        column.addWidget(self.grad_checkpoint)
-        form.addRow("Memory", column)
+        row = QHBoxLayout()
+        row.addWidget(self.qlora)
+        row.addWidget(self.grad_checkpoint)
+        row.addStretch(1)
+        form.addRow("Memory", row)
 
         self.data_path.editingFinished.connect(lambda: self.dataset_changed.emit(self.data_path.text().strip()))
         for signal in (
@@ -204,8 +278,10 @@ class FinetuneForm(QFrame):
         ):
             signal.connect(lambda *_: self.changed.emit())
 
-    def _with_browse(self, edit: QLineEdit, choose: object) -> QHBoxLayout:
+    def _with_browse(self, edit: QLineEdit, choose: object, tip: str) -> QHBoxLayout:
         button = QPushButton("Choose…")
+        button.setToolTip(tip)
+        button.setAccessibleName(f"Choose {edit.accessibleName().lower()}")
         button.clicked.connect(choose)
         row = QHBoxLayout()
         row.addWidget(edit, 1)

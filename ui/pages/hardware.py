@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from core.fitting import ModelHeader, read_target
 from core.hardware import GpuDevice, Hardware
 from ui.operations import run_in_background
-from ui.widgets.common import Page
+from ui.widgets.common import CollapsingLabel, Page
 from ui.widgets.estimate_panel import EstimatePanel, human_bytes
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class HardwarePage(Page):
         self.bridge = bridge
         self.hardware: Hardware | None = None
         self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.setToolTip("Detect devices and free memory again")
+        self.refresh_button.setToolTip("Detect devices and free memory again (F5)")
         self.refresh_button.clicked.connect(lambda: self.refresh(force=True))
         self.header.actions.addWidget(self.refresh_button)
 
@@ -128,6 +128,10 @@ class HardwarePage(Page):
         self.gpu_table = QTableView()
         self.gpu_table.setModel(self.gpu_model)
         self.gpu_table.verticalHeader().hide()
+        self.gpu_table.setAccessibleName("Graphics cards")
+        self.gpu_table.setToolTip(
+            "Each GPU Hangar can use; “Usable by models” is what is left after the driver and the desktop"
+        )
         self.gpu_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.gpu_table.horizontalHeader().setStretchLastSection(True)
         self.no_gpu = QLabel("No GPU found: models run on the CPU, from system memory.")
@@ -143,9 +147,14 @@ class HardwarePage(Page):
         row = QHBoxLayout()
         self.target = QLineEdit()
         self.target.setPlaceholderText("A .gguf file, a model folder, or owner/repo:file.gguf on the Hub")
+        self.target.setAccessibleName("Model to estimate")
+        self.target.setToolTip(
+            "A local .gguf file or model folder, or a Hub model as owner/repo:file.gguf (only its header is read)"
+        )
         self.target.returnPressed.connect(self.estimate_target)
         self.estimate_button = QPushButton("Estimate")
         self.estimate_button.setObjectName("Primary")
+        self.estimate_button.setToolTip("Read the model's header and estimate the memory it needs here")
         self.estimate_button.clicked.connect(self.estimate_target)
         row.addWidget(self.target, 1)
         row.addWidget(self.estimate_button)
@@ -155,12 +164,12 @@ class HardwarePage(Page):
         self.target_error.setWordWrap(True)
         self.target_error.hide()
         fit_layout.addWidget(self.target_error)
-        self.model_label = QLabel()
+        self.model_label = CollapsingLabel()
         self.model_label.setObjectName("Muted")
         fit_layout.addWidget(self.model_label)
         self.panel = EstimatePanel()
         fit_layout.addWidget(self.panel)
-        self.history = QLabel()
+        self.history = CollapsingLabel()
         self.history.setObjectName("Muted")
         self.history.setWordWrap(True)
         fit_layout.addWidget(self.history)
@@ -177,6 +186,11 @@ class HardwarePage(Page):
         scroll.setWidget(content)
         self.body.addWidget(scroll)
         self.refresh()
+
+    def refresh_page(self) -> None:
+        """F5 in the window."""
+        if self.refresh_button.isEnabled():
+            self.refresh(force=True)
 
     # -- hardware --------------------------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:

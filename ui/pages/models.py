@@ -38,7 +38,7 @@ from core.library import Library
 from core.library_downloads import follow_downloads, index_all
 from core.library_types import ImportPreview, LibraryEntry, ModelFormat
 from ui.operations import run_in_background
-from ui.widgets.common import EmptyState, Page
+from ui.widgets.common import EmptyState, Page, size_columns
 from ui.widgets.delete_dialog import DeleteDialog
 from ui.widgets.drop_overlay import DropOverlay
 from ui.widgets.estimate_panel import EstimatePanel
@@ -94,27 +94,39 @@ class ModelsPage(Page):
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter models…")
         self.search.setClearButtonEnabled(True)
-        self.search.setFixedWidth(220)
+        self.search.setAccessibleName("Filter models")
+        self.search.setToolTip("Show only models whose name, architecture, quant or origin contains this (Ctrl+K)")
         self.format_filter = QComboBox()
         self.format_filter.addItem("All formats", None)
         for fmt, label in FORMAT_LABELS.items():
             self.format_filter.addItem(label, fmt.value)
+        self.format_filter.setAccessibleName("Format filter")
+        self.format_filter.setToolTip("Show only one kind of model: GGUF files, MLX folders or LoRA adapters")
         self.rescan_button = QPushButton("Rescan")
         self.rescan_button.setToolTip(
-            "Look again in the Hugging Face cache, LM Studio, Ollama, GPT4All and your folders"
+            "Look again in the Hugging Face cache, LM Studio, Ollama, GPT4All and your folders (F5)"
         )
         self.folder_button = QPushButton("Add folder…")
         self.folder_button.setToolTip("Always look for models in a folder of yours (nothing is copied)")
         self.import_button = QPushButton("Import…")
         self.import_button.setObjectName("Primary")
-        for widget in (self.search, self.format_filter, self.rescan_button, self.folder_button, self.import_button):
+        self.import_button.setToolTip(
+            "Add .gguf files or model folders from this computer (or drop them on the window)"
+        )
+        # Page actions in the header; the filters sit over the table they filter, as on Discover.
+        for widget in (self.rescan_button, self.folder_button, self.import_button):
             self.header.actions.addWidget(widget)
+        filters = QHBoxLayout()
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.format_filter)
 
         self.model = LibraryTableModel(self)
         self.proxy = LibraryFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.table = QTableView()
         self.table.setObjectName("LibraryTable")
+        self.table.setAccessibleName("Models")
+        self.table.setToolTip("Your models; select one to see its details and whether it fits in memory")
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(COL_NAME, Qt.SortOrder.AscendingOrder)
@@ -131,20 +143,27 @@ class ModelsPage(Page):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        widths = ((COL_FORMAT, 66), (COL_PARAMS, 66), (COL_QUANT, 70), (COL_SIZE, 74), (COL_ORIGIN, 90), (COL_FIT, 64))
-        for column, width in widths:
-            header.resizeSection(column, width)
+        size_columns(
+            self.table,
+            {COL_FORMAT: 60, COL_PARAMS: 60, COL_QUANT: 70, COL_SIZE: 74, COL_ORIGIN: 90, COL_FIT: 60},
+        )
 
         self.details = ModelDetails()
         #: The fit feature's estimate (memory needed, will it fit) for the selected model.
         self.estimate = EstimatePanel()
+        self.estimate.setVisible(False)  # until a model with an engine is selected
         self._estimated: str | None = None
         self.chat_button = QPushButton("Chat")
         self.chat_button.setObjectName("Primary")
+        self.chat_button.setToolTip("Load the selected model and chat with it")
         self.finetune_button = QPushButton("Fine-tune")
         self.reveal_button = QPushButton("Reveal in file manager")
+        self.reveal_button.setToolTip("Open the folder that holds the selected model's files")
         self.delete_button = QPushButton("Delete…")
         self.delete_button.setObjectName("Danger")
+        self.delete_button.setToolTip(
+            "Remove the selected model from the library, deleting its files if Hangar owns them"
+        )
         actions = QHBoxLayout()
         for button in (self.chat_button, self.finetune_button):
             actions.addWidget(button)
@@ -172,11 +191,16 @@ class ModelsPage(Page):
         side_layout.addLayout(actions)
         side_layout.addLayout(more)
         splitter = QSplitter()
-        splitter.addWidget(self.table)
+        library = QWidget()
+        library_layout = QVBoxLayout(library)
+        library_layout.setContentsMargins(0, 0, 0, 0)
+        library_layout.addLayout(filters)
+        library_layout.addWidget(self.table, 1)
+        splitter.addWidget(library)
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
-        splitter.setSizes([500, 460])
+        splitter.setSizes([560, 400])  # model names are long: the table gets the larger share
 
         self.empty = EmptyState(
             "models",
@@ -192,6 +216,7 @@ class ModelsPage(Page):
         self.progress.setRange(0, 1000)
         self.progress_label = QLabel()
         self.cancel_button = QPushButton("Cancel import")
+        self.cancel_button.setToolTip("Stop the import; a model cut off half-way leaves no files behind")
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress_label)
         progress_row.addWidget(self.progress, 1)
@@ -213,6 +238,7 @@ class ModelsPage(Page):
         self.folder_button.clicked.connect(self.choose_scan_folder)
         self.import_button.clicked.connect(self.choose_files)
         if self.empty.action is not None:
+            self.empty.action.setToolTip(self.import_button.toolTip())
             self.empty.action.clicked.connect(self.choose_files)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.chat_button.clicked.connect(self._chat)
@@ -342,6 +368,15 @@ class ModelsPage(Page):
             self.message.setText(job.error or "The import failed.")
         self.import_finished.emit(job)
 
+    # -- keyboard (the window's Ctrl+K / Ctrl+F and F5) ---------------------------------------------------------
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def refresh_page(self) -> None:
+        if self.rescan_button.isEnabled():  # a scan already running is not started twice
+            self.rescan()
+
     # -- scanning -------------------------------------------------------------------------------------------
     def choose_scan_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Look for models in", str(Path.home()))
@@ -420,7 +455,9 @@ class ModelsPage(Page):
         can_tune = has and entry.format == ModelFormat.MLX and entry.available
         self.finetune_button.setEnabled(can_tune)
         self.finetune_button.setToolTip(
-            "" if can_tune else "Fine-tuning needs the model's full weights (an MLX or safetensors folder)."
+            "Train a LoRA adapter on top of the selected model"
+            if can_tune
+            else "Fine-tuning needs the model's full weights (an MLX or safetensors folder)."
         )
         self.reveal_button.setEnabled(has and entry.root.exists())
         self.delete_button.setEnabled(has)

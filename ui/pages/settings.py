@@ -51,7 +51,7 @@ class SettingsPage(Page):
         self.theme.addItem("Light", "light")
         self.theme.addItem("Dark", "dark")
         self.theme.setCurrentIndex(max(0, self.theme.findData(current.theme)))
-        self.theme.setToolTip("Colours of the window")
+        self.theme.setToolTip("Light or dark colours; “Follow the system” switches with your desktop")
         self.theme.setAccessibleName("Theme")
         self.theme.currentIndexChanged.connect(lambda _: self._save(theme=self.theme.currentData()))
         form.addRow("Theme", self.theme)
@@ -59,6 +59,7 @@ class SettingsPage(Page):
         self.models_dir = QLineEdit(current.models_dir or str(app.paths.models_dir))
         self.models_dir.setReadOnly(True)
         self.models_dir.setAccessibleName("Models folder")
+        self.models_dir.setToolTip("Where Hangar keeps downloaded and copied models; use Choose… to change it")
         self.browse = browse = QPushButton("Choose…")
         browse.setToolTip("Choose where downloaded and copied models are kept; existing ones can move with it")
         browse.setAccessibleName("Choose models folder")
@@ -74,7 +75,10 @@ class SettingsPage(Page):
         self.context.setSingleStep(1024)
         self.context.setValue(current.default_context_length)
         self.context.setSuffix(" tokens")
-        self.context.setToolTip("Context length used when a model is loaded, unless you change it for one chat")
+        self.context.setToolTip(
+            "How many tokens a model sees at once when it is loaded, unless you change it for one chat; "
+            "longer contexts need more memory"
+        )
         self.context.setAccessibleName("Default context length")
         self.context.editingFinished.connect(lambda: self._save(default_context_length=self.context.value()))
         form.addRow("Default context", self.context)
@@ -83,7 +87,10 @@ class SettingsPage(Page):
         self.gpu_layers.setEditable(True)
         self.gpu_layers.addItem("auto")
         self.gpu_layers.setCurrentText(current.gpu_layers)
-        self.gpu_layers.setToolTip("'auto' puts as many layers on the GPU as fit with a safety margin")
+        self.gpu_layers.setToolTip(
+            "How many of a model's layers run on the GPU: “auto” puts as many as fit with a safety margin, "
+            "0 keeps everything on the CPU, or type a number"
+        )
         self.gpu_layers.setAccessibleName("GPU layers")
         self.gpu_layers.lineEdit().editingFinished.connect(
             lambda: self._save(gpu_layers=self.gpu_layers.currentText().strip())
@@ -93,11 +100,14 @@ class SettingsPage(Page):
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 8)
         self.parallel.setValue(current.max_parallel_downloads)
-        self.parallel.setToolTip("How many files download at the same time")
+        self.parallel.setToolTip("How many files download at the same time; more only helps on a fast connection")
         self.parallel.setAccessibleName("Parallel downloads")
         self.parallel.valueChanged.connect(lambda v: self._save(max_parallel_downloads=v))
         form.addRow("Parallel downloads", self.parallel)
 
+        # Choices and numbers at the width of their content; only paths and the token take the whole row.
+        for short in (self.theme, self.context, self.gpu_layers, self.parallel):
+            short.setFixedWidth(220)
         self.hf_token = HfTokenBox()
         form.addRow("Hugging Face token", self.hf_token)
 

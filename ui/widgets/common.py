@@ -1,9 +1,10 @@
-"""Small building blocks every page uses: a page header and an empty state."""
+"""Small building blocks every page uses: a page header, an empty state, and column sizing for tables."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTableView, QVBoxLayout, QWidget
 
 from ui.icons import line_icon
 from ui.theme import current_colors
@@ -69,6 +70,33 @@ class EmptyState(QWidget):
             layout.addSpacing(8)
             layout.addWidget(self.action, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addStretch(2)
+
+
+class CollapsingLabel(QLabel):
+    """A label that takes no room while it has nothing to say (an empty QLabel still leaves a blank line)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setVisible(bool(text))
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setVisible(bool(text))
+
+
+def size_columns(view: QTableView, widths: dict[int, int]) -> None:
+    """Set each column's starting width, but never narrower than its header's text: a clipped header
+    ("Downl.", "Param") reads as a bug. Headers are bold (theme.py), hence the bold metrics."""
+    header = view.horizontalHeader()
+    model = view.model()
+    font = header.font()
+    font.setBold(True)
+    metrics = QFontMetrics(font)
+    # the section's padding (theme.py: 8 px a side) and room for a sort arrow where the view sorts
+    extra = 18 + (6 if view.isSortingEnabled() else 0)
+    for column, width in widths.items():
+        text = str(model.headerData(column, Qt.Orientation.Horizontal) or "")
+        header.resizeSection(column, max(width, metrics.horizontalAdvance(text) + extra))
 
 
 class Page(QWidget):

@@ -22,6 +22,7 @@ class DeleteDialog(QDialog):
         self.message.setWordWrap(True)
         self.also_delete = QCheckBox(f"Also delete the files ({human_size(freed_bytes)})")
         self.also_delete.setVisible(not owned)
+        self.also_delete.setToolTip(f"Delete the files in {entry.root} too, not only the library entry")
         if entry.source in _NO_DELETE and not owned:
             self.also_delete.setEnabled(False)
             self.also_delete.setToolTip(f"{SOURCE_LABELS[entry.source]} manages these files; delete them there.")
@@ -37,6 +38,10 @@ class DeleteDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.confirm_button = buttons.addButton("Delete" if owned else "Remove", QDialogButtonBox.ButtonRole.AcceptRole)
         self.confirm_button.setObjectName("Danger")
+        self.confirm_button.setToolTip(
+            "Delete the files from Hangar's models folder" if owned else "Remove it from the library"
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Cancel).setToolTip("Keep the model")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

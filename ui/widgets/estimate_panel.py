@@ -26,6 +26,7 @@ from core.fitting import ModelHeader, estimate_header
 from core.gguf import GGUFInfo
 from core.hardware import Hardware
 from ui.theme import current_colors
+from ui.widgets.common import CollapsingLabel
 from ui.widgets.fit_badge import FitBadge
 
 CONTEXTS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576)
@@ -104,6 +105,10 @@ class EstimatePanel(QWidget):
         self.context.setRange(0, len(CONTEXTS) - 1)
         self.context.setValue(CONTEXTS.index(4096))
         self.context.setPageStep(1)
+        self.context.setAccessibleName("Context length")
+        self.context.setToolTip(
+            "How many tokens the model can see at once; longer contexts need more memory for the KV cache"
+        )
         self.context_label = QLabel()
         self.context_label.setMinimumWidth(90)
         self.kv_type = QComboBox()
@@ -111,19 +116,23 @@ class EstimatePanel(QWidget):
         self.kv_type.setToolTip(
             "Quantized K/V caches (q8_0, q4_0) halve or quarter the cache; they need flash attention"
         )
+        self.kv_type.setAccessibleName("KV cache type")
         self.flash = QCheckBox("Flash attention")
+        self.flash.setToolTip(
+            "A faster attention kernel that needs less compute memory; required for a quantized KV cache"
+        )
         self.gpu_layers = QSpinBox()
         self.gpu_layers.setRange(-1, 1)
         self.gpu_layers.setSpecialValueText("Auto")
         self.gpu_layers.setValue(-1)
         self.gpu_layers.setMaximumWidth(110)
         self.gpu_layers.setToolTip("Layers on the GPU: Auto picks the most that fit; the output layer goes first")
+        self.gpu_layers.setAccessibleName("GPU layers")
         self.badge = FitBadge()
         self.verdict = QLabel("Choose a model to see whether it fits.")
         self.verdict.setObjectName("VerdictText")
-        self.verdict.setStyleSheet("font-size: 15px; font-weight: 600;")
         self.verdict.setWordWrap(True)
-        self.details = QLabel()
+        self.details = CollapsingLabel()
         self.details.setObjectName("Muted")
         self.details.setWordWrap(True)
         self.legend = QLabel()
@@ -136,6 +145,7 @@ class EstimatePanel(QWidget):
         context_row.addWidget(self.context, 1)
         context_row.addWidget(self.context_label)
         form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         form.addRow("Context", context_row)
         kv_row = QHBoxLayout()
         kv_row.addWidget(self.kv_type)
@@ -221,6 +231,7 @@ class EstimatePanel(QWidget):
             self.estimate_changed.emit(None)
             return
         self.badge.set_estimate(self.estimate)
+        self.badge.setVisible(True)
         if isinstance(self.estimate, Estimate):
             self._show_llama(self.estimate)
         else:
@@ -274,6 +285,7 @@ class EstimatePanel(QWidget):
             bar.deleteLater()
         while len(self.bars) < len(rows):
             label, bar = QLabel(), BreakdownBar()
+            label.setWordWrap(True)  # "RAM: 5.2 GiB of 21.6 GiB (+3.7 GiB of the file mapped…)" in a narrow pane
             self.bars_box.addWidget(label)
             self.bars_box.addWidget(bar)
             self.bars.append((label, bar))
@@ -283,3 +295,4 @@ class EstimatePanel(QWidget):
         if not rows:
             self.verdict.setText("Choose a model to see whether it fits.")
             self.details.setText("")
+            self.badge.setVisible(False)  # "Unknown" next to "Choose a model" says nothing

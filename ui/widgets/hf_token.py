@@ -27,8 +27,13 @@ class HfTokenBox(QWidget):
         self.field.setEchoMode(QLineEdit.EchoMode.Password)
         self.field.setPlaceholderText("hf_…  (needed for gated models)")
         self.field.setAccessibleName("Hugging Face token")
+        self.field.setToolTip(
+            "A read token from huggingface.co/settings/tokens; needed only for gated and private models"
+        )
         self.save = QPushButton("Check and save")
+        self.save.setToolTip("Check the token with the Hub, then keep it in the system keyring (never in a file)")
         self.remove = QPushButton("Remove")
+        self.remove.setToolTip("Delete the token from the system keyring")
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.warning = QLabel()

@@ -46,6 +46,8 @@ class ImportDialog(QDialog):
         self.items.setHeaderLabels(["Model", "Format", "Status", "Details"])
         self.items.setRootIsDecorated(False)
         self.items.setAlternatingRowColors(True)
+        self.items.setAccessibleName("Models found")
+        self.items.setToolTip("What was found in the chosen files and folders, and whether each can be imported")
         colors = current_colors()
         for candidate in preview.new:
             meta = candidate.metadata
@@ -98,6 +100,9 @@ class ImportDialog(QDialog):
         )
         self.import_button.setObjectName("Primary")
         self.import_button.setEnabled(bool(count))
+        self.import_button.setToolTip("Bring the new models into your library the way chosen above")
+        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setToolTip("Close without importing anything")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from PySide6.QtCharts import QChart, QChartView, QLineSeries, QScatterSeries, QValueAxis
@@ -98,5 +99,21 @@ class LossChart(QChartView):
             self._rescale()
 
     def _rescale(self) -> None:
-        self.x_axis.setRange(0, self._max_step)
-        self.y_axis.setRange(0, self._max_loss * 1.05)
+        # The axes span the run exactly; their ticks fall on 1, 2 or 5 × 10^n ("0 2 5 7 10" and "1.70 3.39"
+        # read as noise, and rounding the range up instead would leave a third of a 60-step run's chart empty).
+        top = self._max_loss * 1.05
+        for axis, span in ((self.x_axis, self._max_step), (self.y_axis, top)):
+            axis.setRange(0, span)
+            axis.setTickType(QValueAxis.TickType.TicksDynamic)
+            axis.setTickAnchor(0)
+            axis.setTickInterval(nice_step(span))
+        self.y_axis.setLabelFormat("%.1f" if nice_step(top) >= 0.1 else "%.2f")
+
+
+def nice_step(span: float, ticks: int = 5) -> float:
+    """The 1, 2 or 5 × 10^n step that cuts ``span`` into about ``ticks`` parts."""
+    if span <= 0:
+        return 1.0
+    raw = span / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)

@@ -33,7 +33,8 @@ class ModelDetails(QWidget):
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.values: dict[str, QLabel] = {}
         form = QFormLayout()
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        # Top: a label lines up with the first line of a value that wraps (the location).
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         for name in FIELDS:
             value = QLabel()
             value.setWordWrap(True)
