@@ -89,3 +89,15 @@ def test_f5_retries_a_failed_search_on_discover(window, qtbot, hub: LocalHub, mo
     qtbot.waitUntil(lambda: page.results_model.rowCount() > 0, timeout=10_000)
     assert not page.results_message.isVisible()
     assert "F5" in page.results_message.retry.toolTip()
+
+
+def test_chat_ctrl_k_searches_conversations_and_ctrl_n_starts_one(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    window.show_page("chat")
+    page = window.pages["chat"]
+    qtbot.keyClick(window, Qt.Key.Key_K, CTRL)
+    qtbot.waitUntil(lambda: page.conversations.search.hasFocus(), timeout=2000)
+    before = page.conversations.model.rowCount()
+    qtbot.keyClick(page.conversations.search, Qt.Key.Key_N, CTRL)
+    qtbot.waitUntil(lambda: page.conversations.model.rowCount() == before + 1, timeout=2000)
+    assert page.conversation_id is not None
+    assert page.composer.hasFocus()

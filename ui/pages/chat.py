@@ -71,6 +71,8 @@ class ChatPage(Page):
         self.banner.setObjectName("ChatBanner")
         self.banner.hide()
         self.banner_action = QPushButton()
+        self.banner_action.setToolTip("Do what the message beside it suggests")
+        self.banner_action.setAccessibleName("Suggested action")
         self.banner_action.hide()
         self._banner_callback: Any = None
         self.banner_action.clicked.connect(self._on_banner_action)
@@ -91,9 +93,12 @@ class ChatPage(Page):
         self.editing_label.hide()
         self.composer = QPlainTextEdit()
         self.composer.setPlaceholderText("Message (Ctrl+Enter to send)")
+        self.composer.setToolTip("Write your message; Ctrl+Enter sends it")
+        self.composer.setAccessibleName("Message")
         self.composer.setFixedHeight(84)
         self.send_button = QPushButton("Send")
         self.send_button.setObjectName("Primary")
+        self.send_button.setToolTip("Send the message to the model (Ctrl+Enter)")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop the reply (Esc)")
         self.stop_button.setEnabled(False)
@@ -129,6 +134,8 @@ class ChatPage(Page):
         self.send_button.clicked.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
         QShortcut(QKeySequence("Ctrl+Return"), self.composer, activated=self.send)
+        new_chat = QShortcut(QKeySequence.StandardKey.New, self, activated=self.new_chat)
+        new_chat.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.on_escape)
         escape.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         bridge.connect_hook(self.service.host.events, self._on_engine_event)
@@ -141,21 +148,26 @@ class ChatPage(Page):
         self.model_picker.setMinimumWidth(160)
         self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_picker.setAccessibleName("Model")
+        self.model_picker.setToolTip("The model to chat with: your library, with a fit badge for this machine")
         self.browse_button = QPushButton("Browse…")
         menu = QMenu(self.browse_button)
         menu.addAction("GGUF file…", self._browse_file)
         menu.addAction("MLX model folder…", self._browse_folder)
         self.browse_button.setMenu(menu)
+        self.browse_button.setToolTip("Chat with a GGUF file or MLX folder that is not in your library")
         self.load_button = QPushButton("Load")
+        self.load_button.setToolTip("Load the chosen model into memory (in a separate engine process)")
         self.options_button = QPushButton("Options…")
         self.options_button.setToolTip("Context length, GPU layers, KV cache, threads, LoRA adapter")
         self.options_button.clicked.connect(self.edit_load_options)
         self.load_options: LoadOptions | None = None  # None: from Settings
         self.unload_button = QPushButton("Unload")
+        self.unload_button.setToolTip("Free the memory the model uses; conversations are kept")
         self.progress = QProgressBar()
         self.progress.setFixedWidth(140)
         self.progress.hide()
         self.cancel_load_button = QPushButton("Cancel")
+        self.cancel_load_button.setToolTip("Stop loading; nothing stays in memory")
         self.cancel_load_button.hide()
         self.model_label = QLabel()
         self.model_label.setObjectName("ModelStatus")
@@ -351,6 +363,11 @@ class ChatPage(Page):
         self.banner_action.hide()
 
     # -- conversations --------------------------------------------------------------------------------------------
+    def focus_search(self) -> None:
+        """Ctrl+K / Ctrl+F on this page: search the conversations."""
+        self.conversations.search.setFocus()
+        self.conversations.search.selectAll()
+
     def new_chat(self) -> None:
         path = self.model_picker.currentData() or ""
         loaded = self.service.loaded

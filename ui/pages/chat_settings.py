@@ -62,6 +62,24 @@ class ChatSettingsPanel(QWidget):
         self.error.setStyleSheet(f"color: {current_colors().bad};")
         self.error.hide()
 
+        tips = {
+            self.system_prompt: ("System prompt", "Instructions the model reads before the conversation"),
+            self.preset: ("Sampling preset", "Ready-made sampling settings; changing a value below makes it Custom"),
+            self.temperature: ("Temperature", "Randomness: 0 always picks the likeliest word, higher is more varied"),
+            self.top_p: ("Top-p", "Sample only from the likeliest words that together reach this probability"),
+            self.top_k: ("Top-k", "Sample only from this many likeliest words (0 = no limit)"),
+            self.min_p: ("Min-p", "Drop words less likely than this fraction of the likeliest one"),
+            self.repeat_penalty: ("Repeat penalty", "Above 1 discourages repeating recent words"),
+            self.max_tokens: ("Max tokens", "The longest reply, in tokens"),
+            self.seed: ("Seed", "Same seed and settings give the same reply; -1 picks a new one each time"),
+            self.stop: ("Stop strings", "Stop strings, separated by commas: the reply ends before any of them"),
+            self.response_format: ("Output", "Plain text, any JSON object, or JSON that matches the schema below"),
+            self.json_schema: ("JSON schema", "The JSON schema replies must match (JSON-schema output only)"),
+        }
+        for widget, (name, tip) in tips.items():
+            widget.setAccessibleName(name)
+            widget.setToolTip(tip)
+
         form = QFormLayout()
         form.addRow("Preset", self.preset)
         form.addRow("Temperature", self.temperature)
