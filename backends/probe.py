@@ -25,9 +25,7 @@ def probe_engines() -> EngineSupport:
             system_info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
         except Exception as exc:  # a broken native build: report it as CPU-less rather than crash the app
             logger.warning("llama.cpp probe failed: %s", exc)
-    mlx_installed = (
-        importlib.util.find_spec("mlx") is not None and importlib.util.find_spec("mlx_lm") is not None
-    )
+    mlx_installed = importlib.util.find_spec("mlx") is not None and importlib.util.find_spec("mlx_lm") is not None
     mlx_gpu = False
     budget = None
     if importlib.util.find_spec("mlx") is not None:

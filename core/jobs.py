@@ -262,9 +262,7 @@ class JobManager:
         self._threads[job_id] = thread
         thread.start()
 
-    def _run(
-        self, job_id: str, kind: str, fn: JobFunction, params: dict[str, Any], token: CancelToken
-    ) -> None:
+    def _run(self, job_id: str, kind: str, fn: JobFunction, params: dict[str, Any], token: CancelToken) -> None:
         semaphore = self._semaphore(kind)
         try:
             while not semaphore.acquire(timeout=0.1):
@@ -281,9 +279,7 @@ class JobManager:
                 if token.cancelled:
                     self._finish_cancelled(job_id, token)
                 else:
-                    self._update(
-                        job_id, state=JobState.SUCCEEDED, progress=1.0, result=result or {}, message=""
-                    )
+                    self._update(job_id, state=JobState.SUCCEEDED, progress=1.0, result=result or {}, message="")
             finally:
                 semaphore.release()
         except CancelledError:

@@ -15,9 +15,7 @@ def setup_logging(log_file: Path, *, verbose: bool = False, console: bool = Fals
         return
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.handlers.RotatingFileHandler(
-        log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-    )
+    file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter(_FORMAT))
     file_handler._hangar = True  # type: ignore[attr-defined]
     root.addHandler(file_handler)

@@ -90,9 +90,7 @@ def safe_join(root: Path, relative: str) -> Path:
     from core.errors import UnsafePathError
 
     if not relative or "\x00" in relative or "\\" in relative:
-        raise UnsafePathError(
-            f"Refused the file name {relative!r}: it is empty or has characters not allowed."
-        )
+        raise UnsafePathError(f"Refused the file name {relative!r}: it is empty or has characters not allowed.")
     parts = relative.split("/")
     if relative.startswith("/") or ":" in parts[0] or any(p in ("", ".", "..") for p in parts):
         raise UnsafePathError(f"Refused the file name {relative!r}: it would leave the models folder.")

@@ -71,9 +71,7 @@ def _read_one(source: ByteSource) -> tuple[RawHeader, int, int | None]:
     return header, data_start, size
 
 
-def _check_tensor_data(
-    name: str, header: RawHeader, data_start: int, size: int | None, alignment: int
-) -> None:
+def _check_tensor_data(name: str, header: RawHeader, data_start: int, size: int | None, alignment: int) -> None:
     from core.gguf.types import ggml_type_size
 
     for raw in header.tensors:
@@ -101,9 +99,7 @@ def _read_set(name: str, names: list[str], open_source: Callable[[str], ByteSour
     if len(names) > 1:
         declared = headers[0][0].metadata.get("split.count")
         if isinstance(declared, int) and declared != len(names):
-            raise ModelFileError(
-                f"{name}: the file says the set has {declared} parts, its name says {len(names)}."
-            )
+            raise ModelFileError(f"{name}: the file says the set has {declared} parts, its name says {len(names)}.")
     return build_info(name, headers)
 
 
@@ -130,9 +126,7 @@ def read_gguf_url(url: str, *, headers: dict[str, str] | None = None, session: A
     """Read a remote GGUF header with Range requests; split sets are followed by URL."""
     base, _, filename = url.rpartition("/")
     names = split_names(filename)
-    return _read_set(
-        filename, names, lambda n: HttpSource(f"{base}/{n}", headers=headers, session=session, name=n)
-    )
+    return _read_set(filename, names, lambda n: HttpSource(f"{base}/{n}", headers=headers, session=session, name=n))
 
 
 def hub_file_url(repo_id: str, filename: str, revision: str | None = None) -> str:
@@ -140,9 +134,7 @@ def hub_file_url(repo_id: str, filename: str, revision: str | None = None) -> st
     from huggingface_hub import hf_hub_url
 
     endpoint = os.environ.get("HF_ENDPOINT")
-    return hf_hub_url(
-        repo_id, filename, revision=revision, endpoint=endpoint.rstrip("/") if endpoint else None
-    )
+    return hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint.rstrip("/") if endpoint else None)
 
 
 def read_gguf_hub(

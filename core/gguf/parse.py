@@ -80,9 +80,7 @@ def _skip_strings(cur: Cursor, count: int, key: str) -> None:
         remaining -= 1
         (length,) = unpack_q(cur.take(8))
         if length > MAX_STRING:
-            raise ModelFileError(
-                f"{cur.name}: an element of {key} claims {length} bytes; the file is damaged."
-            )
+            raise ModelFileError(f"{cur.name}: an element of {key} claims {length} bytes; the file is damaged.")
         cur.skip(length)
 
 
@@ -131,9 +129,7 @@ def parse_header(cur: Cursor) -> RawHeader:
         raise ModelFileError(f"{cur.name} is not a GGUF model file (it does not start with 'GGUF').")
     (version,) = cur.unpack("I")
     if version not in (2, 3):
-        raise ModelFileError(
-            f"{cur.name} uses GGUF version {version}, which is not supported (2 or 3 expected)."
-        )
+        raise ModelFileError(f"{cur.name} uses GGUF version {version}, which is not supported (2 or 3 expected).")
     n_tensors, n_kv = cur.unpack("QQ")
     if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
         raise ModelFileError(
@@ -144,9 +140,7 @@ def parse_header(cur: Cursor) -> RawHeader:
     for _ in range(n_kv):
         key = _string(cur, "a metadata key")
         if len(key) > MAX_NAME:
-            raise ModelFileError(
-                f"{cur.name}: a metadata key is {len(key)} characters long; the file is damaged."
-            )
+            raise ModelFileError(f"{cur.name}: a metadata key is {len(key)} characters long; the file is damaged.")
         (vtype,) = cur.unpack("I")
         if key in metadata:
             raise ModelFileError(f"{cur.name}: metadata key {key!r} appears twice; the file is damaged.")
@@ -156,9 +150,7 @@ def parse_header(cur: Cursor) -> RawHeader:
     for _ in range(n_tensors):
         name = _string(cur, "a tensor name")
         if len(name) > MAX_NAME:
-            raise ModelFileError(
-                f"{cur.name}: a tensor name is {len(name)} characters long; the file is damaged."
-            )
+            raise ModelFileError(f"{cur.name}: a tensor name is {len(name)} characters long; the file is damaged.")
         if name in names:
             raise ModelFileError(f"{cur.name}: tensor {name!r} appears twice; the file is damaged.")
         names.add(name)
