@@ -3,9 +3,10 @@ their fit badges."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont
 
 from core.estimate import Estimate, Verdict
@@ -14,6 +15,7 @@ from core.hubfiles import FileGroup, GroupKind
 from core.hubfit import ESTIMATED_KINDS, QuantFit
 from ui.theme import current_colors
 from ui.widgets.fit_badge import badge_color, badge_text, badge_tooltip
+from ui.widgets.record_model import RecordTableModel
 
 Index = QModelIndex | QPersistentModelIndex
 ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -48,7 +50,7 @@ def _shown_tags(summary: ModelSummary) -> list[str]:
     return [t for t in summary.tags if not t.startswith(("license:", "region:", "base_model:"))][:5]
 
 
-class ResultsModel(QAbstractTableModel):
+class ResultsModel(RecordTableModel):
     COL_NAME, COL_DOWNLOADS, COL_LIKES, COL_UPDATED, COL_PARAMS, COL_TAGS = range(6)
     # The Hub's own symbols for downloads and likes keep those columns narrow; the header tooltip names them.
     HEADERS = ("Model", "⬇", "♥", "Updated", "Params", "Tags")
@@ -58,18 +60,8 @@ class ResultsModel(QAbstractTableModel):
         super().__init__()
         self.rows: list[ModelSummary] = []
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
-            return self.HEADER_TIPS[section]
-        return None
+    def records(self) -> Sequence[Any]:
+        return self.rows
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.rows):
@@ -123,7 +115,7 @@ FIT_PENDING = "estimating…"
 FIT_UNKNOWN = "fit unknown"
 
 
-class FilesModel(QAbstractTableModel):
+class FilesModel(RecordTableModel):
     """One row per quant / split set / MLX model / companion / other file; the fit column fills in as the
     remote headers are read."""
 
@@ -137,16 +129,8 @@ class FilesModel(QAbstractTableModel):
         self.best: str | None = None
         self.fit_available = True
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.groups)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+    def records(self) -> Sequence[Any]:
+        return self.groups
 
     def fit_text(self, group: FileGroup) -> str:
         if group.kind not in ESTIMATED_KINDS:

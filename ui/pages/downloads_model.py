@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionProgressBar, QStyleOptionViewItem
 
 from core.downloads import DownloadItem, DownloadState
 from ui.pages.discover_models import human_size
 from ui.theme import current_colors
+from ui.widgets.record_model import RecordTableModel
 
 Index = QModelIndex | QPersistentModelIndex
 ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -35,7 +37,7 @@ def human_eta(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-class DownloadsModel(QAbstractTableModel):
+class DownloadsModel(RecordTableModel):
     COL_NAME, COL_STATE, COL_PROGRESS, COL_SIZE, COL_SPEED, COL_ETA, COL_MESSAGE = range(7)
     HEADERS = ("Download", "State", "Progress", "Size", "Speed", "Time left", "")
 
@@ -43,16 +45,8 @@ class DownloadsModel(QAbstractTableModel):
         super().__init__()
         self.items: list[DownloadItem] = []
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.items)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+    def records(self) -> Sequence[Any]:
+        return self.items
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.items):

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from core.finetune_service import FinetuneRun
 from core.jobs import Job
+from ui.widgets.record_model import RecordTableModel
 
 Index = QModelIndex | QPersistentModelIndex
 
 
-class FinetuneJobsModel(QAbstractTableModel):
+class FinetuneJobsModel(RecordTableModel):
     COL_NAME, COL_BACKEND, COL_STATE, COL_PROGRESS, COL_LOSS = range(5)
     HEADERS = ("Run", "Backend", "State", "Progress", "Last loss")
     RunRole = Qt.ItemDataRole.UserRole + 1
@@ -55,16 +57,8 @@ class FinetuneJobsModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(row, self.COL_LOSS), self.index(row, self.COL_LOSS))
 
     # -- Qt -------------------------------------------------------------------------------------------------
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._runs)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+    def records(self) -> Sequence[Any]:
+        return self._runs
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._runs):

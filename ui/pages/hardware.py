@@ -5,9 +5,10 @@ against real loads."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -27,6 +28,7 @@ from core.hardware import GpuDevice, Hardware
 from ui.operations import run_in_background
 from ui.widgets.common import CollapsingLabel, Page
 from ui.widgets.estimate_panel import EstimatePanel, human_bytes
+from ui.widgets.record_model import RecordTableModel
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -36,7 +38,7 @@ logger = logging.getLogger(__name__)
 _Index = QModelIndex | QPersistentModelIndex
 
 
-class GpuTableModel(QAbstractTableModel):
+class GpuTableModel(RecordTableModel):
     COL_DEVICE, COL_NAME, COL_TOTAL, COL_FREE, COL_USABLE, COL_BANDWIDTH, COL_DRIVER = range(7)
     HEADERS = ("Device", "Name", "Memory", "Free", "Usable by models", "Bandwidth", "Driver")
     GpuRole = Qt.ItemDataRole.UserRole + 1
@@ -50,16 +52,8 @@ class GpuTableModel(QAbstractTableModel):
         self.gpus = list(gpus)
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.gpus)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+    def records(self) -> Sequence[Any]:
+        return self.gpus
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.gpus):
