@@ -353,7 +353,6 @@ class Library:
     ) -> LibraryEntry:
         entry_id = uuid.uuid4().hex[:12]
         now = time.time()
-        meta = candidate.metadata
         with self._store.transaction() as conn:
             name = unique_name(conn, candidate.name)
             conn.execute(
@@ -367,14 +366,7 @@ class Library:
                     str(candidate.root.absolute()),
                     json.dumps([str(f.absolute()) for f in candidate.files]),
                     candidate.size_bytes,
-                    meta.architecture,
-                    meta.parameter_count,
-                    meta.quant,
-                    meta.context_length,
-                    int(meta.has_chat_template),
-                    meta.license,
-                    meta.model_name,
-                    meta.base_model,
+                    *_metadata_values(candidate),
                     candidate.repo_id,
                     base_model_id,
                     fingerprint,
@@ -386,7 +378,6 @@ class Library:
         return self.get(entry_id)
 
     def _update_description(self, entry_id: str, candidate: Candidate) -> None:
-        meta = candidate.metadata
         self._store.execute(
             "UPDATE library_models SET files = ?, size_bytes = ?, architecture = ?, parameter_count = ?, quant = ?, "
             "context_length = ?, has_chat_template = ?, license = ?, model_name = ?, base_model = ?, "
@@ -394,14 +385,7 @@ class Library:
             (
                 json.dumps([str(f.absolute()) for f in candidate.files]),
                 candidate.size_bytes,
-                meta.architecture,
-                meta.parameter_count,
-                meta.quant,
-                meta.context_length,
-                int(meta.has_chat_template),
-                meta.license,
-                meta.model_name,
-                meta.base_model,
+                *_metadata_values(candidate),
                 safe_stat_key(candidate.files),
                 entry_id,
             ),
@@ -422,3 +406,18 @@ class Library:
 
 def _delete(entry: LibraryEntry) -> int:
     return delete_files(entry.root, entry.files)
+
+
+def _metadata_values(candidate: Candidate) -> tuple[object, ...]:
+    """The description columns (architecture .. base_model), in table order, for INSERT and UPDATE alike."""
+    meta = candidate.metadata
+    return (
+        meta.architecture,
+        meta.parameter_count,
+        meta.quant,
+        meta.context_length,
+        int(meta.has_chat_template),
+        meta.license,
+        meta.model_name,
+        meta.base_model,
+    )
