@@ -7,8 +7,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Pinned so that machines with the CPU build on disk use it; CUDA users may set TORCH=torch.
 TORCH  ?= torch==2.13.0
-# llama.cpp build flags, e.g. LLAMA_CMAKE_ARGS=-DGGML_CUDA=on for NVIDIA GPUs (Metal is on by default on macOS).
-LLAMA_CMAKE_ARGS ?=
+# llama.cpp build flags. RPC is on so that a model can be spread over worker machines; add e.g. -DGGML_CUDA=on for
+# NVIDIA GPUs (Metal is on by default on macOS): LLAMA_CMAKE_ARGS="-DGGML_RPC=ON -DGGML_CUDA=on".
+LLAMA_CMAKE_ARGS ?= -DGGML_RPC=ON
 EXTRAS_RUN  := llama,mlx,finetune
 EXTRAS_TEST := llama,mlx,finetune,dev
 
@@ -62,7 +63,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/mypy
 
 screenshots: $(VENV)/.test-installed
-	QT_QPA_PLATFORM=offscreen $(BIN)/python main.py --screenshots docs/screenshots
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.tools.screenshots docs/screenshots
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/startup.py

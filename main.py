@@ -32,13 +32,11 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
 def main(argv: Sequence[str] | None = None) -> int:
     multiprocessing.freeze_support()  # the frozen app re-enters here in engine child processes
     argv = list(sys.argv[1:] if argv is None else argv)
-    from core.cli import parse, run_command
+    from ui.cli import parse, run_command
 
     if "--smoke-test" in argv:
         return _smoke_test([a for a in argv if a != "--smoke-test"])
-    if argv[:1] == ["--screenshots"]:
-        return _screenshots(argv[1] if len(argv) > 1 else "docs/screenshots")
-    from core.cli.import_cmd import split_open_with
+    from ui.cli.import_cmd import split_open_with
 
     argv, open_paths = split_open_with(argv)  # "Open with Hangar": model files, no command
     args = parse(argv)
@@ -56,9 +54,9 @@ def _smoke_test(argv: list[str]) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
-    from core.cli import parse
-    from core.smoke import run_engine_smoke
+    from core.devkit.smoke import run_engine_smoke
     from ui.app import create_window
+    from ui.cli import parse
 
     args = parse(argv)
     qt_app = QApplication(sys.argv[:1])
@@ -80,19 +78,6 @@ def _smoke_test(argv: list[str]) -> int:
         return 1
     finally:
         context.close()
-
-
-def _screenshots(out_dir: str) -> int:
-    """Render every page offscreen into PNG files (``make screenshots``)."""
-    import os
-    from pathlib import Path
-
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from ui.screenshots import render
-
-    for path in render(Path(out_dir), lambda folder: build_app(Namespace(data_dir=str(folder)), console_logging=False)):
-        print(path)
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Engines behind one interface (``core.engine.Engine``). No Qt here.
+"""Engines behind one interface (``core.engine.host.Engine``). No Qt here.
 
 Engines are imported lazily, inside the engine child process, so the app starts without loading any of them.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from core.engine import Engine
+from core.engine.host import Engine
 from core.errors import UnsupportedModelError
 
 #: engine name -> (module, class, the Python package it needs, the extra that installs it)

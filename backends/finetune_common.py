@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.datasets import Example, TokenStats, token_stats
-from core.finetune import FinetuneRequest, TrainingEvent
+from core.finetune.datasets import Example, TokenStats, token_stats
+from core.finetune.types import FinetuneRequest, TrainingEvent
 
 
 class Reporter:

@@ -18,7 +18,7 @@ from typing import Any
 
 from backends.finetune_common import length_stats, load_split
 from core.errors import FinetuneError
-from core.finetune import (
+from core.finetune.types import (
     ADAPTER,
     CheckpointSaved,
     FinetuneConfig,

@@ -1,4 +1,4 @@
-"""The fine-tune child process: ``run`` is the entry point handed to ``core.finetune_service``.
+"""The fine-tune child process: ``run`` is the entry point handed to ``core.finetune.service``.
 
 It trains with the requested backend and turns every outcome into an event; nothing raised here reaches the app
 except as ``TrainingFailed`` or, if the process dies, the parent's "stopped unexpectedly" error.
@@ -13,9 +13,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from core.datasets import TokenStats, token_stats
 from core.errors import HangarError, InsufficientMemoryError
-from core.finetune import (
+from core.finetune.datasets import TokenStats, token_stats
+from core.finetune.types import (
     ExportFinished,
     ExportFormat,
     ExportRequest,
@@ -73,7 +73,7 @@ def export(request: ExportRequest) -> Path:
 
         return convert_lora_to_gguf(request.adapter, request.output, request.base_model)
     if request.format == ExportFormat.GGUF_BASE:
-        from core.hf_gguf import convert_hf_to_gguf
+        from backends.hf_gguf import convert_hf_to_gguf
 
         return convert_hf_to_gguf(request.base_model, request.output)
     if FinetuneBackend(request.backend) == FinetuneBackend.MLX:

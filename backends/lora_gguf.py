@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from backends.hf_gguf import gguf_tensor_name, permute_rows, read_config
 from core.errors import FinetuneError
-from core.hf_gguf import gguf_tensor_name, permute_rows, read_config
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The engine child process: one loop, one model, requests in order (llama.cpp and MLX are not thread-safe).
 
-``serve`` is the process target handed to ``core.engine.EngineHost``. Every outcome becomes an event; nothing
+``serve`` is the process target handed to ``core.engine.host.EngineHost``. Every outcome becomes an event; nothing
 raised here reaches the app except as a ``RequestFailed`` or, if the process dies, the host's ``EngineCrashed``.
 """
 
@@ -13,7 +13,7 @@ import traceback
 from functools import partial
 from typing import Any
 
-from core.engine import (
+from core.engine.host import (
     CountTokensRequest,
     Engine,
     EngineStarted,

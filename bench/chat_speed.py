@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.engine import ChatMessage, EngineHost, GenerationParams, LoadOptions, ModelSpec  # noqa: E402
-from core.modelgen import TinyModelConfig  # noqa: E402
+from core.devkit.modelgen import TinyModelConfig  # noqa: E402
+from core.engine.host import ChatMessage, EngineHost, GenerationParams, LoadOptions, ModelSpec  # noqa: E402
 
 CONFIG = TinyModelConfig(n_vocab=8192, n_embd=768, n_layer=6, n_head=12, n_head_kv=4, n_ff=2048, name="bench")
 PROMPT = "Write a long story about a lighthouse keeper and the sea."
@@ -89,7 +89,7 @@ def _llama_baseline(path: Path):  # type: ignore[no-untyped-def]
 
 def bench_llama(folder: Path, tokens: int, rounds: int) -> dict[str, float]:
     from backends.worker import serve
-    from core.modelgen import write_tiny_gguf
+    from core.devkit.modelgen import write_tiny_gguf
 
     path = write_tiny_gguf(folder / "bench.gguf", CONFIG)
     host = EngineHost(serve, name="bench-llama")
@@ -151,7 +151,7 @@ def _mlx_baseline(folder: Path):  # type: ignore[no-untyped-def]
 
 def bench_mlx(folder: Path, tokens: int, rounds: int) -> dict[str, float]:
     from backends.worker import serve
-    from core.modelgen_hf import write_tiny_hf_model
+    from core.devkit.modelgen_hf import write_tiny_hf_model
 
     # float32: MLX's CPU build computes float16 slowly (Apple GPUs do not care)
     model_dir = write_tiny_hf_model(folder / "bench-hf", CONFIG.with_(n_vocab=1024, weight_type="F32"))
@@ -201,7 +201,7 @@ def bench_gui(folder: Path, tokens: int) -> dict[str, float]:
     from backends import available_engines
     from backends.worker import serve
     from core.app import AppContext
-    from core.modelgen import write_tiny_gguf
+    from core.devkit.modelgen import write_tiny_gguf
     from core.paths import AppPaths
     from ui.app import create_window
 

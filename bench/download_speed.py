@@ -45,8 +45,8 @@ def _hf_download(url: str, cache: Path) -> float:
 
 def _hangar_download(root: Path) -> float:
     from core.app import AppContext
-    from core.downloads import DownloadManager, DownloadState
-    from core.hub import HubClient
+    from core.downloads.manager import DownloadManager, DownloadState
+    from core.hub.client import HubClient
     from core.paths import AppPaths
 
     app = AppContext.create(AppPaths.under(root), worker_entry=lambda *a: None)
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
 
-    from tests.hub import HubFile, HubRepo, LocalHub
+    from tests.support.hub import HubFile, HubRepo, LocalHub
 
     size = args.size_mib << 20
     with tempfile.TemporaryDirectory(prefix="hangar-bench-") as tmp:

@@ -2,7 +2,7 @@
 
     python bench/estimate_accuracy.py [--only NAME] [--out results.md]
 
-Generates the zoo (``core.modelgen.ZOO``: GQA, one KV head with a 256k vocabulary, gemma-style sliding-window
+Generates the zoo (``core.devkit.modelgen.ZOO``: GQA, one KV head with a 256k vocabulary, gemma-style sliding-window
 layers, MoE, several quant types), loads each model through Hangar's own engine path (``EngineHost`` +
 ``backends.worker.serve`` + ``backends/llama.py``) at several context sizes, and prints estimate vs actual per
 component from llama.cpp's logged buffer sizes. Target: total within 3% for every case; exits 1 otherwise.
@@ -53,12 +53,12 @@ def _header_speed(path: Path, header_bytes: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     from backends.probe import probe_engines
     from backends.worker import serve
-    from core.engine import EngineHost, LoadOptions, ModelSpec
-    from core.estimate import EngineSettings, estimate_llama
-    from core.fitrecord import COMPONENTS, compare
+    from core.devkit.modelgen import ZOO, write_tiny_gguf
+    from core.engine.host import EngineHost, LoadOptions, ModelSpec
+    from core.estimate.llama import EngineSettings, estimate_llama
+    from core.estimate.records import COMPONENTS, compare
     from core.gguf import read_gguf
     from core.hardware import detect_hardware
-    from core.modelgen import ZOO, write_tiny_gguf
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", help="run only this zoo model (repeatable)")

@@ -23,14 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.finetune import FinetuneConfig, TrainingProgress  # noqa: E402
+from core.finetune.types import FinetuneConfig, TrainingProgress  # noqa: E402
 
 WARMUP = 5
 
 
 def make_inputs(folder: Path, embd: int, layers: int) -> tuple[Path, Path]:
-    from core.modelgen import TinyModelConfig
-    from core.modelgen_hf import write_tiny_hf_model
+    from core.devkit.modelgen import TinyModelConfig
+    from core.devkit.modelgen_hf import write_tiny_hf_model
 
     model = write_tiny_hf_model(
         folder / "model", TinyModelConfig(n_embd=embd, n_layer=layers, n_head=8, n_head_kv=4, n_ff=embd * 3)
@@ -58,7 +58,7 @@ def rate(durations: dict[int, float], steps: int) -> float:
 
 def hangar_rate(backend: str, model: Path, data: Path, config: FinetuneConfig, root: Path) -> float:
     from backends.finetune_worker import run as entry
-    from core.finetune_service import FinetuneService
+    from core.finetune.service import FinetuneService
     from core.jobs import JobManager
     from core.store import Store
 

@@ -77,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from core.app import AppContext
-    from core.downloads import DownloadState, for_app
+    from core.downloads.manager import DownloadState, for_app
     from core.paths import AppPaths
-    from tests.hub import HubFile, HubRepo, LocalHub
-    from tests.hub.catalog import build_catalog
+    from tests.support.hub import HubFile, HubRepo, LocalHub
+    from tests.support.hub.catalog import build_catalog
     from ui.app import create_window
 
     with tempfile.TemporaryDirectory(prefix="hangar-lag-") as tmp:

@@ -54,7 +54,7 @@ def main() -> int:
     from backends.worker import serve
     from core.app import AppContext
     from core.jobs import JobState
-    from core.library_types import ImportMode
+    from core.models.types import ImportMode
     from core.paths import AppPaths
     from ui.app import create_window
 

@@ -117,8 +117,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from core.gguf import fastskip
-    from core.library import Library
-    from core.library_scan import ScanRoots
+    from core.library.scan import ScanRoots
+    from core.library.service import Library
     from core.paths import AppPaths
     from core.settings import SettingsService
     from core.store import Store

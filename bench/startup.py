@@ -67,9 +67,9 @@ def main() -> int:
         help_time = _time([python, "main.py", "--help"], env, args.runs)
         rows.append(("main.py --help", help_time, "python -c pass", bare_py))
         # The first window launch creates the data folder; warm it once so every sample measures the same thing.
-        _time_window([python, "main.py"], dict(env, HANGAR_QUIT_AFTER_PAINT="1"), 1)
+        _time_window([python, "-m", "tests.tools.first_paint"], env, 1)
         bare_window = _time_window([python, "-c", BARE_WINDOW], env, args.runs)
-        window = _time_window([python, "main.py"], dict(env, HANGAR_QUIT_AFTER_PAINT="1"), args.runs)
+        window = _time_window([python, "-m", "tests.tools.first_paint"], env, args.runs)
         rows.append(("Hangar window", window, "bare PySide6 window", bare_window))
     print(f"{'measure':<18} {'seconds':>8}   {'baseline':<22} {'seconds':>8}   ratio")
     for name, value, base_name, base in rows:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from core.engine import EngineHost, WorkerEntry
+from core.engine.host import EngineHost, WorkerEntry
 from core.hardware import EngineSupport, Hardware
 from core.jobs import JobManager
 from core.paths import AppPaths
@@ -21,7 +21,7 @@ from core.settings import SettingsService
 from core.store import Store
 
 if TYPE_CHECKING:
-    from core.finetune_service import FinetuneService
+    from core.finetune.service import FinetuneService
 
 
 @dataclass
@@ -74,8 +74,8 @@ class AppContext:
 
     @cached_property
     def finetune(self) -> FinetuneService:
-        from core.finetune_service import FinetuneService, library_registrar
-        from core.library import Library
+        from core.finetune.service import FinetuneService, library_registrar
+        from core.library.service import Library
 
         return FinetuneService(
             self.store,

@@ -124,3 +124,21 @@ class FinetuneError(HangarError):
     """A fine-tune could not start, failed while training, or its result could not be exported."""
 
     code = "finetune"
+
+
+def error_from_code(code: str, message: str) -> HangarError:
+    """Rebuild the error a child process reported (by its ``code``) so callers can catch it by type."""
+    for cls in _all_subclasses(HangarError):
+        if cls.code == code:
+            error = cls.__new__(cls)
+            HangarError.__init__(error, message)
+            return error
+    return HangarError(message) if code == HangarError.code else EngineError(message)
+
+
+def _all_subclasses(cls: type[HangarError]) -> list[type[HangarError]]:
+    found: list[type[HangarError]] = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_all_subclasses(sub))
+    return found

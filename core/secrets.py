@@ -10,13 +10,15 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import keyring
 import keyring.errors
 
 from core.errors import AuthError, UsageError
-from core.hub import HubClient
+
+if TYPE_CHECKING:
+    from core.hub.client import HubClient
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ import pytest
 
 #: Fixture modules of the features (tests/fixtures_<feature>.py).
 pytest_plugins: list[str] = [
-    "tests.fixtures_chat",
-    "tests.fixtures_finetune",
-    "tests.fixtures_fit",
-    "tests.fixtures_hub",
-    "tests.fixtures_library",
+    "tests.support.fixtures_chat",
+    "tests.support.fixtures_finetune",
+    "tests.support.fixtures_fit",
+    "tests.support.fixtures_hub",
+    "tests.support.fixtures_library",
 ]
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -44,6 +44,6 @@ def app(data_dir: Path) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real, loadable llama-architecture GGUF (random weights, ChatML template), made once per session."""
-    from core.modelgen import write_tiny_gguf
+    from core.devkit.modelgen import write_tiny_gguf
 
     return write_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny-llama-F16.gguf")

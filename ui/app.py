@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import time
 from argparse import Namespace
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -97,20 +95,8 @@ def run_gui(args: Namespace, make_app: Callable[[], AppContext], open_paths: Seq
     window.show()
     if open_paths:  # "Open with Hangar": My Models shows the import dialog for them
         window.show_page("models", [str(p) for p in open_paths])
-    if not context.settings.current.first_run_done and not os.environ.get("HANGAR_QUIT_AFTER_PAINT"):
+    if not context.settings.current.first_run_done:
         show_welcome(context, window)
-    if os.environ.get("HANGAR_QUIT_AFTER_PAINT"):
-        # bench/startup.py: report the time from launch to the first event-loop turn after the window is shown,
-        # then leave at once (background work started by the pages is not part of start-up).
-        from PySide6.QtCore import QTimer
-
-        def report_and_quit() -> None:
-            started = float(os.environ.get("HANGAR_LAUNCHED_AT", "0") or 0)
-            if started:
-                print(f"window-shown-seconds {time.time() - started:.4f}", flush=True)
-            os._exit(0)
-
-        QTimer.singleShot(0, report_and_quit)
     try:
         return qt_app.exec()
     finally:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.hardware import Hardware
-from core.suggestions import RankedSuggestion, describe_hardware, suggest
+from core.hub.suggestions import RankedSuggestion, describe_hardware, suggest
 from ui.icons import app_icon
 from ui.operations import run_in_background
 from ui.widgets.fit_badge import FitBadge
@@ -146,7 +146,7 @@ class WelcomeDialog(QDialog):
         self.finished.connect(self._remember)
 
     def _download(self, card: SuggestionCard) -> None:
-        from core.downloads import for_app
+        from core.downloads.manager import for_app
 
         s = card.ranked.suggestion
         card.button.setEnabled(False)

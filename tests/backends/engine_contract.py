@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.engine import ChatMessage, EngineHost, GenerationParams, ModelSpec
+from core.engine.host import ChatMessage, EngineHost, GenerationParams, ModelSpec
 from core.errors import EngineError
 
 HELLO = (ChatMessage("system", "You are terse."), ChatMessage("user", "hello world"))

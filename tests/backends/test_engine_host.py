@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backends.worker import serve
-from core.engine import (
+from core.engine.host import (
     ChatMessage,
     EngineCrashed,
     EngineHost,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from core.engine import LoadOptions, ModelSpec
-from core.estimate import EngineSettings, estimate_llama
-from core.fitrecord import compare, load_history, record_load, record_model_load
+from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
+from core.engine.host import LoadOptions, ModelSpec
+from core.estimate.llama import EngineSettings, estimate_llama
+from core.estimate.records import compare, load_history, record_load, record_model_load
 from core.gguf import read_gguf
 from core.hardware import detect_hardware
-from core.modelgen import TinyModelConfig, write_tiny_gguf
 
 CASES = {
     # name: (model, context, KV type, flash attention)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.finetune import FinetuneConfig, TrainingProgress, TrainingStarted, latest_checkpoint
+from core.finetune.types import FinetuneConfig, TrainingProgress, TrainingStarted, latest_checkpoint
 from core.jobs import JobState
 from tests.backends.test_finetune_peft import FAST, Watcher
-from tests.fixtures_finetune import FACTS
+from tests.support.fixtures_finetune import FACTS
 
 pytest.importorskip("mlx_lm")
 
@@ -38,7 +38,7 @@ def test_mlx_job_learns_the_facts_and_the_adapter_loads_in_mlx_lm(
     adapter = run.adapter_path
     assert adapter is not None and (adapter / "adapters.safetensors").is_file()
     # registered in the library (unlinked: this base folder is not in the library)
-    from core.library import Library
+    from core.library.service import Library
 
     entry = Library.for_app(ft_app).get(job.result["library_id"])  # type: ignore[index]
     assert entry.root == adapter and entry.base_model_id is None

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from core.engine import ChatMessage, GenerationParams, LoadOptions, ModelSpec
+from core.engine.host import ChatMessage, GenerationParams, LoadOptions, ModelSpec
 from core.errors import FinetuneError
-from core.finetune import FinetuneConfig, TrainingProgress, TrainingStarted, latest_checkpoint
+from core.finetune.types import FinetuneConfig, TrainingProgress, TrainingStarted, latest_checkpoint
 from core.jobs import JobState
-from tests.fixtures_finetune import FACTS
+from tests.support.fixtures_finetune import FACTS
 
 GREEDY = GenerationParams(max_tokens=6, temperature=0.0, top_k=1, repeat_penalty=1.0, min_p=0.0, seed=0)
 FAST = FinetuneConfig(
@@ -79,8 +79,8 @@ class Watcher:
 
 @pytest.mark.slow
 def test_peft_job_learns_the_facts_and_changes_the_answers(ft_app, tiny_hf_model: Path, facts_dataset: Path) -> None:
-    from core.library import Library
-    from core.library_types import ImportMode
+    from core.library.service import Library
+    from core.models.types import ImportMode
 
     library = Library.for_app(ft_app)
     base_entry = library.import_paths([tiny_hf_model], ImportMode.LINK).imported[0]

@@ -25,7 +25,7 @@ def test_rows_longer_than_the_maximum_are_reported_by_line(ft_app, tiny_hf_model
     ]
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    from core.datasets import load_dataset
+    from core.finetune.datasets import load_dataset
 
     dataset = load_dataset(data, strict=False)
     stats = ft_app.finetune.measure_tokens(tiny_hf_model, dataset, max_length=64)

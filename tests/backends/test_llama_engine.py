@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from backends.worker import serve
-from core.engine import ChatMessage, EngineHost, GenerationParams, LoadOptions, LoadProgress, ModelSpec
+from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
+from core.engine.host import ChatMessage, EngineHost, GenerationParams, LoadOptions, LoadProgress, ModelSpec
 from core.errors import EngineCrashedError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
-from core.modelgen import TinyModelConfig, write_tiny_gguf
 from tests.backends.engine_contract import HELLO, EngineContract, generate
 
 SCHEMA = {
@@ -160,7 +160,7 @@ def test_killed_engine_reports_a_crash(spare_host: EngineHost, tiny_gguf: Path) 
 
 
 def test_lora_adapter_changes_the_reply(spare_host: EngineHost, tiny_gguf: Path, tmp_path: Path) -> None:
-    from tests.fixtures_chat import write_tiny_gguf_lora
+    from tests.support.fixtures_chat import write_tiny_gguf_lora
 
     greedy = GenerationParams(max_tokens=12, temperature=0.0, ignore_eos=True)
     spare_host.load_blocking(ModelSpec("llama", str(tiny_gguf), LoadOptions(context_length=256)))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.engine import ChatMessage, GenerationParams, LoadOptions, ModelSpec
+from core.engine.host import ChatMessage, GenerationParams, LoadOptions, ModelSpec
 from core.errors import FinetuneError
-from tests.fixtures_finetune import FACTS
+from tests.support.fixtures_finetune import FACTS
 
 pytest.importorskip("llama_cpp")
 
@@ -30,7 +30,7 @@ def hf_greedy_ids(model: object, tokenizer: object, n: int = 6) -> list[int]:
 
 @pytest.fixture(scope="module")
 def base_gguf(tmp_path_factory: pytest.TempPathFactory, tiny_hf_model: Path) -> Path:
-    from core.hf_gguf import convert_hf_to_gguf
+    from backends.hf_gguf import convert_hf_to_gguf
 
     return convert_hf_to_gguf(tiny_hf_model, tmp_path_factory.mktemp("gguf") / "tiny-F32.gguf", weight_type="F32")
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from backends.worker import serve
-from core.engine import ChatMessage, EngineHost, GenerationParams, LoadOptions, ModelSpec
+from core.devkit.modelgen import TinyModelConfig
+from core.devkit.modelgen_hf import write_tiny_hf_model
+from core.engine.host import ChatMessage, EngineHost, GenerationParams, LoadOptions, ModelSpec
 from core.errors import EngineCrashedError, EngineError, ModelFileError, UnsupportedModelError
-from core.modelgen import TinyModelConfig
-from core.modelgen_hf import write_tiny_hf_model
 from tests.backends.engine_contract import HELLO, EngineContract, generate
 
 
@@ -111,7 +111,7 @@ def test_killed_engine_reports_a_crash(spare_host: EngineHost, tiny_hf_model: Pa
 
 
 def test_lora_adapter_changes_the_reply(spare_host: EngineHost, tiny_hf_model: Path, tmp_path: Path) -> None:
-    from tests.fixtures_chat import write_tiny_mlx_adapter
+    from tests.support.fixtures_chat import write_tiny_mlx_adapter
 
     greedy = GenerationParams(max_tokens=12, temperature=0.0, ignore_eos=True)
     spare_host.load_blocking(ModelSpec("mlx", str(tiny_hf_model), LoadOptions(context_length=256)), timeout=120)

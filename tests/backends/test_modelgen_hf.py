@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.modelgen import TinyModelConfig
-from core.modelgen_hf import EOS_TOKEN, write_tiny_hf_model
+from core.devkit.modelgen import TinyModelConfig
+from core.devkit.modelgen_hf import EOS_TOKEN, write_tiny_hf_model
 
 MESSAGES = [{"role": "user", "content": "hello world"}]
 

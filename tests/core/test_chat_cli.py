@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import main
-from core.chat import ChatStore, MessageState
+from core.chat.store import ChatStore, MessageState
 from core.paths import AppPaths
 from core.store import Store
 

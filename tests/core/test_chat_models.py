@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backends.worker import serve
-from core.chat_models import (
+from core.chat.models import (
     AUTO_GPU_LAYERS,
     auto_gpu_layers,
     engine_for,
@@ -18,7 +18,7 @@ from core.chat_models import (
     resolve_model,
     spec_for,
 )
-from core.engine import EngineHost, LoadOptions
+from core.engine.host import EngineHost, LoadOptions
 from core.errors import ModelFileError, NotFoundError, UsageError
 from core.hardware import EngineSupport, GpuDevice, Hardware
 from core.settings import Settings

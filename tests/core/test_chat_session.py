@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from backends.worker import serve
-from core.chat import ChatSettings, ChatStore, MessageState
-from core.chat_session import ChatSession, ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
-from core.engine import EngineHost, LoadOptions, ModelSpec
+from core.chat.session import ChatSession, ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
+from core.chat.store import ChatSettings, ChatStore, MessageState
+from core.engine.host import EngineHost, LoadOptions, ModelSpec
 from core.errors import EngineError, UsageError
 from core.store import Store
 

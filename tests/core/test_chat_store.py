@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.chat import (
+from core.chat.store import (
     DEFAULT_TITLE,
     PRESETS,
     ChatSettings,

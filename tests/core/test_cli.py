@@ -70,7 +70,7 @@ def test_only_the_chosen_commands_module_is_imported(tmp_path: Path) -> None:
     """Start-up stays light: running `paths` does not load the Hub client, the chat code or an engine."""
     code = (
         "import sys, main; rc = main.main(['paths', '--json', '--data-dir', sys.argv[1]]);"
-        "names = ('huggingface_hub', 'core.chat', 'core.hub', 'core.cli.search_cmd', 'torch', 'mlx');"
+        "names = ('huggingface_hub', 'core.chat.store', 'core.hub.client', 'ui.cli.search_cmd', 'torch', 'mlx');"
         "heavy = [m for m in names if m in sys.modules];"
         "assert not heavy, heavy; sys.exit(rc)"
     )

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import main
-from tests.core.downloads_helpers import sha256
-from tests.hub import LocalHub
-from tests.hub.catalog import BIGGER_REPO, GATED_REPO, GGUF_REPO
+from tests.support.downloads import sha256
+from tests.support.hub import LocalHub
+from tests.support.hub.catalog import BIGGER_REPO, GATED_REPO, GGUF_REPO
 
 ROOT = Path(__file__).resolve().parents[2]
 

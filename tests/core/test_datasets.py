@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.datasets import (
+from core.errors import DatasetError
+from core.finetune.datasets import (
     CsvColumns,
     DatasetFormat,
     csv_header,
@@ -17,7 +18,6 @@ from core.datasets import (
     token_stats,
     write_split,
 )
-from core.errors import DatasetError
 
 
 def write_lines(path: Path, rows: list[object]) -> Path:

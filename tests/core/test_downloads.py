@@ -13,12 +13,12 @@ import gguf
 import pytest
 
 from core.app import AppContext
-from core.downloadfs import PartLock
-from core.downloads import DownloadManager, DownloadState, failure_of
+from core.downloads.fs import PartLock
+from core.downloads.manager import DownloadManager, DownloadState, failure_of
 from core.errors import AuthError, DiskFullError, UnsafePathError, UsageError
-from tests.core.downloads_helpers import TokenHolder, finished, make_app, make_manager, sha256, wait_for
-from tests.hub import LocalHub
-from tests.hub.catalog import (
+from tests.support.downloads import TokenHolder, finished, make_app, make_manager, sha256, wait_for
+from tests.support.hub import LocalHub
+from tests.support.hub.catalog import (
     BIGGER_REPO,
     GATED_REPO,
     GATED_TOKEN,
@@ -71,7 +71,7 @@ def test_a_models_folder_on_another_filesystem(
     shm = Path("/dev/shm")
     if not shm.is_dir() or shm.stat().st_dev == app.paths.downloads_dir.parent.stat().st_dev:
         pytest.skip("no second filesystem to move across")
-    caplog.set_level("INFO", logger="core.downloadfs")
+    caplog.set_level("INFO", logger="core.downloads.fs")
     models = Path(tempfile.mkdtemp(prefix="hangar-models-", dir=shm))
     try:
         manager = make_manager(app, models_dir=models)

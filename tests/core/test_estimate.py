@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
 from core.errors import UsageError
-from core.estimate import MIB, EngineSettings, Verdict, context_bytes_per_token, estimate_llama
-from core.estimate_mlx import estimate_mlx, mlx_kv_bytes
-from core.estimate_train import TrainingMethod, TrainingSettings, estimate_training, lora_parameters
-from core.fitrecord import compare, load_history, record_load
+from core.estimate.llama import MIB, EngineSettings, Verdict, context_bytes_per_token, estimate_llama
+from core.estimate.mlx import estimate_mlx, mlx_kv_bytes
+from core.estimate.records import compare, load_history, record_load
+from core.estimate.training import TrainingMethod, TrainingSettings, estimate_training, lora_parameters
 from core.gguf import GGUFInfo, read_gguf
 from core.hardware import GIB, EngineSupport, GpuDevice, Hardware
-from core.modelgen import TinyModelConfig, write_tiny_gguf
-from core.modelshape import ModelShape
-from core.safetensors import read_safetensors_dir
+from core.models.safetensors import read_safetensors_dir
+from core.models.shape import ModelShape
 
 
 def machine(gpu_free: int | None = None, ram: int = 32 * GIB, unified: bool = False) -> Hardware:
@@ -250,7 +250,7 @@ def test_lora_and_qlora() -> None:
 
 
 def test_choose_gpu_layers_for_load_options(gqa: GGUFInfo) -> None:
-    from core.fitting import choose_gpu_layers
+    from core.estimate.fitting import choose_gpu_layers
 
     assert choose_gpu_layers(gqa, EngineSettings(context_length=2048), machine(gpu_free=8 * GIB)) == -1
     assert choose_gpu_layers(gqa, EngineSettings(context_length=2048), machine()) == 0
@@ -265,7 +265,7 @@ def test_safetensors_headers_never_crash(tmp_path: Path) -> None:
 
     from core.errors import ModelFileError
     from core.gguf.source import FileSource
-    from core.safetensors import parse_safetensors_header
+    from core.models.safetensors import parse_safetensors_header
 
     entry = st.fixed_dictionaries(
         {

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import main
-from core.modelgen import TinyModelConfig, write_tiny_gguf
+from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
 from tests.core.test_estimate import _mlx_folder
-from tests.fixtures_fit import RangeServer
+from tests.support.fixtures_fit import RangeServer
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
@@ -100,7 +100,7 @@ def test_estimate_hub_repo_picks_a_gguf(
 
 
 def test_rough_fit_level_from_file_size() -> None:
-    from core.fitting import FitLevel, rough_fit_level
+    from core.estimate.fitting import FitLevel, rough_fit_level
     from core.hardware import GIB
     from tests.core.test_estimate import machine
 

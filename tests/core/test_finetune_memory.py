@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import FinetuneError
-from core.finetune import FinetuneConfig
-from core.finetune_memory import plan_training_memory
+from core.finetune.memory import plan_training_memory
+from core.finetune.types import FinetuneConfig
 from core.hardware import Hardware
 
 

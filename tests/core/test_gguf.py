@@ -10,10 +10,10 @@ import gguf
 import numpy as np
 import pytest
 
+from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
 from core.errors import ModelFileError, NotFoundError
 from core.gguf import ArraySummary, read_gguf, split_names
-from core.modelcheck import check_gguf_file
-from core.modelgen import TinyModelConfig, write_tiny_gguf
+from core.models.check import check_gguf_file
 
 
 def test_reads_a_tiny_llama(tiny_gguf: Path) -> None:

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
 from core.errors import ModelFileError
 from core.gguf import read_gguf
-from core.modelgen import TinyModelConfig, write_tiny_gguf
 
 
 def _s(text: str) -> bytes:

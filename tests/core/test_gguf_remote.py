@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
 from core.errors import AuthError, ModelFileError, NetworkError, NotFoundError
 from core.gguf import hub_file_url, read_gguf, read_gguf_hub
-from core.modelgen import TinyModelConfig, write_tiny_gguf
 from tests.core.test_gguf import _write_split
-from tests.fixtures_fit import RangeServer
+from tests.support.fixtures_fit import RangeServer
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_server_that_ignores_range_still_works(range_server: RangeServer, tiny_g
 
 
 def test_huge_file_without_range_support_is_not_downloaded(range_server: RangeServer, tmp_path: Path) -> None:
-    from core.modelgen import LLAMA_8B_SHAPE, write_sparse_gguf
+    from core.devkit.modelgen import LLAMA_8B_SHAPE, write_sparse_gguf
 
     stub = write_sparse_gguf(range_server.repo_dir("me/big") / "llama-8b-Q4_K.gguf", LLAMA_8B_SHAPE)
     assert stub.stat().st_size > 4 * 2**30

@@ -6,10 +6,10 @@ import pytest
 from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
 from core.errors import NetworkError, NotFoundError
-from core.hub import FormatFilter, HubClient, SearchQuery, SearchSort
-from core.hubfiles import GroupKind, quant_of
-from tests.hub import LocalHub
-from tests.hub.catalog import GGUF_REPO, HOSTILE_REPO, MLX_REPO
+from core.hub.client import FormatFilter, HubClient, SearchQuery, SearchSort
+from core.hub.files import GroupKind, quant_of
+from tests.support.hub import LocalHub
+from tests.support.hub.catalog import GGUF_REPO, HOSTILE_REPO, MLX_REPO
 
 
 def _all_pages(client: HubClient, query: SearchQuery) -> list[str]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from core.estimate import EngineSettings, Verdict
-from core.fitting import FitLevel
+from core.estimate.fitting import FitLevel
+from core.estimate.llama import EngineSettings, Verdict
 from core.hardware import Hardware
-from core.hub import HubClient
-from core.hubfiles import GroupKind
-from core.hubfit import best_fit, fit_all
-from tests.hub import LocalHub
-from tests.hub.catalog import GGUF_REPO, MLX_REPO, SPARSE_REPO
+from core.hub.client import HubClient
+from core.hub.files import GroupKind
+from core.hub.fit import best_fit, fit_all
+from tests.support.hub import LocalHub
+from tests.support.hub.catalog import GGUF_REPO, MLX_REPO, SPARSE_REPO
 
 
 def _machine(ram_available: int) -> Hardware:

@@ -9,9 +9,9 @@ import pytest
 
 from core.errors import CancelledError, NotFoundError, UsageError
 from core.jobs import CancelToken, JobState
-from core.library import Library
-from core.library_types import ImportMode, ModelFormat, Origin
-from tests.fixtures_library import write_adapter_folder, write_gguf, write_mlx_folder, write_split_set
+from core.library.service import Library
+from core.models.types import ImportMode, ModelFormat, Origin
+from tests.support.fixtures_library import write_adapter_folder, write_gguf, write_mlx_folder, write_split_set
 
 
 def test_import_copy_indexes_metadata_and_leaves_the_source(library: Library, tmp_path: Path) -> None:
@@ -253,7 +253,7 @@ def test_leftovers_of_a_crashed_import_are_cleaned_but_live_copies_are_not(libra
     import os
     import time
 
-    from core.library_import import TEMP_PREFIX, clean_leftovers
+    from core.library.importing import TEMP_PREFIX, clean_leftovers
 
     library.models_dir.mkdir(parents=True, exist_ok=True)
     crashed = library.models_dir / f"{TEMP_PREFIX}dead-model.gguf"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import main
-from tests.fixtures_library import write_gguf, write_mlx_folder
+from tests.support.fixtures_library import write_gguf, write_mlx_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,7 +81,7 @@ def test_ls_as_a_real_subprocess(tmp_path: Path) -> None:
 
 
 def test_open_with_paths_are_told_apart_from_commands(tmp_path: Path) -> None:
-    from core.cli.import_cmd import split_open_with
+    from ui.cli.import_cmd import split_open_with
 
     model = write_gguf(tmp_path / "opened.gguf")
     folder = write_mlx_folder(tmp_path / "mlx")

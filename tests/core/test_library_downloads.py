@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from core.app import AppContext
-from core.downloads import DownloadState
-from core.library import Library
-from core.library_downloads import follow_downloads
-from core.library_types import ModelFormat, Origin
-from tests.core.downloads_helpers import make_app, make_manager
-from tests.hub import LocalHub
-from tests.hub.catalog import GGUF_REPO, MLX_REPO
+from core.downloads.manager import DownloadState
+from core.library.downloads import follow_downloads
+from core.library.service import Library
+from core.models.types import ModelFormat, Origin
+from tests.support.downloads import make_app, make_manager
+from tests.support.hub import LocalHub
+from tests.support.hub.catalog import GGUF_REPO, MLX_REPO
 
 
 @pytest.fixture

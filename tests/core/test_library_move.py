@@ -9,10 +9,10 @@ import pytest
 
 import main
 from core.errors import UsageError
-from core.library import Library
-from core.library_move import plan_move, relocate_models
-from core.library_types import ImportMode, Origin
-from tests.fixtures_library import write_gguf, write_mlx_folder, write_split_set
+from core.library.move import plan_move, relocate_models
+from core.library.service import Library
+from core.models.types import ImportMode, Origin
+from tests.support.fixtures_library import write_gguf, write_mlx_folder, write_split_set
 
 
 @pytest.fixture

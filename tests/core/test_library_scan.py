@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from core.errors import UsageError
-from core.library import Library
-from core.library_types import ImportMode, ModelFormat, Origin
-from tests.fixtures_library import FakeApps, write_gguf, write_mlx_folder, write_split_set
+from core.library.service import Library
+from core.models.types import ImportMode, ModelFormat, Origin
+from tests.support.fixtures_library import FakeApps, write_gguf, write_mlx_folder, write_split_set
 
 
 def _populate(apps: FakeApps, tmp_path: Path) -> Path:
@@ -111,7 +111,7 @@ def test_missing_app_folders_are_simply_empty(library: Library, tmp_path: Path) 
 def test_default_roots_follow_the_scan_home_override(
     library: Library, fake_apps: FakeApps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.library_scan import SCAN_HOME_ENV
+    from core.library.scan import SCAN_HOME_ENV
 
     monkeypatch.setenv(SCAN_HOME_ENV, str(fake_apps.home))
     fake_apps.add_gpt4all("via-default.gguf")

@@ -14,8 +14,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from tests.hub import LocalHub
-from tests.hub.catalog import GATED_REPO, GATED_TOKEN, GGUF_REPO, MLX_REPO, UNGRANTED_TOKEN
+from tests.support.hub import LocalHub
+from tests.support.hub.catalog import GATED_REPO, GATED_TOKEN, GGUF_REPO, MLX_REPO, UNGRANTED_TOKEN
 
 Q4 = "tiny-llama-Q4_0.gguf"
 

@@ -13,13 +13,13 @@ import keyring.backend
 import keyring.backends.fail
 import pytest
 
-from core.downloads import DownloadState
+from core.downloads.manager import DownloadState
 from core.errors import AuthError
-from core.hub import HubClient
+from core.hub.client import HubClient
 from core.secrets import ACCOUNT, NO_KEYRING_WARNING, SERVICE, SecretStore, TokenStorage
-from tests.core.downloads_helpers import TokenHolder, make_app, make_manager
-from tests.hub import LocalHub
-from tests.hub.catalog import GATED_REPO, GATED_TOKEN
+from tests.support.downloads import TokenHolder, make_app, make_manager
+from tests.support.hub import LocalHub
+from tests.support.hub.catalog import GATED_REPO, GATED_TOKEN
 
 
 class MemoryKeyring(keyring.backend.KeyringBackend):

@@ -125,8 +125,8 @@ def test_the_sidebar_is_named_and_its_items_name_their_shortcuts(window) -> None
 
 
 def test_the_welcome_dialog_controls_are_described(qtbot, app, window) -> None:  # type: ignore[no-untyped-def]
-    from core.fitting import FitLevel
-    from core.suggestions import CATALOGUE, RankedSuggestion
+    from core.estimate.fitting import FitLevel
+    from core.hub.suggestions import CATALOGUE, RankedSuggestion
     from ui.welcome import WelcomeDialog
 
     picks = [RankedSuggestion(CATALOGUE[0], FitLevel.FITS, 20.0), RankedSuggestion(CATALOGUE[1], FitLevel.PARTIAL, 5.0)]
@@ -138,8 +138,8 @@ def test_the_welcome_dialog_controls_are_described(qtbot, app, window) -> None: 
 
 
 def test_the_import_dialog_controls_are_described(qtbot, app, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.library import Library
-    from core.modelgen import write_tiny_gguf
+    from core.devkit.modelgen import write_tiny_gguf
+    from core.library.service import Library
     from ui.widgets.import_dialog import ImportDialog
 
     library = Library.for_app(app)
@@ -153,9 +153,9 @@ def test_the_import_dialog_controls_are_described(qtbot, app, window, tmp_path: 
 
 
 def test_the_delete_dialog_controls_are_described(qtbot, app, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.library import Library
-    from core.library_types import ImportMode
-    from core.modelgen import write_tiny_gguf
+    from core.devkit.modelgen import write_tiny_gguf
+    from core.library.service import Library
+    from core.models.types import ImportMode
     from ui.widgets.delete_dialog import DeleteDialog
 
     library = Library.for_app(app)

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from core.chat import ChatSettings, MessageState
+from core.chat.store import ChatSettings, MessageState
 from ui.bridge import Bridge
 from ui.pages.chat import ChatPage
 from ui.pages.chat_markdown import MarkdownRenderer
@@ -219,7 +219,7 @@ def test_markdown_code_blocks_are_highlighted_and_copyable(qtbot, page: ChatPage
 
 
 def test_load_options_apply_to_the_next_load(qtbot, page: ChatPage, tiny_gguf: Path, mid_gguf: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.chat_models import AUTO_GPU_LAYERS
+    from core.chat.models import AUTO_GPU_LAYERS
     from ui.pages.chat_load import LoadOptionsDialog
 
     dialog = LoadOptionsDialog(page.service.default_options(), page)
@@ -248,8 +248,8 @@ def test_load_options_apply_to_the_next_load(qtbot, page: ChatPage, tiny_gguf: P
 
 
 def test_chat_from_my_models_opens_the_library_model(qtbot, page: ChatPage, tiny_gguf: Path, app) -> None:  # type: ignore[no-untyped-def]
-    from core.library import Library
-    from core.library_types import ImportMode
+    from core.library.service import Library
+    from core.models.types import ImportMode
 
     report = Library.for_app(app).import_paths([tiny_gguf], ImportMode.LINK)
     (entry,) = report.imported
@@ -278,8 +278,8 @@ def test_mlx_model_chats_and_refuses_json_mode_in_place(qtbot, page: ChatPage, t
 
 
 def test_out_of_memory_is_explained_with_the_estimators_advice(qtbot, page: ChatPage, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.engine import LoadOptions
-    from core.modelgen import TinyModelConfig, write_tiny_gguf
+    from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
+    from core.engine.host import LoadOptions
 
     wide = write_tiny_gguf(tmp_path / "wide.gguf", TinyModelConfig(n_embd=2048, n_ff=64, n_head=16, n_head_kv=16))
     page.load_options = LoadOptions(context_length=2**24)

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from PySide6.QtCore import Qt
 
-from core.downloads import DownloadState, for_app
-from core.hubfiles import GroupKind
-from tests.hub import LocalHub
-from tests.hub.catalog import GATED_REPO, GGUF_REPO
+from core.downloads.manager import DownloadState, for_app
+from core.hub.files import GroupKind
+from tests.support.hub import LocalHub
+from tests.support.hub.catalog import GATED_REPO, GGUF_REPO
 from ui.bridge import Bridge
 from ui.pages.discover import DiscoverPage
 from ui.pages.discover_models import FIT_PENDING, FIT_UNKNOWN, FilesModel

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.downloads import DownloadState, for_app
-from tests.hub import LocalHub
-from tests.hub.catalog import BIGGER_REPO, GGUF_REPO
+from core.downloads.manager import DownloadState, for_app
+from tests.support.hub import LocalHub
+from tests.support.hub.catalog import BIGGER_REPO, GGUF_REPO
 from ui.app import create_window
 from ui.bridge import Bridge
 from ui.pages.downloads import DownloadsPage

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from core.finetune import FinetuneConfig
+from core.finetune.types import FinetuneConfig
 from core.jobs import JobState
 from ui.bridge import Bridge
 from ui.pages.finetune import FinetunePage
@@ -97,8 +97,8 @@ def test_memory_estimate_is_shown_for_the_chosen_model(page, qtbot, tiny_hf_mode
 
 
 def test_my_models_fine_tune_action_fills_the_base_model(page, ft_app, tiny_hf_model: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.library import Library
-    from core.library_types import ImportMode
+    from core.library.service import Library
+    from core.models.types import ImportMode
 
     entry = Library.for_app(ft_app).import_paths([tiny_hf_model], ImportMode.LINK).imported[0]
     page.open_payload(entry.id)

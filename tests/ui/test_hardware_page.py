@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from core.estimate import EngineSettings
-from core.fitting import FitLevel, read_target
+from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
+from core.estimate.fitting import FitLevel, read_target
+from core.estimate.llama import EngineSettings
 from core.gguf import read_gguf
 from core.hardware import GIB, GpuDevice
-from core.modelgen import TinyModelConfig, write_tiny_gguf
 from ui.bridge import Bridge
 from ui.pages.hardware import HardwarePage
 from ui.widgets.estimate_panel import EstimatePanel
@@ -98,7 +98,7 @@ def test_panel_offload_states_on_a_described_gpu(qtbot, app, tmp_path: Path) -> 
     panel.set_model(info)
     two = panel.estimate
     hardware = detect_hardware()
-    from core.estimate import estimate_llama
+    from core.estimate.llama import estimate_llama
 
     described = _with_gpu(hardware, 8 * GIB)
     needed = estimate_llama(info, EngineSettings(context_length=512, gpu_layers=2), described).devices[1].total

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core.secrets import NO_KEYRING_WARNING, SecretStore, TokenStorage
-from tests.hub import LocalHub
-from tests.hub.catalog import GATED_TOKEN
+from tests.support.hub import LocalHub
+from tests.support.hub.catalog import GATED_TOKEN
 from ui.widgets.hf_token import HfTokenBox
 
 

@@ -11,9 +11,9 @@ from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from core.jobs import JobState
-from core.library import Library
-from core.library_types import ImportMode, Origin
-from tests.fixtures_library import FakeApps, write_gguf, write_mlx_folder
+from core.library.service import Library
+from core.models.types import ImportMode, Origin
+from tests.support.fixtures_library import FakeApps, write_gguf, write_mlx_folder
 from ui.app import create_window
 from ui.widgets.library_table import COL_NAME, COL_SIZE, LibraryFilterProxy, LibraryTableModel
 
@@ -219,7 +219,7 @@ def test_delete_confirms_with_space_freed(window, qtbot, app, tmp_path: Path) ->
 
 
 def test_rescan_shows_other_apps_models(window, qtbot, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from core.library_scan import SCAN_HOME_ENV
+    from core.library.scan import SCAN_HOME_ENV
 
     page = window.pages["models"]
     apps = FakeApps(tmp_path / "home", tmp_path / "home" / ".cache" / "huggingface" / "hub")
@@ -267,7 +267,7 @@ def test_added_scan_folder_is_saved_and_scanned(window, qtbot, app, tmp_path: Pa
 
 
 def test_every_validation_case_is_explained_in_the_dialog(window, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from tests.fixtures_library import write_split_set
+    from tests.support.fixtures_library import write_split_set
 
     page = window.pages["models"]
     drop = tmp_path / "bad"
@@ -292,7 +292,7 @@ def test_every_validation_case_is_explained_in_the_dialog(window, qtbot, tmp_pat
 
 
 def test_fit_column_judges_each_model_against_this_machine(window, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.modelgen import LLAMA_8B_SHAPE, write_sparse_gguf
+    from core.devkit.modelgen import LLAMA_8B_SHAPE, write_sparse_gguf
     from ui.widgets.library_table import COL_FIT
 
     page = window.pages["models"]
@@ -305,9 +305,9 @@ def test_fit_column_judges_each_model_against_this_machine(window, qtbot, tmp_pa
 
 
 def test_a_finished_download_appears_in_my_models(window, qtbot, app, hub) -> None:  # type: ignore[no-untyped-def]
-    from core.downloads import DownloadState
-    from core.downloads import for_app as downloads_for_app
-    from tests.hub.catalog import GGUF_REPO
+    from core.downloads.manager import DownloadState
+    from core.downloads.manager import for_app as downloads_for_app
+    from tests.support.hub.catalog import GGUF_REPO
 
     page = window.pages["models"]
     manager = downloads_for_app(app)
@@ -322,7 +322,7 @@ def test_a_file_opened_from_the_finder_shows_the_import_dialog(qtbot, window, tm
     """macOS delivers a double-clicked .gguf as a FileOpen event to the application."""
     from PySide6.QtGui import QFileOpenEvent
 
-    from core.modelgen import write_tiny_gguf
+    from core.devkit.modelgen import write_tiny_gguf
 
     model = write_tiny_gguf(tmp_path / "finder.gguf")
     page = window.pages["models"]

@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from tests.hub import LocalHub
+from tests.support.hub import LocalHub
 from ui.app import create_window
 from ui.main_window import PAGES
 

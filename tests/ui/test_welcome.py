@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from core.downloads import DownloadState, for_app
-from core.fitting import FitLevel
+from core.downloads.manager import DownloadState, for_app
+from core.estimate.fitting import FitLevel
 from core.hardware import EngineSupport, GpuDevice, Hardware
-from core.suggestions import CATALOGUE, RankedSuggestion, Suggestion, describe_hardware, suggest
-from tests.hub.catalog import GGUF_REPO
+from core.hub.suggestions import CATALOGUE, RankedSuggestion, Suggestion, describe_hardware, suggest
+from tests.support.hub.catalog import GGUF_REPO
 from ui.app import create_window
 from ui.welcome import WelcomeDialog
 

@@ -1,5 +1,5 @@
 """The Chat page: conversations on the left, the model bar, the transcript and the composer in the middle, the
-settings panel on the right. Work goes through ``core.chat_service`` (engine in a child process); events reach
+settings panel on the right. Work goes through ``core.chat.service`` (engine in a child process); events reach
 the widgets through the bridge, and every failure is explained in place with the conversation kept."""
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.chat import ChatSettings, Message
-from core.chat_models import estimated_bytes, memory_advice, memory_lines
-from core.chat_service import ChatService, ModelChoice
-from core.chat_session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
-from core.engine import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
+from core.chat.models import estimated_bytes, memory_advice, memory_lines
+from core.chat.service import ChatService, ModelChoice
+from core.chat.session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
+from core.chat.store import ChatSettings, Message
+from core.engine.host import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
 from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
 from ui.pages.chat_list import ConversationColumn

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.chat import ChatStore, Conversation
+from core.chat.store import ChatStore, Conversation
 from ui.qtfix import emit
 
 ConversationRole = Qt.ItemDataRole.UserRole + 1

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.chat_models import AUTO_GPU_LAYERS
-from core.engine import LoadOptions
+from core.chat.models import AUTO_GPU_LAYERS
+from core.engine.host import LoadOptions
 from ui.theme import current_colors
 
 KV_TYPES = ("f16", "q8_0", "q4_0")

@@ -1,5 +1,5 @@
 """The chat settings panel: system prompt, sampling parameters with presets, stop strings and output format.
-Every change is validated by ``core.chat.ChatSettings`` and explained in place when it is refused."""
+Every change is validated by ``core.chat.store.ChatSettings`` and explained in place when it is refused."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.chat import PRESETS, ChatSettings, apply_preset, preset_name
+from core.chat.store import PRESETS, ChatSettings, apply_preset, preset_name
 from core.errors import HangarError
 from ui.qtfix import emit
 from ui.theme import current_colors

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.chat import Message, MessageState
+from core.chat.store import Message, MessageState
 from ui.pages.chat_markdown import COPY_SCHEME, MarkdownRenderer
 from ui.qtfix import emit
 from ui.theme import current_colors

@@ -26,11 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.downloads import DownloadManager, for_app
-from core.estimate import EngineSettings
-from core.hub import FormatFilter, HubClient, ModelDetail, SearchPage, SearchQuery, SearchSort
-from core.hubfiles import FileGroup
-from core.hubfit import ESTIMATED_KINDS, QuantFit, best_fit, fit_all
+from core.downloads.manager import DownloadManager, for_app
+from core.estimate.llama import EngineSettings
+from core.hub.client import FormatFilter, HubClient, ModelDetail, SearchPage, SearchQuery, SearchSort
+from core.hub.files import FileGroup
+from core.hub.fit import ESTIMATED_KINDS, QuantFit, best_fit, fit_all
 from core.secrets import SecretStore
 from ui.operations import run_in_background
 from ui.pages.discover_detail import InlineMessage, ModelDetailView

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.hub import ModelDetail
-from core.hubfiles import FileGroup, GroupKind
+from core.hub.client import ModelDetail
+from core.hub.files import FileGroup, GroupKind
 from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count
 from ui.theme import current_colors
 from ui.widgets.common import size_columns

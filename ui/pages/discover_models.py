@@ -9,10 +9,10 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont
 
-from core.estimate import Estimate, Verdict
-from core.hub import ModelSummary
-from core.hubfiles import FileGroup, GroupKind
-from core.hubfit import ESTIMATED_KINDS, QuantFit
+from core.estimate.llama import Estimate, Verdict
+from core.hub.client import ModelSummary
+from core.hub.files import FileGroup, GroupKind
+from core.hub.fit import ESTIMATED_KINDS, QuantFit
 from ui.theme import current_colors
 from ui.widgets.fit_badge import badge_color, badge_text, badge_tooltip
 from ui.widgets.record_model import RecordTableModel

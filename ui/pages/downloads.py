@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.downloads import DownloadItem, DownloadManager, DownloadState, for_app
+from core.downloads.manager import DownloadItem, DownloadManager, DownloadState, for_app
 from core.errors import HangarError
 from ui.pages.downloads_model import ITEM_ROLE, DownloadsModel, ProgressDelegate
 from ui.widgets.common import EmptyState, Page

@@ -9,7 +9,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionProgressBar, QStyleOptionViewItem
 
-from core.downloads import DownloadItem, DownloadState
+from core.downloads.manager import DownloadItem, DownloadState
 from ui.pages.discover_models import human_size
 from ui.theme import current_colors
 from ui.widgets.record_model import RecordTableModel

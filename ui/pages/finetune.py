@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.datasets import csv_header, load_dataset
 from core.errors import HangarError
-from core.finetune import (
+from core.finetune.datasets import csv_header, load_dataset
+from core.finetune.types import (
     ExportFormat,
     TrainingEvent,
     TrainingFailed,
@@ -43,9 +43,9 @@ from ui.widgets.loss_chart import LossChart
 
 if TYPE_CHECKING:
     from core.app import AppContext
-    from core.datasets import Dataset, TokenStats
-    from core.finetune_memory import TrainingMemoryPlan
-    from core.finetune_service import FinetuneRun
+    from core.finetune.datasets import Dataset, TokenStats
+    from core.finetune.memory import TrainingMemoryPlan
+    from core.finetune.service import FinetuneRun
     from ui.bridge import Bridge
 
 logger = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class FinetunePage(Page):
             self.form.data_summary.setText(f"⚠ {error}")
 
     def _show_dataset(self, dataset: Dataset, generation: int) -> None:
-        from core.datasets import preview
+        from core.finetune.datasets import preview
 
         if generation != self._preview_generation:
             return
@@ -312,7 +312,7 @@ class FinetunePage(Page):
         backend = self.form.backend_value()
 
         def plan() -> TrainingMemoryPlan:
-            from core.finetune_memory import plan_training_memory
+            from core.finetune.memory import plan_training_memory
 
             return plan_training_memory(model, config, backend, self.app.hardware())
 
@@ -341,7 +341,7 @@ class FinetunePage(Page):
 
     def open_payload(self, payload: object) -> None:
         """``navigate_requested("finetune", library entry id)`` from My Models: that model becomes the base."""
-        from core.library import Library
+        from core.library.service import Library
 
         try:
             entry = Library.for_app(self.app).get(str(payload))

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.datasets import CsvColumns
-from core.finetune import FinetuneBackend, FinetuneConfig, LrSchedule
+from core.finetune.datasets import CsvColumns
+from core.finetune.types import FinetuneBackend, FinetuneConfig, LrSchedule
 
 DEFAULTS = FinetuneConfig()
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
-from core.finetune_service import FinetuneRun
+from core.finetune.service import FinetuneRun
 from core.jobs import Job
 from ui.widgets.record_model import RecordTableModel
 

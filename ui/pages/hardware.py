@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.fitting import ModelHeader, read_target
+from core.estimate.fitting import ModelHeader, read_target
 from core.hardware import GpuDevice, Hardware
 from ui.operations import run_in_background
 from ui.widgets.common import CollapsingLabel, Page
@@ -258,7 +258,7 @@ class HardwarePage(Page):
         self._show_history(header)
 
     def _show_history(self, header: ModelHeader) -> None:
-        from core.fitrecord import load_history
+        from core.estimate.records import load_history
 
         name = header.gguf.name if header.gguf else None
         records = load_history(self.app.store, model=name, limit=5) if name else []
@@ -288,8 +288,8 @@ def scene_detected(window: Any) -> None:
 
 def scene_estimate(window: Any) -> None:
     """A Llama-3.1-8B-shaped Q4_K model (a sparse header-only file) estimated for this machine at 16k."""
-    from core.estimate import EngineSettings
-    from core.modelgen import LLAMA_8B_SHAPE, write_sparse_gguf
+    from core.devkit.modelgen import LLAMA_8B_SHAPE, write_sparse_gguf
+    from core.estimate.llama import EngineSettings
 
     page = _hardware_page(window)
     page.show_hardware(page.app.hardware())
@@ -303,7 +303,7 @@ def scene_estimate_gpu(window: Any) -> None:
     """The same model on a described 8 GB GPU at 32k: partial offload (this machine has no GPU)."""
     from dataclasses import replace
 
-    from core.estimate import EngineSettings
+    from core.estimate.llama import EngineSettings
     from core.hardware import GIB, EngineSupport
 
     scene_estimate(window)

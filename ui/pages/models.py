@@ -32,11 +32,11 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from core.downloads import for_app as downloads_for_app
+from core.downloads.manager import for_app as downloads_for_app
 from core.jobs import Job, JobState
-from core.library import Library
-from core.library_downloads import follow_downloads, index_all
-from core.library_types import ImportPreview, LibraryEntry, ModelFormat
+from core.library.downloads import follow_downloads, index_all
+from core.library.service import Library
+from core.models.types import ImportPreview, LibraryEntry, ModelFormat
 from ui.operations import run_in_background
 from ui.widgets.common import EmptyState, Page, size_columns
 from ui.widgets.delete_dialog import DeleteDialog
@@ -486,7 +486,7 @@ class ModelsPage(Page):
         self.estimate.setVisible(wanted is not None)
         if entry is None or wanted is None:
             return
-        from core.fitting import read_target
+        from core.estimate.fitting import read_target
 
         def show(header: Any) -> None:
             if isValid(self) and self._estimated == wanted:

@@ -127,8 +127,8 @@ class SettingsPage(Page):
 
     def change_models_dir(self, folder: Path, *, ask: bool = True) -> None:
         """Switch the models folder, offering to move what Hangar keeps in the old one (a background job)."""
-        from core.library import Library
-        from core.library_move import plan_move, relocate_models
+        from core.library.move import plan_move, relocate_models
+        from core.library.service import Library
 
         try:
             plan = plan_move(Library.for_app(self.app), folder)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
-from core.library_types import LibraryEntry
+from core.models.types import LibraryEntry
 from ui.widgets.library_table import SOURCE_LABELS, human_size
 
 #: Stores Hangar never deletes from (they share files between models); the user's own tool does.

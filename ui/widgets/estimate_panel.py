@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import HangarError
-from core.estimate import EngineSettings, Estimate
-from core.estimate_mlx import MlxEstimate
-from core.fitting import ModelHeader, estimate_header
+from core.estimate.fitting import ModelHeader, estimate_header
+from core.estimate.llama import EngineSettings, Estimate
+from core.estimate.mlx import MlxEstimate
 from core.gguf import GGUFInfo
 from core.hardware import Hardware
 from ui.theme import current_colors

@@ -1,6 +1,6 @@
 """Fit badges: "Fits", "Partial", "Too large" wherever a model or file appears (lists, cards, the chat bar).
 
-Pages estimate with ``core.fitting`` (``estimate_header`` then ``fit_level``) and show the result with
+Pages estimate with ``core.estimate.fitting`` (``estimate_header`` then ``fit_level``) and show the result with
 ``FitBadge.set_estimate``; table models use ``badge_text``/``badge_color`` for their cells.
 """
 
@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QWidget
 
-from core.fitting import FitLevel, fit_level
+from core.estimate.fitting import FitLevel, fit_level
 from ui.theme import current_colors
 
 if TYPE_CHECKING:
-    from core.estimate import Estimate
-    from core.estimate_mlx import MlxEstimate
+    from core.estimate.llama import Estimate
+    from core.estimate.mlx import MlxEstimate
 
 _TEXT = {
     FitLevel.FITS: "Fits",
@@ -46,7 +46,7 @@ def badge_tooltip(estimate: Estimate | MlxEstimate | None) -> str:
     """One sentence for the badge's tooltip: the verdict in words and the memory it needs."""
     if estimate is None:
         return "Not estimated yet."
-    from core.estimate import Estimate
+    from core.estimate.llama import Estimate
 
     if isinstance(estimate, Estimate):
         gib = estimate.resident_bytes / 2**30

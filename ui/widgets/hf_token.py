@@ -10,7 +10,7 @@ import shiboken6
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from core.hub import HubClient
+from core.hub.client import HubClient
 from core.secrets import SecretStore, TokenStatus, TokenStorage
 from ui.operations import run_in_background
 from ui.theme import current_colors

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.library_types import ImportMode, ImportPreview
+from core.models.types import ImportMode, ImportPreview
 from ui.theme import current_colors
 from ui.widgets.library_table import FORMAT_LABELS, human_params, human_size
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
-from core.fitting import FitLevel, rough_fit_level
+from core.estimate.fitting import FitLevel, rough_fit_level
 from core.hardware import Hardware
-from core.library_types import LibraryEntry, ModelFormat
+from core.models.types import LibraryEntry, ModelFormat
 from ui.widgets.fit_badge import badge_color, badge_text
 from ui.widgets.record_model import RecordTableModel
 

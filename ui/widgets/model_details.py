@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
-from core.library_types import LibraryEntry
+from core.models.types import LibraryEntry
 from ui.widgets.library_table import FORMAT_LABELS, human_params, human_size, origin_label
 
 FIELDS = (

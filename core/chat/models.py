@@ -1,0 +1,221 @@
+"""Which model a chat runs and how it is loaded: engine from the path, load options from the settings, GPU layers
+"auto" from the memory estimator, and the estimate shown next to what the engine really allocated.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.engine.host import LoadOptions, ModelInfo, ModelSpec
+from core.errors import HangarError, ModelFileError, NotFoundError, UnsupportedModelError, UsageError
+
+if TYPE_CHECKING:
+    from core.estimate.llama import Estimate
+    from core.estimate.mlx import MlxEstimate
+    from core.hardware import Hardware
+    from core.library.service import Library
+    from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: ``LoadOptions.gpu_layers`` value meaning "let the estimator choose" (resolved inside the engine process,
+#: which knows whether its llama.cpp build can offload at all).
+AUTO_GPU_LAYERS = -2
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    engine: str  # "llama" | "mlx"
+    path: Path
+    name: str
+
+
+def engine_for(path: Path) -> str:
+    """``.gguf`` file → llama.cpp; a folder with ``config.json`` → MLX."""
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return "llama"
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return "mlx"
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return "llama"
+        raise ModelFileError(
+            f"{path} is neither an MLX model folder (no config.json) nor a folder with one GGUF file.",
+            hint="Give the path of a .gguf file, or of a folder with config.json and .safetensors files.",
+        )
+    if path.is_file():
+        raise ModelFileError(
+            f"{path.name} is not a model Hangar can run.", hint="Hangar runs .gguf files and MLX model folders."
+        )
+    raise NotFoundError(f"No model at {path}.")
+
+
+def resolve_model(name_or_path: str, library: Library | None = None) -> ResolvedModel:
+    """A library name or id, or a path to a model → engine and file. Without a library, paths only."""
+    if not name_or_path.strip():
+        raise UsageError("Name a model: a name from your library, a .gguf file or an MLX model folder.")
+    path = Path(name_or_path).expanduser()
+    looks_like_path = "/" in name_or_path or "\\" in name_or_path or path.suffix.lower() == ".gguf"
+    if looks_like_path and not path.exists():
+        raise NotFoundError(f"No model at {name_or_path}.", hint="Check the path, or use a name from `hangar ls`.")
+    if library is not None:
+        entry = library.resolve(name_or_path)
+        if entry.engine is None:
+            raise UnsupportedModelError(
+                f"{entry.name} is a LoRA adapter, not a model to chat with.",
+                hint="Load its base model and choose the adapter in the load options.",
+            )
+        if not entry.available:
+            raise ModelFileError(
+                f"The files of {entry.name} are missing from {entry.root}.",
+                hint="Download or import the model again, or remove it from the library.",
+            )
+        return ResolvedModel(entry.engine, entry.load_path.resolve(), entry.name)
+    if not path.exists():
+        raise NotFoundError(f"No model at {name_or_path}.", hint="Give the path of a .gguf file or an MLX folder.")
+    engine = engine_for(path)
+    if engine == "llama" and path.is_dir():
+        path = sorted(path.glob("*.gguf"))[0]
+    return ResolvedModel(engine, path.resolve(), path.stem if path.is_file() else path.name)
+
+
+def load_options(
+    settings: Settings,
+    *,
+    context_length: int | None = None,
+    gpu_layers: str | int | None = None,
+    kv_cache_type: str = "f16",
+    flash_attention: bool = False,
+    threads: int | None = None,
+    lora_path: str | None = None,
+) -> LoadOptions:
+    """Load options from the user's settings, with per-load overrides. "auto" GPU layers stays symbolic."""
+    layers = settings.gpu_layers if gpu_layers is None else str(gpu_layers)
+    if layers == "auto":
+        resolved = AUTO_GPU_LAYERS
+    else:
+        try:
+            resolved = int(layers)
+        except ValueError:
+            raise UsageError("GPU layers must be 'auto', -1 (all) or a whole number.") from None
+    return LoadOptions(
+        context_length=context_length or settings.default_context_length,
+        gpu_layers=resolved,
+        kv_cache_type=kv_cache_type,
+        flash_attention=flash_attention,
+        threads=threads,
+        lora_path=lora_path,
+    )
+
+
+def auto_gpu_layers(path: Path, options: LoadOptions, hardware: Hardware | None, *, gpu_offload: bool) -> int:
+    """The GPU layers the estimator picks so the model fits with its margin; 0 on a CPU-only build or if the
+    file cannot be estimated (a safe choice: slower, never out of memory on the GPU)."""
+    if options.gpu_layers != AUTO_GPU_LAYERS:
+        return options.gpu_layers
+    if not gpu_offload or hardware is None:
+        return 0
+    estimate = estimate_load(path, options, hardware, gpu_layers=None)
+    return estimate.gpu_layers if estimate is not None else 0
+
+
+def estimate_load(
+    path: Path, options: LoadOptions, hardware: Hardware | None, *, gpu_layers: int | None
+) -> Estimate | None:
+    """The estimator's figure for loading ``path`` (llama.cpp only); None when it cannot tell."""
+    from core.estimate.llama import EngineSettings, estimate_llama
+    from core.gguf import read_gguf
+
+    try:
+        settings = EngineSettings(
+            context_length=options.context_length,
+            gpu_layers=gpu_layers,
+            kv_cache_type=options.kv_cache_type,
+            flash_attention=options.flash_attention,
+        )
+        return estimate_llama(read_gguf(path), settings, hardware)
+    except (HangarError, OSError, ValueError) as exc:
+        logger.info("no estimate for %s: %s", path, exc)
+        return None
+
+
+def estimate_mlx_load(path: Path, options: LoadOptions, hardware: Hardware | None) -> MlxEstimate | None:
+    """The MLX estimator's figure for an MLX folder; None when it cannot tell."""
+    from core.estimate.mlx import estimate_mlx
+    from core.models.safetensors import read_safetensors_dir
+
+    kv_bits = {"q8_0": 8, "q4_0": 4}.get(options.kv_cache_type)
+    try:
+        return estimate_mlx(read_safetensors_dir(path), options.context_length, hardware, kv_bits)
+    except (HangarError, OSError, ValueError, KeyError) as exc:
+        logger.info("no MLX estimate for %s: %s", path, exc)
+        return None
+
+
+def estimated_bytes(estimate: Estimate | MlxEstimate | None) -> int | None:
+    """The part of an estimate that the engine's own allocation report covers, for a side-by-side figure:
+    llama.cpp's buffers; for MLX the weights (its KV cache grows later, while chatting)."""
+    if estimate is None:
+        return None
+    if hasattr(estimate, "engine_bytes"):
+        return int(estimate.engine_bytes)
+    return int(estimate.weights)
+
+
+def spec_for(model: ResolvedModel, options: LoadOptions) -> ModelSpec:
+    return ModelSpec(model.engine, str(model.path), options)
+
+
+def memory_lines(info: ModelInfo, estimate: Estimate | MlxEstimate | None) -> list[str]:
+    """What the engine allocated, per kind of buffer, next to the estimate where there is one."""
+    allocated: dict[str, int] = {}
+    for key, size in info.allocated.items():
+        kind = key.split(":", 1)[0]
+        allocated[kind] = allocated.get(kind, 0) + size
+    estimated: dict[str, int] = {}
+    if estimate is not None and not hasattr(estimate, "component"):  # MLX: weights now, KV while chatting
+        estimated = {"model": int(estimate.weights)}  # type: ignore[union-attr]
+    elif estimate is not None:
+        estimated = {
+            "model": estimate.component("weights") + estimate.component("repack"),
+            "kv": estimate.component("kv"),
+            "compute": estimate.component("compute"),
+            "output": estimate.component("output"),
+        }
+    lines = []
+    for kind in ("model", "kv", "compute", "output"):
+        if kind not in allocated and kind not in estimated:
+            continue
+        real = f"{allocated[kind] / _MIB:,.1f} MiB" if kind in allocated else "—"
+        guess = f" (estimated {estimated[kind] / _MIB:,.1f} MiB)" if kind in estimated else ""
+        lines.append(f"{_KIND_NAMES[kind]}: {real}{guess}")
+    total = sum(allocated.values())
+    if total:
+        expected = estimated_bytes(estimate)
+        guess = f" (estimated {expected / _MIB:,.1f} MiB)" if expected is not None else ""
+        lines.append(f"Total allocated: {total / _MIB:,.1f} MiB{guess}")
+    return lines
+
+
+_KIND_NAMES = {"model": "Weights", "kv": "KV cache", "compute": "Compute buffers", "output": "Output buffer"}
+
+
+def memory_advice(path: Path, options: LoadOptions, hardware: Hardware | None) -> str:
+    """The estimator's advice after a load ran out of memory: what would fit on this machine."""
+    if path.suffix.lower() != ".gguf":
+        return "Try a smaller or more strongly quantized model."
+    estimate = estimate_load(path, options, hardware, gpu_layers=None)
+    if estimate is None:
+        return "Try fewer GPU layers, a shorter context or a smaller quant."
+    parts = [f"The estimator expects {estimate.total_bytes / (1024 * _MIB):.1f} GiB for this context."]
+    if estimate.max_context and estimate.max_context < options.context_length:
+        parts.append(f"A context of up to {estimate.max_context:,} tokens fits.")
+    if estimate.gpu_layers and estimate.gpu_layers <= estimate.n_layer:
+        parts.append(f"{estimate.gpu_layers} GPU layers fit.")
+    parts.append("Otherwise choose a smaller quant.")
+    return " ".join(parts)

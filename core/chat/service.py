@@ -1,0 +1,172 @@
+"""The chat feature's service for the window: one engine process for chat, the model loaded in it, and a
+session per open conversation. Several conversations share the loaded model (one reply at a time).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.chat.models import (
+    ResolvedModel,
+    engine_for,
+    estimate_load,
+    estimate_mlx_load,
+    load_options,
+    resolve_model,
+    spec_for,
+)
+from core.chat.session import ChatSession
+from core.chat.store import ChatStore
+from core.engine.host import EngineHost, LoadOptions, ModelInfo
+
+if TYPE_CHECKING:
+    from core.app import AppContext
+    from core.estimate.llama import Estimate
+    from core.estimate.mlx import MlxEstimate
+    from core.hardware import Hardware
+    from core.library.service import Library
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model the picker offers, with the estimator's fit badge for GGUF files."""
+
+    path: Path
+    engine: str
+    name: str
+    badge: str = ""  # "Runs on the CPU", "Fits entirely on the GPU", "Does not fit in memory", ...
+    fits: bool = True
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: ResolvedModel
+    options: LoadOptions
+    info: ModelInfo
+    estimate: Estimate | MlxEstimate | None
+
+
+class ChatService:
+    def __init__(self, app: AppContext) -> None:
+        self.app = app
+        self.chats = ChatStore(app.store)
+        self.host: EngineHost = app.new_engine_host("chat")
+        self.loaded: LoadedModel | None = None
+        self._pending: tuple[int, ResolvedModel, LoadOptions] | None = None
+        #: The model and options of the last load request (for the estimator's advice when it fails).
+        self.last_request: tuple[ResolvedModel, LoadOptions] | None = None
+        self._sessions: dict[int, ChatSession] = {}
+        self._lock = threading.Lock()
+
+    # -- models ---------------------------------------------------------------------------------------------------
+    def choices(self, extra: list[str] | None = None) -> list[ModelChoice]:
+        """Models to offer: those used by earlier chats, files in the models folder, and ``extra`` paths."""
+        seen: dict[Path, ModelChoice] = {}
+        candidates = [str(e.load_path) for e in self.library().list() if e.engine and e.available]
+        candidates += [c.model for c in self.chats.conversations() if c.model] + list(extra or [])
+        models_dir = self.app.paths.models_dir
+        if models_dir.is_dir():
+            candidates += [str(p) for p in sorted(models_dir.rglob("*.gguf"))]
+            candidates += [str(p.parent) for p in sorted(models_dir.rglob("config.json"))]
+        for candidate in candidates:
+            path = Path(candidate)
+            if path in seen or not path.exists():
+                continue
+            try:
+                engine = engine_for(path)
+            except Exception:
+                continue
+            seen[path] = self._choice(path, engine)
+        return list(seen.values())
+
+    def _choice(self, path: Path, engine: str) -> ModelChoice:
+        name = path.stem if path.is_file() else path.name
+        if engine != "llama":
+            return ModelChoice(path, engine, name, "MLX")
+        estimate = estimate_load(path, self.default_options(), self.hardware(), gpu_layers=None)
+        if estimate is None:
+            return ModelChoice(path, engine, name, "")
+        return ModelChoice(path, engine, name, estimate.verdict_text, estimate.verdict.value != "does_not_fit")
+
+    def hardware(self) -> Hardware | None:
+        try:
+            return self.app.hardware()
+        except Exception as exc:  # detection never blocks chatting
+            logger.info("no hardware information: %s", exc)
+            return None
+
+    def library(self) -> Library:
+        from core.library.service import Library
+
+        return Library.for_app(self.app)
+
+    def default_options(self, **overrides: object) -> LoadOptions:
+        return load_options(self.app.settings.current, **overrides)  # type: ignore[arg-type]
+
+    def load(self, name_or_path: str, options: LoadOptions | None = None) -> int:
+        """Start loading; the result arrives as ``ModelLoaded`` / ``RequestFailed`` on ``host.events``."""
+        model = resolve_model(name_or_path, self.library())
+        options = options or self.default_options()
+        request_id = self.host.load(spec_for(model, options))
+        with self._lock:
+            self._pending = (request_id, model, options)
+            self.last_request = (model, options)
+            self.loaded = None
+        return request_id
+
+    def finish_load(self, info: ModelInfo) -> LoadedModel | None:
+        """Record a finished load (call with the ``ModelLoaded`` event's info)."""
+        with self._lock:
+            pending = self._pending
+            self._pending = None
+        if pending is None or pending[1].path != Path(info.path):
+            return None
+        _, model, options = pending
+        estimate: Estimate | MlxEstimate | None = None
+        if model.engine == "mlx":
+            estimate = estimate_mlx_load(model.path, options, self.hardware())
+        elif model.engine == "llama":
+            layers = 0 if info.device == "cpu" else (None if options.gpu_layers < -1 else options.gpu_layers)
+            estimate = estimate_load(model.path, options, self.hardware(), gpu_layers=layers)
+        self.loaded = LoadedModel(model, options, info, estimate)
+        return self.loaded
+
+    def cancel_load(self) -> None:
+        with self._lock:
+            self._pending = None
+        self.host.cancel()
+
+    def unload(self) -> None:
+        self.loaded = None
+        self.host.unload()
+
+    # -- sessions -------------------------------------------------------------------------------------------------
+    def session(self, conversation_id: int) -> ChatSession:
+        with self._lock:
+            session = self._sessions.get(conversation_id)
+            if session is None:
+                session = ChatSession(self.chats, self.host, conversation_id)
+                self._sessions[conversation_id] = session
+            return session
+
+    def forget(self, conversation_id: int) -> None:
+        with self._lock:
+            session = self._sessions.pop(conversation_id, None)
+        if session is not None:
+            session.stop()
+            session.close()
+
+    def busy_session(self) -> ChatSession | None:
+        with self._lock:
+            return next((s for s in self._sessions.values() if s.busy), None)
+
+    def close(self) -> None:
+        for conversation_id in list(self._sessions):
+            self.forget(conversation_id)
+        self.host.shutdown()

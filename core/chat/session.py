@@ -1,0 +1,285 @@
+"""A conversation bound to a loaded engine: send, regenerate, edit and resend, continue, stop.
+
+Replies stream from the engine host's reader thread straight into the store (a few writes a second), so the
+conversation survives an engine crash or a killed app. Listeners (the chat page, the CLI) get typed events on
+``ChatSession.events``; they run on the engine host's thread, so the UI re-emits them through its bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from core.chat.store import DEFAULT_TITLE, ChatStore, Message, MessageState, title_from
+from core.engine.host import (
+    ChatMessage,
+    EngineCrashed,
+    EngineEvent,
+    EngineHost,
+    GenerationFinished,
+    RequestFailed,
+    TokenChunk,
+)
+from core.errors import CancelledError, EngineError, UsageError
+from core.events import EventHook
+
+logger = logging.getLogger(__name__)
+
+#: Share of the context at which the meter warns that the oldest messages will soon be left out.
+WARN_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class ContextUsage:
+    """Tokens the conversation uses, the model's context length, and the room kept for the next reply."""
+
+    used: int
+    limit: int
+    reserved: int = 0
+    left_out: int = 0  # messages left out of the last prompt because they no longer fit
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, (self.used + self.reserved) / self.limit) if self.limit else 0.0
+
+    @property
+    def level(self) -> str:
+        if self.left_out or self.used + self.reserved > self.limit:
+            return "full"
+        return "warning" if self.fraction >= WARN_FRACTION else "ok"
+
+    def describe(self) -> str:
+        text = f"{self.used:,} / {self.limit:,} tokens"
+        if self.left_out:
+            return f"{text} — the oldest {self.left_out} message(s) no longer fit and are left out"
+        if self.level == "full":
+            return f"{text} — the next reply will leave out the oldest messages"
+        if self.level == "warning":
+            return f"{text} — nearly full: the oldest messages will soon be left out"
+        return text
+
+
+# events
+@dataclass(frozen=True)
+class ReplyStarted:
+    conversation_id: int
+    message: Message
+
+
+@dataclass(frozen=True)
+class ReplyDelta:
+    conversation_id: int
+    message_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyFinished:
+    """The reply ended: ``message.state`` says how (done, stopped, failed) and ``message.error`` why."""
+
+    conversation_id: int
+    message: Message
+    usage: ContextUsage | None
+
+
+SessionEvent = ReplyStarted | ReplyDelta | ReplyFinished
+
+
+@dataclass
+class _Active:
+    request_id: int | None
+    message_id: int
+    prefix: str  # text the reply already had (continue)
+    text: str = ""
+    pending: str = ""
+    last_flush: float = 0.0
+    reserved: int = 0
+    left_out: int = 0
+
+
+class ChatSession:
+    #: How often streamed text is written to the store.
+    FLUSH_SECONDS = 0.1
+
+    def __init__(self, chats: ChatStore, host: EngineHost, conversation_id: int) -> None:
+        self.chats = chats
+        self.host = host
+        self.conversation_id = conversation_id
+        chats.get(conversation_id)  # NotFoundError early
+        self.events: EventHook[[SessionEvent]] = EventHook()
+        self.usage: ContextUsage | None = None
+        self._lock = threading.RLock()
+        self._active: _Active | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self._last: Message | None = None
+        self._disconnect = host.events.connect(self._on_engine_event)
+
+    def close(self) -> None:
+        self._disconnect()
+
+    @property
+    def busy(self) -> bool:
+        return not self._idle.is_set()
+
+    # -- user actions ----------------------------------------------------------------------------------------
+    def send(self, text: str) -> Message:
+        """Add a user message and start the reply; returns the (streaming) assistant message."""
+        if not text.strip():
+            raise UsageError("Type a message first.")
+        self._require_ready()
+        conversation = self.chats.get(self.conversation_id)
+        if conversation.title == DEFAULT_TITLE and not self.chats.messages(self.conversation_id):
+            self.chats.update(self.conversation_id, title=title_from(text))
+        self.chats.add_message(self.conversation_id, "user", text)
+        return self._start_reply()
+
+    def regenerate(self) -> Message:
+        """Replace the last reply with a new one."""
+        self._require_ready()
+        messages = self.chats.messages(self.conversation_id)
+        if not messages:
+            raise UsageError("There is nothing to regenerate yet.")
+        if messages[-1].role == "assistant":
+            self.chats.delete_from(self.conversation_id, messages[-1].position)
+        return self._start_reply()
+
+    def edit_and_resend(self, message_id: int, text: str) -> Message:
+        """Change one of your messages, drop everything after it, and get a new reply."""
+        if not text.strip():
+            raise UsageError("The message is empty.")
+        self._require_ready()
+        message = self.chats.message(message_id)
+        if message.conversation_id != self.conversation_id or message.role != "user":
+            raise UsageError("Only your own messages in this conversation can be edited.")
+        self.chats.set_content(message_id, text)
+        self.chats.delete_from(self.conversation_id, message.position + 1)
+        return self._start_reply()
+
+    def continue_reply(self) -> Message:
+        """Let the model go on writing its last reply (after Stop, or when it ran out of tokens)."""
+        self._require_ready()
+        messages = self.chats.messages(self.conversation_id)
+        if not messages or messages[-1].role != "assistant":
+            raise UsageError("There is no reply to continue.")
+        return self._start_reply(continue_message=messages[-1])
+
+    def stop(self) -> None:
+        if self.busy:
+            self.host.cancel()
+
+    def wait(self, timeout: float | None = None) -> Message:
+        """Block until the current reply ends (CLI and tests); return it."""
+        if not self._idle.wait(timeout):
+            raise EngineError("The reply did not finish in time.")
+        assert self._last is not None
+        return self._last
+
+    def history(self) -> list[ChatMessage]:
+        """What the model sees: the system prompt, then every message with text."""
+        conversation = self.chats.get(self.conversation_id)
+        items = [ChatMessage("system", conversation.system_prompt)] if conversation.system_prompt.strip() else []
+        items += [ChatMessage(m.role, m.content) for m in self.chats.messages(self.conversation_id) if m.content]
+        return items
+
+    def refresh_usage(self) -> ContextUsage | None:
+        """Count the conversation's tokens with the loaded model (asks the engine: not on the GUI thread)."""
+        model = self.host.model
+        if model is None or self.busy:
+            return self.usage
+        settings = self.chats.get(self.conversation_id).settings
+        reserved = min(settings.max_tokens, model.context_length // 4)
+        self.usage = ContextUsage(self.host.count_tokens(self.history()), model.context_length, reserved)
+        return self.usage
+
+    # -- internals -------------------------------------------------------------------------------------------
+    def _require_ready(self) -> None:
+        if self.busy:
+            raise UsageError("A reply is still being written; stop it first.")
+        if self.host.model is None:
+            raise EngineError("No model is loaded.", hint="Load a model for this chat first.")
+
+    def _start_reply(self, continue_message: Message | None = None) -> Message:
+        conversation = self.chats.get(self.conversation_id)
+        settings = conversation.settings
+        params = settings.to_params(continue_last=continue_message is not None)
+        history, left_out, reserved = self._fit(self.history(), params.max_tokens)
+        if continue_message is None:
+            message = self.chats.add_message(self.conversation_id, "assistant", "", MessageState.STREAMING)
+        else:
+            message = self.chats.finish_message(continue_message.id, continue_message.content, MessageState.STREAMING)
+        with self._lock:
+            self._idle.clear()
+            self._active = _Active(None, message.id, message.content, last_flush=time.monotonic())
+            self._active.reserved, self._active.left_out = reserved, left_out
+            try:
+                self._active.request_id = self.host.generate(history, params)
+            except Exception as exc:
+                self._finish(MessageState.FAILED, error=str(exc))
+                raise
+        self.events.emit(ReplyStarted(self.conversation_id, message))
+        return message
+
+    def _fit(self, history: list[ChatMessage], max_tokens: int) -> tuple[list[ChatMessage], int, int]:
+        """Leave out the oldest messages (never the system prompt or the newest) until the prompt and room for
+        the reply fit the context."""
+        model = self.host.model
+        assert model is not None
+        reserved = min(max_tokens, model.context_length // 4)
+        left_out = 0
+        while True:
+            used = self.host.count_tokens(history)
+            self.usage = ContextUsage(used, model.context_length, reserved, left_out)
+            first = 1 if history and history[0].role == "system" else 0
+            if used + reserved <= model.context_length or len(history) - first <= 1:
+                return history, left_out, reserved
+            del history[first]
+            left_out += 1
+
+    def _on_engine_event(self, event: EngineEvent) -> None:
+        with self._lock:
+            active = self._active
+            if active is None:
+                return
+            mine = getattr(event, "request_id", None) == active.request_id
+            if isinstance(event, TokenChunk) and mine:
+                active.text += event.text
+                active.pending += event.text
+                now = time.monotonic()
+                if now - active.last_flush >= self.FLUSH_SECONDS:
+                    self.chats.append_text(active.message_id, active.pending)
+                    active.pending, active.last_flush = "", now
+            elif isinstance(event, GenerationFinished) and mine:
+                state = MessageState.STOPPED if event.stats.stop_reason == "cancelled" else MessageState.DONE
+                used = event.stats.prompt_tokens + event.stats.completion_tokens
+                model = self.host.model
+                limit = model.context_length if model else (self.usage.limit if self.usage else 0)
+                self.usage = ContextUsage(used, limit, active.reserved, active.left_out)
+                self._finish(state, stats=event.stats)
+                return
+            elif isinstance(event, RequestFailed) and mine:
+                if event.code == CancelledError.code:
+                    self._finish(MessageState.STOPPED)
+                else:
+                    self._finish(MessageState.FAILED, error=event.message)
+                return
+            elif isinstance(event, EngineCrashed) and (mine or event.request_id is None):
+                self._finish(MessageState.FAILED, error=event.message)
+                return
+            else:
+                return
+        self.events.emit(ReplyDelta(self.conversation_id, active.message_id, event.text))
+
+    def _finish(self, state: MessageState, *, stats: object = None, error: str = "") -> None:
+        active = self._active
+        assert active is not None
+        text = active.prefix + active.text
+        message = self.chats.finish_message(active.message_id, text, state, stats=stats, error=error)  # type: ignore[arg-type]
+        if state == MessageState.FAILED:
+            logger.warning("reply %d failed: %s", active.message_id, error)
+        self._active = None
+        self._last = message
+        self._idle.set()
+        self.events.emit(ReplyFinished(self.conversation_id, message, self.usage))

@@ -1,0 +1,426 @@
+"""The download manager: a persisted queue of model downloads with progress, speed, ETA, pause, resume, cancel
+and retry, that survives an app restart or a kill.
+
+Each download is one row the person chose (a quant, a split set, an MLX model): a record in SQLite plus a job of
+kind ``download`` in the JobManager (which gives the concurrency limit and restart recovery). Data goes to
+``.part`` files under ``paths.downloads_dir/<id>/``; each file is verified against the Hub's checksum and only then
+moved atomically into ``models/<org>/<repo>/``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.downloads.fs import PartLock, install_files, part_path, remove_parts
+from core.downloads.items import STATE_OF_JOB, DownloadItem, DownloadState, LiveProgress
+from core.downloads.transfer import (
+    DEFAULT_RESERVE,
+    DISK_CHECK_EVERY,
+    FileTarget,
+    FreeSpace,
+    RetryPolicy,
+    disk_free,
+    fetch,
+)
+from core.errors import AuthError, CancelledError, DiskFullError, HangarError, JobError, NotFoundError, UsageError
+from core.events import EventHook
+from core.hub.client import HubClient, ModelDetail, gated_message, translate_error
+from core.hub.files import FileGroup, GroupKind, RemoteFile, find_group
+from core.jobs import Job, JobContext, JobManager
+from core.paths import AppPaths, safe_join
+from core.store import Store
+
+logger = logging.getLogger(__name__)
+
+KIND = "download"
+SCHEMA = [
+    """
+    CREATE TABLE downloads (
+        id TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        label TEXT NOT NULL,
+        files TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        total INTEGER NOT NULL,
+        user_paused INTEGER NOT NULL DEFAULT 0,
+        note TEXT NOT NULL DEFAULT '',
+        error_code TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    """,
+]
+
+
+class DownloadManager:
+    def __init__(
+        self,
+        jobs: JobManager,
+        store: Store,
+        paths: AppPaths,
+        hub: HubClient,
+        *,
+        models_dir: Path | None = None,
+        free_space: FreeSpace = disk_free,
+        reserve: int = DEFAULT_RESERVE,
+        retry: RetryPolicy = RetryPolicy(),
+        auto_resume: bool = True,
+        disk_check_every: int = DISK_CHECK_EVERY,
+    ) -> None:
+        self._jobs, self._store, self._paths, self.hub = jobs, store, paths, hub
+        self.models_dir = models_dir or paths.models_dir
+        self.free_space, self.reserve, self.retry = free_space, reserve, retry
+        self.disk_check_every = disk_check_every
+        self._live: dict[str, LiveProgress] = {}
+        self._lock = threading.Lock()
+        # Held while a job is submitted and its record written, so the job's thread never runs ahead of it.
+        self._enqueue_lock = threading.Lock()
+        #: Emitted with a fresh ``DownloadItem`` on every change (throttled to ~10 per second for progress).
+        self.changed: EventHook[[DownloadItem]] = EventHook()
+        store.migrate("downloads", SCHEMA)
+        jobs.register_runner(KIND, self._runner)
+        jobs.changed.connect(self._job_changed)
+        if auto_resume:
+            self.resume_interrupted()
+
+    # -- queries ------------------------------------------------------------------------------------------------
+    def get(self, download_id: str) -> DownloadItem:
+        row = self._store.query_one("SELECT * FROM downloads WHERE id = ?", (download_id,))
+        if row is None:
+            raise NotFoundError(f"There is no download {download_id!r}.")
+        return self._item(row)
+
+    def list(self) -> list[DownloadItem]:
+        return [self._item(r) for r in self._store.query("SELECT * FROM downloads ORDER BY created_at DESC")]
+
+    def find_by_job(self, job_id: str) -> DownloadItem | None:
+        row = self._store.query_one("SELECT * FROM downloads WHERE job_id = ?", (job_id,))
+        return self._item(row) if row else None
+
+    # -- actions ------------------------------------------------------------------------------------------------
+    def enqueue(
+        self,
+        repo_id: str,
+        *,
+        file: str | None = None,
+        quant: str | None = None,
+        group: FileGroup | None = None,
+        detail: ModelDetail | None = None,
+    ) -> DownloadItem:
+        """Queue the row holding ``file``, the quant ``quant``, or ``group``; an MLX repo needs none of them.
+        An unfinished download of the same files resumes instead of starting over."""
+        detail = detail or self.hub.model_detail(repo_id)
+        group = group or self._choose(detail, file=file, quant=quant)
+        if not group.downloadable:
+            raise safe_join_error(group)
+        if detail.summary.gated and not self.hub.headers()[1]:
+            raise AuthError(gated_message(repo_id, self.hub.endpoint, had_token=False))
+        destination = safe_join(self.models_dir, repo_id)
+        for remote in group.files:
+            safe_join(destination, remote.path)  # refuse before anything is written
+        existing = self._existing(repo_id, detail.commit, group)
+        if existing is not None:
+            if existing.state in (DownloadState.PAUSED, DownloadState.FAILED, DownloadState.CANCELLED):
+                self.resume(existing.id)
+                return self.get(existing.id)
+            return existing
+        total = sum(f.size or 0 for f in group.files)
+        self._require_space(total, label=group.label)
+        download_id = uuid.uuid4().hex[:12]
+        label = f"{repo_id} · {group.quant or group.label}"
+        files_json = json.dumps([f.__dict__ for f in group.files])
+        with self._enqueue_lock:
+            job_id = self._jobs.submit(
+                KIND,
+                f"Download {label}",
+                self._runner({"download_id": download_id}),
+                params={"download_id": download_id},
+                resumable=True,
+            )
+            self._store.execute(
+                "INSERT INTO downloads (id, job_id, repo_id, revision, label, files, destination, total, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    download_id,
+                    job_id,
+                    repo_id,
+                    detail.commit,
+                    label,
+                    files_json,
+                    str(destination),
+                    total,
+                    time.time(),
+                ),
+            )
+        item = self.get(download_id)
+        self.changed.emit(item)
+        return item
+
+    def pause(self, download_id: str) -> None:
+        item = self.get(download_id)
+        self._store.execute("UPDATE downloads SET user_paused = 1 WHERE id = ?", (download_id,))
+        if item.state in (DownloadState.QUEUED, DownloadState.RUNNING):
+            self._jobs.pause(item.job_id)
+
+    def resume(self, download_id: str) -> None:
+        item = self.get(download_id)
+        if item.state in (DownloadState.QUEUED, DownloadState.RUNNING, DownloadState.DONE):
+            return
+        self._store.execute(
+            "UPDATE downloads SET user_paused = 0, note = '', error_code = '' WHERE id = ?", (download_id,)
+        )
+        self._jobs.resume(item.job_id)
+
+    retry_download = resume
+
+    def cancel(self, download_id: str) -> None:
+        """Stop and discard the partial data (finished downloads are left alone: delete them in the library)."""
+        item = self.get(download_id)
+        if item.state == DownloadState.DONE:
+            return
+        self._jobs.cancel(item.job_id)
+        if self._jobs.get(item.job_id).state.finished or item.state != DownloadState.RUNNING:
+            remove_parts(self._paths.downloads_dir, download_id)
+        self._emit(download_id, force=True)
+
+    def wait(self, download_id: str, timeout: float | None = None) -> DownloadItem:
+        self._jobs.wait(self.get(download_id).job_id, timeout)
+        return self.get(download_id)
+
+    def resume_interrupted(self) -> builtins.list[str]:
+        """Restart downloads that were running when Hangar last stopped (not those the person paused)."""
+        resumed = []
+        for item in self.list():
+            row = self._store.query_one("SELECT user_paused, note FROM downloads WHERE id = ?", (item.id,))
+            if item.state == DownloadState.PAUSED and row and not row["user_paused"] and not row["note"]:
+                logger.info("resuming interrupted download %s (%s)", item.id, item.label)
+                self._jobs.resume(item.job_id)
+                resumed.append(item.id)
+        return resumed
+
+    # -- internals ----------------------------------------------------------------------------------------------
+    def _choose(self, detail: ModelDetail, *, file: str | None, quant: str | None) -> FileGroup:
+        groups = list(detail.groups)
+        if file is not None or quant is not None:
+            found = find_group(groups, file=file, quant=quant)
+            if found is None:
+                raise NotFoundError(
+                    f"{detail.summary.repo_id} has no {'file ' + file if file else 'quant ' + str(quant)}.",
+                    hint=_choices(groups),
+                )
+            return found
+        models = [g for g in groups if g.kind in (GroupKind.QUANT, GroupKind.MLX)]
+        if len(models) == 1:
+            return models[0]
+        if not models:
+            raise NotFoundError(f"{detail.summary.repo_id} has no GGUF or MLX model files Hangar can run.")
+        raise UsageError(f"{detail.summary.repo_id} has {len(models)} quants; choose one.", hint=_choices(groups))
+
+    def _existing(self, repo_id: str, revision: str, group: FileGroup) -> DownloadItem | None:
+        wanted = sorted(f.path for f in group.files)
+        for row in self._store.query(
+            "SELECT * FROM downloads WHERE repo_id = ? AND revision = ? ORDER BY created_at DESC",
+            (repo_id, revision),
+        ):
+            item = self._item(row)
+            if sorted(f.path for f in item.files) == wanted and item.state != DownloadState.DONE:
+                return item
+            if sorted(f.path for f in item.files) == wanted and all(p.exists() for p in item.paths):
+                return item
+        return None
+
+    def _require_space(self, needed: int, *, label: str) -> None:
+        for folder in (self._paths.downloads_dir, self.models_dir):
+            free = self.free_space(folder)
+            if free - needed < self.reserve:
+                raise DiskFullError(
+                    f"Not enough disk space for {label}: it needs {needed / 1e9:.2f} GB, "
+                    f"{max(free, 0) / 1e9:.2f} GB is free on {folder}.",
+                    hint="Free some space or choose a smaller quant.",
+                )
+
+    def _runner(self, params: dict[str, Any]) -> Callable[[JobContext], dict[str, Any] | None]:
+        download_id = str(params["download_id"])
+        return lambda ctx: self._run(download_id, ctx)
+
+    def _run(self, download_id: str, ctx: JobContext) -> dict[str, Any]:
+        with self._enqueue_lock:
+            pass
+        item = self.get(download_id)
+        lock = PartLock(self._paths.downloads_dir, download_id)
+        if not lock.acquire():
+            raise JobError(
+                f"{item.label} is being downloaded by another Hangar process.",
+                hint="Let that one finish, or close it and resume here.",
+            )
+        live = LiveProgress()
+        with self._lock:
+            self._live[download_id] = live
+
+        def on_bytes(count: int) -> None:
+            live.add(count)
+            now = time.monotonic()
+            if now - live.last_emit > 0.1:
+                live.last_emit = now
+                # The job's change event carries this to listeners (see _job_changed).
+                ctx.report(live.done / item.total if item.total else None, f"{live.speed / 1e6:.1f} MB/s")
+
+        def on_error(exc: Exception) -> HangarError:
+            return translate_error(exc, item.repo_id, endpoint=self.hub.endpoint, had_token=self.hub.headers()[1])
+
+        try:
+            for index, remote in enumerate(item.files):
+                final = safe_join(item.destination, remote.path)
+                target = FileTarget(
+                    url=self.hub.file_url(item.repo_id, remote.path, item.revision),
+                    part=part_path(self._paths.downloads_dir, download_id, index),
+                    size=remote.size or 0,
+                    name=remote.path,
+                    sha256=remote.sha256,
+                    blob_id=remote.blob_id,
+                )
+                fetch(
+                    target,
+                    lambda: self.hub.headers()[0],
+                    ctx.token,
+                    on_bytes,
+                    retry=self.retry,
+                    free_space=self.free_space,
+                    reserve=self.reserve,
+                    on_error=on_error,
+                    check_every=self.disk_check_every,
+                )
+                logger.info("verified %s (%s)", remote.path, final.name)
+            ctx.token.raise_if_cancelled()
+            install_files(self._paths.downloads_dir, download_id, item, self.free_space)
+            return {"paths": [str(p) for p in item.paths]}
+        except DiskFullError as exc:
+            self._store.execute(
+                "UPDATE downloads SET note = ?, error_code = ? WHERE id = ?",
+                (str(exc), exc.code, download_id),
+            )
+            ctx.token.cancel(pause=True)
+            raise CancelledError("Paused.") from None
+        except CancelledError:
+            if not ctx.token.pause_requested:
+                remove_parts(self._paths.downloads_dir, download_id)
+            raise
+        except HangarError as exc:
+            self._store.execute("UPDATE downloads SET error_code = ? WHERE id = ?", (exc.code, download_id))
+            raise
+        finally:
+            lock.release()
+            with self._lock:
+                self._live.pop(download_id, None)
+
+    def _job_changed(self, job: Job) -> None:
+        if job.kind != KIND:
+            return
+        item = self.find_by_job(job.id)
+        if item is not None:
+            self._emit(item.id, force=True, job=job)
+
+    def _emit(self, download_id: str, *, force: bool = False, job: Job | None = None) -> None:
+        try:
+            row = self._store.query_one("SELECT * FROM downloads WHERE id = ?", (download_id,))
+            if row is not None:
+                self.changed.emit(self._item(row, job))
+        except HangarError:
+            logger.exception("could not report download %s", download_id)
+
+    def _item(self, row: Any, job: Job | None = None) -> DownloadItem:
+        job = job or self._jobs.get(row["job_id"])
+        state = STATE_OF_JOB[job.state]
+        files = tuple(RemoteFile(**f) for f in json.loads(row["files"]))
+        with self._lock:
+            live = self._live.get(row["id"])
+        if state == DownloadState.DONE:
+            done = int(row["total"])
+        elif live is not None:
+            done = live.done
+        else:
+            done = _bytes_on_disk(self._paths.downloads_dir, row["id"], len(files))
+        message = row["note"] or job.error or ("" if job.message in ("Paused.", "Cancelled.") else job.message)
+        if state == DownloadState.RUNNING:
+            message = ""
+        return DownloadItem(
+            id=row["id"],
+            job_id=row["job_id"],
+            repo_id=row["repo_id"],
+            revision=row["revision"],
+            label=row["label"],
+            files=files,
+            destination=Path(row["destination"]),
+            state=state,
+            total=int(row["total"]),
+            done=min(done, int(row["total"])),
+            speed=live.speed if live is not None and state == DownloadState.RUNNING else 0.0,
+            message=message,
+            error_code=row["error_code"] if state in (DownloadState.FAILED, DownloadState.PAUSED) else "",
+            created_at=row["created_at"],
+        )
+
+
+def _bytes_on_disk(downloads_dir: Path, download_id: str, count: int) -> int:
+    total = 0
+    for index in range(count):
+        part = part_path(downloads_dir, download_id, index)
+        if part.exists():
+            total += part.stat().st_size
+    return total
+
+
+def _choices(groups: list[FileGroup]) -> str:
+    quants = [g.quant or g.label for g in groups if g.kind == GroupKind.QUANT]
+    return "Available: " + ", ".join(quants) if quants else "Pick a file with --file."
+
+
+def safe_join_error(group: FileGroup) -> HangarError:
+    from core.errors import UnsafePathError
+
+    return UnsafePathError(f"Refused the file name {group.label!r}: it would leave the models folder.")
+
+
+def for_app(app: Any, *, auto_resume: bool = True, secrets: Any = None) -> DownloadManager:
+    """The app's one DownloadManager (created on first use, shut down with the app)."""
+    existing = app.__dict__.get("_download_manager")
+    if existing is not None:
+        return existing
+    from core.secrets import SecretStore
+
+    secrets = secrets or SecretStore.shared()
+    settings = app.settings.current
+    manager = DownloadManager(
+        app.jobs,
+        app.store,
+        app.paths,
+        HubClient(secrets.get_token),
+        models_dir=Path(settings.models_dir) if settings.models_dir else None,
+        auto_resume=auto_resume,
+    )
+    app.__dict__["_download_manager"] = manager
+    return manager
+
+
+__all__ = ["DownloadItem", "DownloadManager", "DownloadState", "for_app"]
+
+
+def failure_of(item: DownloadItem) -> HangarError:
+    """The error that stopped ``item``, as the HangarError class its code names (for the CLI's exit and JSON)."""
+    from core import errors
+
+    classes = {
+        cls.code: cls
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, HangarError) and cls is not CancelledError
+    }
+    return classes.get(item.error_code, HangarError)(item.message or f"The download is {item.state}.")

@@ -1,0 +1,212 @@
+"""Estimate versus reality: after every real load Hangar stores what llama.cpp allocated next to what the
+estimator predicted, so the UI can show both and the error history stays visible.
+
+``compare`` turns ``ModelInfo.allocated`` (llama.cpp's logged ``<kind>:<buffer>`` sizes in bytes) into the
+same components the estimator reports; ``record_load`` saves one comparison (the chat feature calls it after
+each load).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.engine.host import LoadOptions, ModelInfo, ModelSpec
+from core.estimate.llama import EngineSettings, Estimate
+from core.store import Store
+
+if TYPE_CHECKING:
+    from core.hardware import Hardware
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = ("weights", "kv", "compute", "output")
+_KIND_TO_COMPONENT = {"model": "weights", "kv": "kv", "compute": "compute", "output": "output", "rs": "kv"}
+#: llama.cpp buffer names that live in host RAM (everything else is a device: CUDA0, ROCm0, MTL0, Vulkan0...)
+HOST_BUFFERS = ("CPU", "CPU_Mapped", "CPU_REPACK", "CUDA_Host", "ROCm_Host", "Vulkan_Host", "SYCL_Host")
+
+SQL_V1 = """
+CREATE TABLE fit_records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    model TEXT NOT NULL,
+    n_ctx INTEGER NOT NULL,
+    gpu_layers INTEGER NOT NULL,
+    kv_cache_type TEXT NOT NULL,
+    flash_attention INTEGER NOT NULL,
+    estimated_total INTEGER NOT NULL,
+    actual_total INTEGER NOT NULL,
+    error_pct REAL NOT NULL,
+    estimated_json TEXT NOT NULL,
+    actual_json TEXT NOT NULL
+);
+CREATE INDEX fit_records_model ON fit_records (model, created_at);
+"""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    estimated: dict[str, int]  # component -> bytes (what llama.cpp reports: no overheads)
+    actual: dict[str, int]
+
+    @property
+    def estimated_total(self) -> int:
+        return sum(self.estimated.values())
+
+    @property
+    def actual_total(self) -> int:
+        return sum(self.actual.values())
+
+    @property
+    def error_pct(self) -> float:
+        """Signed error of the total in percent (positive: the estimate was too high)."""
+        if not self.actual_total:
+            return 0.0
+        return 100.0 * (self.estimated_total - self.actual_total) / self.actual_total
+
+    def component_error_pct(self, name: str) -> float | None:
+        actual = self.actual.get(name, 0)
+        if not actual:
+            return None
+        return 100.0 * (self.estimated.get(name, 0) - actual) / actual
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    id: int
+    created_at: float
+    model: str
+    n_ctx: int
+    gpu_layers: int
+    kv_cache_type: str
+    flash_attention: bool
+    estimated_total: int
+    actual_total: int
+    error_pct: float
+
+
+def actual_components(allocated: Mapping[str, int]) -> dict[str, int]:
+    """Sum llama.cpp's ``<kind>:<buffer>`` sizes into the estimator's components."""
+    totals = dict.fromkeys(COMPONENTS, 0)
+    for key, size in allocated.items():
+        kind = key.split(":", 1)[0].lower()
+        component = _KIND_TO_COMPONENT.get(kind)
+        if component:
+            totals[component] += int(size)
+    return totals
+
+
+def estimated_components(estimate: Estimate) -> dict[str, int]:
+    return {
+        "weights": estimate.component("weights") + estimate.component("repack"),
+        "kv": estimate.component("kv"),
+        "compute": estimate.component("compute"),
+        "output": estimate.component("output"),
+    }
+
+
+def compare(estimate: Estimate, allocated: Mapping[str, int]) -> Comparison:
+    return Comparison(estimated_components(estimate), actual_components(allocated))
+
+
+def migrate(store: Store) -> None:
+    store.migrate("fit", [SQL_V1])
+
+
+def record_load(store: Store, estimate: Estimate, allocated: Mapping[str, int]) -> FitRecord:
+    """Save one real load next to its estimate; returns the stored record."""
+    migrate(store)
+    comparison = compare(estimate, allocated)
+    now = time.time()
+    settings = estimate.settings
+    cursor = store.execute(
+        "INSERT INTO fit_records (created_at, model, n_ctx, gpu_layers, kv_cache_type, flash_attention, "
+        "estimated_total, actual_total, error_pct, estimated_json, actual_json) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            now,
+            estimate.model,
+            estimate.n_ctx,
+            estimate.gpu_layers,
+            settings.kv_cache_type,
+            int(settings.flash_attention),
+            comparison.estimated_total,
+            comparison.actual_total,
+            comparison.error_pct,
+            json.dumps(comparison.estimated),
+            json.dumps(dict(allocated)),
+        ),
+    )
+    if abs(comparison.error_pct) > 3:
+        logger.warning("estimate for %s was off by %.1f%%", estimate.model, comparison.error_pct)
+    return FitRecord(
+        int(cursor.lastrowid or 0),
+        now,
+        estimate.model,
+        estimate.n_ctx,
+        estimate.gpu_layers,
+        settings.kv_cache_type,
+        settings.flash_attention,
+        comparison.estimated_total,
+        comparison.actual_total,
+        comparison.error_pct,
+    )
+
+
+def load_history(store: Store, model: str | None = None, limit: int = 100) -> list[FitRecord]:
+    """The most recent comparisons, newest first (of one model if given)."""
+    migrate(store)
+    where, params = ("WHERE model = ?", (model, limit)) if model else ("", (limit,))
+    rows = store.query(
+        f"SELECT id, created_at, model, n_ctx, gpu_layers, kv_cache_type, flash_attention, estimated_total, "
+        f"actual_total, error_pct FROM fit_records {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+        params,
+    )
+    return [
+        FitRecord(
+            r["id"],
+            r["created_at"],
+            r["model"],
+            r["n_ctx"],
+            r["gpu_layers"],
+            r["kv_cache_type"],
+            bool(r["flash_attention"]),
+            r["estimated_total"],
+            r["actual_total"],
+            r["error_pct"],
+        )
+        for r in rows
+    ]
+
+
+def settings_for_load(options: LoadOptions) -> EngineSettings:
+    """The estimator settings matching the ``LoadOptions`` a chat or benchmark passes to the llama engine."""
+    return EngineSettings(
+        context_length=options.context_length,
+        gpu_layers=options.gpu_layers,
+        kv_cache_type=options.kv_cache_type,
+        flash_attention=options.flash_attention,
+    )
+
+
+def record_model_load(
+    store: Store, spec: ModelSpec, info: ModelInfo, hardware: Hardware | None = None
+) -> FitRecord | None:
+    """Call after every real load (``ModelLoaded``): estimate the same load and store it next to what llama.cpp
+    reported. Returns None for engines that report no buffers (MLX) or a file that cannot be read any more."""
+    if spec.engine != "llama" or not info.allocated:
+        return None
+    from core.errors import HangarError
+    from core.estimate.llama import estimate_llama
+    from core.gguf import read_gguf
+
+    try:
+        estimate = estimate_llama(read_gguf(spec.path), settings_for_load(spec.options), hardware)
+    except HangarError as error:
+        logger.info("no estimate recorded for %s: %s", spec.path, error)
+        return None
+    return record_load(store, estimate, info.allocated)

@@ -1,0 +1,144 @@
+"""``python main.py --screenshots OUTDIR``: render every page in realistic states offscreen into PNG files.
+
+Each feature adds its states to ``SCENES`` (a name and a function that prepares the window). The README shows
+the results; look at them after every UI change.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.app import AppContext
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _page(key: str) -> Callable[[object], None]:
+    def prepare(window: object) -> None:
+        window.show_page(key)  # type: ignore[attr-defined]
+
+    return prepare
+
+
+def _models_scene(name: str, window: object) -> None:
+    from ui.pages import models_scenes
+
+    getattr(models_scenes, name)(window)
+
+
+def _hardware_scene(name: str, window: object) -> None:
+    from ui.pages import hardware
+
+    getattr(hardware, name)(window)
+
+
+def _welcome(window: object) -> object:
+    from ui.welcome import WelcomeDialog
+
+    app = window.app  # type: ignore[attr-defined]
+    return WelcomeDialog(app, window.bridge, app.hardware(), parent=window)  # type: ignore[attr-defined]
+
+
+#: (file name without .png, prepare(window)). Features append richer states.
+SCENES: list[tuple[str, Callable[[object], object]]] = [
+    ("welcome", _welcome),
+    ("discover", _page("discover")),
+    ("models-empty", _page("models")),
+    ("models-library", lambda window: _models_scene("scene_library", window)),
+    ("models-drop", lambda window: _models_scene("scene_drop", window)),
+    ("models-import-dialog", lambda window: _models_scene("scene_import_dialog", window)),
+    ("chat-empty", _page("chat")),
+    ("finetune-empty", _page("finetune")),
+    ("downloads-empty", _page("downloads")),
+    ("hardware", lambda window: _hardware_scene("scene_detected", window)),
+    ("hardware-estimate", lambda window: _hardware_scene("scene_estimate", window)),
+    ("hardware-estimate-gpu", lambda window: _hardware_scene("scene_estimate_gpu", window)),
+    ("settings", _page("settings")),
+]
+
+
+def _add_hub_scenes() -> None:
+    try:
+        from tests.tools.screenshots_hub import SCENES as HUB_SCENES  # needs tests/hub: a source checkout only
+    except ImportError:
+        return
+    SCENES.extend(HUB_SCENES)
+
+
+_add_hub_scenes()
+
+
+def _add_finetune_scenes() -> None:
+    from tests.tools.screenshot_finetune import SCENES as FINETUNE
+
+    SCENES.extend(FINETUNE)
+
+
+_add_finetune_scenes()
+
+
+def _feature_scenes() -> list[tuple[str, Callable[[object], None]]]:
+    from tests.tools.chat_scenes import SCENES as CHAT_SCENES
+
+    return list(CHAT_SCENES)
+
+
+SCENES.extend(_feature_scenes())
+
+
+def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light") -> list[Path]:
+    """Render every scene with a fresh app whose data lives in a temporary folder (``make_context(folder)``)."""
+    from PySide6.QtWidgets import QApplication
+
+    from ui.app import create_window
+
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="hangar-shots-") as tmp:
+        context = make_context(Path(tmp))
+        context.settings.update(theme=theme)
+        window = create_window(context)
+        window.resize(1180, 760)
+        window.show()
+        for name, prepare in SCENES:
+            # A scene prepares the window, or returns another widget (a dialog) to photograph instead.
+            target = prepare(window) or window
+            if target is not window:
+                target.show()  # type: ignore[attr-defined]
+            for _ in range(5):
+                qt_app.processEvents()
+            path = out_dir / f"{name}.png"
+            target.grab().save(str(path))  # type: ignore[attr-defined]
+            if target is not window:
+                target.close()  # type: ignore[attr-defined]
+            written.append(path)
+        window.close()
+        context.close()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``make screenshots``: render every page offscreen into PNG files."""
+    import os
+    import sys
+    from argparse import Namespace
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from main import build_app
+
+    args = sys.argv[1:] if argv is None else argv
+    out_dir = Path(args[0] if args else "docs/screenshots")
+    for path in render(out_dir, lambda folder: build_app(Namespace(data_dir=str(folder)), console_logging=False)):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
