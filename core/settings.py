@@ -36,6 +36,10 @@ class Settings:
     #: "auto" lets the estimator choose; a number pins the GPU layer count.
     gpu_layers: str = "auto"
     max_parallel_downloads: int = 2
+    #: Connections per downloaded file: 0 adapts (4 to 16), 1 is one stream.
+    download_connections: int = 0
+    #: Global download bandwidth limit in MB/s (0: none).
+    download_limit_mbps: float = 0.0
     first_run_done: bool = False
 
     def replace(self, **changes: Any) -> Settings:
@@ -51,6 +55,10 @@ def validate(settings: Settings) -> Settings:
         raise SettingsError("GPU layers must be 'auto' or a whole number.")
     if not 1 <= settings.max_parallel_downloads <= 8:
         raise SettingsError("Parallel downloads must be between 1 and 8.")
+    if not 0 <= settings.download_connections <= 16:
+        raise SettingsError("Connections per download must be between 0 (automatic) and 16.")
+    if not 0 <= settings.download_limit_mbps <= 100_000:
+        raise SettingsError("The download bandwidth limit must be 0 (none) or a positive number of MB/s.")
     return settings
 
 
