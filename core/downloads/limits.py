@@ -57,6 +57,9 @@ class TransferOptions:
     split_min: int = 16 * 1024**2
     #: The smallest range an idle connection takes over from a busy one.
     piece_min: int = 2 * 1024**2
+    #: The most one request asks for; a connection asks again (kept alive) for the rest of its range, and a busy
+    #: range is only ever split past what was asked, so no byte is sent twice.
+    request_max: int = 32 * 1024**2
     check_every: int = DISK_CHECK_EVERY
 
 

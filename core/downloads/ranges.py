@@ -81,6 +81,8 @@ class Segment:
     end: int
     #: Bytes past ``pos`` that a connection has been allowed to write (so a split never cuts below them).
     reserved: int = 0
+    #: The end of the bytes asked of the server now: a split lands past it, so no byte asked for is wasted.
+    asked: int = 0
 
 
 @dataclass
@@ -109,10 +111,10 @@ class _Plan:
                 a, b = self.todo.pop(0)
                 segment = Segment(a, a, b)
             else:
-                victim = max(self.active.values(), key=lambda s: s.end - (s.pos + s.reserved), default=None)
+                victim = max(self.active.values(), key=lambda s: s.end - max(s.pos + s.reserved, s.asked), default=None)
                 if victim is None:
                     return None
-                base = victim.pos + victim.reserved
+                base = max(victim.pos + victim.reserved, victim.asked)
                 if victim.end - base < 2 * self.piece_min:
                     return None
                 mid = base + (victim.end - base) // 2
@@ -138,6 +140,12 @@ class _Plan:
             segment.reserved = 0
             self.lock.notify_all()
 
+    def ask(self, segment: Segment, most: int) -> int:
+        """The end of the next request for ``segment``: at most ``most`` bytes, never past its (moving) end."""
+        with self.lock:
+            segment.asked = min(segment.end, segment.pos + most)
+            return segment.asked
+
     def release(self, worker: int) -> None:
         """The worker stops: what it did not fetch goes back to be taken again."""
         with self.lock:
@@ -157,7 +165,9 @@ class _Plan:
 
     def work_left(self) -> bool:
         with self.lock:
-            return bool(self.todo) or any(s.end - s.pos >= 2 * self.piece_min for s in self.active.values())
+            return bool(self.todo) or any(
+                s.end - max(s.pos, s.asked) >= 2 * self.piece_min for s in self.active.values()
+            )
 
     def snapshot(self) -> list[list[int]]:
         with self.lock:
@@ -444,11 +454,19 @@ class RangedDownload:
                 pass
 
     def _fetch(self, worker: int, segment: Segment) -> None:
+        """Fetch ``segment`` in requests of at most ``request_max`` bytes over this worker's kept-alive connection."""
+        while segment.pos < segment.end and not self._stop.is_set():
+            if self._excess(worker):
+                return
+            asked = self.plan.ask(segment, self.options.request_max)
+            self._request(worker, segment, asked)
+
+    def _request(self, worker: int, segment: Segment, asked: int) -> None:
         target = self.target
         request_headers = {
             **self.headers(),
             "Accept-Encoding": "identity",
-            "Range": f"bytes={segment.pos}-{segment.end - 1}",
+            "Range": f"bytes={segment.pos}-{asked - 1}",
         }
         with get_session().stream("GET", target.url, headers=request_headers, timeout=30.0) as response:
             with self._lock:
@@ -462,28 +480,27 @@ class RangedDownload:
                 response.read()
                 error = http_error(response)
                 raise self.on_error(error) if self.on_error else NetworkError(f"The Hub answered {status}.")
-            expected = f"bytes {segment.pos}-"
-            content_range = response.headers.get("Content-Range", "")
-            if status != 206 or not content_range.startswith(expected) or not content_range.endswith(f"/{target.size}"):
+            expected = f"bytes {segment.pos}-{asked - 1}/{target.size}"
+            if status != 206 or response.headers.get("Content-Range", "") != expected:
                 if not self._confirmed.is_set():
                     logger.info(
                         "%s: the server does not serve ranges (HTTP %d, %r); one stream instead",
                         target.name,
                         status,
-                        content_range,
+                        response.headers.get("Content-Range"),
                     )
                     raise RangesUnsupported()
                 raise Retryable(f"unexpected answer to a range request (HTTP {status})")
             self._confirmed.set()
             for data in response.iter_raw():
-                allowed = self.plan.allow(segment, len(data))
+                allowed = self.plan.allow(segment, min(len(data), asked - segment.pos))
                 if allowed:
                     self.bandwidth.take(allowed, self.token)
                     _write_at(self.fd, memoryview(data)[:allowed], segment.pos)
                     self.plan.advance(segment, allowed)
-                if segment.pos >= segment.end or self._stop.is_set() or self._excess(worker):
-                    return  # done, the rest of this range was handed to another connection, or fewer are wanted
-        if segment.pos < segment.end:
+                if segment.pos >= min(asked, segment.end) or self._stop.is_set():
+                    return  # this request is done (or the rest of the range went to another connection)
+        if segment.pos < min(asked, segment.end):
             raise Retryable("the connection ended early")
 
 

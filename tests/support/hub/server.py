@@ -357,7 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._record(status, key)
         if head or self.command == "HEAD":
             return
-        drop = faults.take(faults.drop_at, key)
+        # A drop is spent only by a response that would pass its offset.
+        armed = faults.drop_at.get(key)
+        drop = faults.take(faults.drop_at, key) if armed and start <= armed[0] < end else None
         drop_offset = drop[0] if drop else None
         corrupt = key in faults.corrupt
         self._stream(hub_file, key, start, end, drop_offset, corrupt)
@@ -403,7 +405,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)  # the peer sees the body end early: a dropped connection
                 return
-            if faults.throttle_bps:
+            if faults.throttle_bps and position < end:
                 ahead = (position - start) / faults.throttle_bps - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)
