@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MANIFEST = ".hangar-download.json"
+#: Where the per-file download locks live, in the models folder itself: every Hangar writing there sees them.
+LOCKS = ".hangar-locks"
 
 
 def part_path(downloads_dir: Path, download_id: str, index: int) -> Path:
@@ -117,6 +119,6 @@ class DestinationLock(FileLock):
     """The lock on one file's place in the models folder: whatever download wants it (another row, another
     process), only one fetches it; the others wait, then find it installed."""
 
-    def __init__(self, downloads_dir: Path, final: Path) -> None:
+    def __init__(self, models_dir: Path, final: Path) -> None:
         key = hashlib.sha256(str(final.absolute()).encode()).hexdigest()[:32]
-        super().__init__(downloads_dir / "locks" / f"{key}.lock")
+        super().__init__(models_dir / LOCKS / f"{key}.lock")

@@ -403,7 +403,7 @@ class DownloadManager:
 
     def _claim_place(self, final: Path, name: str, ctx: JobContext) -> DestinationLock:
         """One download per file, across rows and processes: wait while another one fetches it."""
-        place = DestinationLock(self._paths.downloads_dir, final)
+        place = DestinationLock(self.models_dir, final)
         waited = False
         while not place.acquire():
             if not waited:
