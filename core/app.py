@@ -22,6 +22,7 @@ from core.store import Store
 
 if TYPE_CHECKING:
     from core.finetune.service import FinetuneService
+    from core.secrets import SecretStore
 
 
 @dataclass
@@ -65,6 +66,13 @@ class AppContext:
         store = Store(self.paths.database_file)
         self._closers.append(store.close)
         return store
+
+    @cached_property
+    def secrets(self) -> SecretStore:
+        """Secrets (the Hub token, API keys): the keyring, else a 0600 file in the data folder."""
+        from core.secrets import SECRETS_FILE, SecretStore
+
+        return SecretStore.shared(self.paths.data_dir / SECRETS_FILE)
 
     @cached_property
     def jobs(self) -> JobManager:

@@ -507,7 +507,7 @@ def for_app(app: Any, *, auto_resume: bool = True, secrets: Any = None) -> Downl
     from core.downloads.limits import from_settings
     from core.secrets import SecretStore
 
-    secrets = secrets or SecretStore.shared()
+    secrets = secrets or getattr(app, "secrets", None) or SecretStore.shared()
     settings = app.settings.current
     manager = DownloadManager(
         app.jobs,

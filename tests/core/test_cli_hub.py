@@ -15,7 +15,7 @@ import pytest
 import main
 from tests.support.downloads import sha256
 from tests.support.hub import LocalHub
-from tests.support.hub.catalog import BIGGER_REPO, GATED_REPO, GGUF_REPO
+from tests.support.hub.catalog import BIGGER_REPO, GATED_REPO, GATED_TOKEN, GGUF_REPO
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +79,40 @@ def test_token_status_warns_without_a_keyring(
 ) -> None:
     assert main.main(["token", "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert status["storage"] == "none" and "session only" in status["warning"]
+    assert status["storage"] == "none" and "readable only by your user account" in status["warning"]
+    assert "HF_TOKEN" in status["warning"]
+
+
+def test_without_a_keyring_the_token_outlives_the_command(hub: LocalHub, data_dir: Path) -> None:
+    """`token set` in one process, a gated `pull` and `estimate` in the next ones: the 0600 file keeps it."""
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HANGAR_DATA_DIR": str(data_dir)}
+    env.pop("HF_TOKEN", None)
+
+    def hangar(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, str(ROOT / "main.py"), *args]
+        return subprocess.run(command, cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=120)
+
+    stored = hangar("token", "set", "--stdin", stdin=GATED_TOKEN + "\n")
+    assert stored.returncode == 0, stored.stderr
+    assert "secrets file" in stored.stdout and "Warning:" in stored.stderr and "HF_TOKEN" in stored.stderr
+    secrets = data_dir / "data" / "secrets.json"
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    status = json.loads(hangar("token", "status", "--json").stdout)
+    assert status["storage"] == "file"
+    estimate = hangar("estimate", f"{GATED_REPO}:tiny-gated-Q4_0.gguf", "--json")
+    assert estimate.returncode == 0, estimate.stderr  # the header is read with the token
+    pulled = hangar("pull", GATED_REPO, "--json")
+    assert pulled.returncode == 0, pulled.stderr
+    for path in data_dir.rglob("*"):  # nowhere but the secrets file
+        if path.is_file() and path != secrets and path.suffix not in (".gguf",):
+            assert GATED_TOKEN.encode() not in path.read_bytes(), path
+    assert hangar("token", "clear").returncode == 0
+    assert GATED_TOKEN not in secrets.read_text()
+
+
+def test_the_gated_message_mentions_hf_token(hub: LocalHub, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.main(["pull", GATED_REPO]) == 1
+    assert "HF_TOKEN" in capsys.readouterr().err
 
 
 def test_killed_pull_resumes_where_it_stopped(hub: LocalHub, tmp_path: Path) -> None:

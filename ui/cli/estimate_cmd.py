@@ -53,7 +53,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     settings = EngineSettings(
         context_length=args.ctx, gpu_layers=args.gpu_layers, kv_cache_type=args.kv_type, flash_attention=args.flash_attn
     )
-    header = read_target(args.target, revision=args.revision)
+    header = read_target(args.target, revision=args.revision, token=app.secrets.get_token())
     estimate = estimate_header(header, settings, app.hardware())
     data = estimate.as_dict()
     data["target"] = args.target
