@@ -174,6 +174,7 @@ def test_range_ignored_and_dropped_gives_up_with_back_off(app: AppContext, hub: 
 
 
 def test_connection_count_and_bandwidth_limit_apply_live(app: AppContext, hub: LocalHub) -> None:
+    hub.faults.throttle_bps = 3_000_000  # per connection, so the rest takes long enough to see the new ones
     connections, limit = Knob(2), Knob(4_000_000)
     manager = ranged_manager(app, connections, limit)
     item = manager.enqueue(RANGED_REPO)
