@@ -9,6 +9,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 import main
 from tests.support.downloads import sha256
 from tests.support.hub import LocalHub
-from tests.support.hub.catalog import BIGGER_REPO, GATED_REPO, GATED_TOKEN, GGUF_REPO
+from tests.support.hub.catalog import BIGGER_REPO, GATED_REPO, GATED_TOKEN, GGUF_REPO, RANGED_FILE, RANGED_REPO
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,3 +196,37 @@ def test_a_full_disk_pauses_pull_with_one_line_and_exit_1(hub: LocalHub, tmp_pat
     finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
     assert sha256(Path(finished.stdout.strip())) == hub.repos[BIGGER_REPO].files[0].sha256
+
+
+def test_a_killed_ranged_pull_fetches_only_the_missing_ranges(hub: LocalHub, tmp_path: Path) -> None:
+    """kill -9 during a parallel download (no chance to save anything more): the next pull asks only for what the
+    durable range record does not hold."""
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HANGAR_DATA_DIR": str(tmp_path / "data")}
+    env.pop("HF_TOKEN", None)
+    key = f"{RANGED_REPO}/{RANGED_FILE}"
+    size = hub.repos[RANGED_REPO].files[0].size
+    hub.faults.throttle_bps = 2_000_000
+    command = [sys.executable, str(ROOT / "main.py"), "pull", RANGED_REPO]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    downloads = tmp_path / "data" / "cache" / "downloads"
+    try:
+        deadline = time.monotonic() + 60
+        while hub.faults.body_bytes.get(key, 0) < size // 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # another process: nothing to wait on but what the server has sent
+        time.sleep(0.6)  # at least one record written after that
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    records = list(downloads.rglob("*.ranges"))
+    assert len(records) == 1
+    kept = sum(b - a for a, b in json.loads(records[0].read_text())["done"])
+    assert 0 < kept < size
+    hub.faults.throttle_bps = None
+    before = hub.faults.body_bytes[key]
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert sha256(Path(finished.stdout.strip())) == hub.repos[RANGED_REPO].files[0].sha256
+    fetched = hub.faults.body_bytes[key] - before
+    assert size - kept <= fetched < size - kept + 8 * 1024**2  # killed connections' socket buffers at most
