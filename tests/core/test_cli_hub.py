@@ -230,3 +230,30 @@ def test_a_killed_ranged_pull_fetches_only_the_missing_ranges(hub: LocalHub, tmp
     assert sha256(Path(finished.stdout.strip())) == hub.repos[RANGED_REPO].files[0].sha256
     fetched = hub.faults.body_bytes[key] - before
     assert size - kept <= fetched < size - kept + 8 * 1024**2  # killed connections' socket buffers at most
+
+
+def test_three_pulls_of_one_file_at_once_download_it_once(hub: LocalHub, tmp_path: Path) -> None:
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HANGAR_DATA_DIR": str(tmp_path / "data")}
+    env.pop("HF_TOKEN", None)
+    main_py = str(ROOT / "main.py")
+    # The database exists first (creating it from three processes at once is the store's own race, fixed there).
+    subprocess.run([sys.executable, main_py, "ls"], cwd=ROOT, env=env, capture_output=True, timeout=120)
+    subprocess.run([sys.executable, main_py, "pull", GGUF_REPO, "--quant", "NONE"], cwd=ROOT, env=env, timeout=120)
+    name = "small-llama-F32.gguf"
+    hub.faults.throttle_bps = 3_000_000
+    processes = [
+        subprocess.Popen(
+            [sys.executable, main_py, "pull", BIGGER_REPO], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    try:
+        outputs = [p.communicate(timeout=120)[0] for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert [p.returncode for p in processes] == [0, 0, 0]
+    assert len({out.strip() for out in outputs}) == 1
+    assert sha256(Path(outputs[0].strip())) == hub.repos[BIGGER_REPO].files[0].sha256
+    assert hub.faults.body_bytes[f"{BIGGER_REPO}/{name}"] == hub.repos[BIGGER_REPO].files[0].size
