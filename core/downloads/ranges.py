@@ -89,6 +89,7 @@ class Segment:
 class _Plan:
     size: int
     piece_min: int
+    piece_max: int
     done: list[list[int]] = field(default_factory=list)
     todo: list[list[int]] = field(default_factory=list)
     active: dict[int, Segment] = field(default_factory=dict)
@@ -108,8 +109,15 @@ class _Plan:
     def claim(self, worker: int) -> Segment | None:
         with self.lock:
             if self.todo:
-                a, b = self.todo.pop(0)
-                segment = Segment(a, a, b)
+                # Pieces in file order: every connection works near the front, so the completed prefix (which
+                # is hashed as it grows) follows the download closely.
+                a, b = self.todo[0]
+                end = min(b, a + self.piece_max)
+                if end == b:
+                    self.todo.pop(0)
+                else:
+                    self.todo[0][0] = end
+                segment = Segment(a, a, end)
             else:
                 victim = max(self.active.values(), key=lambda s: s.end - max(s.pos + s.reserved, s.asked), default=None)
                 if victim is None:
@@ -213,9 +221,12 @@ def _load(target: FileTarget, fd: int) -> list[list[int]]:
     return []
 
 
-def _save(target: FileTarget, fd: int, ranges: list[list[int]]) -> None:
-    """Flush the data first, then replace the record: the record never claims bytes that are not on disk."""
-    os.fsync(fd)
+def _save(target: FileTarget, fd: int, ranges: list[list[int]], *, sync: bool) -> None:
+    """Replace the record with ``ranges``, all of them already written to the part (a killed process loses nothing
+    recorded: the kernel keeps its writes). ``sync`` first flushes the data to the disk, so a power cut cannot leave
+    the record claiming bytes that never reached it (and if one did, the whole-file SHA-256 would catch it)."""
+    if sync:
+        os.fsync(fd)
     record = record_path(target.part)
     staging = record.with_name(record.name + ".tmp")
     staging.write_text(json.dumps({"size": target.size, "sha256": target.sha256, "done": ranges}))
@@ -265,7 +276,7 @@ class RangedDownload:
             if os.fstat(fd).st_size < target.size:
                 os.ftruncate(fd, target.size)  # sparse: the real space is taken as the ranges arrive
             self.fd = fd
-            self.plan = _Plan(target.size, self.options.piece_min, done)
+            self.plan = _Plan(target.size, self.options.piece_min, self.options.request_max, done)
             self._best = self.plan.done_bytes
             self.on_bytes(self.plan.done_bytes)
             self.reported = self.plan.done_bytes
@@ -282,7 +293,7 @@ class RangedDownload:
                 for thread in list(self._threads.values()):
                     thread.join(5)
                 try:
-                    _save(target, fd, self.plan.snapshot())
+                    _save(target, fd, self.plan.snapshot(), sync=True)
                 except OSError as exc:
                     logger.warning("could not save the range record of %s: %s", target.name, exc)
             actual = digest.hexdigest()
@@ -345,7 +356,7 @@ class RangedDownload:
                 raise NetworkError(f"Downloading {target.name} stopped with ranges missing.")
             if now - last_record >= RECORD_EVERY:
                 last_record = now
-                _save(target, self.fd, plan.snapshot())
+                _save(target, self.fd, plan.snapshot(), sync=True)
         self.on_bytes(plan.done_bytes - self.reported)
         self.reported = plan.done_bytes
 
