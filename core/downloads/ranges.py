@@ -146,7 +146,6 @@ class _Plan:
                 self._add(segment.pos, segment.pos + count)
                 segment.pos += count
             segment.reserved = 0
-            self.lock.notify_all()
 
     def ask(self, segment: Segment, most: int) -> int:
         """The end of the next request for ``segment``: at most ``most`` bytes, never past its (moving) end."""
@@ -315,6 +314,7 @@ class RangedDownload:
         last_record = last_adapt = time.monotonic()
         last_done = plan.done_bytes
         best_rate, settled = 0.0, fixed > 0
+        best_want = want
         since_check = 0
         self._spawn(1)  # one connection first: it tells whether the server honours Range at all
         while not plan.complete():
@@ -341,11 +341,14 @@ class RangedDownload:
                 rate = (done_now - last_done) / (now - last_adapt)
                 if not settled and len(self._threads) >= want:
                     if rate > best_rate * 1.15 and want < self.options.max_connections:
-                        best_rate = rate
+                        best_rate, best_want = rate, want
                         want = min(self.options.max_connections, want + self.options.step)
                         logger.info("%s: %.1f MB/s; trying %d connections", target.name, rate / 1e6, want)
                     else:
+                        # No real gain from the last step: go back to the count that gave the best rate (extra
+                        # connections would cost the server, and the GUI's interpreter time, for nothing).
                         settled = True
+                        want = best_want if rate <= best_rate * 1.15 else want
                         logger.info("%s: settled at %d connections (%.1f MB/s)", target.name, want, rate / 1e6)
                 last_adapt, last_done = now, done_now
             self.want = want if self._confirmed.is_set() else 1
@@ -524,6 +527,8 @@ def _write_at(fd: int, data: memoryview, offset: int) -> None:
 class _OrderedHasher:
     """Hashes the part in file order as its prefix completes, on its own thread (hashlib releases the GIL)."""
 
+    BLOCK = 8 << 20
+
     def __init__(self, fd: int, plan: _Plan, digest: Digest) -> None:
         self.fd, self.plan, self.digest = fd, plan, digest
         self.hashed = 0
@@ -536,9 +541,10 @@ class _OrderedHasher:
         try:
             while not self._stopped.is_set():
                 limit = self.plan.prefix()
-                if limit <= self.hashed:
-                    with self.plan.lock:
-                        self.plan.lock.wait(0.2)
+                # Large blocks, looked for a few times a second: a wake-up per network read would compete with
+                # the GUI thread for the interpreter.
+                if limit - self.hashed < self.BLOCK and limit < self.plan.size:
+                    self._stopped.wait(0.05)
                     continue
                 self._hash_to(limit)
         except BaseException as exc:
@@ -563,8 +569,6 @@ class _OrderedHasher:
 
     def stop(self) -> None:
         self._stopped.set()
-        with self.plan.lock:
-            self.plan.lock.notify_all()
         self._thread.join(5)
 
 
