@@ -3,9 +3,10 @@ shared by every connection of every download."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from core.downloads.transfer import DISK_CHECK_EVERY
@@ -25,6 +26,27 @@ class Bandwidth:
         self._lock = threading.Lock()
         self._credit = 0.0
         self._last = time.monotonic()
+        self._users = 0
+
+    @property
+    def rate(self) -> float:
+        return max(0.0, float(self._rate()))
+
+    @contextlib.contextmanager
+    def user(self) -> Iterator[None]:
+        """A download in a child process, which paces itself at ``share()`` of the limit while it runs."""
+        with self._lock:
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+
+    def share(self) -> float:
+        """Each child download's part of the global limit (0: no limit)."""
+        with self._lock:
+            return self.rate / max(1, self._users)
 
     def take(self, count: int, token: CancelToken | None = None) -> None:
         rate = self._rate()
@@ -61,6 +83,8 @@ class TransferOptions:
     #: range is only ever split past what was asked, so no byte is sent twice.
     request_max: int = 32 * 1024**2
     check_every: int = DISK_CHECK_EVERY
+    #: Run ranged downloads in a child process (the app does, so the window stays smooth; tests may not).
+    in_child: bool = False
 
 
 def from_settings(settings: Callable[[], object]) -> TransferOptions:
@@ -72,7 +96,7 @@ def from_settings(settings: Callable[[], object]) -> TransferOptions:
     def rate() -> float:
         return float(getattr(settings(), "download_limit_mbps", 0) or 0) * MB
 
-    return TransferOptions(connections=connections, bandwidth=Bandwidth(rate))
+    return TransferOptions(connections=connections, bandwidth=Bandwidth(rate), in_child=True)
 
 
 __all__ = ["Bandwidth", "TransferOptions", "from_settings"]

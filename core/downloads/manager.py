@@ -95,6 +95,8 @@ class DownloadManager:
         self._jobs, self._store, self._paths, self.hub = jobs, store, paths, hub
         self.models_dir = models_dir or paths.models_dir
         self.free_space, self.reserve, self.retry = free_space, reserve, retry
+        # A child process can only watch the real disk: a given free-space probe keeps downloads in this process.
+        self._custom_free_space = free_space is not disk_free
         self.disk_check_every = disk_check_every
         self.options = dataclasses.replace(options or TransferOptions(), check_every=disk_check_every)
         self._live: dict[str, LiveProgress] = {}
@@ -337,6 +339,7 @@ class DownloadManager:
         def on_error(exc: Exception) -> HangarError:
             return translate_error(exc, item.repo_id, endpoint=self.hub.endpoint, had_token=self.hub.headers()[1])
 
+        had_token = self.hub.headers()[1]
         places: list[DestinationLock] = []
         try:
             for index, remote in enumerate(item.files):
@@ -365,6 +368,7 @@ class DownloadManager:
                     free_space=self.free_space,
                     reserve=self.reserve,
                     on_error=on_error,
+                    origin=None if self._custom_free_space else (item.repo_id, self.hub.endpoint, had_token),
                 )
                 logger.info("verified %s (%s)", remote.path, final.name)
             ctx.token.raise_if_cancelled()

@@ -583,11 +583,36 @@ def fetch_file(
     free_space: FreeSpace,
     reserve: int,
     on_error: Callable[[Exception], HangarError] | None,
+    origin: tuple[str, str, bool] | None = None,
 ) -> None:
     """Download and verify one file: in parallel ranges when it is large enough and the server allows, else (or
-    when the server turns out not to serve ranges) in one stream."""
-    ranged = target.size >= options.split_min and options.connections() != 1
-    if ranged or record_path(target.part).exists():  # ranges already begun go on as ranges, holes and all
+    when the server turns out not to serve ranges) in one stream. ``origin`` (repo id, Hub endpoint, whether a
+    token is sent) lets a child process put the Hub's errors in words; with it and ``options.in_child``, the ranges
+    are fetched in a child process."""
+    # Ranges already begun go on as ranges, holes and all.
+    ranged = (target.size >= options.split_min and options.connections() != 1) or record_path(target.part).exists()
+    if ranged and options.in_child and origin is not None:
+        from core.downloads.child import run_ranged_in_child
+
+        try:
+            run_ranged_in_child(
+                target,
+                headers,
+                token,
+                on_bytes,
+                retry=retry,
+                options=options,
+                reserve=reserve,
+                repo_id=origin[0],
+                endpoint=origin[1],
+                had_token=origin[2],
+            )
+            return
+        except RangesUnsupported:
+            target.part.unlink(missing_ok=True)
+            record_path(target.part).unlink(missing_ok=True)
+            ranged = False
+    if ranged:
         download = RangedDownload(
             target,
             headers,

@@ -219,6 +219,11 @@ def test_a_killed_ranged_pull_fetches_only_the_missing_ranges(hub: LocalHub, tmp
     finally:
         if process.poll() is None:
             process.kill()
+    # Its download child notices the parent is gone and exits at once; then the server's streams end.
+    deadline = time.monotonic() + 10
+    while hub.faults.active_streams(key) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hub.faults.active_streams(key) == 0
     records = list(downloads.rglob("*.ranges"))
     assert len(records) == 1
     kept = sum(b - a for a, b in json.loads(records[0].read_text())["done"])

@@ -199,3 +199,34 @@ def test_corrupt_data_in_a_range_fails_the_integrity_check(app: AppContext, hub:
     assert item.state == DownloadState.FAILED and item.error_code == "integrity"
     assert not any(app.paths.downloads_dir.rglob("*.part")) and not any(app.paths.downloads_dir.rglob("*.ranges"))
     assert not (app.paths.models_dir / RANGED_REPO / RANGED_FILE).exists()
+
+
+def test_in_a_child_process_ranges_verify_pause_resume_and_follow_the_settings(app: AppContext, hub: LocalHub) -> None:
+    """As the app runs them: the connections in a child process (the window keeps the interpreter)."""
+    hub.faults.throttle_bps = 2_000_000
+    connections = Knob(2)
+    manager = ranged_manager(app, connections, in_child=True)
+    item = manager.enqueue(RANGED_REPO)
+    wait_for(manager, lambda i: i.id == item.id and i.done > 4 * MIB)
+    assert hub.faults.peak_streams[KEY] <= 2
+    manager.pause(item.id)
+    paused = manager.wait(item.id, 20)
+    assert paused.state == DownloadState.PAUSED and paused.done > 0
+    record = json.loads(record_path(app.paths.downloads_dir / item.id / "0000.part").read_text())
+    kept = sum(b - a for a, b in record["done"])
+    sent_before = hub.faults.body_bytes[KEY]
+    connections.value = 6
+    manager.resume(item.id)
+    done = manager.wait(item.id, 90)
+    assert done.state == DownloadState.DONE, done.message
+    assert sha256(done.paths[0]) == hub.repos[RANGED_REPO].files[0].sha256
+    assert hub.faults.peak_streams[KEY] > 2
+    assert hub.faults.body_bytes[KEY] - sent_before < size_of(hub) - kept + 6 * MIB
+
+
+def test_in_a_child_process_hub_errors_read_the_same(app: AppContext, hub: LocalHub) -> None:
+    hub.faults.corrupt.add(KEY)
+    manager = ranged_manager(app, Knob(4), in_child=True)
+    item = manager.wait(manager.enqueue(RANGED_REPO).id, 90)
+    assert item.state == DownloadState.FAILED and item.error_code == "integrity"
+    assert "failed its integrity check" in item.message

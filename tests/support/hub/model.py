@@ -163,6 +163,10 @@ class Faults:
         with self._lock:
             self._streams[key] -= 1
 
+    def active_streams(self, key: str) -> int:
+        with self._lock:
+            return self._streams.get(key, 0)
+
     def count_body(self, key: str, count: int) -> None:
         with self._lock:
             self.body_bytes[key] = self.body_bytes.get(key, 0) + count
