@@ -24,7 +24,8 @@ from typing import Any, NoReturn
 from core.downloads.fs import DestinationLock, PartLock, install_files, part_path, remove_parts
 from core.downloads.items import STATE_OF_JOB, DownloadItem, DownloadState, LiveProgress
 from core.downloads.limits import TransferOptions
-from core.downloads.ranges import bytes_present, fetch_file
+from core.downloads.plan import bytes_present
+from core.downloads.ranges import fetch_file
 from core.downloads.transfer import (
     DEFAULT_RESERVE,
     DISK_CHECK_EVERY,

@@ -15,7 +15,7 @@ import pytest
 from core.app import AppContext
 from core.downloads.limits import Bandwidth, TransferOptions
 from core.downloads.manager import DownloadManager, DownloadState
-from core.downloads.ranges import record_path
+from core.downloads.plan import record_path
 from tests.support.downloads import make_app, make_manager, sha256, wait_for
 from tests.support.hub import LocalHub
 from tests.support.hub.catalog import BIGGER_REPO, RANGED_FILE, RANGED_REPO
