@@ -107,3 +107,53 @@ def test_rescan_brings_back_hangars_own_models_after_the_database_is_lost(
         assert second.library.rescan(fake_apps.roots()).added == 0  # type: ignore[attr-defined]
     finally:
         second.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Private attributes a module sets on objects it made itself (a log handler's mark, argparse's chosen command).
+_OWN_MARKS = {"_hangar", "_module"}
+
+
+def _modules(*bases: str) -> list[Path]:
+    found: list[Path] = []
+    for base in bases:
+        path = ROOT / base
+        found += [path] if path.suffix == ".py" else sorted(path.rglob("*.py"))
+    return found
+
+
+def test_no_private_names_cross_modules() -> None:
+    import ast
+
+    crossings = []
+    for path in _modules("core", "ui/cli", "main.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                crossings += [f"{path.name}: import {a.name}" for a in node.names if _private(a.name)]
+            elif isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in _OWN_MARKS:
+                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                    crossings.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert crossings == []
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_the_library_does_not_import_the_app_and_scanning_does_not_import_the_library() -> None:
+    import ast
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
+        names: set[str] = set()
+        for node in ast.walk(tree):  # every import, TYPE_CHECKING ones included: a cycle is a cycle
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return names
+
+    assert not {"core.app", "core.library.service"} & imports("core.library.scan")
+    for module in ("core.library.service", "core.library.move", "core.library.downloads", "core.downloads.manager"):
+        assert "core.app" not in imports(module), module

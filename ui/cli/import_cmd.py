@@ -34,12 +34,12 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         emit_json(report.to_json())
     else:
         for entry in report.imported:
-            size = human_size(entry.size_bytes)
-            print(f"Imported {printable(entry.name)} ({entry.format}, {size}, {entry.origin}): {entry.root}")
+            size, where = human_size(entry.size_bytes), printable(str(entry.root))
+            print(f"Imported {printable(entry.name)} ({entry.format}, {size}, {entry.origin}): {where}")
         for path, existing in report.duplicates:
-            print(f"Already in the library as {existing.name}: {path}")
+            print(f"Already in the library as {printable(existing.name)}: {printable(str(path))}")
         for problem in report.problems:
-            print(f"hangar: not imported: {problem.message}", file=sys.stderr)
+            print(f"hangar: not imported: {printable(problem.message)}", file=sys.stderr)
     return 1 if report.problems else 0
 
 
