@@ -131,10 +131,17 @@ def test_no_private_names_cross_modules() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module != "__future__":
                 crossings += [f"{path.name}: import {a.name}" for a in node.names if _private(a.name)]
-            elif isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in _OWN_MARKS:
-                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
-                    crossings.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+            elif isinstance(node, ast.Attribute) and _private(node.attr) and not _own(node):
+                crossings.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
     assert crossings == []
+
+
+def _own(node: object) -> bool:
+    import ast
+
+    assert isinstance(node, ast.Attribute)
+    mine = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+    return mine or node.attr in _OWN_MARKS
 
 
 def _private(name: str) -> bool:
