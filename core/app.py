@@ -154,7 +154,9 @@ class AppContext:
     def chat(self) -> ChatService:
         from core.chat.service import ChatService
 
-        return ChatService(self)
+        service = ChatService(self)
+        self._closers.insert(0, service.close)
+        return service
 
     @cached_property
     def finetune(self) -> FinetuneService:
