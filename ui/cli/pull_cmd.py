@@ -17,6 +17,7 @@ from ui.cli import emit_json
 
 if TYPE_CHECKING:
     from core.app import AppContext
+    from core.models.types import LibraryEntry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +54,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     printer.done()
     if item.state != DownloadState.DONE:
         raise failure_of(item)
-    entries = []
+    entries: list[LibraryEntry] = []
     for path in item.paths:
         entry = app.library.find_by_path(path)
         if entry is not None and entry.id not in {e.id for e in entries}:
