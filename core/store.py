@@ -170,8 +170,16 @@ def _damage_of(path: Path) -> str | None:
         return "it is a folder"
     wal = path.with_name(path.name + "-wal")
     if size == 0 and not (wal.exists() and wal.stat().st_size > 0):
+        # Another Hangar process may have created it a moment ago and be about to write its first page (three
+        # `pull`s started together): only an empty file left alone for a while is a damaged one.
+        if time.time() - path.stat().st_mtime < _FRESH_SECONDS:
+            return None
         return "the file is empty (0 bytes)"
     return None
+
+
+#: How long a new, empty database file may wait for its first write before it counts as damaged.
+_FRESH_SECONDS = 30.0
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,8 @@ def test_a_file_that_is_not_a_database_is_kept_aside_and_said(tmp_path: Path) ->
 def test_an_empty_database_file_is_not_silently_recreated(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     path.write_bytes(b"")
+    an_hour_ago = time.time() - 3600
+    os.utime(path, (an_hour_ago, an_hour_ago))  # not one another process is creating right now
     store = Store(path)
     assert [p.stat().st_size for p in _kept(tmp_path)] == [0]
     assert "0 bytes" in store.notices[0]
@@ -131,3 +135,38 @@ def test_concurrent_writers_from_threads(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert store.query_one("SELECT COUNT(*) FROM t")[0] == 800
+
+
+def test_processes_creating_one_new_database_at_once_share_it(tmp_path: Path) -> None:
+    """Three `pull`s on a fresh data folder: each opens (creates) and migrates the same new database."""
+    for trial in range(5):
+        path = tmp_path / f"db{trial}.sqlite3"
+        barrier = threading.Barrier(6)
+        stores: list[Store] = []
+        errors: list[BaseException] = []
+
+        def open_and_migrate(
+            path: Path = path,
+            barrier: threading.Barrier = barrier,
+            stores: list[Store] = stores,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            barrier.wait()
+            try:
+                store = Store(path)
+                store.migrate("jobs", ["CREATE TABLE jobs (x);", "ALTER TABLE jobs ADD COLUMN y;"])
+                stores.append(store)
+            except BaseException as exc:  # collected: the test reports them all
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_migrate) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and len(stores) == 6
+        assert all(s.notices == [] for s in stores) and not list(tmp_path.glob("*.bad-*"))
+        stores[0].execute("INSERT INTO jobs (x, y) VALUES (1, 2)")
+        assert stores[-1].query_one("SELECT COUNT(*) FROM jobs")[0] == 1  # one database, shared
+        for s in stores:
+            s.close()
