@@ -169,3 +169,21 @@ def test_a_rescan_skips_a_damaged_file_reports_it_and_goes_on(
     captured = capsys.readouterr()
     assert [m["name"] for m in json.loads(captured.out)] == ["fine"]
     assert "crafted.gguf" in captured.err and "damaged" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("max_position_embeddings", 2**63), ("num_hidden_layers", 20_000_000), ("hidden_size", -1)],
+)
+def test_a_crafted_mlx_config_is_refused_as_damaged(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: int
+) -> None:
+    folder = write_mlx_folder(tmp_path / "src" / "crafted-mlx")
+    config = json.loads((folder / "config.json").read_text())
+    config[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    assert main.main(["import", str(folder), "--link", "--json"]) == 1
+    assert "damaged" in _json(capsys)["problems"][0]["message"]
+    assert main.main(["estimate", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "damaged" in err
