@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from core.engine.host import EngineHost, WorkerEntry
 from core.hardware import EngineSupport, Hardware
@@ -34,6 +34,24 @@ if TYPE_CHECKING:
     from core.secrets import SecretStore
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+class service(cached_property[_T]):
+    """A service of the app: built on first use, once, even when two threads ask at once (the window's pages
+    start background work while they are built; Python 3.12 dropped ``cached_property``'s own lock)."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> _T: ...
+
+    def __get__(self, instance: object | None, owner: type[Any] | None = None) -> Self | _T:
+        if instance is None:
+            return self
+        with instance._services_lock:  # type: ignore[attr-defined]
+            return super().__get__(instance, owner)
 
 
 @dataclass
@@ -53,6 +71,7 @@ class AppContext:
     resume_downloads: bool = True
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _services_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
     _hardware_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -94,13 +113,13 @@ class AppContext:
 
     # -- services -------------------------------------------------------------------------------------------------
 
-    @cached_property
+    @service
     def store(self) -> Store:
         store = Store(self.paths.database_file)
         self._closers.append(store.close)
         return store
 
-    @cached_property
+    @service
     def jobs(self) -> JobManager:
         manager = JobManager(self.store, limits={JobKind.DOWNLOAD: self.settings.current.max_parallel_downloads})
 
@@ -111,19 +130,19 @@ class AppContext:
         self._closers.insert(0, manager.shutdown)
         return manager
 
-    @cached_property
+    @service
     def library(self) -> Library:
         from core.library.service import Library
 
         return Library(self.store, self.paths, self.settings)
 
-    @cached_property
+    @service
     def secrets(self) -> SecretStore:
         from core.secrets import SecretStore
 
         return SecretStore.shared()
 
-    @cached_property
+    @service
     def downloads(self) -> DownloadManager:
         """The download manager; every download that finishes enters the library (``core.library.downloads``)."""
         from core.downloads.manager import DownloadManager
@@ -150,7 +169,7 @@ class AppContext:
 
         return index_all(self.library, self.downloads)
 
-    @cached_property
+    @service
     def chat(self) -> ChatService:
         from core.chat.service import ChatService
 
@@ -158,7 +177,7 @@ class AppContext:
         self._closers.insert(0, service.close)
         return service
 
-    @cached_property
+    @service
     def finetune(self) -> FinetuneService:
         from core.finetune.service import FinetuneService, library_registrar
 

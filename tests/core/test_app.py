@@ -36,6 +36,27 @@ def test_every_service_has_one_owner_and_no_module_level_locator(own_app: AppCon
     assert "_download_manager" not in own_app.__dict__
 
 
+def test_two_threads_asking_at_once_get_one_service(tmp_path: Path) -> None:
+    import threading
+
+    for trial in range(3):
+        context = make_app(tmp_path / f"data{trial}")
+        barrier = threading.Barrier(4)
+        got: list[object] = []
+
+        def ask(context: AppContext = context, barrier: threading.Barrier = barrier, got: list[object] = got) -> None:
+            barrier.wait()
+            got.append(context.downloads)
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 4 and all(g is got[0] for g in got)
+        context.close()
+
+
 def test_a_finished_download_enters_the_library_with_no_page_open(own_app: AppContext, hub: LocalHub) -> None:
     item = own_app.downloads.wait(own_app.downloads.enqueue(GGUF_REPO, quant="Q8_0").id, 30)
     assert item.state == DownloadState.DONE
