@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+#: Held while a service is built (services are built rarely, and a build may build the services it needs).
+_BUILDING = threading.RLock()
 
 
 class service(cached_property[_T]):
@@ -50,7 +52,7 @@ class service(cached_property[_T]):
     def __get__(self, instance: object | None, owner: type[Any] | None = None) -> Self | _T:
         if instance is None:
             return self
-        with instance._services_lock:  # type: ignore[attr-defined]
+        with _BUILDING:
             return super().__get__(instance, owner)
 
 
@@ -71,7 +73,6 @@ class AppContext:
     resume_downloads: bool = True
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
-    _services_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
     _hardware_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
