@@ -302,8 +302,9 @@ class Library:
         freed = _delete(entry) if delete else 0
         with self._store.transaction() as conn:
             conn.execute("DELETE FROM library_models WHERE id = ?", (entry.id,))
-            if entry.origin == Origin.FOUND and not delete:
-                # Otherwise the next rescan would bring it straight back.
+            if not delete:
+                # Otherwise the next rescan would bring it straight back (from another app's folder, or from
+                # Hangar's own models folder when its files were kept).
                 conn.execute(
                     "INSERT OR REPLACE INTO library_hidden (root, hidden_at) VALUES (?, ?)",
                     (str(entry.root), time.time()),
@@ -359,6 +360,7 @@ class Library:
         now = time.time()
         with self._store.transaction() as conn:
             name = unique_name(conn, printable(candidate.name) or "model")
+            conn.execute("DELETE FROM library_hidden WHERE root = ?", (str(candidate.root.absolute()),))
             conn.execute(
                 f"INSERT INTO library_models ({COLUMNS}) VALUES ({', '.join('?' * 21)})",
                 (

@@ -185,3 +185,16 @@ def test_the_library_does_not_import_the_app_and_scanning_does_not_import_the_li
     assert not {"core.app", "core.library.service"} & imports("core.library.scan")
     for module in ("core.library.service", "core.library.move", "core.library.downloads", "core.downloads.manager"):
         assert "core.app" not in imports(module), module
+
+
+def test_a_model_removed_with_its_files_kept_stays_removed_after_a_rescan(
+    own_app: AppContext, tmp_path: Path, fake_apps: object
+) -> None:
+    source = write_gguf(tmp_path / "src" / "kept.gguf")
+    (entry,) = own_app.library.import_paths([source], ImportMode.COPY).imported
+    own_app.library.remove(entry.id, delete_files=False)
+    assert entry.root.exists()
+    assert own_app.library.rescan(fake_apps.roots()).added == 0  # type: ignore[attr-defined]
+    assert own_app.library.list() == []
+    (again,) = own_app.library.import_paths([entry.root], ImportMode.LINK).imported  # chosen again: back
+    assert again.root == entry.root
