@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import CancelledError, HangarError, ModelFileError, NotFoundError, UsageError
+from core.errors import CancelledError, HangarError, ModelFileError, NotFoundError, StoreError, UsageError
 from core.events import EventHook
 from core.jobs import CancelToken, JobKind
 from core.library.importing import Placed, Progress, clean_leftovers, delete_files, fingerprint, place
@@ -106,7 +106,13 @@ class Library:
             f"SELECT {COLUMNS} FROM library_models WHERE name = ? COLLATE NOCASE", (name_or_id,)
         )
         if row is not None:
-            return row_to_entry(row)
+            try:
+                return row_to_entry(row)
+            except (ValueError, TypeError, KeyError, OverflowError) as exc:
+                raise StoreError(
+                    f"The library entry {row['id']} is damaged ({exc}); its files are untouched.",
+                    hint="`hangar ls --rescan` finds models in Hangar's folder again.",
+                ) from exc
         matches = [e for e in self.list() if e.name.lower().startswith(name_or_id.lower())]
         if len(matches) == 1:
             return matches[0]

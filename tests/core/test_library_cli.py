@@ -126,6 +126,9 @@ def test_one_bad_row_does_not_hide_the_library(
     assert captured.err.count("\n") == 1 and "could not be read" in captured.err
     assert main.main(["ls", "--json"]) == 0
     assert [m["name"] for m in json.loads(capsys.readouterr().out)] == ["good"]
+    assert main.main(["rm", "other"]) == 1  # named exactly: one clear line, no traceback
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "damaged" in err
 
 
 def test_ls_never_prints_escape_sequences(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
