@@ -19,14 +19,21 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import CancelledError, HangarError, ModelFileError, NotFoundError, StoreError, UsageError
 from core.events import EventHook
 from core.jobs import CancelToken, JobKind
-from core.library.importing import Placed, Progress, clean_leftovers, delete_files, fingerprint, place
+from core.library.importing import (
+    ImportJobParams,
+    Placed,
+    Progress,
+    clean_leftovers,
+    delete_files,
+    fingerprint,
+    place,
+)
 from core.library.rows import (
     COLUMNS,
     LIBRARY_SCHEMA,
@@ -462,21 +469,6 @@ class Library:
                     "UPDATE library_models SET root = ?, files = ? WHERE id = ?",
                     (str(new_root), json.dumps(files), row["id"]),
                 )
-
-
-@dataclass(frozen=True)
-class ImportJobParams:
-    """What an import job needs, as stored with the job (``JobKind.IMPORT``)."""
-
-    paths: tuple[str, ...]
-    mode: ImportMode
-
-    def to_params(self) -> dict[str, Any]:
-        return {"paths": list(self.paths), "mode": self.mode.value}
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> ImportJobParams:
-        return cls(tuple(str(p) for p in params["paths"]), ImportMode(params["mode"]))
 
 
 def _delete(entry: LibraryEntry) -> int:
