@@ -125,8 +125,12 @@ class SecretStore:
         if cls._shared is None:
             cls._shared = SecretStore(file)
         elif file is not None:
-            cls._shared._file = SecretFile(file)
+            cls._shared.use_file(file)
         return cls._shared
+
+    def use_file(self, file: Path) -> None:
+        """Keep secrets in ``file`` from now on, where there is no keyring."""
+        self._file = SecretFile(file)
 
     @property
     def secure(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -155,7 +156,8 @@ def _exit_with_parent() -> None:
     while True:
         time.sleep(0.05)
         if os.getppid() != parent:
-            os._exit(1)
+            os.kill(os.getpid(), signal.SIGTERM)  # now: no clean-up, no last record written
+            return
 
 
 def _error_class(code: str) -> type[HangarError]:

@@ -48,13 +48,13 @@ from core.errors import (
 from core.events import EventHook
 from core.hub.client import HubClient, ModelDetail, gated_message, translate_error
 from core.hub.files import FileGroup, GroupKind, RemoteFile, find_group
-from core.jobs import Job, JobContext, JobManager
+from core.jobs import Job, JobContext, JobKind, JobManager
 from core.paths import AppPaths, safe_join
 from core.store import Store
 
 logger = logging.getLogger(__name__)
 
-KIND = "download"
+KIND = JobKind.DOWNLOAD
 #: The longest file name (one path component, in bytes) common file systems store.
 NAME_MAX = 255
 SCHEMA = [
@@ -85,7 +85,7 @@ class DownloadManager:
         paths: AppPaths,
         hub: HubClient,
         *,
-        models_dir: Path | None = None,
+        models_dir: Path | Callable[[], Path] | None = None,
         free_space: FreeSpace = disk_free,
         reserve: int = DEFAULT_RESERVE,
         retry: RetryPolicy = RetryPolicy(),
@@ -94,7 +94,8 @@ class DownloadManager:
         options: TransferOptions | None = None,
     ) -> None:
         self._jobs, self._store, self._paths, self.hub = jobs, store, paths, hub
-        self.models_dir = models_dir or paths.models_dir
+        #: The models folder, or a function giving it now (the app's one owner: Settings can move it any time).
+        self._models_dir: Path | Callable[[], Path] = models_dir or paths.models_dir
         self.free_space, self.reserve, self.retry = free_space, reserve, retry
         # A child process can only watch the real disk: a given free-space probe keeps downloads in this process.
         self._custom_free_space = free_space is not disk_free
@@ -115,6 +116,10 @@ class DownloadManager:
         jobs.changed.connect(self._job_changed)
         if auto_resume:
             self.resume_interrupted()
+
+    @property
+    def models_dir(self) -> Path:
+        return self._models_dir() if callable(self._models_dir) else self._models_dir
 
     # -- queries ------------------------------------------------------------------------------------------------
     def get(self, download_id: str) -> DownloadItem:
@@ -373,6 +378,7 @@ class DownloadManager:
                 )
                 logger.info("verified %s (%s)", remote.path, final.name)
             ctx.token.raise_if_cancelled()
+            item = self._follow_models_dir(item)
             install_files(self._paths.downloads_dir, download_id, item, self.free_space)
             with self._lock:
                 self._outcomes[download_id] = (DownloadState.DONE, "", "")
@@ -441,6 +447,15 @@ class DownloadManager:
         except sqlite3.Error as error:
             logger.warning("could not record how download %s ended (%s)", download_id, error)
 
+    def _follow_models_dir(self, item: DownloadItem) -> DownloadItem:
+        """Install into the models folder as it is now: it may have moved since the download was queued."""
+        current = safe_join(self.models_dir, item.repo_id)
+        if current == item.destination or any(p.exists() for p in item.paths):
+            return item
+        self._store.execute("UPDATE downloads SET destination = ? WHERE id = ?", (str(current), item.id))
+        logger.info("download %s now goes to %s (the models folder moved)", item.id, current)
+        return dataclasses.replace(item, destination=current)
+
     def _job_changed(self, job: Job) -> None:
         if job.kind != KIND:
             return
@@ -504,30 +519,7 @@ def safe_join_error(group: FileGroup) -> HangarError:
     return UnsafePathError(f"Refused the file name {group.label!r}: it would leave the models folder.")
 
 
-def for_app(app: Any, *, auto_resume: bool = True, secrets: Any = None) -> DownloadManager:
-    """The app's one DownloadManager (created on first use, shut down with the app)."""
-    existing = app.__dict__.get("_download_manager")
-    if existing is not None:
-        return existing
-    from core.downloads.limits import from_settings
-    from core.secrets import SecretStore
-
-    secrets = secrets or getattr(app, "secrets", None) or SecretStore.shared()
-    settings = app.settings.current
-    manager = DownloadManager(
-        app.jobs,
-        app.store,
-        app.paths,
-        HubClient(secrets.get_token),
-        models_dir=Path(settings.models_dir) if settings.models_dir else None,
-        auto_resume=auto_resume,
-        options=from_settings(lambda: app.settings.current),
-    )
-    app.__dict__["_download_manager"] = manager
-    return manager
-
-
-__all__ = ["DownloadItem", "DownloadManager", "DownloadState", "for_app"]
+__all__ = ["DownloadItem", "DownloadManager", "DownloadState"]
 
 
 def failure_of(item: DownloadItem) -> HangarError:
