@@ -168,8 +168,9 @@ def train(request: FinetuneRequest, reporter: Any) -> None:
     config = request.config
     model, tokenizer, train_set, valid_set, adapter_config = prepare(request)
     total = request.total_steps
-    # Bias correction on, as in PyTorch's AdamW: without it the first steps are several times too large.
-    optimizer = optim.Adam(learning_rate=schedule(config, total), bias_correction=True)
+    # mlx-lm's optimizer as `mlx_lm lora` builds it: Adam with its defaults (no bias correction), so a run here
+    # learns step for step as the plain tool does.
+    optimizer = optim.Adam(learning_rate=schedule(config, total))
     start = 0
     if request.resume_from:
         folder = Path(request.resume_from)

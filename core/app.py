@@ -77,13 +77,17 @@ class AppContext:
         from core.finetune.service import FinetuneService, library_registrar
         from core.library.service import Library
 
-        return FinetuneService(
+        service = FinetuneService(
             self.store,
             self.jobs,
             self.paths.adapters_dir,
             self.finetune_entry,
             register_adapter=library_registrar(Library.for_app(self)),
+            log_file=self.paths.log_file,
         )
+        # First to close: its runs stop and write their last rows before the jobs' shutdown and the store's close.
+        self._closers.insert(0, service.close)
+        return service
 
     def hardware(self, *, refresh: bool = False) -> Hardware:
         """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""
