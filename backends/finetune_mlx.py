@@ -16,7 +16,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from backends.finetune_common import length_stats, load_split
+from backends.finetune_common import check_loss, length_stats, load_split
 from core.errors import FinetuneError
 from core.finetune.types import (
     ADAPTER,
@@ -223,11 +223,12 @@ def train(request: FinetuneRequest, reporter: Any) -> None:
             # iterations_per_second counts the step alone).
             now = time.perf_counter()
             seconds_per_step, self.last_report = now - self.last_report, now
+            loss = check_loss(float(info["train_loss"]), step, float(info["learning_rate"]))
             reporter.emit(
                 TrainingProgress(
                     step=step,
                     epoch=step / per_epoch,
-                    train_loss=float(info["train_loss"]),
+                    train_loss=loss,
                     learning_rate=float(info["learning_rate"]),
                     tokens_per_second=float(info["tokens_per_second"]),
                     peak_memory_bytes=int(float(info["peak_memory"]) * 1e9),

@@ -10,6 +10,7 @@ core never imports a backend). Each progress event is persisted (the loss curves
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -345,6 +346,8 @@ class FinetuneService:
                 event.step / total,
                 f"Step {event.step}/{total} · loss {event.train_loss:.3f} · ETA {eta:.0f} s",
             )
+        elif isinstance(event, ValidationReport) and not math.isfinite(event.val_loss):
+            self._log(ctx.job_id, TrainingLog(f"The validation loss at step {event.step} is not a number.", "warning"))
         elif isinstance(event, ValidationReport):
             self._write(
                 "INSERT OR REPLACE INTO finetune_points (job_id, step, kind, loss, at) VALUES (?, ?, 'val', ?, ?)",

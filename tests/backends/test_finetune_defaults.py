@@ -50,3 +50,14 @@ def test_peft_defaults_adapt_every_linear_projection_of_every_block(tiny_hf_mode
         assert sum(a.endswith(name) for a in adapted) == len(blocks)
     first = next(m for n, m in model.named_modules() if n in adapted)
     assert first.scaling["default"] == config.alpha / config.rank
+
+
+def test_a_diverged_loss_stops_the_run_with_advice() -> None:
+    from backends.finetune_common import check_loss
+    from core.errors import FinetuneError
+
+    assert check_loss(2.5, 1, 1e-4) == 2.5
+    with pytest.raises(FinetuneError, match=r"diverged at step 7.*it was 0\.01; try a tenth"):
+        check_loss(float("nan"), 7, 1e-2)
+    with pytest.raises(FinetuneError):
+        check_loss(float("inf"), 1, 1e-2)
