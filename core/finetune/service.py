@@ -32,7 +32,6 @@ from core.finetune.types import (
     ExportJobParams,
     FinetuneBackend,
     FinetuneConfig,
-    FinetuneJobKind,
     FinetuneRequest,
     TokenStatsReady,
     TokenStatsRequest,
@@ -47,7 +46,7 @@ from core.finetune.types import (
     is_final,
     latest_checkpoint,
 )
-from core.jobs import CancelToken, Job, JobContext, JobManager
+from core.jobs import CancelToken, Job, JobContext, JobKind, JobManager
 from core.process import describe_exit, run_child
 from core.store import Store
 
@@ -55,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["FinetuneRun", "FinetuneService", "LossPoint", "adapter_dir", "library_registrar"]
 
-KIND = FinetuneJobKind.TRAIN
+KIND = JobKind.FINETUNE
 #: ``register(adapter folder, base model folder) -> library entry id``.
 AdapterRegistrar = Callable[[Path, str], str]
 #: ``run(request, events_queue, cancel_event)``, executed in the child process.
@@ -175,7 +174,7 @@ class FinetuneService:
         register = self.register_adapter
 
         return self.jobs.submit(
-            FinetuneJobKind.EXPORT,
+            JobKind.FINETUNE_EXPORT,
             title,
             lambda ctx: run_export(ctx, request, entry, register),
             params=params.to_dict(),
@@ -392,7 +391,8 @@ class FinetuneService:
         final log line, the paused state) land before this returns; a job that outlives ``timeout`` (default:
         the grace period plus the child's termination) has its later writes skipped, never sent to a closed
         database."""
-        active = [job for kind in FinetuneJobKind for job in self.jobs.list(kind, limit=50) if job.state.active]
+        kinds = (JobKind.FINETUNE, JobKind.FINETUNE_EXPORT)
+        active = [job for kind in kinds for job in self.jobs.list(kind, limit=50) if job.state.active]
         for job in active:  # queued ones too, so none starts a child after this
             try:
                 if job.resumable:

@@ -151,13 +151,6 @@ class ExportFormat(enum.StrEnum):
 
 
 # -- the jobs -------------------------------------------------------------------------------------------------
-class FinetuneJobKind(enum.StrEnum):
-    """The ``core.jobs`` kinds this feature runs."""
-
-    TRAIN = "finetune"
-    EXPORT = "finetune-export"
-
-
 @dataclass(frozen=True)
 class TrainJobParams:
     """Everything a training job needs to (re)start, persisted with the job (so it resumes after a restart)."""

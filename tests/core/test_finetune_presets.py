@@ -16,7 +16,6 @@ from core.finetune.types import (
     ALL_LINEAR,
     FinetuneBackend,
     FinetuneConfig,
-    FinetuneJobKind,
     LrSchedule,
     TrainJobParams,
     learning_rate_at,
@@ -89,7 +88,6 @@ def test_train_job_params_round_trip_through_the_jobs_json() -> None:
     data = params.to_dict()
     assert data["backend"] == "mlx" and data["config"]["schedule"] == "constant"
     assert TrainJobParams.from_dict(data) == params
-    assert FinetuneJobKind.TRAIN == "finetune" and FinetuneJobKind.EXPORT == "finetune-export"
     with pytest.raises(FinetuneError, match="cannot be read"):
         TrainJobParams.from_dict({**data, "backend": "tensorflow"})
 

@@ -41,9 +41,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
     settings = ChatSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
-    from core.library.service import Library
-
-    model = resolve_model(args.model, Library.for_app(app))
+    model = resolve_model(args.model, app.library)
     options = load_options(
         app.settings.current,
         context_length=args.context_length,
@@ -68,7 +66,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     return _repl(app, host, args, settings, model)
 
 
-def _progress_printer():  # type: ignore[no-untyped-def]
+def _progress_printer():
     def show(event: object) -> None:
         if isinstance(event, LoadProgress) and event.fraction is not None:
             print(f"\r  {event.fraction * 100:3.0f}%", end="", file=sys.stderr, flush=True)
