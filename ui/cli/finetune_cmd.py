@@ -3,6 +3,10 @@
 With ``--json`` every line is one JSON object: ``{"event": "memory", ...}`` before training, ``{"step", "train_loss",
 ...}`` per step, ``{"step", "val_loss"}`` per evaluation, and a final ``{"adapter_path", ...}``. Ctrl+C cancels
 (the last checkpoint is kept: ``--resume JOB_ID`` continues from it).
+
+Settings start from the backend's defaults (``core.finetune.presets``: mlx-lm's for MLX, PEFT's for PEFT), or from
+``--preset quick|balanced|thorough``; each option given changes only its own setting. Only JSON reaches stdout
+with ``--json``: the training child's own output goes to the log file.
 """
 
 from __future__ import annotations
