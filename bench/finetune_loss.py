@@ -35,7 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.finetune.presets import default_config  # noqa: E402
-from core.finetune.types import ALL_LINEAR, FinetuneConfig, FinetuneRequest, LrSchedule, ValidationReport  # noqa: E402
+from core.finetune.types import (  # noqa: E402
+    ALL_LINEAR,
+    FinetuneBackend,
+    FinetuneConfig,
+    FinetuneRequest,
+    LrSchedule,
+    ValidationReport,
+)
 
 TARGET = 1.15
 BATCH = 4
@@ -99,7 +106,7 @@ def hangar_run(backend: str, model: Path, data: Path, config: FinetuneConfig, st
     """(first, last) validation loss of a Hangar run, trained by the backend Hangar's child runs."""
     config = config.with_(iters=steps, eval_every=steps, checkpoint_every=10 * steps, val_batches=-1, seed=SEED)
     run_dir = Path(tempfile.mkdtemp(dir=root))
-    request = FinetuneRequest(backend, str(model), str(data), str(run_dir), config.validate(), steps)
+    request = FinetuneRequest(FinetuneBackend(backend), str(model), str(data), str(run_dir), config.validate(), steps)
     reporter = _Reporter()
     if backend == "mlx":
         from backends.finetune_mlx import train

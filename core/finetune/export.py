@@ -37,7 +37,7 @@ def export_request(
     target = Path(output) if output else run.run_dir / DEFAULT_NAMES[fmt]
     if target.exists():
         raise FinetuneError(f"{target} already exists.", hint="Choose another output path or remove it.")
-    return ExportRequest(fmt, str(run.backend), run.base_model, str(adapter), str(target), log_file)
+    return ExportRequest(fmt, run.backend, run.base_model, str(adapter), str(target), log_file)
 
 
 def run_export(

@@ -260,7 +260,7 @@ class FinetuneService:
         if checkpoint:
             self._log(ctx.job_id, TrainingLog(f"Resuming from the checkpoint at step {checkpoint.step}."))
         request = FinetuneRequest(
-            backend=str(params.backend),
+            backend=params.backend,
             base_model=params.base_model,
             data_dir=str(run_dir / "data"),
             run_dir=str(run_dir),

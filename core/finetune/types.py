@@ -200,7 +200,7 @@ class ExportJobParams:
 # -- what the child receives ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FinetuneRequest:
-    backend: str
+    backend: FinetuneBackend
     base_model: str  # a Hugging Face / MLX model folder
     data_dir: str  # train.jsonl and valid.jsonl, already validated and split
     run_dir: str  # checkpoints/, adapter/ and the run's log go here
@@ -215,7 +215,7 @@ class FinetuneRequest:
 @dataclass(frozen=True)
 class ExportRequest:
     format: ExportFormat
-    backend: str  # the backend that trained the adapter
+    backend: FinetuneBackend  # the backend that trained the adapter
     base_model: str
     adapter: str
     output: str
