@@ -182,13 +182,17 @@ class AppContext:
     def finetune(self) -> FinetuneService:
         from core.finetune.service import FinetuneService, library_registrar
 
-        return FinetuneService(
+        service = FinetuneService(
             self.store,
             self.jobs,
             self.paths.adapters_dir,
             self.finetune_entry,
             register_adapter=library_registrar(self.library),
+            log_file=self.paths.log_file,
         )
+        # First to close: its runs stop and write their last rows before the jobs' shutdown and the store's close.
+        self._closers.insert(0, service.close)
+        return service
 
     def move_models(
         self,
