@@ -22,6 +22,7 @@ from core.store import Store
 
 if TYPE_CHECKING:
     from core.finetune.service import FinetuneService
+    from core.workshop.service import WorkshopService
 
 
 @dataclass
@@ -36,6 +37,8 @@ class AppContext:
     finetune_entry: Callable[[Any, Any, Any], None] | None = None
     #: ``backends.probe.probe_engines``: what the engines can do on this machine (GPU offload, Metal budget).
     engine_probe: Callable[[], EngineSupport] | None = None
+    #: ``backends.workshop_worker.run``, run in the workshop child process (None: the Workshop is unavailable).
+    workshop_entry: Callable[[Any, Any, Any], None] | None = None
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
@@ -49,6 +52,7 @@ class AppContext:
         engine_availability: Callable[[], dict[str, bool]] = lambda: {},
         finetune_entry: Callable[[Any, Any, Any], None] | None = None,
         engine_probe: Callable[[], EngineSupport] | None = None,
+        workshop_entry: Callable[[Any, Any, Any], None] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -58,6 +62,7 @@ class AppContext:
             engine_availability=engine_availability,
             finetune_entry=finetune_entry,
             engine_probe=engine_probe,
+            workshop_entry=workshop_entry,
         )
 
     @cached_property
@@ -83,6 +88,19 @@ class AppContext:
             self.paths.adapters_dir,
             self.finetune_entry,
             register_adapter=library_registrar(Library.for_app(self)),
+        )
+
+    @cached_property
+    def workshop(self) -> WorkshopService:
+        from core.library.service import Library
+        from core.workshop.service import WorkshopService, library_registrar
+
+        return WorkshopService(
+            self.store,
+            self.jobs,
+            self.workshop_entry,
+            hardware=lambda: self.hardware().as_dict(),
+            register_model=library_registrar(Library.for_app(self)),
         )
 
     def hardware(self, *, refresh: bool = False) -> Hardware:
