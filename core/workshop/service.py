@@ -13,14 +13,15 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from core.errors import CancelledError, EngineError, ModelFileError, UsageError, error_from_code
-from core.jobs import Job, JobContext, JobManager
+from core.errors import CancelledError, EngineError, HangarError, ModelFileError, UsageError, error_from_code
+from core.jobs import Job, JobContext, JobManager, JobState
 from core.process import describe_exit, run_child
 from core.store import Store
+from core.workshop.compare import CompareRow, compare_rows, reference_of
 from core.workshop.preflight import check_disk, plan_quantize, read_source
 from core.workshop.records import Lineage, WorkshopRecords, text_digest
 from core.workshop.types import (
@@ -69,6 +70,8 @@ class WorkshopService:
         self._hardware = hardware
         self.register_model = register_model
         self.cancel_grace = cancel_grace
+        #: The error each failed job raised, so a caller waiting on it can re-raise it with its type (and code).
+        self._failures: dict[str, HangarError] = {}
 
     # -- evaluate ---------------------------------------------------------------------------------------------
     def start_eval(
@@ -83,7 +86,7 @@ class WorkshopService:
         request, text_name = self.eval_request(model, text_file, ctx=ctx, chunks=chunks, reference=reference)
         title = f"Perplexity of {Path(request.model).name} on {text_name}"
         params = {"task": "eval", "model": request.model, "text_name": text_name, "ctx": ctx}
-        return self.jobs.submit(KIND, title, lambda c: self._run_eval(c, request, text_name), params=params)
+        return self._submit(title, lambda c: self._run_eval(c, request, text_name), params=params)
 
     def eval_request(
         self,
@@ -147,6 +150,69 @@ class WorkshopService:
     def hardware_id(self) -> str:
         return hardware_fingerprint(self._hardware())
 
+    # -- compare ----------------------------------------------------------------------------------------------
+    def start_compare(
+        self,
+        models: list[str | Path],
+        text_file: str | Path,
+        *,
+        ctx: int = 512,
+        chunks: int | None = None,
+        reference: str | Path | None = None,
+        bench: BenchRequest | None = BenchRequest("", depths=(0,), repetitions=1),
+        memory_ctx: int = 4096,
+        fresh: bool = False,
+    ) -> str:
+        """One job that measures what the records lack for a side-by-side view (perplexity on the text, KL against
+        the reference — by default the largest file — and speed on this machine), then returns the rows."""
+        paths = [_gguf(m) for m in models]
+        if len(set(paths)) < 2:
+            raise UsageError("Compare needs at least two different models.")
+        ref = _gguf(reference) if reference else reference_of(paths)
+        evals = [
+            self.eval_request(p, text_file, ctx=ctx, chunks=chunks, reference=None if p == ref else ref) for p in paths
+        ]
+        text_sha = text_digest(evals[0][0].text)
+        title = f"Compare {len(paths)} models on {evals[0][1]}"
+        params = {"task": "compare", "models": [str(p) for p in paths], "ctx": ctx}
+
+        def run(job: JobContext) -> dict[str, Any]:
+            hardware_id = self.hardware_id() if bench is not None else None
+            todo: list[Any] = []
+            for path, (request, text_name) in zip(paths, evals, strict=True):
+                stored = self.records.evals(path, text_sha=text_sha, ctx=ctx)
+                has_kl = any(e.result.kl_divergence is not None for e in stored)
+                if fresh or not stored or (request.reference and not has_kl):
+                    todo.append((request, text_name))
+                if bench is not None and (fresh or self.records.latest_speed(path, hardware_id) is None):
+                    todo.append(replace(bench, model=str(path)))
+            for i, item in enumerate(todo):
+                name = Path(item[0].model if isinstance(item, tuple) else item.model).name
+                job.report(i / max(1, len(todo)), f"{i + 1}/{len(todo)}: {name}")
+                if isinstance(item, tuple):
+                    self._run_eval(job, *item)
+                else:
+                    self._run_bench(job, item)
+            rows = compare_rows(
+                self.records, list(paths), text_sha=text_sha, ctx=ctx, memory_ctx=memory_ctx, hardware_id=hardware_id
+            )
+            return {"text_sha": text_sha, "ctx": ctx, "reference": str(ref), "rows": [r.as_dict() for r in rows]}
+
+        return self._submit(title, run, params=params)
+
+    def compare(
+        self, models: list[str | Path], *, text_sha: str | None = None, ctx: int = 512, memory_ctx: int = 4096
+    ) -> list[CompareRow]:
+        """The stored figures of ``models`` side by side (runs nothing)."""
+        return compare_rows(
+            self.records,
+            list(models),
+            text_sha=text_sha,
+            ctx=ctx,
+            memory_ctx=memory_ctx,
+            hardware_id=self.hardware_id(),
+        )
+
     # -- quantize ---------------------------------------------------------------------------------------------
     def start_quantize(
         self,
@@ -173,7 +239,7 @@ class WorkshopService:
             )
             return self._make_file(ctx, request, temp, plan.output, plan.source, "quantize", plan.qtype.name)
 
-        return self.jobs.submit(KIND, title, run, params=params)
+        return self._submit(title, run, params=params)
 
     # -- convert ----------------------------------------------------------------------------------------------
     def start_convert(self, folder: str | Path, output: str | Path, *, weight_type: str = "F16") -> str:
@@ -196,7 +262,7 @@ class WorkshopService:
             request = ConvertRequest(str(src), str(temp), weight_type)
             return self._make_file(ctx, request, temp, out, src, "convert", weight_type)
 
-        return self.jobs.submit(KIND, f"Convert {src.name} to GGUF", run, params=params)
+        return self._submit(f"Convert {src.name} to GGUF", run, params=params)
 
     def _make_file(
         self, ctx: JobContext, request: Any, temp: Path, output: Path, source: Path, operation: str, detail: str
@@ -242,6 +308,42 @@ class WorkshopService:
             raise EngineError(f"The workshop task stopped unexpectedly. {describe_exit(exitcode)}")
         assert isinstance(outcome, WorkFinished)
         return outcome
+
+    def _submit(self, title: str, fn: Callable[[JobContext], dict[str, Any]], *, params: dict[str, Any]) -> str:
+        def run(ctx: JobContext) -> dict[str, Any]:
+            try:
+                return fn(ctx)
+            except HangarError as exc:
+                self._failures[ctx.job_id] = exc
+                raise
+
+        return self.jobs.submit(KIND, title, run, params=params)
+
+    def run_job(self, job_id: str, on_change: Callable[[Job], None] | None = None) -> dict[str, Any]:
+        """Wait for a job (Ctrl+C cancels it) and return its result, or raise the error it failed with."""
+
+        def relay(job: Job) -> None:
+            if job.id == job_id and on_change is not None:
+                on_change(job)
+
+        disconnect = self.jobs.changed.connect(relay)
+        try:
+            while True:  # short slices, so Ctrl+C reaches the waiting thread promptly
+                try:
+                    job = self.jobs.wait(job_id, timeout=0.5)
+                except KeyboardInterrupt:
+                    self.jobs.cancel(job_id)
+                    self.jobs.wait(job_id, timeout=30)
+                    raise CancelledError() from None
+                if job.state.finished:
+                    break
+        finally:
+            disconnect()
+        if job.state == JobState.CANCELLED:
+            raise CancelledError()
+        if job.state != JobState.SUCCEEDED:
+            raise self._failures.pop(job_id, None) or EngineError(job.error or f"{job.title} ended as {job.state}.")
+        return job.result or {}
 
     # -- queries ----------------------------------------------------------------------------------------------
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
