@@ -52,7 +52,7 @@ def load_imatrix(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def quantize(request: QuantizeRequest, progress: Callable[[int, int, str], None]) -> dict[str, Any]:
+def quantize(request: QuantizeRequest, progress: Callable[[int, int, str], object]) -> dict[str, Any]:
     import llama_cpp
 
     lines: list[str] = []

@@ -28,8 +28,13 @@ from core.devkit.modelgen import _WORDS, TinyModelConfig, write_tiny_gguf
 
 
 def tool_run(tool: Path, *args: str) -> str:
-    done = subprocess.run([str(tool), *args], capture_output=True, text=True, check=True)
-    return done.stdout + done.stderr
+    # llama.cpp logs from a worker thread; now and then the last lines are lost at exit: run again then
+    for _ in range(3):
+        done = subprocess.run([str(tool), *args], capture_output=True, text=True, check=True)
+        output = done.stdout + done.stderr
+        if "Final estimate" in output or "Same top p" in output:
+            break
+    return output
 
 
 def tool_numbers(text: str) -> dict[str, float]:

@@ -280,3 +280,49 @@ def test_cancel_leaves_no_partial_file(tmp_path: Path) -> None:
     assert job.state == JobState.CANCELLED
     assert not out.exists() and not list(tmp_path.glob(".*.part"))
     store.close()
+
+
+def write_imatrix(path: Path, model: Path) -> Path:
+    """A GGUF importance matrix as llama-imatrix writes it (``*.in_sum2`` and ``*.counts`` per weight), with flat
+    importance: enough for llama.cpp to accept the lowest-bit types that refuse to run without one."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "imatrix")
+    writer.add_type("imatrix")
+    for tensor in read_gguf(model).tensors:
+        if len(tensor.shape) == 2:
+            writer.add_tensor(f"{tensor.name}.in_sum2", np.full(tensor.shape[0], 10.0, dtype=np.float32))
+            writer.add_tensor(f"{tensor.name}.counts", np.array([10.0], dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_an_importance_matrix_unlocks_the_lowest_bit_types(
+    data_dir: Path, wide_f16: Path, tmp_path: Path, capsys
+) -> None:
+    imatrix = write_imatrix(tmp_path / "imatrix.gguf", wide_f16)
+    out = tmp_path / "wide-IQ2_XXS.gguf"
+    code, result = cli(
+        capsys, "quantize", str(wide_f16), "--type", "IQ2_XXS", "--out", str(out), "--imatrix", str(imatrix)
+    )
+    assert code == 0, result
+    assert result["imatrix_entries"] == sum(1 for t in read_gguf(wide_f16).tensors if len(t.shape) == 2)
+    assert read_gguf(out).quant_type == "IQ2_XXS"
+    # a file that is not an importance matrix is refused, and nothing is left behind
+    code, result = cli(
+        capsys,
+        "quantize",
+        str(wide_f16),
+        "--type",
+        "IQ2_XXS",
+        "--out",
+        str(tmp_path / "bad.gguf"),
+        "--imatrix",
+        str(wide_f16),
+    )
+    assert code != 0 and "importance" in result["error"]["message"]
+    assert not (tmp_path / "bad.gguf").exists() and not list(tmp_path.glob(".*.part"))

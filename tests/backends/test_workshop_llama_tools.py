@@ -32,9 +32,14 @@ CTX = 128
 
 
 def tool(*args: str) -> str:
-    done = subprocess.run([str(TOOL), *args], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout + done.stderr
+    # llama.cpp logs from a worker thread; now and then the last lines are lost at exit: run again then
+    for _ in range(3):
+        done = subprocess.run([str(TOOL), *args], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        output = done.stdout + done.stderr
+        if "Final estimate" in output or "Same top p" in output:
+            break
+    return output
 
 
 def number(pattern: str, text: str) -> float:

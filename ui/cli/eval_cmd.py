@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,7 +57,7 @@ def resolve_gguf(app: AppContext, name: str) -> Path:
     return entry.files[0]
 
 
-def progress_printer(as_json: bool) -> object:
+def progress_printer(as_json: bool) -> Callable[[Job], None]:
     """Progress to stderr (stdout stays clean for ``--json``), at most one line per distinct message."""
     last = [""]
 
