@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,13 @@ def quantize(request: QuantizeRequest, progress: Callable[[int, int, str], objec
 def _failure(lines: list[str], request: QuantizeRequest) -> HangarError:
     reason = next((line for line in reversed(lines) if "failed to quantize" in line), "")
     reason = reason.split("failed to quantize:", 1)[-1].strip() or "llama.cpp did not say why"
-    if "No space left" in reason or "ENOSPC" in reason:
-        return DiskFullError(f"The disk filled up while writing {Path(request.output).name}.")
+    folder = Path(request.output).parent
+    # llama.cpp writes through an ofstream: a full disk surfaces as a bare "iostream error", so look at the disk
+    if "No space left" in reason or ("iostream error" in reason and shutil.disk_usage(folder).free < 4 * 1024 * 1024):
+        return DiskFullError(
+            f"The disk filled up while writing {Path(request.output).name} in {folder}.",
+            hint="Free some space or write the output to another disk.",
+        )
     if "requires an imatrix" in reason or "importance matrix" in reason:
         return UsageError(
             f"{request.type_name} needs an importance matrix: {reason}.",

@@ -257,6 +257,21 @@ def test_a_full_disk_is_refused_before_writing(data_dir: Path, tiny_gguf: Path, 
     assert error["code"] == "disk_full" and "free" in error["message"]
 
 
+def test_a_disk_that_fills_while_writing_is_reported_as_full(tiny_gguf: Path, small_disk: Path) -> None:
+    """Past the preflight (another program may fill the disk meanwhile): llama.cpp's write fails; the user reads
+    that the disk is full, not a C++ stream error."""
+    from backends.workshop_quantize import quantize
+    from core.errors import DiskFullError
+    from core.workshop.types import QuantizeRequest, quant_type
+
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (1024 * 1024 - 64 * 1024))
+    q8 = quant_type("Q8_0")
+    assert q8 is not None
+    with pytest.raises(DiskFullError, match="disk filled up"):
+        quantize(QuantizeRequest(str(tiny_gguf), str(small_disk / "x.gguf"), q8.name, q8.ftype), lambda *a: None)
+
+
 @pytest.mark.slow
 def test_cancel_leaves_no_partial_file(tmp_path: Path) -> None:
     import threading
