@@ -32,7 +32,7 @@ def tool_run(tool: Path, *args: str) -> str:
     for _ in range(3):
         done = subprocess.run([str(tool), *args], capture_output=True, text=True, check=True)
         output = done.stdout + done.stderr
-        if "Final estimate" in output or "Same top p" in output:
+        if "Final estimate" in output or ("Mean PPL(Q)" in output and "Same top p:" in output):
             break
     return output
 

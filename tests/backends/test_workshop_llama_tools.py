@@ -37,7 +37,7 @@ def tool(*args: str) -> str:
         done = subprocess.run([str(TOOL), *args], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         output = done.stdout + done.stderr
-        if "Final estimate" in output or "Same top p" in output:
+        if "Final estimate" in output or ("Mean PPL(Q)" in output and "Same top p:" in output):
             break
     return output
 
