@@ -14,13 +14,14 @@ import logging
 import math
 import os
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.errors import EngineError, UsageError
+from core.errors import DiskFullError, EngineError, UsageError
 from core.workshop.types import BenchRequest, BenchResult, EvalRequest, EvalResult, SpeedPoint
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,20 @@ def plan_chunks(n_tokens: int, ctx: int, chunks: int | None) -> int:
     return available if chunks is None or chunks <= 0 else min(chunks, available)
 
 
+def _check_scratch(folder: str | None, needed: int, n_chunk: int) -> None:
+    """The reference's log-probabilities wait on disk for the second pass (as llama.cpp's --kl-divergence-base)."""
+    where = Path(folder or tempfile.gettempdir())
+    free = shutil.disk_usage(where).free
+    if free < needed + 256 * 1024 * 1024:
+        per_chunk = needed / n_chunk
+        fits = max(0, int((free - 256 * 1024 * 1024) // per_chunk))
+        raise DiskFullError(
+            f"KL divergence over {n_chunk} chunks needs {needed / 1024**3:.1f} GiB of scratch space in {where}; "
+            f"{free / 1024**3:.1f} GiB is free.",
+            hint=f"Evaluate fewer chunks (--chunks {fits}) or free some space.",
+        )
+
+
 def evaluate(request: EvalRequest, progress: Progress) -> EvalResult:
     import numpy as np
 
@@ -171,6 +186,7 @@ def evaluate(request: EvalRequest, progress: Progress) -> EvalResult:
                         f"{Path(request.reference).name} tokenizes the text differently from "
                         f"{Path(request.model).name}; KL divergence needs the same model in another precision."
                     )
+                _check_scratch(request.scratch_dir, n_chunk * scored * llm.n_vocab() * 4, n_chunk)
                 fd, name = tempfile.mkstemp(suffix=".npy", prefix="hangar-kld-", dir=request.scratch_dir)
                 os.close(fd)
                 scratch = Path(name)

@@ -272,6 +272,17 @@ def test_a_disk_that_fills_while_writing_is_reported_as_full(tiny_gguf: Path, sm
         quantize(QuantizeRequest(str(tiny_gguf), str(small_disk / "x.gguf"), q8.name, q8.ftype), lambda *a: None)
 
 
+def test_kl_divergence_refuses_a_scratch_disk_too_small(tiny_gguf: Path, text_file: Path, small_disk: Path) -> None:
+    from backends.workshop_eval import evaluate
+    from core.errors import DiskFullError
+    from core.workshop.types import EvalRequest
+
+    request = EvalRequest(str(tiny_gguf), text_file.read_text(), 64, None, str(tiny_gguf), scratch_dir=str(small_disk))
+    with pytest.raises(DiskFullError, match="--chunks"):
+        evaluate(request, lambda *a: False)
+    assert not list(small_disk.iterdir())
+
+
 @pytest.mark.slow
 def test_cancel_leaves_no_partial_file(tmp_path: Path) -> None:
     import threading
