@@ -305,6 +305,17 @@ def test_cancel_leaves_no_partial_file(tmp_path: Path) -> None:
     job = service.wait(job_id, timeout=60)
     assert job.state == JobState.CANCELLED
     assert not out.exists() and not list(tmp_path.glob(".*.part"))
+
+    # an evaluation stops between two chunks and keeps no result
+    text = tmp_path / "words.txt"
+    text.write_text(" ".join(random.Random(1).choice(_WORDS) for _ in range(600)), encoding="utf-8")
+    chunked = threading.Event()
+    service.jobs.changed.connect(lambda job: chunked.set() if "Chunk" in job.message else None)
+    job_id = service.start_eval(big, text, ctx=128)
+    assert chunked.wait(120), "the evaluation never reported a chunk"
+    service.jobs.cancel(job_id)
+    job = service.wait(job_id, timeout=60)
+    assert job.state == JobState.CANCELLED and service.records.evals(big) == []
     store.close()
 
 
