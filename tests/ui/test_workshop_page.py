@@ -51,7 +51,6 @@ def page(qtbot, ws_app):  # type: ignore[no-untyped-def]
 
 def test_quantize_then_compare_from_the_window(page, qtbot, ws_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from core.devkit.modelgen import write_tiny_gguf
-    from core.library.service import Library
 
     source = write_tiny_gguf(tmp_path / "models" / "tiny-llama-F16.gguf")
     text = tmp_path / "words.txt"
@@ -65,7 +64,7 @@ def test_quantize_then_compare_from_the_window(page, qtbot, ws_app, tmp_path: Pa
     made = source.with_name("tiny-llama-Q8_0.gguf")
     assert made.is_file(), page.status.text()
     assert "made from tiny-llama-F16.gguf" in page.status.text()
-    assert Library.for_app(ws_app).find_by_path(made) is not None
+    assert ws_app.library.find_by_path(made) is not None
     assert sorted(page.checked_paths()) == sorted([str(source), str(made)])
 
     page.text.setText(str(text))

@@ -48,10 +48,9 @@ def resolve_gguf(app: AppContext, name: str) -> Path:
     path = Path(name).expanduser()
     if path.exists():
         return path.absolute()
-    from core.library.service import Library
     from core.models.types import ModelFormat
 
-    entry = Library.for_app(app).get(name)
+    entry = app.library.get(name)
     if entry.format not in (ModelFormat.GGUF, ModelFormat.GGUF_SPLIT):
         raise UsageError(f"{entry.name} is a {entry.format} model; the Workshop measures GGUF files.")
     return entry.files[0]

@@ -170,13 +170,12 @@ class WorkshopPage(Page):
 
     # -- the model list ---------------------------------------------------------------------------------------
     def reload_models(self) -> None:
-        from core.library.service import Library
         from core.models.types import ModelFormat
 
         ticked = set(self.checked_paths())
         present = {self.models.item(i).data(PathRole) for i in range(self.models.count())}
         try:
-            entries = Library.for_app(self.app).list()
+            entries = self.app.library.list()
         except HangarError as exc:
             self.status.setText(str(exc))
             return
