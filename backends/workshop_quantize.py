@@ -53,15 +53,37 @@ def load_imatrix(path: str | Path) -> dict[str, Any]:
     return values
 
 
+#: llama.cpp keeps only a pointer to the log callback: it must live as long as the process, so it is made once and
+#: forwards to whoever listens now.
+_HOOK: list[Any] = []
+_LISTENER: list[Callable[[str], None] | None] = [None]
+
+
+def _listen(listener: Callable[[str], None] | None) -> None:
+    import llama_cpp
+
+    _LISTENER[0] = listener
+    if not _HOOK:
+
+        @llama_cpp.llama_log_callback
+        def hook(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            current = _LISTENER[0]
+            if current is not None:
+                current(text.decode("utf-8", errors="replace"))
+
+        _HOOK.append(hook)
+    if listener is not None:  # (again: another part of this process may have set its own since)
+        llama_cpp.llama_log_set(_HOOK[0], ctypes.c_void_p(0))
+
+
 def quantize(request: QuantizeRequest, progress: Callable[[int, int, str], object]) -> dict[str, Any]:
     import llama_cpp
 
     lines: list[str] = []
     partial = [""]
 
-    @llama_cpp.llama_log_callback
-    def on_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        partial[0] += text.decode("utf-8", errors="replace")
+    def on_text(text: str) -> None:
+        partial[0] += text
         while "\n" in partial[0]:
             line, partial[0] = partial[0].split("\n", 1)
             lines.append(line)
@@ -73,7 +95,6 @@ def quantize(request: QuantizeRequest, progress: Callable[[int, int, str], objec
         if match and partial[0].rstrip().endswith(","):
             progress(int(match.group(1)) - 1, int(match.group(2)), f"Tensor {match.group(3)}")
 
-    llama_cpp.llama_log_set(on_log, ctypes.c_void_p(0))
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = request.ftype
     params.allow_requantize = request.requantize
@@ -91,7 +112,11 @@ def quantize(request: QuantizeRequest, progress: Callable[[int, int, str], objec
         array[len(entries)].name = None
         keep.append(array)
         params.imatrix = ctypes.cast(array, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
-    rc = llama_cpp.llama_model_quantize(request.source.encode(), request.output.encode(), ctypes.byref(params))
+    _listen(on_text)
+    try:
+        rc = llama_cpp.llama_model_quantize(request.source.encode(), request.output.encode(), ctypes.byref(params))
+    finally:
+        _listen(None)
     if rc != 0:
         raise _failure(lines, request)
     return {"imatrix_entries": len(keep) - 1 if request.imatrix else 0}
