@@ -20,7 +20,7 @@ from typing import Any
 from backends.textstream import find_stop, role_text_prompt, safe_emit_length
 from backends.utf8guard import Utf8Guard, Utf8Tables
 from core.chat.models import AUTO_GPU_LAYERS, auto_gpu_layers
-from core.engine.host import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
+from core.engine.protocol import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
 from core.errors import EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
 from core.models.check import check_gguf_file
 
@@ -94,6 +94,7 @@ class LlamaEngine:
             seed=opts.seed if opts.seed >= 0 else llama_cpp.LLAMA_DEFAULT_SEED,
             verbose=False,
             flash_attn=opts.flash_attention,
+            use_mmap=opts.use_mmap,
         )
         if opts.threads:
             kwargs["n_threads"] = opts.threads
@@ -113,7 +114,7 @@ class LlamaEngine:
             kwargs["lora_path"] = str(lora)
         started = time.perf_counter()
         try:
-            with _load_progress(progress):
+            with _load_progress(progress, use_extra_bufts=opts.use_extra_bufts):
                 self._llm = llama_cpp.Llama(**kwargs)
         except ValueError as exc:
             raise self._explain_load_failure(path, exc) from exc
@@ -334,10 +335,10 @@ class LlamaEngine:
         if params.response_format == "json":
             return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
         if params.response_format == "json_schema":
-            if not params.json_schema:
+            if not params.json_schema.strip():
                 raise EngineError("JSON-schema mode needs a schema.")
             try:
-                return LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
+                return LlamaGrammar.from_json_schema(json.dumps(params.schema()), verbose=False)
             except Exception as exc:
                 raise EngineError(f"The JSON schema cannot be turned into a grammar: {exc}") from exc
         return None
@@ -370,10 +371,11 @@ def _resolve_gpu_layers(path: Path, opts: Any) -> int:
 
 
 @contextlib.contextmanager
-def _load_progress(progress: Callable[[float | None], None]) -> Iterator[None]:
-    """Report llama.cpp's own load progress. ``Llama`` takes no progress argument, so the default model
-    parameters it starts from get our callback for the duration of the load (this process loads one model at
-    a time, so nothing else sees the change)."""
+def _load_progress(progress: Callable[[float | None], None], *, use_extra_bufts: bool = True) -> Iterator[None]:
+    """Report llama.cpp's own load progress, and pass the model parameters ``Llama`` has no argument for
+    (``use_extra_bufts``: safe mode turns the repacked AMX/CPU_REPACK/KleidiAI weight buffers off). The default
+    model parameters it starts from get them for the duration of the load (this process loads one model at a
+    time, so nothing else sees the change)."""
     import llama_cpp
     import llama_cpp.llama as llama_module
 
@@ -393,6 +395,8 @@ def _load_progress(progress: Callable[[float | None], None]) -> Iterator[None]:
     def with_progress() -> Any:
         params = original()
         params.progress_callback = callback
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = use_extra_bufts
         return params
 
     native.llama_model_default_params = with_progress

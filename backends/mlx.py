@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.textstream import StopFilter, role_text_prompt
-from core.engine.host import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
+from core.engine.protocol import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
 from core.errors import EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
 
 logger = logging.getLogger(__name__)

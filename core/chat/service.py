@@ -139,8 +139,8 @@ class ChatService:
 
     def cancel_load(self) -> None:
         with self._lock:
-            self._pending = None
-        self.host.cancel()
+            pending, self._pending = self._pending, None
+        self.host.cancel(pending[0] if pending else None)
 
     def unload(self) -> None:
         self.loaded = None
