@@ -21,6 +21,7 @@ from core.settings import SettingsService
 from core.store import Store
 
 if TYPE_CHECKING:
+    from core.engine.safemode import SafeModeBook
     from core.finetune.service import FinetuneService
 
 
@@ -94,8 +95,15 @@ class AppContext:
                 self._hardware = detect_hardware(self.engine_probe)
             return self._hardware
 
+    @cached_property
+    def safe_modes(self) -> SafeModeBook:
+        """What safe mode learned about models that crash the engine here (``known_crash(path)`` for badges)."""
+        from core.engine.safemode import SafeModeBook
+
+        return SafeModeBook(self.store)
+
     def new_engine_host(self, name: str = "engine") -> EngineHost:
-        host = EngineHost(self.worker_entry, name=name)
+        host = EngineHost(self.worker_entry, name=name, safe_modes=self.safe_modes)
         self._closers.insert(0, host.shutdown)
         return host
 

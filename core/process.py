@@ -132,7 +132,7 @@ class ChildProcess:
         self._process.join(1.0)
         exitcode = self._process.exitcode
         if not self._expected:
-            logger.error("%s: child %s ended: %s", self.name, self._process.pid, describe_exit(exitcode))
+            logger.warning("%s: child %s ended: %s", self.name, self._process.pid, describe_exit(exitcode))
         self._on_exit(exitcode, self._expected)
 
     def _drain(self) -> None:

@@ -385,13 +385,18 @@ class EngineHost:
     def _complete(self, request: _Request, event: EngineEvent, out: Outbox, *, announce: bool = True) -> None:
         """A request ended: record its outcome, forget its bookkeeping, announce it (lock held)."""
         request.outcome = event
-        request.done.set()
-        self._open.pop(request.id, None)
         self._finished[request.id] = event
         while len(self._finished) > KEEP_FINISHED:
             self._finished.popitem(last=False)
         if announce:
             out.append(partial(self.events.emit, event))
+        out.append(partial(self._forget, request))
+
+    def _forget(self, request: _Request) -> None:
+        """The request's last act, after its records and listeners: wake its waiters, drop its bookkeeping."""
+        with self._lock:
+            self._open.pop(request.id, None)
+        request.done.set()
 
     def _settle(self, out: Outbox) -> None:
         if self._running is None:
@@ -480,7 +485,7 @@ class EngineHost:
             self._queue.appendleft(running)
             self._queue.appendleft(reload)
         self._loaded = None
-        logger.warning("%s Retrying with: %s", crash, "; ".join(changes))
+        logger.info("%s Retrying with: %s", crash, "; ".join(changes))
         shown = running.retry_of if running.retry_of is not None else running
         out.append(partial(self.events.emit, EngineRecovering(shown.id, crash, changes)))
         return True
@@ -497,8 +502,8 @@ class EngineHost:
             reason = base.reason or crash
             out.append(partial(self._remember, base, runs=False, reason=reason))
             crash = (
-                f"{crash} Safe mode did not help ({'; '.join(base.changes) or 'nothing left to turn off'}): "
-                f"{Path(base.spec.path).name} cannot run on this machine with this engine build."
+                f"{crash} Safe mode did not help: {Path(base.spec.path).name} cannot run on this machine "
+                "with this engine build."
             )
         self._loaded = None
         target = running.retry_of if running is not None and running.retry_of is not None else running

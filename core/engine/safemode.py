@@ -128,7 +128,7 @@ class SafeModeBook:
         key = _key(path, engine)
         if key is None:
             return
-        logger.warning(
+        logger.info(
             "safe mode for %s: %s", Path(path).name, "; ".join(changes) if runs else "the model cannot run here"
         )
         self._store.execute(
