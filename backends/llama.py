@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from backends.chat_template import ChatTemplate
 from backends.textstream import find_stop, role_text_prompt, safe_emit_length
 from backends.utf8guard import Utf8Guard, Utf8Tables
 from core.chat.models import AUTO_GPU_LAYERS, auto_gpu_layers
@@ -72,7 +73,7 @@ class LlamaEngine:
     def __init__(self) -> None:
         self._llm: Any = None
         self._log: _LogCapture | None = None
-        self._template: Any = None
+        self._template: ChatTemplate | None = None
         self._path: str | None = None
         self._utf8: Utf8Tables | None = None  # built on the first JSON request, per model
 
@@ -179,17 +180,22 @@ class LlamaEngine:
             hint="The file may be damaged or incomplete: download it again.",
         )
 
-    def _make_template(self) -> Any:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
+    def _make_template(self) -> ChatTemplate | None:
+        """The model's chat template, compiled in Hangar's sandbox (never llama-cpp-python's formatter, which has
+        no time or size limits). A template too large is refused; one Jinja cannot parse falls back to the plain
+        format rather than refusing the model."""
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
             return None
         bos = self._token_text(self._llm.token_bos())
         eos = self._token_text(self._llm.token_eos())
         try:
-            return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-        except Exception:  # a template Jinja cannot parse: fall back rather than refuse the model
+            return ChatTemplate(template, bos_token=bos, eos_token=eos)
+        except ModelFileError:
+            self.unload()
+            raise
+        except EngineError as exc:
+            logger.warning("%s; using the plain format", exc)
             return None
 
     def _token_text(self, token: int) -> str:
@@ -203,9 +209,9 @@ class LlamaEngine:
         if self._template is not None:
             if continue_last and items and items[-1]["role"] == "assistant":
                 last = items.pop()
-                prompt = self._template(messages=items).prompt + last["content"]
+                prompt = self._template.render(items) + last["content"]
             else:
-                prompt = self._template(messages=items).prompt
+                prompt = self._template.render(items)
         else:
             prompt = role_text_prompt(items, continue_last)
         # The template writes BOS itself when the model wants it; tokenize adds it only if it is missing.
@@ -399,11 +405,31 @@ def _load_progress(progress: Callable[[float | None], None], *, use_extra_bufts:
             params.use_extra_bufts = use_extra_bufts
         return params
 
+    # ``Llama()`` compiles every chat template in the file's metadata with Jinja's plain sandbox, which folds
+    # constant expressions at compile time: ``{{ 'x' * 3000000000 }}`` would allocate 3 GB right here. Hangar
+    # never uses those formatters (its own sandboxed ``ChatTemplate`` renders prompts), so none is built.
+    formatters = llama_module.llama_chat_format
+    original_formatter = formatters.Jinja2ChatFormatter
     native.llama_model_default_params = with_progress
+    formatters.Jinja2ChatFormatter = _UnusedFormatter
     try:
         yield
     finally:
         native.llama_model_default_params = original
+        formatters.Jinja2ChatFormatter = original_formatter
+
+
+class _UnusedFormatter:
+    """Stands in for llama-cpp-python's template formatter during a load: takes the template, compiles nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def to_chat_handler(self) -> Callable[..., Any]:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise EngineError("Hangar renders chat templates itself; llama-cpp-python's chat handler is off.")
+
+        return refuse
 
 
 _GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}
