@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from core.engine.host import EngineHost, WorkerEntry
+from core.engine.host import EngineHost
+from core.engine.protocol import WorkerEntry
 from core.hardware import EngineSupport, Hardware
 from core.jobs import JobManager
 from core.paths import AppPaths

@@ -21,7 +21,8 @@ from core.chat.models import (
 )
 from core.chat.session import ChatSession
 from core.chat.store import ChatStore
-from core.engine.host import EngineHost, LoadOptions, ModelInfo
+from core.engine.host import EngineHost
+from core.engine.protocol import LoadOptions, ModelInfo
 
 if TYPE_CHECKING:
     from core.app import AppContext

@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, replace
 
 from core.chat.store import DEFAULT_TITLE, ChatStore, Message, MessageState, title_from
-from core.engine.host import (
+from core.engine.host import EngineHost
+from core.engine.protocol import (
     ChatMessage,
     EngineCrashed,
     EngineEvent,
-    EngineHost,
     EngineRecovering,
     GenerationFinished,
     RequestFailed,

@@ -22,10 +22,11 @@ import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+from core.engine.pending import PendingRequest
 from core.engine.protocol import (
     ChatMessage,
     CountTokensRequest,
@@ -106,34 +107,6 @@ class EngineState(enum.StrEnum):
     CRASHED = "crashed"
 
 
-@dataclass(eq=False)
-class _Request:
-    """One request from submission to its final event."""
-
-    request: EngineRequest
-    done: threading.Event
-    outcome: EngineEvent | None = None
-    #: Loads: the model as asked, and the safe-mode step this attempt runs at (0: as asked).
-    spec: ModelSpec | None = None
-    level: int = 0
-    changes: tuple[str, ...] = ()
-    reason: str = ""
-    #: The level was raised by a crash in this session (so the outcome is worth remembering).
-    discovered: bool = False
-    #: A safe-mode reload the host made to run this generate again.
-    retry_of: _Request | None = None
-
-    @property
-    def id(self) -> int:
-        return self.request.request_id
-
-    def to_send(self) -> EngineRequest:
-        if isinstance(self.request, LoadRequest) and self.spec is not None and self.level:
-            options = safe_steps(self.spec.options)[self.level - 1][0]
-            return LoadRequest(self.id, replace(self.spec, options=options))
-        return self.request
-
-
 Outbox = list[Callable[[], None]]
 
 
@@ -150,11 +123,11 @@ class EngineHost:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._child: ChildProcess | None = None
-        self._queue: deque[_Request] = deque()
-        self._running: _Request | None = None
-        self._open: dict[int, _Request] = {}
+        self._queue: deque[PendingRequest] = deque()
+        self._running: PendingRequest | None = None
+        self._open: dict[int, PendingRequest] = {}
         self._finished: OrderedDict[int, EngineEvent] = OrderedDict()
-        self._loaded: _Request | None = None  # the load whose model the child holds
+        self._loaded: PendingRequest | None = None  # the load whose model the child holds
         self.state = EngineState.STOPPED
         self.model: ModelInfo | None = None
         self.events: EventHook[[EngineEvent]] = EventHook()
@@ -205,7 +178,7 @@ class EngineHost:
 
     # -- requests -------------------------------------------------------------------------------------------------
     def load(self, spec: ModelSpec) -> int:
-        level, changes, reason = self._known_safe_mode(spec)
+        level, changes, reason = self.safe_modes.starting_step(spec) if self.safe_modes else (0, (), "")
         out: Outbox = []
         with self._lock:
             request = self._new(LoadRequest(next(self._ids), spec), spec=spec, level=level)
@@ -334,12 +307,12 @@ class EngineHost:
         if self.model is None and not any(isinstance(r.request, LoadRequest) for r in ahead):
             raise EngineError("No model is loaded. Load a model first.")
 
-    def _new(self, request: EngineRequest, **fields: object) -> _Request:
-        item = _Request(request, threading.Event(), **fields)  # type: ignore[arg-type]
+    def _new(self, request: EngineRequest, **fields: object) -> PendingRequest:
+        item = PendingRequest(request, threading.Event(), **fields)  # type: ignore[arg-type]
         self._open[item.id] = item
         return item
 
-    def _enqueue(self, request: _Request, out: Outbox) -> None:
+    def _enqueue(self, request: PendingRequest, out: Outbox) -> None:
         self._queue.append(request)
         self._dispatch(out)
 
@@ -382,7 +355,7 @@ class EngineHost:
         self.model = None
         self._set_state(EngineState.IDLE, out)
 
-    def _complete(self, request: _Request, event: EngineEvent, out: Outbox, *, announce: bool = True) -> None:
+    def _complete(self, request: PendingRequest, event: EngineEvent, out: Outbox, *, announce: bool = True) -> None:
         """A request ended: record its outcome, forget its bookkeeping, announce it (lock held)."""
         request.outcome = event
         self._finished[request.id] = event
@@ -392,7 +365,7 @@ class EngineHost:
             out.append(partial(self.events.emit, event))
         out.append(partial(self._forget, request))
 
-    def _forget(self, request: _Request) -> None:
+    def _forget(self, request: PendingRequest) -> None:
         """The request's last act, after its records and listeners: wake its waiters, drop its bookkeeping."""
         with self._lock:
             self._open.pop(request.id, None)
@@ -426,7 +399,7 @@ class EngineHost:
                 out.append(partial(self.events.emit, event))
         _run(out)
 
-    def _finish_running(self, request: _Request, event: EngineEvent, out: Outbox) -> None:
+    def _finish_running(self, request: PendingRequest, event: EngineEvent, out: Outbox) -> None:
         self._running = None
         if isinstance(event, ModelLoaded):
             info = event.info
@@ -465,7 +438,7 @@ class EngineHost:
                     self._dispatch(out)
         _run(out)
 
-    def _retry_in_safe_mode(self, running: _Request, exitcode: int | None, crash: str, out: Outbox) -> bool:
+    def _retry_in_safe_mode(self, running: PendingRequest, exitcode: int | None, crash: str, out: Outbox) -> bool:
         """Queue the crashed request again behind a load one safe-mode step further, if there is one."""
         base = running if isinstance(running.request, LoadRequest) else self._loaded
         if base is None or base.spec is None or not is_native_crash(exitcode) or base.spec.engine not in ENGINES:
@@ -490,7 +463,7 @@ class EngineHost:
         out.append(partial(self.events.emit, EngineRecovering(shown.id, crash, changes)))
         return True
 
-    def _fail_after_crash(self, running: _Request | None, exitcode: int | None, crash: str, out: Outbox) -> None:
+    def _fail_after_crash(self, running: PendingRequest | None, exitcode: int | None, crash: str, out: Outbox) -> None:
         base = running if running is not None and isinstance(running.request, LoadRequest) else self._loaded
         if (
             running is not None
@@ -519,13 +492,13 @@ class EngineHost:
         for queued in [r for r in self._queue if not isinstance(r.request, LoadRequest)]:
             self._drop_queued(queued, RequestFailed(queued.id, EngineCrashedError.code, crash), out)
 
-    def _drop_queued(self, request: _Request, event: EngineEvent, out: Outbox) -> None:
+    def _drop_queued(self, request: PendingRequest, event: EngineEvent, out: Outbox) -> None:
         if request in self._queue:
             self._queue.remove(request)
         if request.outcome is None:
             self._complete(request, event, out)
 
-    def _doing(self, running: _Request | None) -> str:
+    def _doing(self, running: PendingRequest | None) -> str:
         if running is None:
             return ""
         if isinstance(running.request, LoadRequest) and running.spec is not None:
@@ -535,24 +508,7 @@ class EngineHost:
         return ""
 
     # -- internals: safe mode -------------------------------------------------------------------------------------
-    def _known_safe_mode(self, spec: ModelSpec) -> tuple[int, tuple[str, ...], str]:
-        """Start where this model is known to work here (or, if it never did, at the safest step)."""
-        if self.safe_modes is None or spec.engine not in ENGINES:
-            return 0, (), ""
-        try:
-            record = self.safe_modes.lookup(spec.path, spec.engine)
-        except Exception as exc:  # the record is a help, never a reason not to load
-            logger.warning("safe-mode record unreadable: %s", exc)
-            return 0, (), ""
-        steps = safe_steps(spec.options)
-        if record is None or not steps:
-            return 0, (), ""
-        level = min(len(steps), record.level if record.runs else len(steps))
-        if level <= 0:
-            return 0, (), ""
-        return level, steps[level - 1][1], record.reason
-
-    def _remember(self, request: _Request, *, runs: bool, reason: str = "") -> None:
+    def _remember(self, request: PendingRequest, *, runs: bool, reason: str = "") -> None:
         if self.safe_modes is None or request.spec is None:
             return
         try:
@@ -568,14 +524,14 @@ class EngineHost:
             logger.warning("could not record safe mode for %s: %s", request.spec.path, exc)
 
     # -- internals: cancelling ------------------------------------------------------------------------------------
-    def _force_cancel(self, request: _Request) -> None:
+    def _force_cancel(self, request: PendingRequest) -> None:
         with self._lock:
             still_running = self._running is request
         if still_running:
             logger.warning("engine did not stop request %d in time; restarting it", request.id)
             self._restart_after(request, "Stopped (the engine had to be restarted).")
 
-    def _restart_after(self, request: _Request, message: str) -> None:
+    def _restart_after(self, request: PendingRequest, message: str) -> None:
         with self._lock:
             if self._running is not request:
                 return

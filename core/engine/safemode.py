@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from core.engine.protocol import LoadOptions
+from core.engine.protocol import LoadOptions, ModelSpec
 from core.store import Store
 
 logger = logging.getLogger(__name__)
@@ -117,6 +117,24 @@ class SafeModeBook:
             runs=bool(row["runs"]),
             updated_at=float(row["updated_at"]),
         )
+
+    def starting_step(self, spec: ModelSpec) -> tuple[int, tuple[str, ...], str]:
+        """Where a load of ``spec`` starts: the step known to work here (or, if none did, the safest), with its
+        changes and the crash that made it necessary. (0, (), "") when the model runs as asked."""
+        if spec.engine not in ENGINES:
+            return 0, (), ""
+        try:
+            record = self.lookup(spec.path, spec.engine)
+        except Exception as exc:  # the record is a help, never a reason not to load
+            logger.warning("safe-mode record unreadable: %s", exc)
+            return 0, (), ""
+        steps = safe_steps(spec.options)
+        if record is None or not steps:
+            return 0, (), ""
+        level = min(len(steps), record.level if record.runs else len(steps))
+        if level <= 0:
+            return 0, (), ""
+        return level, steps[level - 1][1], record.reason
 
     def known_crash(self, path: str | Path, engine: str = "llama") -> SafeModeRecord | None:
         """The record of a model that crashed the engine on this machine (runs in safe mode, or not at all)."""

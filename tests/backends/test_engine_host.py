@@ -10,11 +10,10 @@ import pytest
 from backends.worker import serve
 from core.chat.session import ChatSession, ReplyFinished
 from core.chat.store import ChatSettings, ChatStore, MessageState
-from core.engine.host import (
+from core.engine.host import EngineHost, EngineState
+from core.engine.protocol import (
     ChatMessage,
     EngineCrashed,
-    EngineHost,
-    EngineState,
     GenerationFinished,
     GenerationParams,
     LoadOptions,
