@@ -2,8 +2,8 @@
 
 Jinja's ``ImmutableSandboxedEnvironment`` stops a template from reaching Python's internals, but not from looping
 ``range(99999)`` inside ``range(99999)`` (hours) or writing ``'x' * 3000000000`` (3 GB). ``ChatTemplate`` adds limits:
-the template's size, a time limit checked on every step the template's compiled code takes (a trace function, so
-nested loops over anything are caught), a cap on the size of strings and lists it builds and of numbers it passes
+the template's size, a time limit that interrupts any loop (an interval timer, or a trace function off the main
+thread), a cap on the size of strings and lists it builds and of numbers it passes
 to functions and filters, a cap on how much the render may grow the process's peak memory, and on the output's
 length. Past any of them the template is refused with a message naming the model's chat template, and the engine
 goes on serving.
@@ -11,11 +11,14 @@ goes on serving.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
@@ -35,7 +38,7 @@ class TemplateLimits:
     #: Time one render may take, in seconds.
     seconds: float = 5.0
     #: How much one render may raise the process's peak memory, in bytes.
-    memory_bytes: int = 512 * 1024 * 1024
+    memory_bytes: int = 256 * 1024 * 1024
 
 
 class ChatTemplate:
@@ -80,14 +83,13 @@ class ChatTemplate:
         watch = _Watch(self.limits)
         pieces: list[str] = []
         size = 0
-        previous = sys.gettrace()
-        sys.settrace(watch.trace)
         try:
-            for piece in self._template.generate(**variables):
-                size += len(piece)
-                if size > self.limits.output_chars:
-                    raise _refuse(f"writes a prompt over {self.limits.output_chars:,} characters long")
-                pieces.append(piece)
+            with watch.watching():
+                for piece in self._template.generate(**variables):
+                    size += len(piece)
+                    if size > self.limits.output_chars:
+                        raise _refuse(f"writes a prompt over {self.limits.output_chars:,} characters long")
+                    pieces.append(piece)
         except (ModelFileError, _TemplateRefused):
             raise
         except MemoryError:
@@ -96,8 +98,6 @@ class ChatTemplate:
             raise _refuse(f"tried something the sandbox forbids ({exc})") from exc
         except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
             raise EngineError(f"The model's chat template failed: {exc}", hint=HINT) from exc
-        finally:
-            sys.settrace(previous)
         return "".join(pieces)
 
 
@@ -114,28 +114,56 @@ def _refuse(what: str) -> ModelFileError:
 
 
 class _Watch:
-    """A trace function for one render: the time limit on every line the template's code runs, the memory
-    limit every few hundred lines."""
+    """The time and memory limits of one render. On the main thread of a POSIX process (the engine child serves
+    requests there) a 20 ms interval timer checks them: its signal interrupts any Python loop, at no cost to a
+    normal render. Elsewhere a trace function checks them on the template's own lines."""
+
+    TICK = 0.02
 
     def __init__(self, limits: TemplateLimits) -> None:
         self.limits = limits
         self.deadline = time.monotonic() + limits.seconds
         self.steps = 0
-        self.peak = _peak_memory()
+        self.start_memory = _peak_memory()
 
-    def trace(self, frame: FrameType, event: str, arg: object) -> Callable[..., Any] | None:
-        return self.step
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.TICK, self.TICK)
+            try:
+                yield
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous_handler)
+            return
+        previous_trace = sys.gettrace()
+        sys.settrace(self._trace)
+        try:
+            yield
+        finally:
+            sys.settrace(previous_trace)
 
-    def step(self, frame: FrameType, event: str, arg: object) -> Callable[..., Any] | None:
+    def check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise _refuse(f"took longer than {self.limits.seconds:g} s to render")
+        if self.start_memory is not None:
+            now = _peak_memory()
+            if now is not None and now - self.start_memory > self.limits.memory_bytes:
+                raise _refuse(f"used more than {self.limits.memory_bytes // 2**20:,} MiB of memory")
+
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        self.check()
+
+    def _trace(self, frame: FrameType, event: str, arg: object) -> Callable[..., Any] | None:
+        # Only the template's own compiled code is watched line by line (its loops are where time goes).
+        return self._step if frame.f_code.co_filename == "<template>" else None
+
+    def _step(self, frame: FrameType, event: str, arg: object) -> Callable[..., Any] | None:
         self.steps += 1
-        if self.steps & 63 == 0:
-            if time.monotonic() > self.deadline:
-                raise _refuse(f"took longer than {self.limits.seconds:g} s to render")
-            if self.steps & 255 == 0 and self.peak is not None:
-                peak = _peak_memory()
-                if peak is not None and peak - self.peak > self.limits.memory_bytes:
-                    raise _refuse(f"used more than {self.limits.memory_bytes // 2**20:,} MiB of memory")
-        return self.step
+        if self.steps & 255 == 0:
+            self.check()
+        return self._step
 
 
 def _peak_memory() -> int | None:
@@ -174,7 +202,7 @@ def _limited_environment(limits: TemplateLimits) -> Any:
             return parser.parse_statements(("name:endgeneration",), drop_needle=True)
 
     class LimitedEnvironment(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**", "+"})
+        intercepted_binops = frozenset({"*", "**"})  # ("+" at most doubles; the memory limit covers loops)
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if operator == "*":

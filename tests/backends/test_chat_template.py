@@ -4,6 +4,8 @@ llama-cpp-python renders them."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +45,24 @@ def test_an_endless_template_is_stopped_in_time(source: str) -> None:
     with pytest.raises(ModelFileError, match=r"chat template took longer than 1 s"):
         ChatTemplate(source, limits=QUICK).render(MESSAGES)
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("source", [NESTED_LOOPS, NESTED_OVER_MESSAGES], ids=["ranges", "strings"])
+def test_an_endless_template_is_stopped_off_the_main_thread_too(source: str) -> None:
+    # (no interval timer there: a trace function watches the template's lines instead)
+    failures: list[BaseException] = []
+
+    def render() -> None:
+        try:
+            ChatTemplate(source, limits=QUICK).render(MESSAGES)
+        except BaseException as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=render)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert len(failures) == 1 and "took longer than 1 s" in str(failures[0])
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
@@ -95,7 +115,7 @@ def test_mlx_models_render_as_transformers_renders_them(tiny_hf_model: Path) -> 
     assert template.render(MESSAGES) == expected
 
 
-def test_rendering_leaves_an_outer_tracer_in_place() -> None:
+def test_rendering_leaves_the_tracer_timer_and_signal_handler_as_they_were() -> None:
     import sys
 
     calls: list[str] = []
@@ -103,12 +123,16 @@ def test_rendering_leaves_an_outer_tracer_in_place() -> None:
     def outer(frame, event, arg):  # type: ignore[no-untyped-def]
         calls.append(event)
 
+    handler = signal.getsignal(signal.SIGALRM) if hasattr(signal, "SIGALRM") else None
     sys.settrace(outer)
     try:
         ChatTemplate(CHATML_TEMPLATE).render(MESSAGES)
         assert sys.gettrace() is outer
     finally:
         sys.settrace(None)
+    if hasattr(signal, "SIGALRM"):
+        assert signal.getsignal(signal.SIGALRM) == handler
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 # -- in the engine: a hostile template in a real GGUF ---------------------------------------------------------------
