@@ -88,6 +88,9 @@ class ChatService:
 
     def _choice(self, path: Path, engine: str) -> ModelChoice:
         name = path.stem if path.is_file() else path.name
+        crashed = self.app.safe_modes.known_crash(path, engine) if engine == "llama" else None
+        if crashed is not None:  # what safe mode learned outranks the estimate
+            return ModelChoice(path, engine, name, crashed.describe(), crashed.runs)
         if engine != "llama":
             return ModelChoice(path, engine, name, "MLX")
         estimate = estimate_load(path, self.default_options(), self.hardware(), gpu_layers=None)

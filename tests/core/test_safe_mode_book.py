@@ -71,3 +71,12 @@ def test_file_identity_is_cheap_and_stable(tmp_path: Path) -> None:
     assert file_identity(big) == file_identity(big)
     assert file_identity(big).startswith(f"{64 * 2**20}:")  # type: ignore[union-attr]
     assert file_identity(tmp_path / "none.gguf") is None
+
+
+def test_the_chat_picker_badges_a_model_that_crashed_here(app, tiny_gguf: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.chat.service import ChatService
+
+    app.safe_modes.remember(tiny_gguf, "llama", level=4, changes=("a",), reason="the engine crashed", runs=False)
+    choices = ChatService(app).choices(extra=[str(tiny_gguf)])
+    choice = next(c for c in choices if c.path == tiny_gguf)
+    assert not choice.fits and choice.badge == "Crashes the engine on this machine (the engine crashed)"
