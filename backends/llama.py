@@ -408,7 +408,7 @@ def _load_progress(progress: Callable[[float | None], None], *, use_extra_bufts:
     # ``Llama()`` compiles every chat template in the file's metadata with Jinja's plain sandbox, which folds
     # constant expressions at compile time: ``{{ 'x' * 3000000000 }}`` would allocate 3 GB right here. Hangar
     # never uses those formatters (its own sandboxed ``ChatTemplate`` renders prompts), so none is built.
-    formatters = llama_module.llama_chat_format
+    formatters: Any = llama_module.llama_chat_format
     original_formatter = formatters.Jinja2ChatFormatter
     native.llama_model_default_params = with_progress
     formatters.Jinja2ChatFormatter = _UnusedFormatter

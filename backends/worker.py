@@ -79,7 +79,7 @@ def serve(requests: Any, events: Any, cancel: Any) -> None:
             elif isinstance(request, GenerateRequest):
                 if engine is None:
                     raise EngineError("No model is loaded.")
-                emit = partial(_put_chunk, events, request_id)
+                emit: Callable[[str], None] = partial(_put_chunk, events, request_id)
                 if fault.applies("generate", loaded):
                     emit = fault.crash_after_first(emit, events)
                 stats = engine.generate(request.messages, request.params, emit, cancel.is_set)

@@ -482,7 +482,7 @@ class EngineHost:
         target = running.retry_of if running is not None and running.retry_of is not None else running
         if running is not None and target is not running:
             self._complete(running, EngineCrashed(running.id, exitcode, crash), out, announce=False)
-            if target in self._queue:
+            if target is not None and target in self._queue:
                 self._queue.remove(target)
         crashed = EngineCrashed(target.id if target else None, exitcode, crash)
         if target is not None:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from core.engine.protocol import LoadOptions, ModelSpec
 from core.store import Store
@@ -58,7 +58,7 @@ def safe_steps(options: LoadOptions) -> list[tuple[LoadOptions, tuple[str, ...]]
         ("threads", fewer, f"{fewer} CPU thread(s) instead of {threads}"),
     ]
     steps: list[tuple[LoadOptions, tuple[str, ...]]] = []
-    current, changes = options, ()
+    current, changes = options, cast(tuple[str, ...], ())
     for name, value, words in candidates:
         if getattr(current, name) == value or (name == "threads" and fewer >= threads):
             continue
