@@ -15,6 +15,7 @@ import main
 from backends.worker import serve
 from core.chat.session import ChatSession, ReplyRestarted
 from core.chat.store import ChatSettings, ChatStore, MessageState
+from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
 from core.engine.host import EngineHost
 from core.engine.protocol import (
     ChatMessage,
@@ -169,3 +170,37 @@ def test_cli_repl_reloads_after_a_failure(
     assert "Type /load to load the model again." in err
     # /load brings the model back (at the safest step, as recorded), so the chat can go on
     assert err.count("Loaded in") == 2 and "Safe mode:" in err.split("Type /load")[-1]
+
+
+def test_llama_honours_the_safe_mode_switches(tiny_gguf: Path, book: SafeModeBook, hosts: list[EngineHost]) -> None:
+    host, _ = new_host(hosts, book)
+    mapped = host.load_blocking(ModelSpec("llama", str(tiny_gguf), LoadOptions(context_length=256)), timeout=120)
+    assert any("Mapped" in key for key in mapped.allocated if key.startswith("model:"))
+    safest = safe_steps(OPTIONS)[-1][0]
+    read = host.load_blocking(ModelSpec("llama", str(tiny_gguf), safest), timeout=120)
+    weights = [key for key in read.allocated if key.startswith("model:")]
+    assert weights and not any("Mapped" in key for key in weights)  # read into memory, not mapped
+    # no repacked copy of the weights, whatever this CPU would repack into (AMX, CPU_REPACK, KleidiAI)
+    assert not any(word in key.upper() for key in weights for word in ("REPACK", "AMX", "KLEIDI"))
+    stats = host.generate_blocking([ChatMessage("user", "hi")], GenerationParams(max_tokens=3, ignore_eos=True))
+    assert stats.completion_tokens == 3
+
+
+def test_the_ladder_climbs_until_the_crash_stops(
+    tiny_gguf: Path, book: SafeModeBook, hosts: list[EngineHost], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HANGAR_TEST_ENGINE_CRASH", "load:mmap")  # crashes until mmap is off: the second step
+    host, seen = new_host(hosts, book)
+    info = host.load_blocking(spec(tiny_gguf), timeout=120)
+    assert len([e for e in seen if isinstance(e, EngineRecovering)]) == 2
+    assert len(info.safe_mode) == 2 and "memory-mapped" in info.safe_mode[1]
+    record = book.known_crash(tiny_gguf)
+    assert record is not None and record.level == 2
+    # a crash that happens once only (a passing fault) still leaves the model in safe mode for next time
+    marker = tmp_path / "crashed-once"
+    monkeypatch.setenv("HANGAR_TEST_ENGINE_CRASH", "load:once")
+    monkeypatch.setenv("HANGAR_TEST_ENGINE_CRASH_MARKER", str(marker))
+    other = write_tiny_gguf(tmp_path / "other.gguf", TinyModelConfig(n_layer=1))
+    fresh, _ = new_host(hosts, book)  # the switch is read when the engine process starts
+    info = fresh.load_blocking(spec(other), timeout=120)
+    assert marker.exists() and len(info.safe_mode) == 1
