@@ -177,7 +177,8 @@ class LlamaEngine:
         detail = next((ln.strip() for ln in reversed(lines) if "error" in ln.lower()), str(exc))
         return ModelFileError(
             f"llama.cpp could not load {path.name}: {detail}",
-            hint="The file may be damaged or incomplete: download it again.",
+            hint="If the file did not come from a verified download, download it again; if it did, this llama.cpp "
+            "build may not support it.",
         )
 
     def _make_template(self) -> ChatTemplate | None:
