@@ -129,13 +129,18 @@ class _Watch:
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:
         if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            # Someone else's alarm (a test runner's time limit, say) is put back afterwards, less the time spent.
             previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.TICK, self.TICK)
+            previous_delay, previous_interval = signal.setitimer(signal.ITIMER_REAL, self.TICK, self.TICK)
+            started = time.monotonic()
             try:
                 yield
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous_handler)
+                if previous_delay > 0:
+                    left = max(previous_delay - (time.monotonic() - started), 0.001)
+                    signal.setitimer(signal.ITIMER_REAL, left, previous_interval)
             return
         previous_trace = sys.gettrace()
         sys.settrace(self._trace)

@@ -132,7 +132,15 @@ def test_rendering_leaves_the_tracer_timer_and_signal_handler_as_they_were() -> 
         sys.settrace(None)
     if hasattr(signal, "SIGALRM"):
         assert signal.getsignal(signal.SIGALRM) == handler
-        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        # an alarm set by someone else (pytest-timeout uses one) is still pending afterwards
+        previous = signal.signal(signal.SIGALRM, lambda *_: None)
+        signal.setitimer(signal.ITIMER_REAL, 100.0)
+        try:
+            ChatTemplate(CHATML_TEMPLATE).render(MESSAGES)
+            assert 90 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 # -- in the engine: a hostile template in a real GGUF ---------------------------------------------------------------
