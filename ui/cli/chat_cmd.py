@@ -45,9 +45,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
     settings = GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
-    from core.library.service import Library
-
-    model = resolve_model(args.model, Library.for_app(app))
+    model = resolve_model(args.model, app.library)
     options = load_options(
         app.settings.current,
         context_length=args.context_length,
@@ -224,9 +222,7 @@ def _reload(
     """``/load [MODEL]``: load the model again (after a crash or a failure) or switch to another one."""
     try:
         if name:
-            from core.library.service import Library
-
-            model = resolve_model(name, Library.for_app(app))
+            model = resolve_model(name, app.library)
         _load(host, model, options, quiet=False)
         chats.update(conversation_id, model=str(model.path), engine=model.engine)
     except HangarError as exc:
