@@ -14,7 +14,10 @@ from functools import partial
 from typing import Any
 
 from core.engine.host import (
+    CompletionRequest,
     CountTokensRequest,
+    EmbeddingsReady,
+    EmbedRequest,
     Engine,
     EngineStarted,
     GenerateRequest,
@@ -26,10 +29,11 @@ from core.engine.host import (
     RequestFailed,
     ShutdownRequest,
     TokenChunk,
+    TokenLogprob,
     TokensCounted,
     UnloadRequest,
 )
-from core.errors import CancelledError, EngineError, HangarError
+from core.errors import CancelledError, EngineError, HangarError, UnsupportedModelError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,20 @@ def _put_progress(events: Any, request_id: int, fraction: float | None) -> None:
 
 def _put_chunk(events: Any, request_id: int, text: str) -> None:
     events.put(TokenChunk(request_id, text))
+
+
+def _put_logprob(events: Any, request_id: int, token: str, logprob: float, top: tuple[tuple[str, float], ...]) -> None:
+    events.put(TokenLogprob(request_id, token, logprob, top))
+
+
+def _capability(engine: Engine | None, name: str, what: str) -> Any:
+    """An optional engine method (raw completion, embeddings), or a clear refusal for engines without it."""
+    if engine is None:
+        raise EngineError("No model is loaded.")
+    method = getattr(engine, name, None)
+    if method is None:
+        raise UnsupportedModelError(f"This engine cannot do {what}.", hint="Use a GGUF model (llama.cpp) for it.")
+    return method
 
 
 def serve(requests: Any, events: Any, cancel: Any) -> None:
@@ -72,13 +90,25 @@ def serve(requests: Any, events: Any, cancel: Any) -> None:
             elif isinstance(request, GenerateRequest):
                 if engine is None:
                     raise EngineError("No model is loaded.")
+                extra = {"on_logprob": partial(_put_logprob, events, request_id)} if request.params.logprobs else {}
                 stats = engine.generate(
                     request.messages,
                     request.params,
                     partial(_put_chunk, events, request_id),
                     cancel.is_set,
+                    **extra,
                 )
                 events.put(GenerationFinished(request_id, stats))
+            elif isinstance(request, CompletionRequest):
+                complete = _capability(engine, "complete", "raw-prompt completion")
+                extra = {"on_logprob": partial(_put_logprob, events, request_id)} if request.params.logprobs else {}
+                stats = complete(
+                    request.prompt, request.params, partial(_put_chunk, events, request_id), cancel.is_set, **extra
+                )
+                events.put(GenerationFinished(request_id, stats))
+            elif isinstance(request, EmbedRequest):
+                vectors, tokens = _capability(engine, "embed", "embeddings")(request.texts)
+                events.put(EmbeddingsReady(request_id, vectors, tokens))
             elif isinstance(request, CountTokensRequest):
                 if engine is None:
                     raise EngineError("No model is loaded.")

@@ -73,6 +73,12 @@ class GenerationParams:
     continue_last: bool = False
     #: Keep generating past end-of-sequence tokens (benchmarks and tests).
     ignore_eos: bool = False
+    #: OpenAI-style penalties (0 = off), applied by engines that have them.
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    #: Report each token's log-probability (``TokenLogprob`` events) with this many alternatives (engines that can).
+    logprobs: bool = False
+    top_logprobs: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,32 @@ class ShutdownRequest:
     request_id: int = 0
 
 
-EngineRequest = LoadRequest | GenerateRequest | CountTokensRequest | UnloadRequest | ShutdownRequest
+@dataclass(frozen=True)
+class CompletionRequest:
+    """Continue a raw prompt (no chat template): ``/v1/completions``. Answers like ``GenerateRequest``."""
+
+    request_id: int
+    prompt: str
+    params: GenerationParams
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    """One embedding vector per text (mean-pooled, L2-normalised). Answered by ``EmbeddingsReady``."""
+
+    request_id: int
+    texts: tuple[str, ...]
+
+
+EngineRequest = (
+    LoadRequest
+    | GenerateRequest
+    | CountTokensRequest
+    | UnloadRequest
+    | ShutdownRequest
+    | CompletionRequest
+    | EmbedRequest
+)
 
 
 # events
@@ -173,6 +204,23 @@ class TokensCounted:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """The log-probability of one generated token and its most likely alternatives (``params.logprobs``)."""
+
+    request_id: int
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class EmbeddingsReady:
+    request_id: int
+    vectors: tuple[tuple[float, ...], ...]
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
 class RequestFailed:
     request_id: int
     code: str
@@ -198,6 +246,8 @@ EngineEvent = (
     | TokensCounted
     | RequestFailed
     | EngineCrashed
+    | TokenLogprob
+    | EmbeddingsReady
 )
 
 
@@ -341,6 +391,24 @@ class EngineHost:
         event = self.wait(request_id, timeout=60)
         assert isinstance(event, TokensCounted)
         return event.count
+
+    def complete(self, prompt: str, params: GenerationParams) -> int:
+        """Continue a raw prompt; events as for ``generate``."""
+        with self._lock:
+            if self.model is None:
+                raise EngineError("No model is loaded. Load a model first.")
+            request_id = self._send(lambda rid: CompletionRequest(rid, prompt, params))
+            self._set_state(EngineState.BUSY)
+            return request_id
+
+    def embed(self, texts: Sequence[str]) -> int:
+        """Embed texts; the answer is an ``EmbeddingsReady`` event."""
+        with self._lock:
+            if self.model is None:
+                raise EngineError("No model is loaded. Load a model first.")
+            request_id = self._send(lambda rid: EmbedRequest(rid, tuple(texts)))
+            self._set_state(EngineState.BUSY)
+            return request_id
 
     def unload(self) -> int | None:
         with self._lock:
@@ -496,7 +564,7 @@ class EngineHost:
                 self.model = None
                 self._set_state(EngineState.IDLE)
                 final_id = event.request_id
-            elif isinstance(event, (GenerationFinished, TokensCounted)):
+            elif isinstance(event, (GenerationFinished, TokensCounted, EmbeddingsReady)):
                 self._set_state(EngineState.READY if self.model else EngineState.IDLE)
                 final_id = event.request_id
             elif isinstance(event, RequestFailed):

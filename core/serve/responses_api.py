@@ -1,0 +1,134 @@
+"""OpenAI's Responses API, text in and out: ``POST /v1/responses`` (streamed or not)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from core.engine.host import ChatMessage, GenerationStats
+from core.serve.common import Job, build_params, collect, merge_system, start_generation, text_of
+from core.serve.http import ApiContext, EventStream, sse
+from core.serve.schemas import ResponsesBody
+
+router = APIRouter()
+
+
+def messages_of(body: ResponsesBody) -> list[ChatMessage]:
+    messages = [ChatMessage("system", body.instructions)] if body.instructions else []
+    if isinstance(body.input, str):
+        messages.append(ChatMessage("user", body.input))
+    else:
+        for item in body.input:
+            role = "system" if item.role in ("system", "developer") else item.role
+            messages.append(ChatMessage(role, text_of(item.content)))
+    return merge_system(messages)
+
+
+def _usage(stats: GenerationStats) -> dict[str, Any]:
+    return {
+        "input_tokens": stats.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": stats.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+    }
+
+
+def _response(
+    ident: str, created: int, body: ResponsesBody, status: str, output: list[Any], use: Any
+) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "instructions": body.instructions,
+        "max_output_tokens": body.max_output_tokens,
+        "model": body.model,
+        "output": output,
+        "parallel_tool_calls": False,
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "tool_choice": "none",
+        "tools": [],
+        "text": {"format": {"type": "text"}},
+        "usage": use,
+    }
+
+
+def _message(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+    return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content}
+
+
+@router.post("/v1/responses")
+async def responses(body: ResponsesBody, request: Request) -> Any:
+    state: ApiContext = request.app.state.hangar
+    job = Job(state, "responses", body.model, body.stream)
+    try:
+        pooled = await state.pool.get(body.model)
+    except Exception as exc:
+        raise job.fail(exc) from exc
+    params = build_params(
+        pooled, state, max_tokens=body.max_output_tokens, temperature=body.temperature, top_p=body.top_p,
+        top_k=body.top_k, min_p=body.min_p, seed=body.seed, presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty, repeat_penalty=body.repeat_penalty,
+    )  # fmt: skip
+    chat = messages_of(body)
+    stream = await start_generation(job, state, lambda host: host.generate(chat, params))
+    ident, item_id, created = "resp_" + uuid.uuid4().hex[:24], "msg_" + uuid.uuid4().hex[:24], int(time.time())
+    if body.stream:
+        return EventStream(_events(stream, job, body, ident, item_id, created))
+    text, _, stats = await collect(stream, job)
+    status = "incomplete" if stats.stop_reason == "length" else "completed"
+    return JSONResponse(_response(ident, created, body, status, [_message(item_id, text)], _usage(stats)))
+
+
+async def _events(
+    stream: AsyncIterator[Any], job: Job, body: ResponsesBody, ident: str, item_id: str, created: int
+) -> AsyncIterator[str]:
+    sequence = 0
+
+    def event(kind: str, data: dict[str, Any]) -> str:
+        nonlocal sequence
+        sequence += 1
+        return sse({"type": kind, "sequence_number": sequence - 1, **data}, event=kind)
+
+    yield event("response.created", {"response": _response(ident, created, body, "in_progress", [], None)})
+    yield event("response.in_progress", {"response": _response(ident, created, body, "in_progress", [], None)})
+    item = {"type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []}
+    yield event("response.output_item.added", {"output_index": 0, "item": item})
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+    yield event("response.content_part.added", {**where, "part": part})
+    text: list[str] = []
+    try:
+        async for piece in stream:
+            if isinstance(piece, GenerationStats):
+                job.stats = piece
+            elif piece.text:
+                text.append(piece.text)
+                yield event("response.output_text.delta", {**where, "delta": piece.text, "logprobs": []})
+    except Exception as exc:
+        error = job.fail(exc)
+        failed = _response(ident, created, body, "failed", [], None)
+        failed["error"] = {"code": "server_error", "message": error.message}
+        yield event("response.failed", {"response": failed})
+        return
+    stats = job.stats
+    assert stats is not None
+    full = "".join(text)
+    yield event("response.output_text.done", {**where, "text": full, "logprobs": []})
+    yield event("response.content_part.done", {**where, "part": {**part, "text": full}})
+    yield event("response.output_item.done", {"output_index": 0, "item": _message(item_id, full)})
+    status = "incomplete" if stats.stop_reason == "length" else "completed"
+    done = _response(ident, created, body, status, [_message(item_id, full)], _usage(stats))
+    yield event("response.completed" if status == "completed" else "response.incomplete", {"response": done})
+    job.finish()
