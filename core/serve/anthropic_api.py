@@ -85,7 +85,7 @@ async def messages(body: MessagesBody, request: Request) -> Any:
     stream = await start_generation(job, state, lambda host: host.generate(chat, params))
     ident = "msg_" + uuid.uuid4().hex[:24]
     if body.stream:
-        return EventStream(_events(stream, job, plan, ident, body))
+        return EventStream(_events(stream, job, plan, ident, body), job.left)
     text, _, stats = await collect(stream, job)
     content, calls = toolkit.read_calls(plan, text)
     blocks: list[dict[str, Any]] = [{"type": "text", "text": content}] if content else []

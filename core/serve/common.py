@@ -34,6 +34,7 @@ def build_params(
     json_schema: dict[str, Any] | None = None,
     logprobs: bool = False,
     top_logprobs: int = 0,
+    ignore_eos: bool = False,
 ) -> GenerationParams:
     """The request's values where given, else the model's defaults (set in the window), else Hangar's."""
     base = pooled.defaults.sampling
@@ -56,6 +57,7 @@ def build_params(
         frequency_penalty=frequency_penalty or 0.0,
         logprobs=logprobs,
         top_logprobs=top_logprobs,
+        ignore_eos=ignore_eos,
     )
 
 
@@ -91,6 +93,10 @@ class Job:
                 error=error,
             )
         )
+
+    def left(self) -> None:
+        """The stream ended; if the answer was not finished, the client went away."""
+        self.finish(499, "The client disconnected before the answer was complete.")
 
     def fail(self, error: Exception) -> ApiError:
         api = error if isinstance(error, ApiError) else from_hangar(error) if isinstance(error, HangarError) else None

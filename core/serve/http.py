@@ -190,8 +190,9 @@ class EventStream(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, content: AsyncIterator[str]) -> None:
+    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], None] | None = None) -> None:
         super().__init__(content, headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         import anyio
@@ -215,6 +216,8 @@ class EventStream(StreamingResponse):
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
+            if self._on_close is not None:
+                self._on_close()
 
 
 def sse(data: Any, event: str | None = None) -> str:

@@ -134,14 +134,14 @@ async def chat_completions(body: ChatCompletionBody, request: Request) -> Any:
         max_tokens=body.max_completion_tokens or body.max_tokens, stop=body.stop, temperature=body.temperature,
         top_p=body.top_p, top_k=body.top_k, min_p=body.min_p, seed=body.seed, presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty, repeat_penalty=body.repeat_penalty, response_format=kind,
-        json_schema=schema, logprobs=body.logprobs, top_logprobs=body.top_logprobs or 0,
+        json_schema=schema, logprobs=body.logprobs, top_logprobs=body.top_logprobs or 0, ignore_eos=body.ignore_eos,
     )  # fmt: skip
     messages, params = toolkit.apply(plan, chat_messages(body.messages), params)
     stream = await start_generation(job, state, lambda host: host.generate(messages, params))
     ident, created = "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time())
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
-        return EventStream(_chat_events(stream, job, plan, ident, created, body, include_usage))
+        return EventStream(_chat_events(stream, job, plan, ident, created, body, include_usage), job.left)
     text, logprobs, stats = await collect(stream, job)
     content, calls = toolkit.read_calls(plan, text)
     message: dict[str, Any] = {"role": "assistant", "content": content}
@@ -245,13 +245,13 @@ async def completions(body: CompletionBody, request: Request) -> Any:
         max_tokens=body.max_tokens, stop=body.stop, temperature=body.temperature, top_p=body.top_p,
         top_k=body.top_k, min_p=body.min_p, seed=body.seed, presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty, repeat_penalty=body.repeat_penalty,
-        logprobs=body.logprobs is not None, top_logprobs=body.logprobs or 0,
+        logprobs=body.logprobs is not None, top_logprobs=body.logprobs or 0, ignore_eos=body.ignore_eos,
     )  # fmt: skip
     stream = await start_generation(job, state, lambda host: host.complete(prompt, params))
     ident, created = "cmpl-" + uuid.uuid4().hex[:24], int(time.time())
     echo = prompt if body.echo else ""
     if body.stream:
-        return EventStream(_completion_events(stream, job, ident, created, body, echo))
+        return EventStream(_completion_events(stream, job, ident, created, body, echo), job.left)
     text, logprobs, stats = await collect(stream, job)
     choice = {
         "text": echo + text,

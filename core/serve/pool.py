@@ -53,6 +53,9 @@ class LoadedSummary:
     memory_bytes: int  # what the engine reports it allocated (the estimate where it reports nothing)
     idle_seconds: float
     busy: bool
+    pid: int | None = None
+    #: Generations stopped because their client went away.
+    cancelled: int = 0
 
 
 @dataclass
@@ -67,6 +70,7 @@ class PooledModel:
     last_used: float = field(default_factory=time.monotonic)
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)
     active: int = 0
+    cancelled: int = 0
     _routes: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue[EngineEvent]]] = field(default_factory=dict)
     _routes_lock: threading.Lock = field(default_factory=threading.Lock)
     _disconnect: Callable[[], None] | None = None
@@ -164,8 +168,11 @@ class PooledModel:
 
         async def wait_then_release() -> None:
             try:
-                while not isinstance(await waiter.get(), FINAL_EVENTS):
+                while not isinstance(event := await waiter.get(), FINAL_EVENTS):
                     pass
+                if isinstance(event, GenerationFinished) and event.stats.stop_reason == "cancelled":
+                    self.cancelled += 1
+                logger.info("request %d of %s ended after its client left: %s", request_id, self.name, event)
             finally:
                 release()
 
@@ -345,7 +352,14 @@ class ModelPool:
         now = time.monotonic()
         summaries = [
             LoadedSummary(
-                p.name, p.model.engine, p.info.context_length, p.memory_bytes, now - p.last_used, busy=p.active > 0
+                p.name,
+                p.model.engine,
+                p.info.context_length,
+                p.memory_bytes,
+                now - p.last_used,
+                p.active > 0,
+                p.host.pid,
+                p.cancelled,
             )
             for p in self._models.values()
         ]

@@ -21,6 +21,8 @@ class Sampling(_Body):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     repeat_penalty: float | None = Field(None, ge=0.5, le=2.5)
+    #: llama.cpp server's extension: keep generating past end-of-sequence (benchmarks).
+    ignore_eos: bool = False
 
 
 # -- OpenAI chat --------------------------------------------------------------------------------------------------
