@@ -22,6 +22,7 @@ from core.store import Store
 
 if TYPE_CHECKING:
     from core.finetune.service import FinetuneService
+    from core.serve.server import ServeService
 
 
 @dataclass
@@ -84,6 +85,15 @@ class AppContext:
             self.finetune_entry,
             register_adapter=library_registrar(Library.for_app(self)),
         )
+
+    @cached_property
+    def serve(self) -> ServeService:
+        """The local API server (stopped until started from the window or ``hangar serve``)."""
+        from core.serve.server import ServeService
+
+        service = ServeService(self)
+        self._closers.insert(0, service.stop)
+        return service
 
     def hardware(self, *, refresh: bool = False) -> Hardware:
         """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""

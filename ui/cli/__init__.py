@@ -56,6 +56,9 @@ COMMANDS: tuple[Command, ...] = (
         "move the models folder (downloads and imported copies) to DIR; linked models stay where they are",
     ),
     Command("jobs", "ui.cli.jobs_cmd", "list background jobs and their state"),
+    Command(
+        "serve", "ui.cli.serve_cmd", "serve the library's models over a local OpenAI- and Anthropic-compatible API"
+    ),
     Command("paths", "ui.cli.paths_cmd", "show where Hangar keeps settings, models, the database and logs"),
 )
 COMMAND_NAMES = frozenset(command.name for command in COMMANDS)
