@@ -41,6 +41,7 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("finetune", "Fine-tune", "ui.pages.finetune", "FinetunePage", "Train a LoRA adapter (Ctrl+4)"),
     ("downloads", "Downloads", "ui.pages.downloads", "DownloadsPage", "Download queue and history (Ctrl+5)"),
     ("hardware", "Hardware", "ui.pages.hardware", "HardwarePage", "GPUs, memory and engines (Ctrl+6)"),
+    ("server", "Server", "ui.pages.server", "ServerPage", "Serve models over an OpenAI-compatible API (Ctrl+7)"),
     ("settings", "Settings", "ui.pages.settings", "SettingsPage", "Preferences (Ctrl+,)"),
 )
 
