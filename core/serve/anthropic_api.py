@@ -88,7 +88,7 @@ async def messages(body: MessagesBody, request: Request) -> Any:
         return EventStream(_events(stream, job, plan, ident, body), job.left)
     text, _, stats = await collect(stream, job)
     content, calls = toolkit.read_calls(plan, text)
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": content}] if content else []
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": content, "citations": None}] if content else []
     blocks += [{"type": "tool_use", "id": _tool_id(c), "name": c.name, "input": c.arguments_object()} for c in calls]
     stop = _which_stop(text, body.stop_sequences, stats)
     return JSONResponse(
@@ -100,9 +100,25 @@ async def messages(body: MessagesBody, request: Request) -> Any:
             "content": blocks,
             "stop_reason": _stop_reason(stats, bool(calls), stop),
             "stop_sequence": stop,
-            "usage": {"input_tokens": stats.prompt_tokens, "output_tokens": stats.completion_tokens},
+            "stop_details": None,
+            "container": None,
+            "usage": _usage(stats),
         }
     )
+
+
+def _usage(stats: GenerationStats) -> dict[str, Any]:
+    return {
+        "input_tokens": stats.prompt_tokens,
+        "output_tokens": stats.completion_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "server_tool_use": None,
+        "service_tier": "standard",
+        "inference_geo": None,
+        "output_tokens_details": None,
+    }
 
 
 def _tool_id(call: toolkit.ToolCall) -> str:

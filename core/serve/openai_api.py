@@ -144,7 +144,7 @@ async def chat_completions(body: ChatCompletionBody, request: Request) -> Any:
         return EventStream(_chat_events(stream, job, plan, ident, created, body, include_usage), job.left)
     text, logprobs, stats = await collect(stream, job)
     content, calls = toolkit.read_calls(plan, text)
-    message: dict[str, Any] = {"role": "assistant", "content": content}
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
     if calls:
         message["tool_calls"] = [_call_json(c) for c in calls]
     choice = {

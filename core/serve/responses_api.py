@@ -42,6 +42,7 @@ def _usage(stats: GenerationStats) -> dict[str, Any]:
 def _response(
     ident: str, created: int, body: ResponsesBody, status: str, output: list[Any], use: Any
 ) -> dict[str, Any]:
+    sampling = body.sampling_used
     return {
         "id": ident,
         "object": "response",
@@ -54,8 +55,23 @@ def _response(
         "model": body.model,
         "output": output,
         "parallel_tool_calls": False,
-        "temperature": body.temperature,
-        "top_p": body.top_p,
+        "temperature": sampling.temperature if sampling else 1.0,
+        "top_p": sampling.top_p if sampling else 1.0,
+        "presence_penalty": sampling.presence_penalty if sampling else 0.0,
+        "frequency_penalty": sampling.frequency_penalty if sampling else 0.0,
+        "top_logprobs": 0,
+        "completed_at": int(time.time()) if status in ("completed", "incomplete") else None,
+        "previous_response_id": None,
+        "truncation": "disabled",
+        "reasoning": None,
+        "max_tool_calls": None,
+        "store": False,
+        "background": False,
+        "service_tier": "default",
+        "metadata": {},
+        "safety_identifier": None,
+        "prompt_cache_key": None,
+        "user": None,
         "tool_choice": "none",
         "tools": [],
         "text": {"format": {"type": "text"}},
@@ -81,6 +97,7 @@ async def responses(body: ResponsesBody, request: Request) -> Any:
         top_k=body.top_k, min_p=body.min_p, seed=body.seed, presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty, repeat_penalty=body.repeat_penalty,
     )  # fmt: skip
+    body.sampling_used = params
     chat = messages_of(body)
     stream = await start_generation(job, state, lambda host: host.generate(chat, params))
     ident, item_id, created = "resp_" + uuid.uuid4().hex[:24], "msg_" + uuid.uuid4().hex[:24], int(time.time())

@@ -145,3 +145,5 @@ class ResponsesBody(Sampling):
     instructions: str | None = None
     stream: bool = False
     max_output_tokens: int | None = Field(None, ge=1)
+    #: Filled in by the endpoint: the sampling the answer really used (the response echoes it).
+    sampling_used: Any = Field(None, exclude=True)
