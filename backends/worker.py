@@ -6,6 +6,7 @@ raised here reaches the app except as a ``RequestFailed`` or, if the process die
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
@@ -60,6 +61,15 @@ def _capability(engine: Engine | None, name: str, what: str) -> Any:
     return method
 
 
+def _logprob_sink(engine: Any, method: str, events: Any, request_id: int, wanted: bool) -> dict[str, Any]:
+    """``on_logprob`` for engines whose method takes it; a clear refusal for those that cannot report them."""
+    if not wanted:
+        return {}
+    if "on_logprob" not in inspect.signature(getattr(engine, method)).parameters:
+        raise UnsupportedModelError("This engine cannot report log-probabilities.", hint="Ask without logprobs.")
+    return {"on_logprob": partial(_put_logprob, events, request_id)}
+
+
 def serve(requests: Any, events: Any, cancel: Any) -> None:
     # The host stops us with SIGINT first; inside a native call Python sees it only on return, which is what we
     # want: the current token finishes, then KeyboardInterrupt ends the process.
@@ -90,7 +100,7 @@ def serve(requests: Any, events: Any, cancel: Any) -> None:
             elif isinstance(request, GenerateRequest):
                 if engine is None:
                     raise EngineError("No model is loaded.")
-                extra = {"on_logprob": partial(_put_logprob, events, request_id)} if request.params.logprobs else {}
+                extra = _logprob_sink(engine, "generate", events, request_id, request.params.logprobs)
                 stats = engine.generate(
                     request.messages,
                     request.params,
@@ -101,7 +111,7 @@ def serve(requests: Any, events: Any, cancel: Any) -> None:
                 events.put(GenerationFinished(request_id, stats))
             elif isinstance(request, CompletionRequest):
                 complete = _capability(engine, "complete", "raw-prompt completion")
-                extra = {"on_logprob": partial(_put_logprob, events, request_id)} if request.params.logprobs else {}
+                extra = _logprob_sink(engine, "complete", events, request_id, request.params.logprobs)
                 stats = complete(
                     request.prompt, request.params, partial(_put_chunk, events, request_id), cancel.is_set, **extra
                 )

@@ -86,7 +86,7 @@ async def messages(body: MessagesBody, request: Request) -> Any:
     ident = "msg_" + uuid.uuid4().hex[:24]
     if body.stream:
         return EventStream(_events(stream, job, plan, ident, body), job.left)
-    text, _, stats = await collect(stream, job)
+    text, _, stats = await collect(stream, job, request)
     content, calls = toolkit.read_calls(plan, text)
     blocks: list[dict[str, Any]] = [{"type": "text", "text": content, "citations": None}] if content else []
     blocks += [{"type": "tool_use", "id": _tool_id(c), "name": c.name, "input": c.arguments_object()} for c in calls]

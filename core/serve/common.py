@@ -3,10 +3,14 @@ generation so that early failures still become proper HTTP errors, and the reque
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from starlette.requests import Request
 
 from core.engine.host import ChatMessage, EngineHost, GenerationParams, GenerationStats
 from core.errors import HangarError
@@ -130,8 +134,27 @@ async def start_generation(
     return whole()
 
 
-async def collect(stream: AsyncIterator[Delta | GenerationStats], job: Job) -> tuple[str, list[Any], GenerationStats]:
-    """A whole answer: text, log-probabilities and stats."""
+async def collect(
+    stream: AsyncIterator[Delta | GenerationStats], job: Job, request: Request | None = None
+) -> tuple[str, list[Any], GenerationStats]:
+    """A whole answer: text, log-probabilities and stats. If the client of ``request`` goes away first, the
+    generation is cancelled (closing the stream cancels it in the engine) and nothing is answered."""
+    task = asyncio.ensure_future(_gather(stream, job))
+    while request is not None:
+        done, _ = await asyncio.wait({task}, timeout=0.25)
+        if done:
+            break
+        if await request.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await stream.aclose()
+            job.left()
+            raise ApiError(499, "The client disconnected.", kind="cancelled")
+    return await task
+
+
+async def _gather(stream: AsyncIterator[Delta | GenerationStats], job: Job) -> tuple[str, list[Any], GenerationStats]:
     text: list[str] = []
     logprobs: list[Any] = []
     try:

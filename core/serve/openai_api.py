@@ -142,7 +142,7 @@ async def chat_completions(body: ChatCompletionBody, request: Request) -> Any:
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         return EventStream(_chat_events(stream, job, plan, ident, created, body, include_usage), job.left)
-    text, logprobs, stats = await collect(stream, job)
+    text, logprobs, stats = await collect(stream, job, request)
     content, calls = toolkit.read_calls(plan, text)
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
     if calls:
@@ -252,7 +252,7 @@ async def completions(body: CompletionBody, request: Request) -> Any:
     echo = prompt if body.echo else ""
     if body.stream:
         return EventStream(_completion_events(stream, job, ident, created, body, echo), job.left)
-    text, logprobs, stats = await collect(stream, job)
+    text, logprobs, stats = await collect(stream, job, request)
     choice = {
         "text": echo + text,
         "index": 0,

@@ -103,7 +103,7 @@ async def responses(body: ResponsesBody, request: Request) -> Any:
     ident, item_id, created = "resp_" + uuid.uuid4().hex[:24], "msg_" + uuid.uuid4().hex[:24], int(time.time())
     if body.stream:
         return EventStream(_events(stream, job, body, ident, item_id, created), job.left)
-    text, _, stats = await collect(stream, job)
+    text, _, stats = await collect(stream, job, request)
     status = "incomplete" if stats.stop_reason == "length" else "completed"
     return JSONResponse(_response(ident, created, body, status, [_message(item_id, text)], _usage(stats)))
 

@@ -164,3 +164,21 @@ def test_responses_api(client, served_models: list[str]) -> None:  # type: ignor
     assert deltas == response.output_text
     assert events[-1].type in ("response.completed", "response.incomplete")
     assert events[-1].response.usage.output_tokens == response.usage.output_tokens
+
+
+def test_an_mlx_model_is_served_by_its_engine(app, server, tiny_hf_model) -> None:  # type: ignore[no-untyped-def]
+    import openai
+
+    from core.library.service import Library
+    from core.models.types import ImportMode
+
+    pytest.importorskip("mlx_lm")
+    entry = Library.for_app(app).import_paths([tiny_hf_model], ImportMode.LINK).imported[0]
+    assert entry.engine == "mlx"
+    with openai.OpenAI(base_url=server.endpoint.base_url, api_key="x", max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model=entry.name, messages=[{"role": "user", "content": "Hi"}], max_tokens=5, temperature=0
+        )
+        assert reply.usage.completion_tokens > 0
+        with pytest.raises(openai.BadRequestError, match="cannot"):
+            client.embeddings.create(model=entry.name, input="x")

@@ -106,3 +106,24 @@ def test_client_leaving_mid_stream_cancels_the_generation(client, server, served
     assert _wait_for(lambda: any(r.status == 499 for r in server.log), timeout=5)
     # the engine is free again: the next request is answered
     assert _ask(client, served_models[0]).usage.completion_tokens > 0
+
+
+def test_client_leaving_before_a_whole_answer_cancels_it(server, served_models: list[str]) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server.endpoint.base_url)
+    body = json.dumps(
+        {"model": served_models[0], "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4000,
+         "ignore_eos": True}
+    ).encode()  # fmt: skip
+    head = (
+        f"POST {parts.path}/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        sock.sendall(head + body)
+        assert _wait_for(lambda: bool(server.loaded()) and server.loaded()[0].busy)
+    assert _wait_for(lambda: server.loaded()[0].cancelled == 1 and not server.loaded()[0].busy, timeout=20)
+    assert _wait_for(lambda: any(r.status == 499 for r in server.log), timeout=5)
