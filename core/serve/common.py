@@ -41,7 +41,7 @@ def build_params(
     ignore_eos: bool = False,
 ) -> GenerationParams:
     """The request's values where given, else the model's defaults (set in the window), else Hangar's."""
-    base = pooled.defaults.sampling
+    base = state.pool.defaults.get(pooled.model_id).sampling  # read each time: edits apply at once
     wanted = max_tokens if max_tokens is not None else base.max_tokens
     stops = (stop,) if isinstance(stop, str) else tuple(stop or base.stop)
     if len(stops) > 16:

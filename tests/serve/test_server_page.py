@@ -75,3 +75,21 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_model_defaults_saved_in_the_window_apply_to_api_loads(qtbot, page, served_models: list[str]) -> None:  # type: ignore[no-untyped-def]
+    box = page.defaults_box
+    assert [box.model_combo.itemText(i) for i in range(box.model_combo.count())] == served_models
+    box.model_combo.setCurrentIndex(0)
+    box.context_spin.setValue(512)
+    box.max_tokens_spin.setValue(3)
+    box.save_button.click()
+    assert box.message.text() == "Saved."
+    base_url = page.service.start(port=0).base_url
+    chat = {"model": served_models[0], "messages": [{"role": "user", "content": "x"}], "ignore_eos": True}
+    status, body, _ = request(base_url, "POST", "/chat/completions", chat)
+    assert status == 200 and body["usage"]["completion_tokens"] == 3  # the saved max tokens
+    assert page.service.loaded()[0].context_length == 512  # the saved context
+    box.layers_edit.setText("lots")
+    box.save_button.click()
+    assert "GPU layers" in box.message.text()

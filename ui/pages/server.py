@@ -32,6 +32,7 @@ from core.serve.pool import LoadedSummary
 from core.serve.runner import RequestRecord
 from core.serve.server import ServerState
 from ui.operations import run_in_background
+from ui.pages.server_defaults import ModelDefaultsBox
 from ui.widgets.common import CollapsingLabel, Page, size_columns
 from ui.widgets.estimate_panel import human_bytes
 from ui.widgets.record_model import RecordTableModel
@@ -225,6 +226,9 @@ class ServerPage(Page):
         left.addLayout(url_row)
         left.addWidget(self.snippet)
         left.addWidget(copy_snippet, 0, Qt.AlignmentFlag.AlignLeft)
+        self.defaults_box = ModelDefaultsBox(app)
+        left.addWidget(self.defaults_box)
+        left.addStretch(1)
 
         self.models_model = LoadedModelsModel(self)
         self.models_view = _table(self.models_model, "Loaded models", "Models the server has loaded")
@@ -322,6 +326,10 @@ class ServerPage(Page):
             self.service.unload(model.name)
 
     # -- display --------------------------------------------------------------------------------------------------
+    def refresh_page(self) -> None:
+        self.defaults_box.reload_models()
+        self.refresh_models()
+
     def refresh_models(self) -> None:
         self.models_model.set_models(self.service.loaded())
         self.unload_button.setEnabled(bool(self.models_model.models))
