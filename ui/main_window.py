@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
         if hasattr(settings_page, "theme_changed"):
             settings_page.theme_changed.connect(self._apply_theme)
 
-        for index, (key, *_rest) in enumerate(PAGES[:6]):
+        for index, (key, *_rest) in enumerate(PAGES[:7]):
             QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self, activated=lambda k=key: self.show_page(k))
         QShortcut(QKeySequence.StandardKey.Preferences, self, activated=lambda: self.show_page("settings"))
         QShortcut(QKeySequence("Ctrl+,"), self, activated=lambda: self.show_page("settings"))
