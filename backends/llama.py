@@ -262,6 +262,7 @@ class LlamaEngine:
 
         self._require_model()
         if self._embedder is None:
+            assert self._path is not None
             self._embedder = llama_cpp.Llama(
                 model_path=self._path,
                 embedding=True,

@@ -3,6 +3,11 @@ first token the server adds, and 8 clients at once.
 
     python bench/serve_speed.py [--tokens N] [--rounds N] [--clients N] [--json]
 
+On a shared, loaded machine whole-run figures swing by several times between rounds, so each run is also
+normalised by the engine's own figures for that very run (its decode tokens/s and its time to first token, measured
+inside the engine process): "what the client saw / what the engine did" is compared between the two sides, which
+cancels the machine's load. Both raw (paired median and best) and normalised figures are printed.
+
 Both sides run the same generated model (random weights, n_embd 768, 6 layers, 8k vocabulary: a token costs
 milliseconds, as with real models) with the same load options, greedy, end-of-sequence suppressed, so every run
 writes exactly N tokens. The server side is what an HTTP client sees: a raw SSE reader on 127.0.0.1 (no client
@@ -35,7 +40,10 @@ PROMPT = "Write a long story about a lighthouse keeper and the sea."
 CONTEXT = 2048
 
 
-def direct_run(host: EngineHost, tokens: int, prompt: str) -> tuple[float, float, int]:
+Run = tuple[float, float, int, float, float]  # client TTFT ms, client decode tok/s, tokens, engine TTFT, engine tok/s
+
+
+def direct_run(host: EngineHost, tokens: int, prompt: str) -> Run:
     arrivals: list[float] = []
     params = GenerationParams(max_tokens=tokens, temperature=0.0, ignore_eos=True, repeat_penalty=1.0)
     started = time.perf_counter()
@@ -43,7 +51,14 @@ def direct_run(host: EngineHost, tokens: int, prompt: str) -> tuple[float, float
         [ChatMessage("user", prompt)], params, on_chunk=lambda _t: arrivals.append(time.perf_counter())
     )
     first, last = arrivals[0], arrivals[-1]
-    return (first - started) * 1000, (stats.completion_tokens - 1) / (last - first), stats.completion_tokens
+    decode = (stats.completion_tokens - 1) / (last - first)
+    return (
+        (first - started) * 1000,
+        decode,
+        stats.completion_tokens,
+        stats.time_to_first_token_ms,
+        stats.tokens_per_second,
+    )
 
 
 def server_run(base_url: str, model: str, tokens: int, prompt: str) -> tuple[float, float, int]:
@@ -121,11 +136,14 @@ def main() -> int:
         direct_run(host, 16, PROMPT)
         assert options == load_options(app.settings.current, context_length=CONTEXT, gpu_layers="0")
 
-        direct, served = [], []
+        direct: list[Run] = []
+        served: list[Run] = []
         for i in range(args.rounds):
             prompt = f"Round {i}. {PROMPT}"
             direct.append(direct_run(host, args.tokens, prompt))
-            served.append(server_run(endpoint.base_url, entry.name, args.tokens, prompt))
+            ttft, decode, count = server_run(endpoint.base_url, entry.name, args.tokens, prompt)
+            record = service.log[-1]
+            served.append((ttft, decode, count, record.engine_time_to_first_token_ms, record.tokens_per_second))
             print(
                 f"  round {i}: decode {served[-1][1]:6.1f} (server) vs {direct[-1][1]:6.1f} (host) tok/s, "
                 f"TTFT {served[-1][0]:6.1f} vs {direct[-1][0]:6.1f} ms",
@@ -172,6 +190,15 @@ def main() -> int:
             statistics.median(s[0] - d[0] for s, d in zip(served, direct, strict=True)), 1
         ),
         "extra_ttft_ms_best": round(min(s[0] for s in served) - min(d[0] for d in direct), 1),
+        # normalised by the engine's own figures of each run (robust to machine load)
+        "decode_ratio_normalised": round(
+            statistics.median(s[1] / s[4] for s in served) / statistics.median(d[1] / d[4] for d in direct), 3
+        ),
+        "extra_ttft_ms_normalised": round(
+            statistics.median(s[0] - s[3] for s in served) - statistics.median(d[0] - d[3] for d in direct), 1
+        ),
+        "server_ttft_overhead_ms_median": round(statistics.median(s[0] - s[3] for s in served), 1),
+        "host_ttft_overhead_ms_median": round(statistics.median(d[0] - d[3] for d in direct), 1),
         "concurrent_clients": args.clients,
         "concurrent_answered": len(ok),
         "concurrent_failed": len(failed),

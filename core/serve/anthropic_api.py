@@ -131,7 +131,7 @@ async def _events(
     def event(kind: str, data: dict[str, Any]) -> str:
         return sse({"type": kind, **data}, event=kind)
 
-    start = {
+    start: dict[str, Any] = {
         "id": ident, "type": "message", "role": "assistant", "model": body.model, "content": [],
         "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0},
     }  # fmt: skip
@@ -141,7 +141,7 @@ async def _events(
     index = 0
     if named:
         call_id = "toolu_" + uuid.uuid4().hex[:24]
-        block = {"type": "tool_use", "id": call_id, "name": plan.name, "input": {}}
+        block: dict[str, Any] = {"type": "tool_use", "id": call_id, "name": plan.name, "input": {}}
         yield event("content_block_start", {"index": 0, "content_block": block})
     elif not buffered:
         yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,7 @@ class Job:
                 duration_ms=self.timer.elapsed_ms,
                 stream=self.stream,
                 error=error,
+                engine_time_to_first_token_ms=stats.time_to_first_token_ms if stats else 0.0,
             )
         )
 
@@ -111,7 +112,7 @@ class Job:
 
 async def start_generation(
     job: Job, state: ApiContext, start: Callable[[EngineHost], int]
-) -> AsyncIterator[Delta | GenerationStats]:
+) -> AsyncGenerator[Delta | GenerationStats]:
     """Run the generation up to its first piece before answering, so that a prompt too long for the context, a
     load failure or an engine crash is an HTTP error rather than a broken stream. Returns the whole stream."""
     source = stream_generation(state.pool, job.model, start)
@@ -123,7 +124,7 @@ async def start_generation(
         raise job.fail(exc) from exc
     job.timer.mark_first()
 
-    async def whole() -> AsyncIterator[Delta | GenerationStats]:
+    async def whole() -> AsyncGenerator[Delta | GenerationStats]:
         try:
             yield first
             async for piece in source:
@@ -135,7 +136,7 @@ async def start_generation(
 
 
 async def collect(
-    stream: AsyncIterator[Delta | GenerationStats], job: Job, request: Request | None = None
+    stream: AsyncGenerator[Delta | GenerationStats], job: Job, request: Request | None = None
 ) -> tuple[str, list[Any], GenerationStats]:
     """A whole answer: text, log-probabilities and stats. If the client of ``request`` goes away first, the
     generation is cancelled (closing the stream cancels it in the engine) and nothing is answered."""

@@ -70,7 +70,7 @@ def load_config(path: Path) -> ServeConfig:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         known = {f.name for f in fields(ServeConfig)}
-        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in known}
+        values: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in known}
         return ServeConfig(**values).validated()
     except (OSError, ValueError, TypeError, SettingsError) as exc:
         logger.warning("server settings in %s are damaged (%s); using defaults", path, exc)

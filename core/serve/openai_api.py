@@ -33,7 +33,8 @@ router = APIRouter()
 
 
 def _state(request: Request) -> ApiContext:
-    return request.app.state.hangar  # type: ignore[no-any-return]
+    state: ApiContext = request.app.state.hangar
+    return state
 
 
 @router.get("/v1/models")

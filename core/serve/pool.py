@@ -103,8 +103,8 @@ class PooledModel:
                 self._routes.clear()
             else:
                 request_id = getattr(event, "request_id", None)
-                target = self._routes.get(request_id) if request_id is not None else None
-                if target is None:
+                target = self._routes.get(request_id) if isinstance(request_id, int) else None
+                if target is None or not isinstance(request_id, int):
                     return
                 targets = [(request_id, target)]
                 if isinstance(event, FINAL_EVENTS):

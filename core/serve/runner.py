@@ -7,7 +7,7 @@ of the tokens that made it) and a final ``GenerationStats``; a failed request ra
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from core.engine.host import (
@@ -45,6 +45,9 @@ class RequestRecord:
     duration_ms: float = 0.0
     stream: bool = False
     error: str = ""
+    #: The engine's own time to first token (from the moment it took the request): the rest of
+    #: ``time_to_first_token_ms`` is queueing, HTTP and process hops.
+    engine_time_to_first_token_ms: float = 0.0
 
 
 def raise_for(event: EngineEvent) -> None:
@@ -56,7 +59,7 @@ def raise_for(event: EngineEvent) -> None:
 
 async def stream_generation(
     pool: ModelPool, model: str, start: Callable[[EngineHost], int]
-) -> AsyncIterator[Delta | GenerationStats]:
+) -> AsyncGenerator[Delta | GenerationStats]:
     pending: list[TokenLogprob] = []
     async for event in pool.run(model, start):
         if isinstance(event, TokenLogprob):
