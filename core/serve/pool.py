@@ -192,7 +192,6 @@ class ModelPool:
         self.idle_unload_seconds = idle_unload_seconds
         self._models: dict[str, PooledModel] = {}  # by library id (or path for linked files)
         self._loading = asyncio.Lock()
-        self._spare: list[EngineHost] = []
         self._snapshot_lock = threading.Lock()
         self._snapshot: list[LoadedSummary] = []
         self.defaults = ModelDefaultsStore(app.store)
@@ -269,7 +268,7 @@ class ModelPool:
                 f"{model.name} needs about {need / 2**30:.1f} GiB; the server may use {budget / 2**30:.1f} GiB.",
                 hint="Choose a smaller quant or a shorter context for this model, or raise the memory budget.",
             )
-        host = self._spare.pop() if self._spare else self._app.new_engine_host(f"serve-{len(self._models)}")
+        host = self._app.new_engine_host(f"serve-{len(self._models)}")
         logger.info("loading %s for the server", model.name)
         try:
             info = await asyncio.to_thread(host.load_blocking, spec_for(model, options))
