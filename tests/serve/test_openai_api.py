@@ -113,6 +113,29 @@ def test_streamed_named_tool_call(client, served_models: list[str]) -> None:  # 
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
+def test_auto_tools_are_described_to_the_model(client, served_models: list[str]) -> None:  # type: ignore[no-untyped-def]
+    tool = {"type": "function", "function": {"name": "lookup", "description": "Look a word up",
+            "parameters": {"type": "object", "properties": {"word": {"type": "string"}}}}}  # fmt: skip
+    ask = dict(model=served_models[0], messages=[{"role": "user", "content": "cat"}], max_tokens=4, temperature=0)
+    plain = client.chat.completions.create(**ask)
+    with_tools = client.chat.completions.create(**ask, tools=[tool])
+    none = client.chat.completions.create(**ask, tools=[tool], tool_choice="none")
+    assert with_tools.usage.prompt_tokens > plain.usage.prompt_tokens  # the tool is in the prompt
+    assert none.usage.prompt_tokens == plain.usage.prompt_tokens
+    # a random model answers in text or calls the tool; either way the answer is well formed
+    message = with_tools.choices[0].message
+    assert message.content is not None or message.tool_calls
+    # an earlier call and its result go back into the conversation
+    history = [
+        {"role": "user", "content": "cat"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"word": "cat"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "a small animal"},
+    ]  # fmt: skip
+    follow = client.chat.completions.create(**{**ask, "messages": history}, tools=[tool])
+    assert follow.usage.prompt_tokens > with_tools.usage.prompt_tokens
+
+
 def test_logprobs(client, served_models: list[str]) -> None:  # type: ignore[no-untyped-def]
     reply = client.chat.completions.create(
         model=served_models[0], messages=[{"role": "user", "content": "Hi"}], max_tokens=5, temperature=0,

@@ -32,6 +32,9 @@ def test_bad_input_is_a_json_error_and_the_server_stays_up(base_url: str, served
     status, body, _ = request(base_url, "POST", "/chat/completions", _chat("gpt-4o"))
     assert status == 404
     assert all(name in body["error"]["message"] for name in served_models)
+    # the API serves the library only: a path is a name that does not exist, never a file to open
+    status, _, _ = request(base_url, "POST", "/chat/completions", _chat("/etc/passwd"))
+    assert status == 404
     status, body, _ = request(base_url, "POST", "/embeddings", {"model": served_models[0], "input": [[1, 2]]})
     assert status == 400
     status, body, _ = request(base_url, "GET", "/models")
