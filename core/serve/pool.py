@@ -257,8 +257,9 @@ class ModelPool:
         options = load_options(
             self._app.settings.current, context_length=defaults.context_length, gpu_layers=defaults.gpu_layers
         )
-        need = self._estimate_bytes(model, options)
-        budget = self.memory_budget()
+        # off the event loop: hardware detection and reading a GGUF header can take a while
+        need = await asyncio.to_thread(self._estimate_bytes, model, options)
+        budget = await asyncio.to_thread(self.memory_budget)
         while self._models and self._used_bytes() + need > budget:
             victim = min(self._models.values(), key=lambda m: m.last_used)
             logger.info("unloading %s to make room for %s", victim.name, model.name)

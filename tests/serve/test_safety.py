@@ -61,9 +61,12 @@ def test_prompt_longer_than_context_says_by_how_much(app, serve_service, served_
     assert status == 200
 
 
-def test_oversize_body_is_413(serve_service, served_models: list[str]) -> None:  # type: ignore[no-untyped-def]
-    serve_service.update_config(max_body_bytes=64 * 1024)
+def test_oversize_body_is_413_and_max_tokens_is_capped(serve_service, served_models: list[str]) -> None:  # type: ignore[no-untyped-def]
+    serve_service.update_config(max_body_bytes=64 * 1024, max_tokens_cap=5)
     base_url = serve_service.start(port=0).base_url
+    status, body, _ = request(base_url, "POST", "/chat/completions", _chat(served_models[0], max_tokens=500,
+                                                                          ignore_eos=True))  # fmt: skip
+    assert status == 200 and body["usage"]["completion_tokens"] == 5
     big = _chat(served_models[0], messages=[{"role": "user", "content": "x" * 100_000}])
     status, body, _ = request(base_url, "POST", "/chat/completions", big)
     assert status == 413 and "limit" in body["error"]["message"]
