@@ -136,7 +136,12 @@ class MessagesBody(_Body):
 class ResponseInputItem(_Body):
     type: str | None = "message"
     role: Literal["system", "developer", "user", "assistant"] = "user"
-    content: str | list[ContentPart]
+    content: str | list[ContentPart] | None = None
+    # function_call / function_call_output items
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    output: str | None = None
 
 
 class ResponsesBody(Sampling):
@@ -145,5 +150,7 @@ class ResponsesBody(Sampling):
     instructions: str | None = None
     stream: bool = False
     max_output_tokens: int | None = Field(None, ge=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
     #: Filled in by the endpoint: the sampling the answer really used (the response echoes it).
     sampling_used: Any = Field(None, exclude=True)

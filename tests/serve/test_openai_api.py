@@ -205,3 +205,30 @@ def test_an_mlx_model_is_served_by_its_engine(app, server, tiny_hf_model) -> Non
         assert reply.usage.completion_tokens > 0
         with pytest.raises(openai.BadRequestError, match="cannot"):
             client.embeddings.create(model=entry.name, input="x")
+
+
+def test_responses_function_tools(client, served_models: list[str]) -> None:  # type: ignore[no-untyped-def]
+    tool = {
+        "type": "function",
+        "name": "lookup",
+        "description": "Look a word up",
+        "parameters": {"type": "object", "properties": {"word": {"type": "string", "maxLength": 10}},
+                       "required": ["word"]},
+    }  # fmt: skip
+    ask = dict(model=served_models[0], input="define cat", tools=[tool], max_output_tokens=80, temperature=0)
+    response = client.responses.create(**ask, tool_choice={"type": "function", "name": "lookup"})
+    call = next(item for item in response.output if item.type == "function_call")
+    assert call.name == "lookup" and isinstance(json.loads(call.arguments)["word"], str)
+    events = list(client.responses.create(**ask, tool_choice="required", stream=True))
+    done = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert done and isinstance(json.loads(done[0].arguments)["word"], str)
+    assert events[-1].type == "response.completed"
+    follow = client.responses.create(
+        model=served_models[0], max_output_tokens=4, temperature=0, tools=[tool],
+        input=[
+            {"role": "user", "content": "define cat"},
+            {"type": "function_call", "call_id": call.call_id, "name": "lookup", "arguments": call.arguments},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "a small animal"},
+        ],
+    )  # fmt: skip
+    assert follow.usage.input_tokens > response.usage.input_tokens
