@@ -361,7 +361,7 @@ class ModelPool:
                 p.host.pid,
                 p.cancelled,
             )
-            for p in self._models.values()
+            for p in list(self._models.values())  # a copy: the window reads while the server thread loads
         ]
         with self._snapshot_lock:
             self._snapshot = summaries
