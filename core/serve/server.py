@@ -88,9 +88,15 @@ class ServeService:
         timeout: float = 20.0,
     ) -> Endpoint:
         """Listen on ``host:port`` (the saved settings by default). ``api_key`` overrides the stored key."""
-        import uvicorn
+        try:
+            import uvicorn
 
-        from core.serve.http import ApiContext, build_app
+            from core.serve.http import ApiContext, build_app
+        except ImportError as exc:
+            raise ServeError(
+                f"The server needs packages that are not installed ({exc.name}).",
+                hint="Install them with: pip install 'hangar[serve]' (FastAPI and uvicorn).",
+            ) from exc
 
         with self._lock:
             if self.state != ServerState.STOPPED:
