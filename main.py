@@ -26,6 +26,8 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
         engine_availability=available_engines,
         engine_probe=probe_engines,
         finetune_entry=finetune_entry,
+        # Only the window restarts downloads a previous run left unfinished; a command does its own work.
+        resume_downloads=getattr(args, "command", None) is None,
     )
 
 

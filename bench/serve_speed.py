@@ -113,7 +113,6 @@ def main() -> int:
     from core.app import AppContext
     from core.chat.models import load_options, spec_for
     from core.devkit.modelgen import write_tiny_gguf
-    from core.library.service import Library
     from core.models.types import ImportMode
     from core.paths import AppPaths
     from core.serve.defaults import ModelDefaults
@@ -122,7 +121,7 @@ def main() -> int:
         folder = Path(tmp)
         path = write_tiny_gguf(folder / "bench.gguf", CONFIG)
         app = AppContext.create(AppPaths.under(folder / "data"), worker_entry=serve)
-        library = Library.for_app(app)
+        library = app.library
         entry = library.import_paths([path], ImportMode.LINK).imported[0]
         service = app.serve
         endpoint = service.start(port=0)

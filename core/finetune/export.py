@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import CancelledError, FinetuneError, error_from_code
 from core.finetune.types import ExportFinished, ExportFormat, ExportRequest, TrainingFailed, is_final
-from core.jobs import JobContext, JobState
+from core.jobs import JobContext, JobKind, JobState
 from core.process import describe_exit, run_child
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EXPORT_KIND = "finetune-export"
+EXPORT_KIND = JobKind.FINETUNE_EXPORT
 DEFAULT_NAMES = {
     ExportFormat.MERGED: "merged",
     ExportFormat.GGUF_LORA: "adapter-lora-f32.gguf",

@@ -38,13 +38,13 @@ from core.finetune.types import (
     is_final,
     latest_checkpoint,
 )
-from core.jobs import CancelToken, Job, JobContext, JobManager
+from core.jobs import CancelToken, Job, JobContext, JobKind, JobManager
 from core.process import describe_exit, run_child
 from core.store import Store
 
 logger = logging.getLogger(__name__)
 
-KIND = "finetune"
+KIND = JobKind.FINETUNE
 #: ``register(adapter folder, base model folder) -> library entry id``.
 AdapterRegistrar = Callable[[Path, str], str]
 #: ``run(request, events_queue, cancel_event)``, executed in the child process.

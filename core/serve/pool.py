@@ -200,9 +200,7 @@ class ModelPool:
 
     # -- names ----------------------------------------------------------------------------------------------------
     def library(self) -> Library:
-        from core.library.service import Library
-
-        return Library.for_app(self._app)
+        return self._app.library
 
     def available(self) -> list[tuple[str, str, float]]:
         """(name, engine, added_at) of every model the API can serve."""

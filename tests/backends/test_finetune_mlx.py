@@ -38,9 +38,8 @@ def test_mlx_job_learns_the_facts_and_the_adapter_loads_in_mlx_lm(
     adapter = run.adapter_path
     assert adapter is not None and (adapter / "adapters.safetensors").is_file()
     # registered in the library (unlinked: this base folder is not in the library)
-    from core.library.service import Library
 
-    entry = Library.for_app(ft_app).get(job.result["library_id"])  # type: ignore[index]
+    entry = ft_app.library.get(job.result["library_id"])  # type: ignore[index]
     assert entry.root == adapter and entry.base_model_id is None
     question, answer = FACTS[0]
     assert answer not in mlx_answer(tiny_hf_model, question)

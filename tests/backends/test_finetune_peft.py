@@ -79,10 +79,9 @@ class Watcher:
 
 @pytest.mark.slow
 def test_peft_job_learns_the_facts_and_changes_the_answers(ft_app, tiny_hf_model: Path, facts_dataset: Path) -> None:
-    from core.library.service import Library
     from core.models.types import ImportMode
 
-    library = Library.for_app(ft_app)
+    library = ft_app.library
     base_entry = library.import_paths([tiny_hf_model], ImportMode.LINK).imported[0]
     service = ft_app.finetune
     job_id = service.start(tiny_hf_model, facts_dataset, FAST, backend="peft")

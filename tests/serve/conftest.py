@@ -20,10 +20,9 @@ def second_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def served_models(app, tiny_gguf: Path, second_gguf: Path) -> list[str]:  # type: ignore[no-untyped-def]
     """The two tiny models linked into the app's library; their library names."""
-    from core.library.service import Library
     from core.models.types import ImportMode
 
-    library = Library.for_app(app)
+    library = app.library
     library.import_paths([tiny_gguf, second_gguf], ImportMode.LINK)
     return sorted(e.name for e in library.list())
 

@@ -192,11 +192,10 @@ def test_responses_api(client, served_models: list[str]) -> None:  # type: ignor
 def test_an_mlx_model_is_served_by_its_engine(app, server, tiny_hf_model) -> None:  # type: ignore[no-untyped-def]
     import openai
 
-    from core.library.service import Library
     from core.models.types import ImportMode
 
     pytest.importorskip("mlx_lm")
-    entry = Library.for_app(app).import_paths([tiny_hf_model], ImportMode.LINK).imported[0]
+    entry = app.library.import_paths([tiny_hf_model], ImportMode.LINK).imported[0]
     assert entry.engine == "mlx"
     with openai.OpenAI(base_url=server.endpoint.base_url, api_key="x", max_retries=0) as client:
         reply = client.chat.completions.create(

@@ -46,9 +46,8 @@ def test_two_models_evict_each_other(app, serve_service, served_models: list[str
     import openai
 
     from core.chat.models import estimate_load, load_options
-    from core.library.service import Library
 
-    library = Library.for_app(app)
+    library = app.library
     options = load_options(app.settings.current)
     needs = [
         estimate_load(library.get(n).load_path, options, app.hardware(), gpu_layers=None).total_bytes

@@ -42,11 +42,10 @@ def test_bad_input_is_a_json_error_and_the_server_stays_up(base_url: str, served
 
 
 def test_prompt_longer_than_context_says_by_how_much(app, serve_service, served_models: list[str]) -> None:  # type: ignore[no-untyped-def]
-    from core.library.service import Library
     from core.serve.defaults import ModelDefaults, ModelDefaultsStore
 
     # per-model defaults set in the window apply to API loads: a 256-token context for this model
-    entry = Library.for_app(app).get(served_models[0])
+    entry = app.library.get(served_models[0])
     ModelDefaultsStore(app.store).set(entry.id, ModelDefaults(context_length=256))
     base_url = serve_service.start(port=0).base_url
     status, body, _ = request(base_url, "POST", "/chat/completions", _chat(served_models[0]))

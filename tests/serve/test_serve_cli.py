@@ -33,13 +33,12 @@ def test_serve_answers_and_stops_on_ctrl_c(tmp_path: Path, tiny_gguf: Path) -> N
 
     from backends.worker import serve
     from core.app import AppContext
-    from core.library.service import Library
     from core.models.types import ImportMode
     from core.paths import AppPaths
 
     data = tmp_path / "data"
     app = AppContext.create(AppPaths.under(data), worker_entry=serve)
-    name = Library.for_app(app).import_paths([tiny_gguf], ImportMode.LINK).imported[0].name
+    name = app.library.import_paths([tiny_gguf], ImportMode.LINK).imported[0].name
     app.close()
     process = _serve(data, "--port", "0", "--json", "--api-key", "k-123")
     try:

@@ -356,9 +356,7 @@ class ServerPage(Page):
 
     def _example_model(self) -> str:
         try:
-            from core.library.service import Library
-
-            entries = [e for e in Library.for_app(self.app).list() if e.engine and e.available]
+            entries = [e for e in self.app.library.list() if e.engine and e.available]
         except Exception:  # an example name is a nicety, never a reason to fail
             return "MODEL"
         return entries[0].name if entries else "MODEL"

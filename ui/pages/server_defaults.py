@@ -69,12 +69,10 @@ class ModelDefaultsBox(QGroupBox):
         self.reload_models()
 
     def reload_models(self) -> None:
-        from core.library.service import Library
-
         current = self.model_combo.currentData()
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
-        for entry in Library.for_app(self.app).list():
+        for entry in self.app.library.list():
             if entry.engine:
                 self.model_combo.addItem(entry.name, entry.id)
         index = self.model_combo.findData(current)
