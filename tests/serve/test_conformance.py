@@ -56,9 +56,31 @@ def _llm_comply() -> str:
     return found
 
 
+def _sampling():  # type: ignore[no-untyped-def]
+    from core.chat.store import ChatSettings
+
+    return ChatSettings(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=3, max_tokens=3000)
+
+
+SAMPLING = _sampling()
+
+
+@pytest.fixture
+def seeded_model(app, served_models: list[str]) -> str:  # type: ignore[no-untyped-def]
+    """The tiny model with seeded sampling as its default, so each check sees the same answer every run. The
+    checks want answers that end by themselves; a random-weights model ends one only by sampling its end token,
+    so sampling is wide and answers may be long (greedy, it would never stop; unseeded, now and then it would stop
+    at once or run out of tokens, and the suite would be flaky)."""
+    from core.serve.defaults import ModelDefaults, ModelDefaultsStore
+
+    entry = app.library.get(served_models[0])
+    ModelDefaultsStore(app.store).set(entry.id, ModelDefaults(sampling=SAMPLING))
+    return served_models[0]
+
+
 @pytest.mark.parametrize("suite", sorted(EXPECTED))
-def test_llm_comply(suite: str, base_url: str, served_models: list[str]) -> None:
-    command = [_llm_comply(), "-u", base_url, "-k", "unused", "-m", served_models[0], "--format", suite, "--json"]
+def test_llm_comply(suite: str, base_url: str, seeded_model: str) -> None:
+    command = [_llm_comply(), "-u", base_url, "-k", "unused", "-m", seeded_model, "--format", suite, "--json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     report = json.loads(result.stdout)
     passed = {t["id"] for t in report["results"] if t["status"] == "passed"}
