@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def _chat(model: str, **extra: object) -> dict[str, object]:
-    return {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, **extra}
+    return {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "temperature": 0, **extra}
 
 
 def test_bad_input_is_a_json_error_and_the_server_stays_up(base_url: str, served_models: list[str]) -> None:

@@ -48,7 +48,7 @@ def test_serve_answers_and_stops_on_ctrl_c(tmp_path: Path, tiny_gguf: Path) -> N
         assert started["base_url"].startswith("http://127.0.0.1:")
         with openai.OpenAI(base_url=started["base_url"], api_key="k-123", max_retries=0) as client:
             reply = client.chat.completions.create(
-                model=name, messages=[{"role": "user", "content": "Hi"}], max_tokens=3
+                model=name, messages=[{"role": "user", "content": "Hi"}], max_tokens=3, temperature=0
             )
         assert reply.usage.completion_tokens > 0
         process.send_signal(signal.SIGINT)

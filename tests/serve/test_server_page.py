@@ -33,7 +33,12 @@ def test_start_request_log_and_stop(qtbot, page, served_models: list[str]) -> No
     assert base_url == f"http://127.0.0.1:{page.port_spin.value()}/v1"
     assert base_url in page.snippet.toPlainText() and served_models[0] in page.snippet.toPlainText()
     assert page.start_button.text() == "Stop server" and not page.host_edit.isEnabled()
-    chat = {"model": served_models[0], "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    chat = {
+        "model": served_models[0],
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 4,
+        "temperature": 0,
+    }
     assert request(base_url, "POST", "/chat/completions", chat)[0] == 200
     qtbot.waitUntil(lambda: page.log_model.rowCount() == 1, timeout=10000)
     row = [page.log_model.index(0, c).data() for c in range(page.log_model.columnCount())]
