@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from core.library.service import Library
     from core.secrets import SecretStore
     from core.serve.server import ServeService
+    from core.workshop.service import WorkshopService
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -72,6 +73,8 @@ class AppContext:
     #: Restart downloads interrupted by a previous run when the download manager starts (the window does; a
     #: one-shot command such as ``pull`` must not start other downloads).
     resume_downloads: bool = True
+    #: ``backends.workshop_worker.run``, run in the workshop child process (None: the Workshop is unavailable).
+    workshop_entry: Callable[[Any, Any, Any], None] | None = None
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
@@ -87,6 +90,7 @@ class AppContext:
         engine_probe: Callable[[], EngineSupport] | None = None,
         *,
         resume_downloads: bool = True,
+        workshop_entry: Callable[[Any, Any, Any], None] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -97,6 +101,7 @@ class AppContext:
             finetune_entry=finetune_entry,
             engine_probe=engine_probe,
             resume_downloads=resume_downloads,
+            workshop_entry=workshop_entry,
         )
 
     # -- the models folder and what to tell the person ------------------------------------------------------------
@@ -183,13 +188,17 @@ class AppContext:
     def finetune(self) -> FinetuneService:
         from core.finetune.service import FinetuneService, library_registrar
 
-        return FinetuneService(
+        service = FinetuneService(
             self.store,
             self.jobs,
             self.paths.adapters_dir,
             self.finetune_entry,
             register_adapter=library_registrar(self.library),
+            log_file=self.paths.log_file,
         )
+        # First to close: its runs stop and write their last rows before the jobs' shutdown and the store's close.
+        self._closers.insert(0, service.close)
+        return service
 
     @service
     def serve(self) -> ServeService:
@@ -212,6 +221,18 @@ class AppContext:
 
         plan = plan_move(self.library, new_dir)
         return move_models_folder(self.library, plan, self.settings, progress=progress, token=token)
+
+    @service
+    def workshop(self) -> WorkshopService:
+        from core.workshop.service import WorkshopService, library_registrar
+
+        return WorkshopService(
+            self.store,
+            self.jobs,
+            self.workshop_entry,
+            hardware=lambda: self.hardware().as_dict(),
+            register_model=library_registrar(self.library),
+        )
 
     def hardware(self, *, refresh: bool = False) -> Hardware:
         """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""

@@ -35,7 +35,7 @@ class Store:
         damage = _damage_of(path)
         if damage is None:
             try:
-                self._conn = self._connect()
+                self._conn = self._connect_patiently()
                 return
             except sqlite3.DatabaseError as exc:
                 if not _is_corruption(exc):
@@ -55,6 +55,21 @@ class Store:
             self._conn = self._connect()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Hangar's database at {path} could not be created ({exc}).") from exc
+
+    def _connect_patiently(self, wait: float = 15.0) -> sqlite3.Connection:
+        """Connect, retrying while another process holds the lock (switching a new database to WAL can report
+        "database is locked" at once, without waiting, when several processes open it together)."""
+        deadline = time.monotonic() + wait
+        delay = 0.02
+        while True:
+            try:
+                return self._connect()
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+                logger.info("database %s is busy (%s); trying again", self.path, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)

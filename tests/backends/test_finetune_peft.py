@@ -27,6 +27,7 @@ FAST = FinetuneConfig(
     eval_every=10,
     checkpoint_every=10,
     schedule="constant",  # type: ignore[arg-type]
+    warmup_steps=0,
 )
 
 

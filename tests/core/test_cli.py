@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,7 +103,9 @@ def test_a_settings_path_that_is_a_folder_does_not_stop_commands(tmp_path: Path)
 def test_an_empty_database_is_kept_aside_and_the_person_told(tmp_path: Path) -> None:
     data = tmp_path / "data-root"
     (data / "data").mkdir(parents=True)
-    (data / "data" / "hangar.sqlite3").write_bytes(b"")
+    empty = data / "data" / "hangar.sqlite3"
+    empty.write_bytes(b"")
+    os.utime(empty, (time.time() - 3600, time.time() - 3600))  # left empty long ago, not being created now
     result = _run("ls", "--json", "--data-dir", str(data))
     assert result.returncode == 0 and json.loads(result.stdout) == []
     assert "hangar: warning:" in result.stderr and "kept as hangar.sqlite3.bad-" in result.stderr

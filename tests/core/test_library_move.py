@@ -71,3 +71,5 @@ def test_cli_moves_models(data_dir: Path, tmp_path: Path, capsys: pytest.Capture
     listed = json.loads(capsys.readouterr().out)
     assert all(Path(p).is_relative_to(target.resolve()) for p in listed[0]["files"])
     assert listed[0]["available"]
+    assert main.main(["paths", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"] == str(target.resolve())  # where models are now

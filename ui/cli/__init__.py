@@ -58,6 +58,13 @@ COMMANDS: tuple[Command, ...] = (
         "ui.cli.move_models_cmd",
         "move the models folder (downloads and imported copies) to DIR; linked models stay where they are",
     ),
+    Command(
+        "eval", "ui.cli.eval_cmd", "perplexity of a model on a text (llama-perplexity's method); KL vs a reference"
+    ),
+    Command("bench", "ui.cli.bench_cmd", "prompt and generation speed of a model on this machine (as llama-bench)"),
+    Command("compare", "ui.cli.compare_cmd", "models or quants side by side: size, memory, speed, perplexity, KL"),
+    Command("quantize", "ui.cli.quantize_cmd", "quantize an F16/BF16/F32 GGUF to Q4_K_M, Q6_K, … with llama.cpp"),
+    Command("convert", "ui.cli.convert_cmd", "convert a Hugging Face safetensors llama model to GGUF"),
     Command("jobs", "ui.cli.jobs_cmd", "list background jobs and their state"),
     Command(
         "serve", "ui.cli.serve_cmd", "serve the library's models over a local OpenAI- and Anthropic-compatible API"

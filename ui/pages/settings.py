@@ -57,7 +57,7 @@ class SettingsPage(Page):
         self.theme.currentIndexChanged.connect(lambda _: self._save(theme=self.theme.currentData()))
         form.addRow("Theme", self.theme)
 
-        self.models_dir = QLineEdit(current.models_dir or str(app.paths.models_dir))
+        self.models_dir = QLineEdit(str(app.models_dir))
         self.models_dir.setReadOnly(True)
         self.models_dir.setAccessibleName("Models folder")
         self.models_dir.setToolTip("Where Hangar keeps downloaded and copied models; use Choose… to change it")
