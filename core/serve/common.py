@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ def build_params(
         seed=base.seed if seed is None else seed,
         stop=stops,
         response_format=response_format,
-        json_schema=json_schema,
+        json_schema=json.dumps(json_schema) if json_schema is not None else "",
         presence_penalty=presence_penalty or 0.0,
         frequency_penalty=frequency_penalty or 0.0,
         logprobs=logprobs,

@@ -164,7 +164,7 @@ class PooledModel:
         if not still_running:
             release()
             return
-        self.host.cancel()
+        self.host.cancel(request_id)
 
         async def wait_then_release() -> None:
             try:

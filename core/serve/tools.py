@@ -113,7 +113,7 @@ def apply(plan: ToolPlan, messages: list[ChatMessage], params: GenerationParams)
     else:
         messages = [ChatMessage("system", text), *messages]
     if schema is not None:
-        params = replace(params, response_format="json_schema", json_schema=schema)
+        params = replace(params, response_format="json_schema", json_schema=json.dumps(schema))
     return messages, params
 
 

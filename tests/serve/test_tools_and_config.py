@@ -31,11 +31,11 @@ def test_forced_calls_get_a_grammar_and_auto_does_not() -> None:
     messages = [ChatMessage("system", "Be brief."), ChatMessage("user", "Weather?")]
     named = tools.plan([WEATHER, TIME], tools.ToolChoice.NAMED, "weather")
     out, params = tools.apply(named, messages, GenerationParams())
-    assert params.response_format == "json_schema" and params.json_schema == WEATHER.parameters
+    assert params.response_format == "json_schema" and json.loads(params.json_schema) == WEATHER.parameters
     assert out[0].content.startswith("Be brief.") and '"weather"' in out[0].content and len(out) == 2
     required = tools.plan([WEATHER, TIME], tools.ToolChoice.REQUIRED)
     _, params = tools.apply(required, messages, GenerationParams())
-    names = [branch["properties"]["name"]["const"] for branch in params.json_schema["anyOf"]]
+    names = [branch["properties"]["name"]["const"] for branch in json.loads(params.json_schema)["anyOf"]]
     assert names == ["weather", "time"]
     _, params = tools.apply(tools.plan([WEATHER], tools.ToolChoice.AUTO), messages, GenerationParams())
     assert params.response_format == "text"
