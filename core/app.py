@@ -17,7 +17,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
-from core.engine.host import EngineHost, WorkerEntry
+from core.engine.host import EngineHost
+from core.engine.protocol import WorkerEntry
 from core.hardware import EngineSupport, Hardware
 from core.jobs import JobKind, JobManager
 from core.paths import AppPaths
@@ -27,6 +28,7 @@ from core.store import Store
 if TYPE_CHECKING:
     from core.chat.service import ChatService
     from core.downloads.manager import DownloadManager
+    from core.engine.safemode import SafeModeBook
     from core.finetune.service import FinetuneService
     from core.jobs import CancelToken
     from core.library.move import MoveReport
@@ -233,8 +235,15 @@ class AppContext:
                 self._hardware = detect_hardware(self.engine_probe)
             return self._hardware
 
+    @service
+    def safe_modes(self) -> SafeModeBook:
+        """What safe mode learned about models that crash the engine here (``known_crash(path)`` for badges)."""
+        from core.engine.safemode import SafeModeBook
+
+        return SafeModeBook(self.store)
+
     def new_engine_host(self, name: str = "engine") -> EngineHost:
-        host = EngineHost(self.worker_entry, name=name)
+        host = EngineHost(self.worker_entry, name=name, safe_modes=self.safe_modes)
         self._closers.insert(0, host.shutdown)
         return host
 

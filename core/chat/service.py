@@ -21,7 +21,8 @@ from core.chat.models import (
 )
 from core.chat.session import ChatSession
 from core.chat.store import ChatStore
-from core.engine.host import EngineHost, LoadOptions, ModelInfo
+from core.engine.host import EngineHost
+from core.engine.protocol import LoadOptions, ModelInfo
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -87,6 +88,9 @@ class ChatService:
 
     def _choice(self, path: Path, engine: str) -> ModelChoice:
         name = path.stem if path.is_file() else path.name
+        crashed = self.app.safe_modes.known_crash(path, engine) if engine == "llama" else None
+        if crashed is not None:  # what safe mode learned outranks the estimate
+            return ModelChoice(path, engine, name, crashed.describe(), crashed.runs)
         if engine != "llama":
             return ModelChoice(path, engine, name, "MLX")
         estimate = estimate_load(path, self.default_options(), self.hardware(), gpu_layers=None)
@@ -137,8 +141,8 @@ class ChatService:
 
     def cancel_load(self) -> None:
         with self._lock:
-            self._pending = None
-        self.host.cancel()
+            pending, self._pending = self._pending, None
+        self.host.cancel(pending[0] if pending else None)
 
     def unload(self) -> None:
         self.loaded = None
