@@ -36,6 +36,8 @@ class AppContext:
     finetune_entry: Callable[[Any, Any, Any], None] | None = None
     #: ``backends.probe.probe_engines``: what the engines can do on this machine (GPU offload, Metal budget).
     engine_probe: Callable[[], EngineSupport] | None = None
+    #: ``backends.facts.fit_in_child``: llama.cpp's memory-fit pass for a file, run in a child process.
+    fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
@@ -49,6 +51,7 @@ class AppContext:
         engine_availability: Callable[[], dict[str, bool]] = lambda: {},
         finetune_entry: Callable[[Any, Any, Any], None] | None = None,
         engine_probe: Callable[[], EngineSupport] | None = None,
+        fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -58,6 +61,7 @@ class AppContext:
             engine_availability=engine_availability,
             finetune_entry=finetune_entry,
             engine_probe=engine_probe,
+            fit_runner=fit_runner,
         )
 
     @cached_property
@@ -91,7 +95,7 @@ class AppContext:
             if self._hardware is None or refresh:
                 from core.hardware import detect_hardware
 
-                self._hardware = detect_hardware(self.engine_probe)
+                self._hardware = detect_hardware(self.engine_probe, cache_dir=self.paths.cache_dir)
             return self._hardware
 
     def new_engine_host(self, name: str = "engine") -> EngineHost:
