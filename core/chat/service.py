@@ -112,7 +112,7 @@ class ChatService:
     def load(self, name_or_path: str, options: LoadOptions | None = None) -> int:
         """Start loading; the result arrives as ``ModelLoaded`` / ``RequestFailed`` on ``host.events``."""
         model = resolve_model(name_or_path, self.library())
-        options = options or self.default_options()
+        options = options or self.default_options(model=model)
         request_id = self.host.load(spec_for(model, options))
         with self._lock:
             self._pending = (request_id, model, options)

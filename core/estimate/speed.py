@@ -114,23 +114,28 @@ def predict(
 ) -> SpeedPrediction | None:
     """The prediction for one load. ``own``: this model's measured speed here; ``ratios``: measured ÷ predicted
     for other models on this machine. None when a GPU's bandwidth is unknown and nothing was measured."""
-    cap = MAX_GPU_TPS if gpu_bytes else MAX_CPU_TPS
+    gpu = bool(gpu_bytes)
     if own is not None and own.replies > 0:
-        return _finish(own.tokens_per_second, cap, Confidence.MEASURED, f"{own.replies} chat replies on this machine")
+        return prediction(own.tokens_per_second, gpu, Confidence.MEASURED, f"{own.replies} chat replies here")
     if gpu_bytes and not gpu_gbs:
         return None
     model = 1.0 / seconds_per_token(cpu_bytes, gpu_bytes, n_layer, host_gbs or DEFAULT_HOST_BANDWIDTH_GBS, gpu_gbs or 1)
     if ratios:
-        factor = statistics.median(ratios)
-        return _finish(
-            model * factor, cap, Confidence.CALIBRATED, f"bandwidth, corrected by {len(ratios)} models' chats"
-        )
+        return calibrated(model, gpu, ratios)
     if host_gbs:
-        return _finish(model, cap, Confidence.PROBED, f"{host_gbs:.0f} GB/s measured memory bandwidth")
-    return _finish(model, cap, Confidence.ROUGH, "a typical machine's memory bandwidth (not measured here)")
+        return prediction(model, gpu, Confidence.PROBED, f"{host_gbs:.0f} GB/s memory bandwidth measured here")
+    return prediction(model, gpu, Confidence.ROUGH, "a typical machine's memory bandwidth (not measured here)")
 
 
-def _finish(value: float, cap: float, confidence: str, basis: str) -> SpeedPrediction:
+def calibrated(value: float, gpu: bool, ratios: Sequence[float]) -> SpeedPrediction:
+    """``value`` corrected by the median of measured ÷ predicted over other models on this machine."""
+    factor = statistics.median(ratios)
+    return prediction(value * factor, gpu, Confidence.CALIBRATED, f"corrected by {len(ratios)} models' chats here")
+
+
+def prediction(value: float, gpu: bool, confidence: str, basis: str) -> SpeedPrediction:
+    """A prediction with its range, capped at what is plausible and rounded to two significant figures."""
+    cap = MAX_GPU_TPS if gpu else MAX_CPU_TPS
     low, high = _SPREAD[confidence]
     value = min(value, cap)
     return SpeedPrediction(
@@ -169,8 +174,10 @@ __all__ = [
     "Confidence",
     "SpeedPrediction",
     "SpeedSample",
+    "calibrated",
     "format_speed",
     "measured_speeds",
     "predict",
+    "prediction",
     "round_speed",
 ]
