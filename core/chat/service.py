@@ -134,8 +134,22 @@ class ChatService:
         elif model.engine == "llama":
             layers = 0 if info.device == "cpu" else (None if options.gpu_layers < -1 else options.gpu_layers)
             estimate = estimate_load(model.path, options, self.hardware(), gpu_layers=layers)
+            self._record_load(estimate, info)
         self.loaded = LoadedModel(model, options, info, estimate)
         return self.loaded
+
+    def _record_load(self, estimate: Estimate | MlxEstimate | None, info: ModelInfo) -> None:
+        """Every llama.cpp load is recorded next to its estimate (``core.estimate.records``): later estimates on
+        this machine are corrected by the records, and the Hardware page shows how accurate they were."""
+        from core.estimate.llama import Estimate as LlamaEstimate
+        from core.estimate.records import record_load
+
+        if not isinstance(estimate, LlamaEstimate) or not info.allocated:
+            return
+        try:
+            record_load(self.app.store, estimate, info.allocated)
+        except Exception as exc:  # a record is a nicety: it never fails a load
+            logger.info("load not recorded: %s", exc)
 
     def cancel_load(self) -> None:
         with self._lock:

@@ -148,6 +148,8 @@ def test_best_quant_never_defaults_to_the_worst() -> None:
 def test_speed_is_capped_rounded_and_says_how_sure() -> None:
     tiny = predict(100_000, 0, 2, host_gbs=50.0, gpu_gbs=None)
     assert tiny is not None and tiny.tokens_per_second <= MAX_CPU_TPS and tiny.confidence == Confidence.PROBED
+    tiniest = predict(1000, 0, 1, host_gbs=1000.0, gpu_gbs=None)
+    assert tiniest is not None and tiniest.tokens_per_second == MAX_CPU_TPS  # capped: never "37,235 tokens/s"
     assert round_speed(37235.4) == 37000 and round_speed(93.6) == 94 and round_speed(3.14159) == 3.1
     assert format_speed(37235.4) == "37,000" and format_speed(3.14) == "3.1"
     rough = predict(1e9, 0, 32, host_gbs=None, gpu_gbs=None)
