@@ -2,7 +2,8 @@
 child process (``backends.facts.fit_in_child``, handed to the app as ``AppContext.fit_runner``). The pass builds
 the model and the context with empty buffers, so the KV cache, compute and output sizes are the allocator's own;
 the weights stay what the header and the engine facts say (exact per tensor). If the pass cannot run, the
-analytic estimate stands and says why.
+analytic estimate stands and says why. For a Hub file before download, ``header_stub`` writes a sparse local file
+carrying the real header at the real size (the pass reads no tensor data), so the same pass serves.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from core.estimate.llama import SOURCE_ANALYTIC, SOURCE_FIT, DeviceUsage, Estimate, Verdict
+from core.gguf.info import GGUFInfo
+from core.gguf.source import ByteSource
 from core.gguf.types import ggml_type_from_name
 
 logger = logging.getLogger(__name__)
@@ -81,4 +84,19 @@ def refine(estimate: Estimate, path: Path, runner: FitRunner | None) -> Estimate
     return apply_fit(estimate, fit)
 
 
-__all__ = ["FitRunner", "apply_fit", "fit_request", "refine"]
+def header_stub(source: ByteSource, info: GGUFInfo, dest: Path) -> Path | None:
+    """A sparse file at ``dest``: the real header of ``source`` (one Range read), then a hole up to the file's real
+    size, which takes no disk space. None for split sets and files whose size the server did not say."""
+    if info.split_count != 1 or not info.file_size or info.header_bytes <= 0:
+        return None
+    header = source.read_at(0, info.header_bytes)
+    if len(header) != info.header_bytes:
+        return None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("wb") as handle:
+        handle.write(header)
+        handle.truncate(info.file_size)
+    return dest
+
+
+__all__ = ["FitRunner", "apply_fit", "fit_request", "header_stub", "refine"]

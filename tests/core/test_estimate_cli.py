@@ -64,6 +64,10 @@ def test_estimate_hub_file_reads_only_the_header(
     assert data["breakdown"]["CPU"]["weights"] > 1_000_000
     assert range_server.bytes_sent < model.stat().st_size / 3
     assert not list(data_dir.rglob("*.gguf"))  # nothing was downloaded
+    # llama.cpp's fit pass ran on a sparse local copy of the header: the same answer as for the file on disk
+    assert data["source"] == "llama.cpp fit"
+    code, local = _run(["estimate", str(model), "--ctx", "2048", "--json"], capsys)
+    assert code == 0 and local["source"] == "llama.cpp fit" and local["total_bytes"] == data["total_bytes"]
 
 
 def test_estimate_mlx_folder_and_hub_repo(

@@ -226,3 +226,21 @@ def test_records_correct_later_estimates_and_report_accuracy(tmp_path: Path, q8:
     assert accuracy.count == 2 and accuracy.worst_error_pct < 0 and "off by" in accuracy.words
     assert json.dumps(corrected.as_dict())  # still serializable
     store.close()
+
+
+def test_header_stub_is_sparse_and_reads_as_the_original(tmp_path: Path) -> None:
+    from core.estimate.exact import header_stub
+    from core.gguf.source import FileSource
+
+    config = TinyModelConfig(n_embd=256, n_ff=1024, n_layer=4, n_vocab=2000, weight_type="Q8_0")
+    original = write_tiny_gguf(tmp_path / "orig.gguf", config)
+    info = read_gguf(original)
+    source = FileSource(original)
+    try:
+        stub = header_stub(source, info, tmp_path / "stub" / "orig.gguf")
+    finally:
+        source.close()
+    assert stub is not None and stub.stat().st_size == original.stat().st_size
+    assert stub.stat().st_blocks * 512 < original.stat().st_size / 2  # a hole where the weights were
+    again = read_gguf(stub)
+    assert again.tensors == info.tensors and again.context_length == info.context_length

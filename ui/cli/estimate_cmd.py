@@ -14,6 +14,7 @@ from ui.cli import emit_json
 if TYPE_CHECKING:
     from core.app import AppContext
     from core.estimate.llama import Estimate
+    from core.gguf import GGUFInfo
 
 
 def _layers(value: str) -> int | None:
@@ -63,6 +64,8 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         local = _local_gguf(args.target, header)
         if local is not None and not args.no_fit:
             estimate = refine(estimate, local, app.fit_runner)
+        elif header.remote and header.gguf is not None and not args.no_fit and app.fit_runner is not None:
+            estimate = _refine_remote(estimate, header.target, header.gguf, app, args.revision)
         estimate = apply_history(estimate, app.store, str(local) if local else None, hardware)
     data = estimate.as_dict()
     data["target"] = args.target
@@ -79,6 +82,28 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         return 0
     _print_llama(args.target, estimate)
     return 0
+
+
+def _refine_remote(estimate: Estimate, target: str, info: GGUFInfo, app: AppContext, revision: str | None) -> Estimate:
+    """The fit pass for a Hub file before download, on a sparse local copy of its header (no tensor data)."""
+    import tempfile
+
+    from core.errors import HangarError
+    from core.estimate.exact import header_stub, refine
+    from core.gguf import hub_file_url
+    from core.gguf.source import HttpSource
+
+    repo, _, filename = target.partition(":")
+    if not filename:
+        return estimate
+    with tempfile.TemporaryDirectory(prefix="hangar-stub-") as folder:
+        try:
+            stub = header_stub(
+                HttpSource(hub_file_url(repo, filename, revision)), info, Path(folder) / Path(filename).name
+            )
+        except (HangarError, OSError):
+            return estimate
+        return refine(estimate, stub, app.fit_runner) if stub is not None else estimate
 
 
 def _local_gguf(target: str, header: object) -> Path | None:
