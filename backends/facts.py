@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,14 +237,58 @@ def measure_facts(key: str) -> EngineFacts:
                     continue
                 taken.setdefault(name, {})[type_name] = round(size / matrices, 2)
             llama_cpp.llama_model_free(model)
+        decode_gbs = _decode_probe(Path(folder))
     return EngineFacts(
         llama_version=str(llama_cpp.__version__),
         cpu_key=key,
         extra_buffers=tuple(ExtraBuffer(name, types) for name, types in sorted(taken.items())),
         devices=_devices(),
         probed_types=tuple(probed),
-        probed_at=__import__("time").time(),
+        probed_at=time.time(),
+        decode_gbs=decode_gbs,
     )
+
+
+#: The decode probe's model: Q4_K_M-shaped, about 27 MiB of weights: long enough per token to measure, short to run.
+DECODE_PROBE = ZeroModel("Q4_K", n_embd=1024, n_ff=2816, n_layer=4, n_head=16, n_head_kv=4, n_vocab=8000, k_m_mix=True)
+
+
+def _decode_probe(folder: Path, tokens: int = 16) -> float:
+    """Decode a few tokens of ``DECODE_PROBE`` with llama-cpp-python's default threads (as Hangar's engine does)
+    and return the weight bytes read per second (GB/s), after the per-token work the speed model counts apart."""
+    import llama_cpp
+
+    from core.estimate.llama import EngineSettings, estimate_llama
+    from core.estimate.speed import seconds_per_token
+    from core.gguf import read_gguf
+
+    path = folder / "decode-probe.gguf"
+    write_zero_gguf(path, DECODE_PROBE)
+    per_token = estimate_llama(read_gguf(path), EngineSettings(context_length=256, gpu_layers=0)).bytes_per_token
+    try:
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, n_gpu_layers=0, verbose=False)
+    except Exception as error:  # the probe is a nicety: the bandwidth probe still answers
+        logger.info("decode probe did not load: %s", error)
+        return 0.0
+    try:
+        best = float("inf")
+        for _ in range(2):
+            started = None
+            count = 0
+            for _token in llm.generate([1, 300, 301], temp=0.0, reset=True):
+                count += 1
+                if started is None:
+                    started = time.perf_counter()
+                if count > tokens:
+                    break
+            if started is not None and count > 1:
+                best = min(best, (time.perf_counter() - started) / (count - 1))
+    finally:
+        llm.close()
+    fixed = seconds_per_token(0, 0, DECODE_PROBE.n_layer, 1.0, 1.0)  # the speed model's per-token work
+    if best == float("inf") or best <= fixed:
+        return 0.0
+    return round(per_token / (best - fixed) / 1e9, 2)
 
 
 def fit_pass(request: dict[str, Any]) -> dict[str, Any]:

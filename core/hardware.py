@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 GIB = 1024**3
 DETECT_TIMEOUT = 5.0  # seconds per detector; NVML on a wedged driver can block for minutes
+#: The engine probe measures llama.cpp's facts in a child process the first time (a few seconds; cached after).
+ENGINE_PROBE_TIMEOUT = 90.0
 T = TypeVar("T")
 
 #: Peak memory bandwidth (GB/s) of Apple chips, from Apple's specifications.
@@ -104,6 +106,9 @@ class EngineFacts:
     devices: tuple[DeviceFact, ...] = ()
     probed_types: tuple[str, ...] = ()
     probed_at: float = 0.0
+    #: The weight bytes per second llama.cpp's CPU decode really read in the probe (GB/s, the engine's own
+    #: threads and kernels on a Q4_K model); 0 when not measured.
+    decode_gbs: float = 0.0
 
     def repack(self, type_name: str) -> tuple[str, float] | None:
         """(buffer name, size ratio) of the extra buffer that takes matrices of ``type_name``, if any."""
@@ -132,6 +137,7 @@ class EngineFacts:
             devices=tuple(DeviceFact(**d) for d in data.get("devices", ())),
             probed_types=tuple(str(t) for t in data.get("probed_types", ())),
             probed_at=float(data.get("probed_at", 0.0)),
+            decode_gbs=float(data.get("decode_gbs", 0.0)),
         )
 
 
@@ -470,7 +476,8 @@ def detect_hardware(
     notes: list[str] = []
     system = platform.system()
     machine = platform.machine()
-    engines = _with_timeout(probe, EngineSupport(), "engines", notes, timeout) if probe else EngineSupport()
+    engine_timeout = max(timeout, ENGINE_PROBE_TIMEOUT) if timeout == DETECT_TIMEOUT else timeout
+    engines = _with_timeout(probe, EngineSupport(), "engines", notes, engine_timeout) if probe else EngineSupport()
     gpus: list[GpuDevice] = []
     gpus += _with_timeout(lambda: detect_nvidia(nvml), [], "NVIDIA", notes, timeout)
     if system == "Linux" or sysfs_root != Path("/sys"):

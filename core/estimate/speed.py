@@ -112,17 +112,24 @@ def predict(
     gpu_gbs: float | None,
     own: SpeedSample | None = None,
     ratios: Sequence[float] = (),
+    engine_gbs: float | None = None,
 ) -> SpeedPrediction | None:
     """The prediction for one load. ``own``: this model's measured speed here; ``ratios``: measured ÷ predicted
-    for other models on this machine. None when a GPU's bandwidth is unknown and nothing was measured."""
+    for other models on this machine; ``engine_gbs``: the weight bytes per second llama.cpp's own CPU decode
+    read here (``EngineFacts.decode_gbs``), preferred to the copy bandwidth. None when a GPU's bandwidth is
+    unknown and nothing was measured."""
     gpu = bool(gpu_bytes)
     if own is not None and own.replies > 0:
         return prediction(own.tokens_per_second, gpu, Confidence.MEASURED, f"{own.replies} chat replies here")
     if gpu_bytes and not gpu_gbs:
         return None
+    if engine_gbs:
+        host_gbs = engine_gbs / CPU_EFFICIENCY  # already what the engine achieves: no efficiency on top
     model = 1.0 / seconds_per_token(cpu_bytes, gpu_bytes, n_layer, host_gbs or DEFAULT_HOST_BANDWIDTH_GBS, gpu_gbs or 1)
     if ratios:
         return calibrated(model, gpu, ratios)
+    if engine_gbs and cpu_bytes >= gpu_bytes:
+        return prediction(model, gpu, Confidence.PROBED, f"llama.cpp's own decode here ({engine_gbs:.1f} GB/s)")
     if host_gbs:
         return prediction(model, gpu, Confidence.PROBED, f"{host_gbs:.0f} GB/s memory bandwidth measured here")
     return prediction(model, gpu, Confidence.ROUGH, "a typical machine's memory bandwidth (not measured here)")

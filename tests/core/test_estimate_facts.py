@@ -155,6 +155,11 @@ def test_speed_is_capped_rounded_and_says_how_sure() -> None:
     rough = predict(1e9, 0, 32, host_gbs=None, gpu_gbs=None)
     assert rough is not None and rough.confidence == Confidence.ROUGH and rough.low < rough.tokens_per_second
     assert predict(1e9, 1e9, 32, host_gbs=10.0, gpu_gbs=None) is None  # a GPU of unknown bandwidth
+    # llama.cpp's own decode speed, when its probe measured one, wins over the copy bandwidth
+    engine = predict(1e9, 0, 32, host_gbs=50.0, gpu_gbs=None, engine_gbs=5.0)
+    copy = predict(1e9, 0, 32, host_gbs=50.0, gpu_gbs=None)
+    assert engine is not None and copy is not None and engine.tokens_per_second < copy.tokens_per_second
+    assert "llama.cpp's own decode" in engine.basis and engine.tokens_per_second == pytest.approx(5.0, rel=0.05)
 
 
 def test_units_are_binary_everywhere() -> None:
