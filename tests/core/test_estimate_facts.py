@@ -249,3 +249,18 @@ def test_header_stub_is_sparse_and_reads_as_the_original(tmp_path: Path) -> None
     assert stub.stat().st_blocks * 512 < original.stat().st_size / 2  # a hole where the weights were
     again = read_gguf(stub)
     assert again.tensors == info.tensors and again.context_length == info.context_length
+
+
+def test_starter_suggestions_never_promise_implausible_speeds() -> None:
+    from dataclasses import replace
+
+    from core.estimate.speed import MAX_GPU_TPS
+    from core.hardware import GpuDevice
+    from core.hub.suggestions import rough_speed
+
+    gpu = GpuDevice(0, "fast", "nvidia", "cuda", total_bytes=80 * GIB, free_bytes=80 * GIB, bandwidth_gbs=3000.0)
+    fast = replace(machine(), gpus=(gpu,), engines=EngineSupport(llama_installed=True, llama_gpu_offload=True))
+    speed = rough_speed(10 * 1024 * 1024, FitLevel.FITS, fast)  # a 10 MiB model: "about 37,235 tokens/s" before
+    assert speed is not None and speed <= MAX_GPU_TPS and speed == round_speed(speed)
+    cpu = rough_speed(400 * 1024 * 1024, FitLevel.FITS, machine(bandwidth=20.0))
+    assert cpu is not None and 5 < cpu < MAX_CPU_TPS
