@@ -418,7 +418,7 @@ def cpu_family(machine: str, cpuinfo: str | None = None, llama_info: str | None 
 BANDWIDTH_FILE = "host-bandwidth.json"
 
 
-def measure_host_bandwidth(size: int = 64 * 1024 * 1024, repeats: int = 5) -> float:
+def measure_host_bandwidth(size: int = 64 * 1024 * 1024, repeats: int = 3) -> float:
     """Memory bandwidth in GB/s from the best of a few copies of a buffer much larger than the CPU caches
     (bytes read plus bytes written, as decode reads weights); well under a second."""
     import time
