@@ -16,6 +16,7 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
     from backends.finetune_worker import run as finetune_entry
     from backends.probe import probe_engines
     from backends.worker import serve
+    from backends.workshop_worker import run as workshop_entry
     from core.app import AppContext
     from core.logs import setup_logging
     from core.paths import AppPaths
@@ -28,6 +29,9 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
         engine_availability=available_engines,
         engine_probe=functools.partial(probe_engines, cache_dir=paths.cache_dir),
         finetune_entry=finetune_entry,
+        # Only the window restarts downloads a previous run left unfinished; a command does its own work.
+        resume_downloads=getattr(args, "command", None) is None,
+        workshop_entry=workshop_entry,
         fit_runner=fit_in_child,
     )
 
