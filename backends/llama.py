@@ -20,9 +20,9 @@ from typing import Any
 from backends.chat_template import ChatTemplate
 from backends.textstream import find_stop, role_text_prompt, safe_emit_length
 from backends.utf8guard import Utf8Guard, Utf8Tables
-from core.chat.models import AUTO_GPU_LAYERS, auto_gpu_layers
 from core.engine.protocol import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
 from core.errors import ContextLengthError, EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
+from core.estimate.plan import AUTO_GPU_LAYERS, auto_gpu_layers
 from core.models.check import check_gguf_file
 
 logger = logging.getLogger(__name__)

@@ -77,6 +77,8 @@ class AppContext:
     resume_downloads: bool = True
     #: ``backends.workshop_worker.run``, run in the workshop child process (None: the Workshop is unavailable).
     workshop_entry: Callable[[Any, Any, Any], None] | None = None
+    #: ``backends.facts.fit_in_child``: llama.cpp's memory-fit pass for a file, run in a child process.
+    fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
@@ -93,6 +95,7 @@ class AppContext:
         *,
         resume_downloads: bool = True,
         workshop_entry: Callable[[Any, Any, Any], None] | None = None,
+        fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -104,6 +107,7 @@ class AppContext:
             engine_probe=engine_probe,
             resume_downloads=resume_downloads,
             workshop_entry=workshop_entry,
+            fit_runner=fit_runner,
         )
 
     # -- the models folder and what to tell the person ------------------------------------------------------------
@@ -242,7 +246,7 @@ class AppContext:
             if self._hardware is None or refresh:
                 from core.hardware import detect_hardware
 
-                self._hardware = detect_hardware(self.engine_probe)
+                self._hardware = detect_hardware(self.engine_probe, cache_dir=self.paths.cache_dir)
             return self._hardware
 
     @service
