@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from core.library.move import MoveReport
     from core.library.service import Library
     from core.secrets import SecretStore
+    from core.serve.server import ServeService
     from core.workshop.service import WorkshopService
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class AppContext:
     resume_downloads: bool = True
     #: ``backends.workshop_worker.run``, run in the workshop child process (None: the Workshop is unavailable).
     workshop_entry: Callable[[Any, Any, Any], None] | None = None
+    #: ``backends.facts.fit_in_child``: llama.cpp's memory-fit pass for a file, run in a child process.
+    fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
@@ -92,6 +95,7 @@ class AppContext:
         *,
         resume_downloads: bool = True,
         workshop_entry: Callable[[Any, Any, Any], None] | None = None,
+        fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -103,6 +107,7 @@ class AppContext:
             engine_probe=engine_probe,
             resume_downloads=resume_downloads,
             workshop_entry=workshop_entry,
+            fit_runner=fit_runner,
         )
 
     # -- the models folder and what to tell the person ------------------------------------------------------------
@@ -204,6 +209,15 @@ class AppContext:
         self._closers.insert(0, service.close)
         return service
 
+    @service
+    def serve(self) -> ServeService:
+        """The local API server (stopped until started from the window or ``hangar serve``)."""
+        from core.serve.server import ServeService
+
+        server = ServeService(self)
+        self._closers.insert(0, server.stop)
+        return server
+
     def move_models(
         self,
         new_dir: Path,
@@ -235,7 +249,7 @@ class AppContext:
             if self._hardware is None or refresh:
                 from core.hardware import detect_hardware
 
-                self._hardware = detect_hardware(self.engine_probe)
+                self._hardware = detect_hardware(self.engine_probe, cache_dir=self.paths.cache_dir)
             return self._hardware
 
     @service

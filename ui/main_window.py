@@ -42,6 +42,7 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("downloads", "Downloads", "ui.pages.downloads", "DownloadsPage", "Download queue and history (Ctrl+5)"),
     ("hardware", "Hardware", "ui.pages.hardware", "HardwarePage", "GPUs, memory and engines (Ctrl+6)"),
     ("workshop", "Workshop", "ui.pages.workshop", "WorkshopPage", "Compare, evaluate and quantize models (Ctrl+7)"),
+    ("server", "Server", "ui.pages.server", "ServerPage", "Serve models over an OpenAI-compatible API (Ctrl+8)"),
     ("settings", "Settings", "ui.pages.settings", "SettingsPage", "Preferences (Ctrl+,)"),
 )
 
@@ -120,7 +121,7 @@ class MainWindow(QMainWindow):
         if hasattr(settings_page, "theme_changed"):
             settings_page.theme_changed.connect(self._apply_theme)
 
-        for index, (key, *_rest) in enumerate(PAGES[:7]):
+        for index, (key, *_rest) in enumerate(PAGES[:8]):
             QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self, activated=lambda k=key: self.show_page(k))
         QShortcut(QKeySequence.StandardKey.Preferences, self, activated=lambda: self.show_page("settings"))
         QShortcut(QKeySequence("Ctrl+,"), self, activated=lambda: self.show_page("settings"))

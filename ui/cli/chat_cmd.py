@@ -51,6 +51,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         context_length=args.context_length,
         gpu_layers=args.gpu_layers,
         lora_path=args.lora,
+        model=model,
     )
     host = app.new_engine_host("chat")
     quiet = bool(args.json)
