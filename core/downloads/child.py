@@ -186,7 +186,10 @@ def child_main(request: ChildRequest, events: Any, cancel: Any) -> None:
     token = CancelToken()
 
     def watch_cancel() -> None:
-        cancel.wait()
+        # Polled, never waited on: a process that ends while blocked in a multiprocessing Event's wait leaves the
+        # Event's condition expecting it, and the parent's later set() would wait for it forever.
+        while not cancel.is_set():
+            time.sleep(0.05)
         token.cancel(pause=True)
 
     threading.Thread(target=watch_cancel, name="cancel", daemon=True).start()
