@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,7 +55,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self.setMinimumSize(QSize(960, 620))
-        self.pages: dict[str, QWidget] = {}
+        #: Every page by key; a page is built the first time it is shown or asked for (a fast start).
+        self.pages = LazyPages(self._build_page)
         #: Set by the My Models page: (accepts(paths) -> bool, handle(paths)).
         self._drop_handler: tuple[Callable[[list[Path]], bool], Callable[[list[Path]], None]] | None = None
 
@@ -64,12 +65,10 @@ class MainWindow(QMainWindow):
         self.nav.setIconSize(QSize(20, 20))
         self.nav.setAccessibleName("Pages")
         self.stack = QStackedWidget()
-        for key, label, module_name, class_name, tooltip in PAGES:
-            page_class = getattr(importlib.import_module(module_name), class_name)
-            page = page_class(app, bridge)
-            page.setObjectName(f"page-{key}")
-            self.pages[key] = page
-            self.stack.addWidget(page)
+        for key, label, _module_name, _class_name, tooltip in PAGES:
+            placeholder = QWidget()
+            placeholder.setObjectName(f"placeholder-{key}")
+            self.stack.addWidget(placeholder)
             item = QListWidgetItem(
                 themed_icon(key, QColor(current_colors().muted), QColor(current_colors().accent_text)), label
             )
@@ -77,7 +76,7 @@ class MainWindow(QMainWindow):
             item.setToolTip(tooltip)
             item.setSizeHint(QSize(0, 40))
             self.nav.addItem(item)
-        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.currentRowChanged.connect(self._on_nav_row)
 
         title = QLabel(APP_NAME)
         title.setObjectName("AppTitle")
@@ -115,9 +114,6 @@ class MainWindow(QMainWindow):
         bridge.connect_hook(app.jobs.changed, self._on_job_changed)
         bridge.status_message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         bridge.navigate_requested.connect(self.show_page)
-        settings_page = self.pages["settings"]
-        if hasattr(settings_page, "theme_changed"):
-            settings_page.theme_changed.connect(self._apply_theme)
 
         for index, (key, *_rest) in enumerate(PAGES[:6]):
             QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self, activated=lambda k=key: self.show_page(k))
@@ -130,6 +126,27 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._restore_state()
 
+    # -- pages ------------------------------------------------------------------------------------------------------
+    def _build_page(self, key: str) -> QWidget:
+        """Import and build page ``key`` in place of its placeholder in the stack."""
+        index = next(i for i, (k, *_rest) in enumerate(PAGES) if k == key)
+        _key, _label, module_name, class_name, _tooltip = PAGES[index]
+        page_class = getattr(importlib.import_module(module_name), class_name)
+        page: QWidget = page_class(self.app, self.bridge, self.stack)
+        page.setObjectName(f"page-{key}")
+        placeholder = self.stack.widget(index)
+        self.stack.insertWidget(index, page)
+        self.stack.removeWidget(placeholder)
+        placeholder.deleteLater()
+        if key == "settings" and hasattr(page, "theme_changed"):
+            page.theme_changed.connect(self._apply_theme)
+        return page
+
+    def _on_nav_row(self, row: int) -> None:
+        if 0 <= row < len(PAGES):
+            page = self.pages[PAGES[row][0]]
+            self.stack.setCurrentWidget(page)
+
     # -- navigation ---------------------------------------------------------------------------------------------
     def show_page(self, key: str, payload: object = None) -> None:
         keys = [k for k, *_ in PAGES]
@@ -138,6 +155,7 @@ class MainWindow(QMainWindow):
             return
         self.nav.setCurrentRow(keys.index(key))
         page = self.pages[key]
+        self.stack.setCurrentWidget(page)
         if payload is not None and hasattr(page, "open_payload"):
             page.open_payload(payload)
 
@@ -158,6 +176,8 @@ class MainWindow(QMainWindow):
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         paths = _local_paths(event)
+        if paths and self._drop_handler is None:
+            self.pages["models"]  # My Models handles drops; build it on the first drag
         if paths and self._drop_handler and self._drop_handler[0](paths):
             event.acceptProposedAction()
         else:
@@ -217,11 +237,42 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()
-        for page in self.pages.values():
+        for page in self.pages.built():
             shutdown = getattr(page, "shutdown", None)
             if callable(shutdown):
                 shutdown()
         super().closeEvent(event)
+
+
+class LazyPages(Mapping[str, QWidget]):
+    """The window's pages by key, each built on first access: start-up builds only the page that is shown."""
+
+    def __init__(self, build: Callable[[str], QWidget]) -> None:
+        self._build = build
+        self._built: dict[str, QWidget] = {}
+
+    def __getitem__(self, key: str) -> QWidget:
+        if key not in self._built:
+            if key not in self:
+                raise KeyError(key)
+            self._built[key] = self._build(key)
+        return self._built[key]
+
+    def __contains__(self, key: object) -> bool:
+        return any(key == k for k, *_rest in PAGES)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k for k, *_rest in PAGES])
+
+    def __len__(self) -> int:
+        return len(PAGES)
+
+    def is_built(self, key: str) -> bool:
+        return key in self._built
+
+    def built(self) -> list[QWidget]:
+        """The pages built so far (closing the window shuts only these down)."""
+        return list(self._built.values())
 
 
 def _local_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:

@@ -26,12 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.downloads.manager import DownloadManager, for_app
-from core.estimate.llama import EngineSettings
-from core.hub.client import FormatFilter, HubClient, ModelDetail, SearchPage, SearchQuery, SearchSort
 from core.hub.files import FileGroup
-from core.hub.fit import ESTIMATED_KINDS, QuantFit, best_fit, fit_all
-from core.secrets import SecretStore
 from ui.operations import run_in_background
 from ui.pages.discover_detail import InlineMessage, ModelDetailView
 from ui.pages.discover_models import ITEM_ROLE, ResultsModel
@@ -39,6 +34,10 @@ from ui.widgets.common import EmptyState, Page, size_columns
 
 if TYPE_CHECKING:
     from core.app import AppContext
+    from core.downloads.manager import DownloadManager
+    from core.hub.client import HubClient, ModelDetail, SearchPage, SearchQuery
+    from core.hub.fit import QuantFit
+    from core.secrets import SecretStore
     from ui.bridge import Bridge
 
 logger = logging.getLogger(__name__)
@@ -56,13 +55,14 @@ class DiscoverPage(Page):
         )
         self.app = app
         self.bridge = bridge
-        self.secrets = SecretStore.shared()
-        self.client = HubClient(self.secrets.get_token)
+        # The Hub client, the keyring and the download manager are imported on first use: a fast start.
+        self._secrets: SecretStore | None = None
+        self._client: HubClient | None = None
         self._downloads: DownloadManager | None = None
         self._search_generation = 0
         self._detail_generation = 0
         self._next_url: str | None = None
-        self._query = SearchQuery()
+        self._query: SearchQuery | None = None
         self._loading = False
         self._fit_pool = QThreadPool(self)
         self._fit_pool.setMaxThreadCount(1)
@@ -74,19 +74,20 @@ class DiscoverPage(Page):
         self.search.setToolTip("Search Hugging Face by name, author or keyword; results update as you type (Ctrl+K)")
         self.format = QComboBox()
         for label, value in (
-            ("GGUF and MLX", FormatFilter.ANY),
-            ("GGUF", FormatFilter.GGUF),
-            ("MLX", FormatFilter.MLX),
+            # core.hub.client's FormatFilter and SearchSort values (that module loads huggingface_hub)
+            ("GGUF and MLX", "any"),
+            ("GGUF", "gguf"),
+            ("MLX", "mlx"),
         ):
             self.format.addItem(label, value)
         self.format.setAccessibleName("Format")
         self.format.setToolTip("GGUF runs with llama.cpp on any machine; MLX runs on Apple silicon only")
         self.sort = QComboBox()
         for label, value in (
-            ("Most downloaded", SearchSort.DOWNLOADS),
-            ("Most liked", SearchSort.LIKES),
-            ("Trending", SearchSort.TRENDING),
-            ("Recently updated", SearchSort.UPDATED),
+            ("Most downloaded", "downloads"),
+            ("Most liked", "likes"),
+            ("Trending", "trending"),
+            ("Recently updated", "updated"),
         ):
             self.sort.addItem(label, value)
         self.sort.setAccessibleName("Sort")
@@ -177,8 +178,27 @@ class DiscoverPage(Page):
         for spin in (self.min_params, self.max_params):
             spin.valueChanged.connect(lambda _v: self._debounce.start())
 
+    # -- services, on first use -----------------------------------------------------------------------------------
+    @property
+    def secrets(self) -> SecretStore:
+        if self._secrets is None:
+            from core.secrets import SecretStore
+
+            self._secrets = SecretStore.shared()
+        return self._secrets
+
+    @property
+    def client(self) -> HubClient:
+        if self._client is None:
+            from core.hub.client import HubClient
+
+            self._client = HubClient(self.secrets.get_token)
+        return self._client
+
     # -- search -------------------------------------------------------------------------------------------------
     def current_query(self) -> SearchQuery:
+        from core.hub.client import FormatFilter, SearchQuery, SearchSort
+
         return SearchQuery(
             text=self.search.text().strip(),
             # Qt hands enum item data back as plain strings
@@ -195,7 +215,7 @@ class DiscoverPage(Page):
         self._debounce.stop()
         self._search_generation += 1
         query = self.current_query()
-        if not query.text and query.format == FormatFilter.ANY and not (query.min_params_b or query.max_params_b):
+        if not query.text and query.format == "any" and not (query.min_params_b or query.max_params_b):
             self.results_model.reset([])
             self.left_stack.setCurrentIndex(0)
             return
@@ -212,7 +232,7 @@ class DiscoverPage(Page):
         )
 
     def load_more(self) -> None:
-        if self._loading or not self._next_url:
+        if self._loading or not self._next_url or self._query is None:
             return
         generation, query, url = self._search_generation, self._query, self._next_url
         self._loading = True
@@ -300,6 +320,8 @@ class DiscoverPage(Page):
     def _on_detail(self, generation: int, detail: ModelDetail) -> None:
         if generation != self._detail_generation:
             return
+        from core.hub.fit import ESTIMATED_KINDS
+
         self.detail.show_detail(detail)
         quants = [g for g in detail.groups if g.kind in ESTIMATED_KINDS]
         if quants:
@@ -310,6 +332,9 @@ class DiscoverPage(Page):
             self.detail.show_error(str(error))
 
     def _start_fit(self, generation: int, detail: ModelDetail, quants: list[FileGroup]) -> None:
+        from core.estimate.llama import EngineSettings
+        from core.hub.fit import best_fit, fit_all
+
         secrets = self.secrets
         settings = EngineSettings(context_length=self.app.settings.current.default_context_length)
 
@@ -350,6 +375,8 @@ class DiscoverPage(Page):
     @property
     def downloads(self) -> DownloadManager:
         if self._downloads is None:
+            from core.downloads.manager import for_app
+
             self._downloads = for_app(self.app)
         return self._downloads
 

@@ -4,6 +4,7 @@ fit badges, and the download action. It only displays; the page does the loading
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -19,11 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.hub.client import ModelDetail
 from core.hub.files import FileGroup, GroupKind
 from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count
 from ui.theme import current_colors
 from ui.widgets.common import size_columns
+
+if TYPE_CHECKING:
+    from core.hub.client import ModelDetail
 
 
 class InlineMessage(QWidget):

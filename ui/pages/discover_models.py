@@ -4,18 +4,22 @@ their fit badges."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont
 
-from core.estimate.llama import Estimate, Verdict
-from core.hub.client import ModelSummary
 from core.hub.files import FileGroup, GroupKind
-from core.hub.fit import ESTIMATED_KINDS, QuantFit
 from ui.theme import current_colors
 from ui.widgets.fit_badge import badge_color, badge_text, badge_tooltip
 from ui.widgets.record_model import RecordTableModel
+
+if TYPE_CHECKING:
+    from core.hub.client import ModelSummary
+    from core.hub.fit import QuantFit
+
+#: core.hub.fit's ESTIMATED_KINDS (that module loads the GGUF reader, imported when a fit arrives)
+ESTIMATED_KINDS = (GroupKind.QUANT, GroupKind.MLX)
 
 Index = QModelIndex | QPersistentModelIndex
 ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -140,6 +144,8 @@ class FilesModel(RecordTableModel):
             return FIT_PENDING if self.fit_available else FIT_UNKNOWN
         if fit.estimate is None:
             return FIT_UNKNOWN
+        from core.estimate.llama import Estimate, Verdict
+
         where = ""
         if isinstance(fit.estimate, Estimate) and fit.estimate.verdict == Verdict.CPU_ONLY:
             where = " (CPU)"
