@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 #: Fixture modules of the features (tests/fixtures_<feature>.py).
 pytest_plugins: list[str] = [
+    "pytester",  # tests/ui/test_strictness.py runs small suites under this project's pytest settings
     "tests.support.fixtures_chat",
     "tests.support.fixtures_finetune",
     "tests.support.fixtures_fit",
@@ -47,3 +50,30 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from core.devkit.modelgen import write_tiny_gguf
 
     return write_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny-llama-F16.gguf")
+
+
+class _ListenerFailures(logging.Handler):
+    """Collects the errors ``core.events.EventHook`` logs when a listener raises (the emitter carries on)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.failures: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.failures.append(record.getMessage() + "\n" + "".join(traceback.format_exception(*record.exc_info)))
+
+
+@pytest.fixture(autouse=True)
+def _event_listeners_must_not_fail() -> Iterator[None]:
+    """An exception raised in an event listener fails the test that caused it: the hook only logs it, so without
+    this a broken page or service would pass every test."""
+    handler = _ListenerFailures()
+    events_logger = logging.getLogger("core.events")
+    events_logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        events_logger.removeHandler(handler)
+    if handler.failures:
+        pytest.fail("an event listener raised:\n" + "\n".join(handler.failures), pytrace=False)
