@@ -3,7 +3,6 @@ fine-tune job list, and Discover's results and files, each filled, changed and e
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def test_conversation_list_model(qtmodeltester, app) -> None:  # type: ignore[no
 
 
 def _run(job_id: str, state: JobState, curve: tuple[LossPoint, ...] = ()) -> FinetuneRun:
-    job = Job(id=job_id, kind="finetune", title=f"Fine-tune {job_id}", state=state, progress=0.5, created_at=time.time())
+    job = Job(id=job_id, kind="finetune", title=f"Fine-tune {job_id}", state=state, progress=0.5, created_at=1.0)
     return FinetuneRun(
         job=job,
         backend="peft",
