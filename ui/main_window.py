@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QColor, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QColor, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -45,6 +45,9 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
 )
 
 _GIB = 1024**3
+#: Pages built soon after the first paint even if never shown (they do background work), and when.
+BACKGROUND_PAGES = ("models", "downloads")
+WARM_UP_MS = 250
 
 
 class MainWindow(QMainWindow):
@@ -125,6 +128,7 @@ class MainWindow(QMainWindow):
 
         self.setAcceptDrops(True)
         self._restore_state()
+        self._warmed_up = False
 
     # -- pages ------------------------------------------------------------------------------------------------------
     def _build_page(self, key: str) -> QWidget:
@@ -141,6 +145,18 @@ class MainWindow(QMainWindow):
         if key == "settings" and hasattr(page, "theme_changed"):
             page.theme_changed.connect(self._apply_theme)
         return page
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._warmed_up:
+            self._warmed_up = True
+            QTimer.singleShot(WARM_UP_MS, self._warm_up)
+
+    def _warm_up(self) -> None:
+        """Soon after the first paint, build the pages with work to do in the background: My Models files finished
+        downloads into the library and takes drops, Downloads keeps the status-bar summary and the notifications."""
+        for key in BACKGROUND_PAGES:
+            self.pages[key]
 
     def _on_nav_row(self, row: int) -> None:
         if 0 <= row < len(PAGES):

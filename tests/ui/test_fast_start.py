@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
 from ui.app import create_window
-from ui.main_window import PAGES
+from ui.main_window import BACKGROUND_PAGES, PAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ HEAVY = (
 
 START = """
 import json, sys
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 qt = QApplication([])
 import main
 from ui.cli import parse
@@ -62,10 +62,10 @@ def test_start_up_builds_one_page_and_imports_nothing_heavy(tmp_path: Path) -> N
 def test_pages_are_built_when_first_shown_without_taking_the_focus(qtbot, app) -> None:  # type: ignore[no-untyped-def]
     window = create_window(app)
     qtbot.addWidget(window)
+    assert [k for k in window.pages if window.pages.is_built(k)] == ["discover"]
     window.show()
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=2000)
-    assert [k for k in window.pages if window.pages.is_built(k)] == ["discover"]
     for key, *_rest in PAGES[1:]:
         window.show_page(key)
         assert window.pages.is_built(key)
@@ -74,3 +74,14 @@ def test_pages_are_built_when_first_shown_without_taking_the_focus(qtbot, app) -
         # A widget shown before it had a parent opens as a window of its own and takes the focus.
         assert QApplication.activeWindow() is window, key
     assert len(window.pages.built()) == len(PAGES)
+
+
+def test_background_pages_are_built_soon_after_the_first_paint(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    """My Models files finished downloads into the library, Downloads keeps the status bar: both must exist even
+    if nobody opens them."""
+    window = create_window(app)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: all(window.pages.is_built(k) for k in BACKGROUND_PAGES), timeout=5000)
+    assert window.current_page_key() == "discover"
+    assert window.statusBar().findChild(QLabel, "DownloadsSummary") is not None

@@ -424,6 +424,10 @@ class ModelsPage(Page):
 
     def select(self, entry_id: str) -> bool:
         row = self.model.row_of(entry_id)
+        if row is None:  # just added (a download that finished a moment ago): the change may still be queued
+            self.model.set_entries(self.library.list())
+            self.content.setCurrentIndex(1 if self.model.rowCount() else 0)
+            row = self.model.row_of(entry_id)
         if row is None:
             return False
         index = self.proxy.mapFromSource(self.model.index(row, 0))
