@@ -113,7 +113,8 @@ class DiscoverPage(Page):
         self.results.verticalHeader().setVisible(False)
         self.results.setAlternatingRowColors(True)
         self.results.setWordWrap(False)
-        self.results.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the distinctive end of a repo name
+        # Cut at the end ("lmquant/Qwen2.5-7B-Ins…"): two repos cut in the middle read alike; the tooltip has it all.
+        self.results.setTextElideMode(Qt.TextElideMode.ElideRight)
         header = self.results.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         size_columns(
@@ -255,6 +256,10 @@ class DiscoverPage(Page):
         self._next_url = page.next_url
         if reset:
             self.results_model.reset(list(page.results))
+            if getattr(self, "_open_repo", None) not in {r.repo_id for r in page.results}:
+                self._detail_generation += 1  # drop a detail still on its way for the previous search
+                self._open_repo = None
+                self.detail.show_nothing()
         else:
             self.results_model.append(list(page.results))
         self.results_message.clear()

@@ -101,7 +101,7 @@ class ModelDetailView(QWidget):
         self.files.verticalHeader().setVisible(False)
         self.files.setAlternatingRowColors(True)
         self.files.setWordWrap(False)
-        self.files.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.files.setTextElideMode(Qt.TextElideMode.ElideRight)  # the full name is in each row's tooltip
         header = self.files.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         # The fit column holds "★ Fits (CPU) · 201.6 MB" in bold for the best quant.
@@ -133,6 +133,12 @@ class ModelDetailView(QWidget):
         layout.addWidget(self.gated)
         layout.addWidget(self.message)
         layout.addWidget(split, 1)
+
+    def show_nothing(self) -> None:
+        """No model open (a new search does not list it): nothing of the previous one stays on screen."""
+        self.show_loading("")
+        self.title.setText("Choose a model")
+        self.stats.setText("")
 
     def show_loading(self, repo_id: str) -> None:
         self.detail = None

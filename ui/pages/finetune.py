@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+CHOOSE_FIRST = "Choose a base model and a dataset first."
+
 
 def _bytes(n: int) -> str:
     return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
@@ -81,6 +83,8 @@ class FinetunePage(Page):
 
         # left: settings, data preview, memory
         self.form = FinetuneForm()
+        self.form.model_path.textChanged.connect(lambda _text: self._inputs_changed())
+        self.form.data_path.textChanged.connect(lambda _text: self._inputs_changed())
         self.memory_label = QLabel("Choose a base model to see how much memory training needs.")
         self.memory_label.setWordWrap(True)
         self.memory_label.setObjectName("Muted")
@@ -169,11 +173,18 @@ class FinetunePage(Page):
         self.reload()
 
     # -- actions ---------------------------------------------------------------------------------------------
+    def _inputs_changed(self) -> None:
+        """A new model or dataset: what was said about the old ones no longer holds."""
+        if self.message.text() == CHOOSE_FIRST:
+            self.message.clear()
+        if self.form.token_summary.text() != "Counting…":  # a count (or a refusal) of the old inputs
+            self.form.token_summary.setText("")
+
     def start(self) -> None:
         self.message.clear()
         model, data = self.form.model_path.text().strip(), self.form.data_path.text().strip()
         if not model or not data:
-            self.message.setText("Choose a base model and a dataset first.")
+            self.message.setText(CHOOSE_FIRST)
             return
         try:
             config = self.form.config()
@@ -232,7 +243,7 @@ class FinetunePage(Page):
     def measure_tokens(self) -> None:
         model, data = self.form.model_path.text().strip(), self.form.data_path.text().strip()
         if not model or not data:
-            self.form.token_summary.setText("Choose a base model and a dataset first.")
+            self.form.token_summary.setText(CHOOSE_FIRST)
             return
         max_length = self.form.max_length.value()
         self.form.measure_button.setEnabled(False)

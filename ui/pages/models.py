@@ -417,10 +417,9 @@ class ModelsPage(Page):
         selected = self.selected_entry()
         self.model.set_entries(self.library.list())
         self.content.setCurrentIndex(1 if self.model.rowCount() else 0)
-        if selected is not None:
-            self.select(selected.id)
-        else:
-            self._show_details(None)
+        if selected is None or not self.select(selected.id):
+            self.table.clearSelection()
+            self._show_details(None)  # the selected model is gone: no details, no live buttons for it
 
     def select(self, entry_id: str) -> bool:
         row = self.model.row_of(entry_id)
