@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,25 @@ def app(data_dir: Path) -> Iterator[object]:
 
     context = AppContext.create(AppPaths.under(data_dir), worker_entry=serve, engine_availability=available_engines)
     yield context
+    _settle_qt_tasks()
     context.close()
+
+
+def _settle_qt_tasks() -> None:
+    """As the app does before it closes its services (ui/app.py run_gui): close the windows, let their background
+    tasks end and deliver their results, so none of them reaches a closed database."""
+    if "PySide6.QtWidgets" not in sys.modules:
+        return
+    from PySide6.QtCore import QThreadPool
+    from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is not None:
+        for widget in QApplication.topLevelWidgets():
+            if widget.isVisible():
+                widget.close()  # the window's own shutdown (pages stop their work), as when a person quits
+    QThreadPool.globalInstance().waitForDone(5000)
+    if QApplication.instance() is not None:
+        QApplication.processEvents()
 
 
 @pytest.fixture(scope="session")

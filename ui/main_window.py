@@ -45,6 +45,7 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
 )
 
 _GIB = 1024**3
+MINIMUM_SIZE = QSize(900, 600)
 #: Pages built soon after the first paint even if never shown (they do background work), and when.
 BACKGROUND_PAGES = ("models", "downloads")
 WARM_UP_MS = 250
@@ -57,7 +58,9 @@ class MainWindow(QMainWindow):
         self.bridge = bridge
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
-        self.setMinimumSize(QSize(960, 620))
+        # Small enough for a 1024x640 laptop screen or a tiled half of a 1920 one; every page still fits (its
+        # forms scroll) — tests/ui/test_small_window.py checks each page at this size.
+        self.setMinimumSize(MINIMUM_SIZE)
         #: Every page by key; a page is built the first time it is shown or asked for (a fast start).
         self.pages = LazyPages(self._build_page)
         #: Set by the My Models page: (accepts(paths) -> bool, handle(paths)).
@@ -155,6 +158,8 @@ class MainWindow(QMainWindow):
     def _warm_up(self) -> None:
         """Soon after the first paint, build the pages with work to do in the background: My Models files finished
         downloads into the library and takes drops, Downloads keeps the status-bar summary and the notifications."""
+        if not self.isVisible():
+            return  # closed before the first paint settled: the app is shutting down
         for key in BACKGROUND_PAGES:
             self.pages[key]
 
@@ -240,14 +245,17 @@ class MainWindow(QMainWindow):
         geometry = state.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1180, 760)
+        # The size on its own too: restoring a geometry fails or shrinks it where the position cannot be restored
+        # (Wayland) or the screen is not known yet.
+        size = state.value("size")
+        self.resize(size if isinstance(size, QSize) and size.isValid() else QSize(1180, 760))
         page = str(state.value("page", "discover"))
         self.show_page(page if page in self.pages else "discover")
 
     def save_state(self) -> None:
         state = self._window_settings()
         state.setValue("geometry", self.saveGeometry())
+        state.setValue("size", self.size())
         state.setValue("page", self.current_page_key())
         state.sync()
 

@@ -84,4 +84,4 @@ def test_background_pages_are_built_soon_after_the_first_paint(qtbot, app) -> No
     window.show()
     qtbot.waitUntil(lambda: all(window.pages.is_built(k) for k in BACKGROUND_PAGES), timeout=5000)
     assert window.current_page_key() == "discover"
-    assert window.statusBar().findChild(QLabel, "DownloadsSummary") is not None
+    qtbot.waitUntil(lambda: window.statusBar().findChild(QLabel, "DownloadsSummary") is not None, timeout=5000)

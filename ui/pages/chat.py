@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -188,6 +189,9 @@ class ChatPage(Page):
             self.cancel_load_button,
         ):
             act.addWidget(widget)
+            if isinstance(widget, QPushButton):  # in a narrow window the label wraps; buttons never shrink ("nloa")
+                widget.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         act.addWidget(self.model_label, 1)
         self.model_bar = QVBoxLayout()
         self.model_bar.setSpacing(4)

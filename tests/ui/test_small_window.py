@@ -1,0 +1,60 @@
+"""The window at its minimum size (field report item 17): every page's buttons show their whole text and lie
+inside the window (forms scroll rather than push them off), and the size is remembered across restarts."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QAbstractButton, QApplication, QScrollArea
+
+from ui.app import create_window
+from ui.main_window import PAGES
+
+
+def _visible_rect_in_window(widget, window) -> QRect:  # type: ignore[no-untyped-def]
+    """The part of ``widget`` that can be seen: clipped by every scroll area on the way up."""
+    top_left = widget.mapTo(window, QPoint(0, 0))
+    rect = QRect(top_left, widget.size())
+    parent = widget.parentWidget()
+    while parent is not None and parent is not window:
+        if isinstance(parent, QScrollArea):
+            return QRect()  # inside a scroll area: reachable by scrolling, never cut off for good
+        parent = parent.parentWidget()
+    return rect
+
+
+@pytest.mark.parametrize("key", [k for k, *_ in PAGES])
+def test_buttons_fit_at_the_minimum_size(qtbot, app, key: str) -> None:  # type: ignore[no-untyped-def]
+    window = create_window(app)
+    qtbot.addWidget(window)
+    window.resize(window.minimumSize())
+    window.show()
+    window.show_page(key)
+    qtbot.wait(50)
+    QApplication.processEvents()
+    page = window.pages[key]
+    area = window.centralWidget().rect()
+    problems = []
+    for button in page.findChildren(QAbstractButton):
+        if not button.isVisibleTo(window) or not button.text():
+            continue
+        text_width = QFontMetrics(button.font()).horizontalAdvance(button.text().replace("&", ""))
+        if button.width() < text_width:
+            problems.append(f"{button.text()!r} is {button.width()} px wide for {text_width} px of text")
+        rect = _visible_rect_in_window(button, window)
+        if not rect.isNull() and not area.contains(rect):
+            problems.append(f"{button.text()!r} lies outside the window at {rect.getRect()}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_window_size_is_remembered(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    window = create_window(app)
+    qtbot.addWidget(window)
+    window.show()
+    window.resize(1234, 777)
+    window.close()
+    again = create_window(app)
+    qtbot.addWidget(again)
+    assert (again.width(), again.height()) == (1234, 777)
+    assert again.minimumWidth() <= 960 and again.minimumHeight() <= 640
