@@ -58,3 +58,14 @@ def test_the_window_size_is_remembered(qtbot, app) -> None:  # type: ignore[no-u
     qtbot.addWidget(again)
     assert (again.width(), again.height()) == (1234, 777)
     assert again.minimumWidth() <= 960 and again.minimumHeight() <= 640
+
+
+def test_long_names_are_cut_at_the_end_with_the_whole_name_in_the_tooltip(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    """Two repos cut in the middle ("lmquant/Qw…truct-GGUF") read alike; cut at the end they differ."""
+    from PySide6.QtCore import Qt
+
+    window = create_window(app)
+    qtbot.addWidget(window)
+    window.show_page("models")
+    views = [window.pages["discover"].results, window.pages["discover"].detail.files, window.pages["models"].table]
+    assert all(view.textElideMode() == Qt.TextElideMode.ElideRight for view in views)

@@ -139,7 +139,7 @@ class ModelsPage(Page):
         # matches them too); the table keeps what people compare at a glance.
         for column in (COL_ARCH, COL_CONTEXT, COL_ORIGIN):
             self.table.setColumnHidden(column, True)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)  # names cut at the end; tooltips hold them whole
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
