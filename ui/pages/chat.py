@@ -300,7 +300,9 @@ class ChatPage(Page):
     def edit_load_options(self) -> None:
         from ui.pages.chat_load import LoadOptionsDialog
 
-        dialog = LoadOptionsDialog(self.load_options or self.service.default_options(), self)
+        hardware = self.service.hardware()
+        gpu = hardware is None or bool(hardware.gpus)  # unknown: offer it
+        dialog = LoadOptionsDialog(self.load_options or self.service.default_options(), self, gpu=gpu)
         if dialog.exec():
             self.load_options = dialog.options
 

@@ -53,6 +53,15 @@ logger = logging.getLogger(__name__)
 CHOOSE_FIRST = "Choose a base model and a dataset first."
 
 
+def run_status(state: str, detail: str) -> str:
+    """ "Cancelled." — not "Cancelled. Cancelled." when the job's own message already says the state."""
+    detail = detail.strip()
+    if detail.lower().startswith(state.lower()):
+        return detail
+    head = f"{state.capitalize()}."
+    return f"{head} {detail}" if detail else head
+
+
 def _bytes(n: int) -> str:
     return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
 
@@ -238,7 +247,7 @@ class FinetunePage(Page):
                 self.message.setText(str(exc))
                 return
             self._exports[export_id] = job_id
-            self.log.appendPlainText(f"Exporting {fmt}…")
+            self.append_log(f"Exporting {fmt}…")
 
     def measure_tokens(self) -> None:
         model, data = self.form.model_path.text().strip(), self.form.data_path.text().strip()
@@ -375,10 +384,20 @@ class FinetunePage(Page):
             [(p.step, p.loss) for p in run.train_curve], [(p.step, p.loss) for p in run.val_curve], run.total_steps
         )
         self.log.setPlainText("\n".join(self.app.finetune.log(run.job.id)))
-        state = str(run.job.state)
-        detail = run.job.error or run.job.message
+        self._follow_log(True)
         adapter = f" Adapter: {run.adapter_path}" if run.adapter_path else ""
-        self.stats.setText(f"{state.capitalize()}. {detail}{adapter}".strip())
+        self.stats.setText(run_status(str(run.job.state), run.job.error or run.job.message) + adapter)
+
+    def append_log(self, line: str) -> None:
+        """Add a line to the log, following new lines unless the person scrolled up to read."""
+        bar = self.log.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 2
+        self.log.appendPlainText(line)
+        self._follow_log(at_end)
+
+    def _follow_log(self, follow: bool) -> None:
+        if follow:
+            self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
 
     def _update_buttons(self) -> None:
         job = self._selected()
@@ -402,9 +421,9 @@ class FinetunePage(Page):
             source = self._exports.pop(job.id)
             if source == self.selected_job:
                 if job.state == JobState.SUCCEEDED and job.result:
-                    self.log.appendPlainText(f"Exported {job.result.get('format')} to {job.result.get('path')}.")
+                    self.append_log(f"Exported {job.result.get('format')} to {job.result.get('path')}.")
                 else:
-                    self.log.appendPlainText(f"⚠ {job.title} failed: {job.error or job.state}")
+                    self.append_log(f"⚠ {job.title} failed: {job.error or job.state}")
             return
         if job.kind != "finetune":
             return
@@ -433,6 +452,6 @@ class FinetunePage(Page):
         elif isinstance(event, TrainingStarted):
             self.chart.set_total_steps(event.total_steps)
         elif isinstance(event, (TrainingLog, TrainingFailed)):
-            self.log.appendPlainText(
+            self.append_log(
                 event.message if isinstance(event, TrainingLog) and event.level == "info" else f"⚠ {event.message}"
             )
