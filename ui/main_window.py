@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING
 
 import psutil
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QColor, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtGui import (
+    QCloseEvent,
+    QColor,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+    QShortcut,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -199,16 +208,32 @@ class MainWindow(QMainWindow):
         paths = _local_paths(event)
         if paths and self._drop_handler is None:
             self.pages["models"]  # My Models handles drops; build it on the first drag
-        if paths and self._drop_handler and self._drop_handler[0](paths):
-            event.acceptProposedAction()
+        action = _copy_or_link(event)
+        if paths and action is not None and self._drop_handler and self._drop_handler[0](paths):
+            event.setDropAction(action)
+            event.accept()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        # Shift in some file managers proposes a move mid-drag: keep answering copy (or link).
+        action = _copy_or_link(event)
+        if action is not None and self._drop_handler is not None:
+            event.setDropAction(action)
+            event.accept()
         else:
             event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:
         paths = _local_paths(event)
-        if paths and self._drop_handler:
-            event.acceptProposedAction()
+        action = _copy_or_link(event)
+        if paths and action is not None and self._drop_handler:
+            # Never a move: a file manager that honours "move" deletes the original once the drop is accepted.
+            event.setDropAction(action)
+            event.accept()
             self._drop_handler[1](paths)
+        else:
+            event.ignore()
 
     # -- status bar -------------------------------------------------------------------------------------------------
     def _refresh_memory(self) -> None:
@@ -297,6 +322,16 @@ class LazyPages(Mapping[str, QWidget]):
     def built(self) -> list[QWidget]:
         """The pages built so far (closing the window shuts only these down)."""
         return list(self._built.values())
+
+
+def _copy_or_link(event: QDropEvent) -> Qt.DropAction | None:
+    """The action Hangar accepts a drop with: copy, else link, never move (the import dialog then decides whether
+    the model is copied into the library or linked in place)."""
+    possible = event.possibleActions()
+    for action in (Qt.DropAction.CopyAction, Qt.DropAction.LinkAction):
+        if possible & action:
+            return action
+    return None
 
 
 def _local_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QItemSelection, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QItemSelection, QObject, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -296,7 +296,7 @@ class ModelsPage(Page):
                 urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
                 paths = [Path(u.toLocalFile()) for u in urls if u.isLocalFile()]
                 if paths and self.accepts_drop(paths):
-                    self.overlay.show_for(len(paths))
+                    self.overlay.show_for(len(paths), [p.name for p in paths])
             elif kind in (QEvent.Type.DragLeave, QEvent.Type.Drop) or isinstance(event, QDropEvent):
                 self.overlay.hide()
         return False
@@ -309,15 +309,29 @@ class ModelsPage(Page):
             self.select(payload)
 
     # -- import ---------------------------------------------------------------------------------------------
+    def last_folder(self) -> str:
+        """Where the file dialogs open: the folder models were last imported from (home the first time)."""
+        state = QSettings(str(self.app.paths.window_state_file), QSettings.Format.IniFormat)
+        folder = str(state.value("import/last_folder", "") or "")
+        return folder if folder and Path(folder).is_dir() else str(Path.home())
+
+    def remember_folder(self, folder: Path) -> None:
+        state = QSettings(str(self.app.paths.window_state_file), QSettings.Format.IniFormat)
+        state.setValue("import/last_folder", str(folder))
+        state.sync()
+
     def choose_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Import models", str(Path.home()), "GGUF models (*.gguf);;All files (*)"
+            self, "Import models", self.last_folder(), "GGUF models (*.gguf);;All files (*)"
         )
         if files:
+            self.remember_folder(Path(files[0]).parent)
             self.start_import([Path(f) for f in files])
 
     def start_import(self, paths: list[Path]) -> None:
         """Recognise and validate ``paths`` off the GUI thread, then show the import dialog."""
+        if paths:  # dropped or chosen: the next file dialog opens where they came from
+            self.remember_folder(paths[0].parent)
         self.message.setText(f"Checking {len(paths)} item{'s' if len(paths) != 1 else ''}…")
         run_in_background(
             lambda: self.library.preview_import(paths),
@@ -379,7 +393,9 @@ class ModelsPage(Page):
 
     # -- scanning -------------------------------------------------------------------------------------------
     def choose_scan_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Look for models in", str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(self, "Look for models in", self.last_folder())
+        if folder:
+            self.remember_folder(Path(folder))
         if folder:
             self.add_scan_folder(Path(folder))
 
