@@ -24,6 +24,9 @@ pytest_plugins: list[str] = [
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "0")
+# Tests reach only 127.0.0.1: a test without the local Hub (tests/support/hub) that still asks the Hub — Discover's
+# popular models when a window opens — gets a refused connection at once, never the real huggingface.co.
+os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QItemSelection, Qt, QThreadPool, QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -63,6 +64,8 @@ class DiscoverPage(Page):
         self._detail_generation = 0
         self._next_url: str | None = None
         self._query: SearchQuery | None = None
+        self._popular = False
+        self._shown_once = False
         self._loading = False
         self._fit_pool = QThreadPool(self)
         self._fit_pool.setMaxThreadCount(1)
@@ -179,6 +182,13 @@ class DiscoverPage(Page):
         for spin in (self.min_params, self.max_params):
             spin.valueChanged.connect(lambda _v: self._debounce.start())
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            if not self.search.text() and not self.results_model.rows:
+                QTimer.singleShot(0, self.search_now)  # popular models, after the window has painted
+
     # -- services, on first use -----------------------------------------------------------------------------------
     @property
     def secrets(self) -> SecretStore:
@@ -216,10 +226,8 @@ class DiscoverPage(Page):
         self._debounce.stop()
         self._search_generation += 1
         query = self.current_query()
-        if not query.text and query.format == "any" and not (query.min_params_b or query.max_params_b):
-            self.results_model.reset([])
-            self.left_stack.setCurrentIndex(0)
-            return
+        # No words: the Hub's most popular models (in the chosen order), so Discover never opens empty.
+        self._popular = not query.text
         generation = self._search_generation
         self._query = query
         self._next_url = None
@@ -265,6 +273,10 @@ class DiscoverPage(Page):
         self.results_message.clear()
         if not self.results_model.rows:
             self.results_message.show_message("No models match.", error=False)
+        elif self._popular:
+            self.results_message.show_message(
+                f"Popular on Hugging Face ({self.sort.currentText().lower()}) — type a name to search.", error=False
+            )
         self.more.setText("Load more")
         self.more.setVisible(bool(page.next_url))
 
