@@ -96,7 +96,7 @@ def prepare(request: FinetuneRequest) -> tuple[Any, Any, Any, Any, dict[str, Any
 
     config = request.config
     mx.random.seed(config.seed)
-    model, tokenizer = load(request.base_model)[:2]  # type: ignore[misc]
+    model, tokenizer = load(request.base_model)[:2]
     if config.quantize_4bit and not _is_quantized(model):
         # QLoRA: 4-bit base weights, LoRA layers in full precision on top.
         nn.quantize(model, group_size=32, bits=4)

@@ -179,7 +179,7 @@ def memory_lines(info: ModelInfo, estimate: Estimate | MlxEstimate | None) -> li
         allocated[kind] = allocated.get(kind, 0) + size
     estimated: dict[str, int] = {}
     if estimate is not None and not hasattr(estimate, "component"):  # MLX: weights now, KV while chatting
-        estimated = {"model": int(estimate.weights)}  # type: ignore[union-attr]
+        estimated = {"model": int(estimate.weights)}
     elif estimate is not None:
         estimated = {
             "model": estimate.component("weights") + estimate.component("repack"),

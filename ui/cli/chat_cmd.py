@@ -68,7 +68,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     return _repl(app, host, args, settings, model)
 
 
-def _progress_printer():  # type: ignore[no-untyped-def]
+def _progress_printer():
     def show(event: object) -> None:
         if isinstance(event, LoadProgress) and event.fraction is not None:
             print(f"\r  {event.fraction * 100:3.0f}%", end="", file=sys.stderr, flush=True)
