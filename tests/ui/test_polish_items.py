@@ -64,3 +64,22 @@ def test_no_gpu_layers_control_without_a_gpu(qtbot, app) -> None:  # type: ignor
     if not has_gpu:
         qtbot.wait(200)
         assert not settings.gpu_layers.isVisibleTo(settings)
+
+
+def test_the_fine_tune_form_is_simple_until_asked(qtbot, ft_app) -> None:  # type: ignore[no-untyped-def]
+    from core.finetune.types import FinetuneConfig
+
+    page = FinetunePage(ft_app, Bridge())
+    qtbot.addWidget(page)
+    page.resize(1180, 760)
+    page.show()
+    form = page.form
+    assert form.model_path.isVisibleTo(page) and form.data_path.isVisibleTo(page) and form.iters.isVisibleTo(page)
+    hidden = (form.rank, form.learning_rate, form.batch_size, form.seed, form.qlora, form.checkpoint_every)
+    assert not any(w.isVisibleTo(page) for w in hidden)
+    assert form.config() == FinetuneConfig()  # the simple form trains with the defaults
+    form.advanced.setChecked(True)
+    assert all(w.isVisibleTo(page) for w in hidden)
+    form.rank.setValue(16)
+    form.advanced.setChecked(False)
+    assert form.config().rank == 16  # hiding a setting does not undo it

@@ -55,6 +55,10 @@ def _double(low: float, high: float, value: float, name: str, tip: str, step: fl
     return box
 
 
+#: The form's rows that only "Advanced settings" shows.
+ADVANCED_ROWS = ("LoRA", "Targets", "Learning rate", "Batches", "Every N steps", "Seed", "Memory")
+
+
 class FinetuneForm(QFrame):
     #: Something that changes the memory estimate or the data preview was edited.
     changed = Signal()
@@ -69,7 +73,16 @@ class FinetuneForm(QFrame):
         form.setSpacing(8)
         # Centred on the row's controls (which are taller than a label), not a few pixels above them.
         form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        # Simple by default: a model, a dataset, the backend and the length of the run; the defaults (tuned for a
+        # first adapter) fill in the rest. "Advanced" shows every setting.
+        self.advanced = QCheckBox("Advanced settings")
+        self.advanced.setAccessibleName("Advanced settings")
+        self.advanced.setToolTip(
+            "Show LoRA, learning-rate, batch, checkpoint and memory settings (the defaults suit a first adapter)"
+        )
+        outer.addWidget(self.advanced, 0, Qt.AlignmentFlag.AlignRight)
         outer.addLayout(form)
+        self._form = form
 
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText("A Hugging Face or MLX model folder (safetensors)")
@@ -264,6 +277,9 @@ class FinetuneForm(QFrame):
         row.addStretch(1)
         form.addRow("Memory", row)
 
+        self.advanced.toggled.connect(self.set_advanced)
+        self.set_advanced(False)
+
         self.data_path.editingFinished.connect(lambda: self.dataset_changed.emit(self.data_path.text().strip()))
         for signal in (
             self.model_path.editingFinished,
@@ -277,6 +293,17 @@ class FinetuneForm(QFrame):
             self.targets.editingFinished,
         ):
             signal.connect(lambda *_: self.changed.emit())
+
+    def set_advanced(self, on: bool) -> None:
+        """Show (True) or hide the settings a newcomer can leave at their defaults."""
+        if self.advanced.isChecked() != on:
+            self.advanced.setChecked(on)  # comes back here through toggled
+            return
+        for row in range(self._form.rowCount()):
+            label = self._form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+            text = label.widget().text() if label is not None and isinstance(label.widget(), QLabel) else ""
+            if text in ADVANCED_ROWS:
+                self._form.setRowVisible(row, on)
 
     def _with_browse(self, edit: QLineEdit, choose: object, tip: str) -> QHBoxLayout:
         button = QPushButton("Choose…")
