@@ -53,7 +53,6 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("settings", "Settings", "ui.pages.settings", "SettingsPage", "Preferences (Ctrl+,)"),
 )
 
-_GIB = 1024**3
 MINIMUM_SIZE = QSize(900, 600)
 #: Pages built soon after the first paint even if never shown (they do background work), and when.
 BACKGROUND_PAGES = ("models", "downloads")
@@ -237,8 +236,14 @@ class MainWindow(QMainWindow):
 
     # -- status bar -------------------------------------------------------------------------------------------------
     def _refresh_memory(self) -> None:
+        from ui.units import format_bytes
+
         memory = psutil.virtual_memory()
-        self.memory_label.setText(f"RAM {memory.available / _GIB:.1f} GB free of {memory.total / _GIB:.1f} GB")
+        self.memory_label.setText(f"RAM: {format_bytes(memory.available)} free of {format_bytes(memory.total)}")
+        self.memory_label.setToolTip(
+            "Free memory right now. Estimates compare a model with a budget: the memory Hangar lets a model use, "
+            "which keeps a safety margin for the system and other apps."
+        )
 
     def _on_job_changed(self, job: Job) -> None:
         self._refresh_jobs()

@@ -24,6 +24,7 @@ from core.hardware import Hardware
 from core.hub.suggestions import RankedSuggestion, describe_hardware, suggest
 from ui.icons import app_icon
 from ui.operations import run_in_background
+from ui.units import format_bytes, format_speed
 from ui.widgets.fit_badge import FitBadge
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from ui.bridge import Bridge
 
 logger = logging.getLogger(__name__)
-_GB = 1_000_000_000
 
 
 BUTTON_TEXTS = ("Download", "Queuing…", "Queued ✓", "Downloaded ✓", "Try again")
@@ -44,13 +44,13 @@ class SuggestionCard(QFrame):
         self.ranked = ranked
         s = ranked.suggestion
         title = QLabel(f"<b>{s.title}</b>")
-        facts = QLabel(f"{s.params} parameters · {s.quant} · {s.size_bytes / _GB:.1f} GB download")
+        facts = QLabel(f"{s.params} parameters · {s.quant} · {format_bytes(s.size_bytes)} download")
         facts.setObjectName("Muted")
         blurb = QLabel(s.blurb)
         blurb.setWordWrap(True)
         self.badge = FitBadge()
         self.badge.set_level(ranked.fit, "A quick check from the file size; Discover reads the real header.")
-        speed = QLabel(f"about {ranked.tokens_per_second:.0f} tokens/s" if ranked.tokens_per_second else "")
+        speed = QLabel(format_speed(ranked.tokens_per_second) if ranked.tokens_per_second else "")
         speed.setObjectName("Muted")
         self.button = QPushButton("Download")
         # Wide enough for every state's text ("Downloading…", "Try again"): a button never shrinks to an outline.

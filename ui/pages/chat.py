@@ -37,6 +37,7 @@ from ui.pages.chat_settings import ChatSettingsPanel
 from ui.pages.chat_transcript import TranscriptView, copy_to_clipboard
 from ui.qtfix import emit
 from ui.theme import current_colors
+from ui.units import format_bytes
 from ui.widgets.common import EmptyState, Page
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from ui.bridge import Bridge
 
 logger = logging.getLogger(__name__)
-_MIB = 1024 * 1024
 
 
 class ChatPage(Page):
@@ -330,10 +330,10 @@ class ChatPage(Page):
         lines = memory_lines(loaded.info, loaded.estimate)
         total = sum(loaded.info.allocated.values())
         expected = estimated_bytes(loaded.estimate)
-        guess = f" (estimated {expected / _MIB:,.1f} MiB)" if expected is not None else ""
+        guess = f" (estimated {format_bytes(expected)})" if expected is not None else ""
         self.model_label.setText(
             f"{loaded.model.name} · {loaded.model.engine}, {loaded.info.device.upper()} · "
-            f"{total / _MIB:,.1f} MiB allocated{guess}"
+            f"{format_bytes(total)} allocated{guess}"
         )
         self.model_label.setToolTip("\n".join(lines))
 

@@ -11,6 +11,7 @@ from PySide6.QtGui import QColor, QFont
 
 from core.hub.files import FileGroup, GroupKind
 from ui.theme import current_colors
+from ui.units import format_bytes
 from ui.widgets.fit_badge import badge_color, badge_text, badge_tooltip
 from ui.widgets.record_model import RecordTableModel
 
@@ -26,12 +27,7 @@ ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def human_size(count: int | None) -> str:
-    if count is None:
-        return "?"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} B"
+    return "?" if count is None else format_bytes(count)
 
 
 def human_params(count: int | None) -> str:

@@ -63,7 +63,9 @@ def run_status(state: str, detail: str) -> str:
 
 
 def _bytes(n: int) -> str:
-    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
+    from ui.units import format_bytes
+
+    return format_bytes(n)
 
 
 class FinetunePage(Page):

@@ -38,16 +38,17 @@ def badge_tooltip(estimate: Estimate | MlxEstimate | None) -> str:
     if estimate is None:
         return "Not estimated yet."
     from core.estimate.llama import Estimate
+    from ui.units import format_bytes
 
     if isinstance(estimate, Estimate):
-        gib = estimate.resident_bytes / 2**30
         return (
-            f"{estimate.verdict_text}: about {gib:.1f} GiB at {estimate.n_ctx} tokens of context; "
-            f"up to {estimate.max_context} tokens fit."
+            f"{estimate.verdict_text}: about {format_bytes(estimate.resident_bytes)} at {estimate.n_ctx:,} tokens of "
+            f"context; up to {estimate.max_context:,} tokens fit."
         )
-    gib = estimate.total_bytes / 2**30
     verdict = "Fits" if estimate.fits else "Does not fit"
-    return f"{verdict} (MLX): about {gib:.1f} GiB at {estimate.context_length} tokens of context."
+    return (
+        f"{verdict} (MLX): about {format_bytes(estimate.total_bytes)} at {estimate.context_length:,} tokens of context."
+    )
 
 
 class FitBadge(QLabel):
