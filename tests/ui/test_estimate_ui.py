@@ -47,3 +47,23 @@ def test_one_unit_system(qtbot, app, tmp_path: Path) -> None:  # type: ignore[no
     shown = " ".join([label.text() for label, _bar in panel.bars] + [panel.details.text(), panel.badge.toolTip()])
     assert "GiB" not in shown and "MiB" not in shown
     assert "budget" in shown  # "of a 12.3 GB budget", not a bare second number that reads like free memory
+
+
+def test_files_without_shape_data_get_a_size_based_verdict_and_no_worst_quant(app) -> None:  # type: ignore[no-untyped-def]
+    """Item 19: a header without shape data said "fit unknown" (even 398 MB on a 25 GB machine) and the Download
+    button then offered the smallest quant."""
+    from core.hub.files import RemoteFile, group_files
+    from core.hub.fit import QuantFit
+    from ui.pages.discover_models import FIT_UNKNOWN, FilesModel, preferred_group
+
+    names = ("m-Q2_K.gguf", "m-Q3_K_M.gguf", "m-Q4_K_M.gguf", "m-Q8_0.gguf")
+    groups = group_files([RemoteFile(n, 398_000_000 + i) for i, n in enumerate(names)])
+    assert preferred_group(groups).quant == "Q4_K_M"
+    assert preferred_group([g for g in groups if g.quant in ("Q2_K", "Q3_K_M")]).quant == "Q3_K_M"  # the middle
+    model = FilesModel()
+    model.reset(groups)
+    model.hardware = app.hardware()
+    q2 = groups[0]
+    model.set_fit(QuantFit(q2.key, None, "no shape data in the header"))
+    text = model.fit_text(q2)
+    assert text != FIT_UNKNOWN and "by size" in text and text.startswith("≈")

@@ -358,12 +358,14 @@ class DiscoverPage(Page):
         def work() -> list[QuantFit]:
             from core.hardware import cached_hardware
 
+            hardware = cached_hardware()
+            self.bridge.call_soon(self._guard(self._set_fit_hardware), generation, hardware)
             return fit_all(
                 detail.summary.repo_id,
                 detail.commit,
                 quants,
                 token=secrets.get_token(),  # here: a keyring lookup may block
-                hardware=cached_hardware(),
+                hardware=hardware,
                 settings=settings,
                 on_result=lambda fit: self.bridge.call_soon(self._guard(self._on_fit), generation, fit),
                 cancelled=lambda: generation != self._detail_generation,
@@ -383,6 +385,10 @@ class DiscoverPage(Page):
             self.detail.files.viewport().update()
 
         run_in_background(work, on_success=self._guard(done), on_failure=self._guard(failed), pool=self._fit_pool)
+
+    def _set_fit_hardware(self, generation: int, hardware: object) -> None:
+        if generation == self._detail_generation:
+            self.detail.files_model.hardware = hardware  # type: ignore[assignment]
 
     def _on_fit(self, generation: int, fit: QuantFit) -> None:
         if generation == self._detail_generation:

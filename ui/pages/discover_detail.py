@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.hub.files import FileGroup, GroupKind
-from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count
+from core.hub.files import FileGroup
+from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count, preferred_group
 from ui.theme import current_colors
 from ui.widgets.common import size_columns
 
@@ -170,11 +170,9 @@ class ModelDetailView(QWidget):
         self.message.clear()
         self.card.setMarkdown(detail.card_markdown or "*This model has no model card.*")
         self.files_model.reset(list(detail.groups))
-        first_model = next(
-            (row for row, g in enumerate(detail.groups) if g.kind in (GroupKind.QUANT, GroupKind.MLX)), None
-        )
-        if first_model is not None:
-            self.files.selectRow(first_model)
+        preferred = preferred_group(detail.groups)  # never the smallest quant by default
+        if preferred is not None:
+            self.files.selectRow(list(detail.groups).index(preferred))
         self._update_button()
 
     def show_error(self, text: str) -> None:
