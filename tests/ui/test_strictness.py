@@ -96,3 +96,28 @@ def test_a_failing_event_listener_fails_the_test_that_caused_it(
     result = strict.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, errors=1)  # the failing test errors at teardown
     result.stdout.fnmatch_lines(["*an event listener raised*", "*ZeroDivisionError*"])
+
+
+def test_a_result_for_a_deleted_page_is_dropped(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """What the strict settings revealed: a fine-tune memory estimate finishing after its page was closed reached
+    deleted widgets (and failed whichever test ran next)."""
+    import threading
+
+    import shiboken6
+    from PySide6.QtCore import QThreadPool
+    from PySide6.QtWidgets import QLabel
+
+    from ui.operations import run_in_background
+
+    label = QLabel()
+    release = threading.Event()
+    delivered: list[object] = []
+    run_in_background(
+        lambda: release.wait(5), on_success=lambda r: (delivered.append(r), label.setText("x")), owner=label
+    )
+    label.deleteLater()
+    qtbot.waitUntil(lambda: not shiboken6.isValid(label), timeout=2000)
+    release.set()
+    QThreadPool.globalInstance().waitForDone(5000)
+    qtbot.wait(50)
+    assert delivered == []

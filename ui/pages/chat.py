@@ -207,6 +207,7 @@ class ChatPage(Page):
             lambda: self.service.choices(extra),
             on_success=self._show_choices,
             on_failure=lambda exc: logger.warning("model list failed: %s", exc),
+            owner=self,
         )
 
     def _show_choices(self, choices: list[ModelChoice]) -> None:
@@ -506,7 +507,7 @@ class ChatPage(Page):
             self._update_buttons()
 
         # counting tokens asks the engine process: off the GUI thread
-        run_in_background(lambda: calls[action](*args), on_success=started, on_failure=failed)
+        run_in_background(lambda: calls[action](*args), on_success=started, on_failure=failed, owner=self)
 
     def stop(self) -> None:
         if self.conversation_id is not None:
@@ -589,6 +590,7 @@ class ChatPage(Page):
             session.refresh_usage,
             on_success=self._show_usage,
             on_failure=lambda exc: logger.info("context count failed: %s", exc),
+            owner=self,
         )
 
     def _show_usage(self, usage: ContextUsage | None) -> None:

@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 300
 PAGE_SIZE = 30
+POPULAR_DELAY_MS = 150
 
 
 class DiscoverPage(Page):
@@ -187,7 +188,12 @@ class DiscoverPage(Page):
         if not self._shown_once:
             self._shown_once = True
             if not self.search.text() and not self.results_model.rows:
-                QTimer.singleShot(0, self.search_now)  # popular models, after the window has painted
+                # Popular models once the window has painted (the Hub client is imported then, not at start-up).
+                QTimer.singleShot(POPULAR_DELAY_MS, self._show_popular)
+
+    def _show_popular(self) -> None:
+        if not self.search.text() and not self.results_model.rows and not self._loading:
+            self.search_now()
 
     # -- services, on first use -----------------------------------------------------------------------------------
     @property

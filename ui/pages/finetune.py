@@ -214,6 +214,7 @@ class FinetunePage(Page):
             start,
             on_success=self._started,
             on_failure=self._failed_to_start,
+            owner=self,
         )
 
     def _started(self, job_id: str) -> None:
@@ -276,6 +277,7 @@ class FinetunePage(Page):
             lambda: self.app.finetune.measure_tokens(model, load_dataset(data, strict=False), max_length),
             on_success=done,
             on_failure=failed,
+            owner=self,
         )
 
     def preview_dataset(self, path: str) -> None:
@@ -299,6 +301,7 @@ class FinetunePage(Page):
             lambda: load_dataset(path, columns=columns, strict=False),
             on_success=lambda dataset: self._show_dataset(dataset, generation),
             on_failure=lambda error: self._show_dataset_error(error, generation),
+            owner=self,
         )
 
     def _show_dataset_error(self, error: Exception, generation: int) -> None:
@@ -338,7 +341,9 @@ class FinetunePage(Page):
 
             return plan_training_memory(model, config, backend, self.app.hardware())
 
-        run_in_background(plan, on_success=self._show_estimate, on_failure=lambda e: self.memory_label.setText(str(e)))
+        run_in_background(
+            plan, on_success=self._show_estimate, on_failure=lambda e: self.memory_label.setText(str(e)), owner=self
+        )
 
     def _show_estimate(self, plan: TrainingMemoryPlan) -> None:
         text = ("✔ " if plan.fits else "⚠ ") + plan.summary()

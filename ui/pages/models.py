@@ -252,7 +252,7 @@ class ModelsPage(Page):
         # Whoever starts a download (Discover, `hangar pull`), it lands here when it finishes.
         self._downloads = downloads_for_app(app)
         self._stop_following = follow_downloads(self.library, self._downloads, index_finished=False)
-        run_in_background(lambda: index_all(self.library, self._downloads))
+        run_in_background(lambda: index_all(self.library, self._downloads), owner=self)
 
         self.refresh()
         # The window does not exist yet while pages are built; attach once the event loop runs.
@@ -337,6 +337,7 @@ class ModelsPage(Page):
             lambda: self.library.preview_import(paths),
             on_success=self._show_import_dialog,
             on_failure=lambda error: self.message.setText(str(error)),
+            owner=self,
         )
 
     def _show_import_dialog(self, preview: ImportPreview) -> None:
@@ -426,7 +427,7 @@ class ModelsPage(Page):
             self.rescan_button.setEnabled(True)
             self.message.setText(f"Scanning other apps' folders failed: {error}")
 
-        run_in_background(self.library.rescan, on_success=done, on_failure=failed)
+        run_in_background(self.library.rescan, on_success=done, on_failure=failed, owner=self)
 
     # -- table and details ----------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -488,6 +489,7 @@ class ModelsPage(Page):
             lambda: self.app.hardware(),
             on_success=self._hardware_detected,
             on_failure=lambda error: logger.warning("hardware detection failed: %s", error),
+            owner=self,
         )
 
     def _hardware_detected(self, hardware: Any) -> None:
@@ -516,6 +518,7 @@ class ModelsPage(Page):
             lambda: read_target(str(entry.load_path)),
             on_success=show,
             on_failure=lambda error: logger.info("no estimate for %s: %s", entry.name, error),
+            owner=self,
         )
 
     # -- actions --------------------------------------------------------------------------------------------
@@ -564,6 +567,7 @@ class ModelsPage(Page):
             lambda: self.library.remove(entry.id, delete_files=delete_files),
             on_success=done,
             on_failure=lambda error: self.message.setText(str(error)),
+            owner=self,
         )
 
 

@@ -99,7 +99,7 @@ class SettingsPage(Page):
         )
         form.addRow("GPU layers", self.gpu_layers)
         self._form = form
-        run_in_background(app.hardware, on_success=self._hardware_known)
+        run_in_background(app.hardware, on_success=self._hardware_known, owner=self)
 
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 8)
