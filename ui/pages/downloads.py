@@ -33,12 +33,12 @@ if TYPE_CHECKING:
 
 #: Starting column widths: "Download" gets room for a repo and file name; the message column takes the rest.
 COLUMN_WIDTHS = {
-    DownloadsModel.COL_NAME: 300,
+    DownloadsModel.COL_NAME: 260,
     DownloadsModel.COL_STATE: 96,
-    DownloadsModel.COL_PROGRESS: 160,
-    DownloadsModel.COL_SIZE: 150,
-    DownloadsModel.COL_SPEED: 90,
-    DownloadsModel.COL_ETA: 80,
+    DownloadsModel.COL_PROGRESS: 150,
+    DownloadsModel.COL_SIZE: 136,
+    DownloadsModel.COL_SPEED: 80,
+    DownloadsModel.COL_ETA: 76,
 }
 
 
