@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     from argparse import Namespace
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from main import build_app
-
     import argparse
+
+    from main import build_app
 
     parser = argparse.ArgumentParser(description="Render every page offscreen into PNG files.")
     parser.add_argument("out_dir", nargs="?", default="docs/screenshots")
