@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -365,6 +366,22 @@ class FinetunePage(Page):
             )
             self._select_row(row)
         self._update_buttons()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.refresh_library_models()
+
+    def refresh_library_models(self) -> None:
+        """The base-model picker lists My Models' fine-tunable models (full weights: MLX/safetensors folders)."""
+        from core.library.service import Library
+        from core.models.types import ModelFormat
+
+        try:
+            entries = Library.for_app(self.app).list(format=ModelFormat.MLX)
+        except HangarError as exc:
+            logger.warning("no library models for fine-tuning: %s", exc)
+            entries = []
+        self.form.set_library_models([(e.name, str(e.root)) for e in entries if e.available])
 
     def open_payload(self, payload: object) -> None:
         """``navigate_requested("finetune", library entry id)`` from My Models: that model becomes the base."""

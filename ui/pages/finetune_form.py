@@ -90,9 +90,16 @@ class FinetuneForm(QFrame):
         self.model_path.setToolTip(
             "The model to adapt: a folder with its full weights (safetensors) and tokenizer, not a GGUF file"
         )
-        form.addRow(
-            "Base model", self._with_browse(self.model_path, self._choose_model, "Pick the base model's folder")
-        )
+        base_row = self._with_browse(self.model_path, self._choose_model, "Pick the base model's folder")
+        #: Fine-tunable models of My Models (full weights: safetensors folders); the page fills it.
+        self.from_library = QComboBox()
+        self.from_library.setAccessibleName("Base model from My Models")
+        self.from_library.setToolTip("A model from My Models with its full weights (safetensors), ready to fine-tune")
+        self.from_library.setMinimumContentsLength(12)
+        self.from_library.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.from_library.activated.connect(self._library_model_chosen)
+        base_row.insertWidget(1, self.from_library)
+        form.addRow("Base model", base_row)
         self.data_path = QLineEdit()
         self.data_path.setPlaceholderText("JSONL, JSON or CSV, or a folder with train.jsonl")
         self.data_path.setAccessibleName("Dataset")
@@ -293,6 +300,22 @@ class FinetuneForm(QFrame):
             self.targets.editingFinished,
         ):
             signal.connect(lambda *_: self.changed.emit())
+
+    def set_library_models(self, models: list[tuple[str, str]]) -> None:
+        """Offer ``(name, folder)`` pairs from My Models as base models."""
+        self.from_library.clear()
+        self.from_library.addItem("From My Models…" if models else "No fine-tunable models yet", "")
+        for name, folder in models:
+            self.from_library.addItem(name, folder)
+            self.from_library.setItemData(self.from_library.count() - 1, folder, Qt.ItemDataRole.ToolTipRole)
+        self.from_library.setEnabled(bool(models))
+
+    def _library_model_chosen(self, index: int) -> None:
+        folder = self.from_library.itemData(index)
+        if folder:
+            self.model_path.setText(folder)
+            self.changed.emit()
+        self.from_library.setCurrentIndex(0)
 
     def set_advanced(self, on: bool) -> None:
         """Show (True) or hide the settings a newcomer can leave at their defaults."""
