@@ -21,11 +21,13 @@ from PySide6.QtGui import (
     QShowEvent,
 )
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QScrollArea,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -149,8 +151,15 @@ class MainWindow(QMainWindow):
         page_class = getattr(importlib.import_module(module_name), class_name)
         page: QWidget = page_class(self.app, self.bridge, self.stack)
         page.setObjectName(f"page-{key}")
+        # In a window narrower or shorter than a page needs, the page scrolls instead of being cut off.
+        holder = QScrollArea()
+        holder.setObjectName(f"scroll-{key}")
+        holder.setWidgetResizable(True)
+        holder.setFrameShape(QFrame.Shape.NoFrame)
+        holder.setWidget(page)
+        holder.viewport().setAutoFillBackground(False)
         placeholder = self.stack.widget(index)
-        self.stack.insertWidget(index, page)
+        self.stack.insertWidget(index, holder)
         self.stack.removeWidget(placeholder)
         placeholder.deleteLater()
         if key == "settings" and hasattr(page, "theme_changed"):
@@ -173,8 +182,8 @@ class MainWindow(QMainWindow):
 
     def _on_nav_row(self, row: int) -> None:
         if 0 <= row < len(PAGES):
-            page = self.pages[PAGES[row][0]]
-            self.stack.setCurrentWidget(page)
+            self.pages[PAGES[row][0]]  # built on first show
+            self.stack.setCurrentIndex(row)
 
     # -- navigation ---------------------------------------------------------------------------------------------
     def show_page(self, key: str, payload: object = None) -> None:
@@ -184,16 +193,19 @@ class MainWindow(QMainWindow):
             return
         self.nav.setCurrentRow(keys.index(key))
         page = self.pages[key]
-        self.stack.setCurrentWidget(page)
+        self.stack.setCurrentIndex(keys.index(key))
         if payload is not None and hasattr(page, "open_payload"):
             page.open_payload(payload)
 
     def current_page_key(self) -> str:
         return PAGES[self.stack.currentIndex()][0]
 
+    def current_page(self) -> QWidget:
+        return self.pages[self.current_page_key()]
+
     def trigger_page_action(self, action: str) -> bool:
         """Run ``action`` (``focus_search``, ``refresh_page``) on the current page if it has one."""
-        method = getattr(self.stack.currentWidget(), action, None)
+        method = getattr(self.current_page(), action, None)
         if not callable(method):
             return False
         method()

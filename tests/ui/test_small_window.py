@@ -45,7 +45,23 @@ def test_buttons_fit_at_the_minimum_size(qtbot, app, key: str) -> None:  # type:
         rect = _visible_rect_in_window(button, window)
         if not rect.isNull() and not area.contains(rect):
             problems.append(f"{button.text()!r} lies outside the window at {rect.getRect()}")
+    # A page never gets less than it needs: below that it scrolls (whole, every control reachable), never cut.
+    need = page.minimumSizeHint()
+    if page.width() < need.width() or page.height() < need.height():
+        problems.append(f"the page is {page.size().toTuple()} but needs {need.toTuple()}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("key", [k for k, *_ in PAGES])
+def test_no_page_scrolls_sideways_at_the_default_size(qtbot, app, key: str) -> None:  # type: ignore[no-untyped-def]
+    window = create_window(app)
+    qtbot.addWidget(window)
+    window.resize(1180, 760)
+    window.show()
+    window.show_page(key)
+    QApplication.processEvents()
+    holder = window.stack.currentWidget()
+    assert not holder.horizontalScrollBar().isVisible(), window.pages[key].minimumSizeHint()
 
 
 def test_the_window_size_is_remembered(qtbot, app) -> None:  # type: ignore[no-untyped-def]

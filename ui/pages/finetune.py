@@ -168,8 +168,8 @@ class FinetunePage(Page):
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
         # The settings at their natural width, the chart and list take the rest.
-        scroll.setMinimumWidth(min(560, left.sizeHint().width() + 16))
-        right.setMinimumWidth(360)
+        scroll.setMinimumWidth(min(460, left.sizeHint().width() + 16))  # the form scrolls in a small window
+        right.setMinimumWidth(300)
         self.body.addWidget(splitter, 1)
 
         self._estimate_timer = QTimer(self)

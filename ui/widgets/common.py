@@ -54,10 +54,12 @@ class EmptyState(QWidget):
         self.text.setObjectName("EmptyText")
         self.text.setWordWrap(True)
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text.setFixedWidth(460)
-        # A wrapped label inside an aligned layout item gets no height-for-width; give it its real height.
+        # At most 460 px wide, but free to narrow in a small window (a fixed width pushed whole pages off-screen).
+        self.text.setMinimumWidth(220)
+        self.text.setMaximumWidth(460)
+        # A wrapped label inside an aligned layout item gets no height-for-width; give it room for its narrowest.
         self.text.ensurePolished()
-        self.text.setMinimumHeight(self.text.heightForWidth(460) + 4)
+        self.text.setMinimumHeight(self.text.heightForWidth(220) + 4)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(picture)
