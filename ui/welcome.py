@@ -171,12 +171,11 @@ class WelcomeDialog(QDialog):
         self.finished.connect(self._remember)
 
     def _download(self, card: SuggestionCard) -> None:
-        from core.downloads.manager import for_app
 
         s = card.ranked.suggestion
         card.button.setEnabled(False)
         card.button.setText("Queuing…")
-        manager = for_app(self.app)
+        manager = self.app.downloads
         if self._stop_following is None:
             self._stop_following = self.bridge.connect_hook(manager.changed, self._on_download_changed)
         if card.download_id is not None:  # "Try again" after the download itself failed: resume it

@@ -70,7 +70,7 @@ class ChatService:
         seen: dict[Path, ModelChoice] = {}
         candidates = [str(e.load_path) for e in self.library().list() if e.engine and e.available]
         candidates += [c.model for c in self.chats.conversations() if c.model] + list(extra or [])
-        models_dir = self.app.paths.models_dir
+        models_dir = self.app.models_dir
         if models_dir.is_dir():
             candidates += [str(p) for p in sorted(models_dir.rglob("*.gguf"))]
             candidates += [str(p.parent) for p in sorted(models_dir.rglob("config.json"))]
@@ -102,9 +102,7 @@ class ChatService:
             return None
 
     def library(self) -> Library:
-        from core.library.service import Library
-
-        return Library.for_app(self.app)
+        return self.app.library
 
     def default_options(self, **overrides: object) -> LoadOptions:
         return load_options(self.app.settings.current, **overrides)  # type: ignore[arg-type]

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from core.library.service import Library
 from core.models.types import ImportMode
 from tests.support.fixtures_chat import write_tiny_gguf_lora
 from ui.bridge import Bridge
@@ -36,7 +35,7 @@ def _loaded(qtbot, page: ChatPage):  # type: ignore[no-untyped-def]
 
 
 def test_chat_in_my_models_loads_the_model_and_opens_a_new_chat(qtbot, page: ChatPage, tiny_gguf: Path, app) -> None:  # type: ignore[no-untyped-def]
-    (entry,) = Library.for_app(app).import_paths([tiny_gguf], ImportMode.LINK).imported
+    (entry,) = app.library.import_paths([tiny_gguf], ImportMode.LINK).imported
     with _loaded(qtbot, page) as blocker:
         page.open_payload(entry.id)
     assert blocker.args == ["loaded"], page.banner.text()
@@ -49,7 +48,7 @@ def test_chat_in_my_models_loads_the_model_and_opens_a_new_chat(qtbot, page: Cha
 def test_chat_on_an_adapter_loads_its_base_with_the_adapter(
     qtbot, page: ChatPage, tiny_gguf: Path, app, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    library = Library.for_app(app)
+    library = app.library
     (base,) = library.import_paths([tiny_gguf], ImportMode.LINK).imported
     adapter = library.register_adapter(write_tiny_gguf_lora(tmp_path / "tiny-lora.gguf"), base.id)
     with _loaded(qtbot, page) as blocker:

@@ -248,10 +248,9 @@ def test_load_options_apply_to_the_next_load(qtbot, page: ChatPage, tiny_gguf: P
 
 
 def test_chat_from_my_models_opens_the_library_model(qtbot, page: ChatPage, tiny_gguf: Path, app) -> None:  # type: ignore[no-untyped-def]
-    from core.library.service import Library
     from core.models.types import ImportMode
 
-    report = Library.for_app(app).import_paths([tiny_gguf], ImportMode.LINK)
+    report = app.library.import_paths([tiny_gguf], ImportMode.LINK)
     (entry,) = report.imported
     page.open_payload(entry.id)
     assert page.model_picker.currentData() == str(entry.load_path)

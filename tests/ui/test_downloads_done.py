@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.downloads.manager import DownloadState, for_app
+from core.downloads.manager import DownloadState
 from tests.support.hub import LocalHub
 from tests.support.hub.catalog import BIGGER_REPO, GGUF_REPO
 from ui.app import create_window
@@ -28,7 +28,7 @@ def test_a_finished_download_offers_chat_and_show_and_says_so(window, qtbot, app
     page: DownloadsPage = window.pages["downloads"]
     messages: list[str] = []
     window.bridge.status_message.connect(lambda text, _ms: messages.append(text))
-    item = for_app(app).enqueue(GGUF_REPO, quant="Q8_0")
+    item = app.downloads.enqueue(GGUF_REPO, quant="Q8_0")
     qtbot.waitUntil(
         lambda: any(i.id == item.id and i.state == DownloadState.DONE for i in page.model.items), timeout=30_000
     )
@@ -48,7 +48,7 @@ def test_a_finished_download_offers_chat_and_show_and_says_so(window, qtbot, app
 
 def test_clearing_finished_rows_is_remembered(window, qtbot, app) -> None:  # type: ignore[no-untyped-def]
     page: DownloadsPage = window.pages["downloads"]
-    item = for_app(app).enqueue(GGUF_REPO, quant="Q8_0")
+    item = app.downloads.enqueue(GGUF_REPO, quant="Q8_0")
     qtbot.waitUntil(
         lambda: any(i.id == item.id and i.state == DownloadState.DONE for i in page.model.items), timeout=30_000
     )
@@ -64,10 +64,10 @@ def test_columns_keep_their_widths_while_numbers_tick(window, qtbot, app, hub: L
     page: DownloadsPage = window.pages["downloads"]
     header = page.table.horizontalHeader()
     hub.faults.throttle_bps = 3_000_000
-    item = for_app(app).enqueue(BIGGER_REPO)
+    item = app.downloads.enqueue(BIGGER_REPO)
     widths = []
     for done in (200_000, 1_000_000, 2_000_000):
         qtbot.waitUntil(lambda d=done: any(i.id == item.id and i.done > d for i in page.model.items), timeout=20_000)
         widths.append([header.sectionSize(c) for c in COLUMN_WIDTHS])
     assert widths[0] == widths[1] == widths[2] == list(COLUMN_WIDTHS.values())
-    for_app(app).cancel(item.id)
+    app.downloads.cancel(item.id)

@@ -50,9 +50,7 @@ def test_library_changes_move_rows_not_the_whole_table(page, qtbot, qtmodelteste
 def test_a_changed_entry_updates_its_row_in_place(qtbot, qtmodeltester, app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    from core.library.service import Library
-
-    library = Library.for_app(app)
+    library = app.library
     library.import_paths([write_gguf(tmp_path / "alpha.gguf", seed=1)], ImportMode.LINK)
     model = LibraryTableModel()
     model.set_entries(library.list())

@@ -87,11 +87,10 @@ def test_the_fine_tune_form_is_simple_until_asked(qtbot, ft_app) -> None:  # typ
 
 def test_the_fine_tune_page_picks_a_base_model_from_my_models(qtbot, ft_app, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Item 24: fine-tuning needs full weights; the page offers My Models' safetensors folders."""
-    from core.library.service import Library
     from core.models.types import ImportMode
     from tests.support.fixtures_library import write_gguf, write_mlx_folder
 
-    library = Library.for_app(ft_app)
+    library = ft_app.library
     library.import_paths([write_mlx_folder(tmp_path / "qwen-mlx"), write_gguf(tmp_path / "q.gguf")], ImportMode.LINK)
     page = FinetunePage(ft_app, Bridge())
     qtbot.addWidget(page)

@@ -41,9 +41,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
     settings = ChatSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
-    from core.library.service import Library
-
-    model = resolve_model(args.model, Library.for_app(app))
+    model = resolve_model(args.model, app.library)
     options = load_options(
         app.settings.current,
         context_length=args.context_length,

@@ -57,7 +57,7 @@ class ChatPage(Page):
         super().__init__("Chat", "Talk to a local model. Nothing leaves this machine.", parent)
         self.app = app
         self.bridge = bridge
-        self.service = ChatService(app)
+        self.service: ChatService = app.chat
         self.conversation_id: int | None = None
         self.editing_id: int | None = None
         self._load_request: int | None = None

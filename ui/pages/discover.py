@@ -199,9 +199,7 @@ class DiscoverPage(Page):
     @property
     def secrets(self) -> SecretStore:
         if self._secrets is None:
-            from core.secrets import SecretStore
-
-            self._secrets = SecretStore.shared()
+            self._secrets = self.app.secrets
         return self._secrets
 
     @property
@@ -404,9 +402,7 @@ class DiscoverPage(Page):
     @property
     def downloads(self) -> DownloadManager:
         if self._downloads is None:
-            from core.downloads.manager import for_app
-
-            self._downloads = for_app(self.app)
+            self._downloads = self.app.downloads
         return self._downloads
 
     def _download(self, group: FileGroup) -> None:

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.downloads.manager import DownloadItem, DownloadManager, DownloadState, for_app
+from core.downloads.manager import DownloadItem, DownloadManager, DownloadState
 from core.errors import HangarError
 from ui.pages.downloads_model import ITEM_ROLE, DownloadsModel, ProgressDelegate
 from ui.widgets.common import EmptyState, Page
@@ -63,7 +63,7 @@ class DownloadsPage(Page):
         )
         self.app = app
         self.bridge = bridge
-        self.manager: DownloadManager = for_app(app)
+        self.manager: DownloadManager = app.downloads
         self.model = DownloadsModel()
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -173,10 +173,9 @@ class DownloadsPage(Page):
         """The My Models entry a finished download became (None while it is not in the library)."""
         if item is None or item.state != DownloadState.DONE or not item.paths:
             return None
-        from core.library.service import Library
 
         try:
-            return Library.for_app(self.app).find_by_path(item.paths[0])
+            return self.app.library.find_by_path(item.paths[0])
         except HangarError:
             return None
 

@@ -373,11 +373,10 @@ class FinetunePage(Page):
 
     def refresh_library_models(self) -> None:
         """The base-model picker lists My Models' fine-tunable models (full weights: MLX/safetensors folders)."""
-        from core.library.service import Library
         from core.models.types import ModelFormat
 
         try:
-            entries = Library.for_app(self.app).list(format=ModelFormat.MLX)
+            entries = self.app.library.list(format=ModelFormat.MLX)
         except HangarError as exc:
             logger.warning("no library models for fine-tuning: %s", exc)
             entries = []
@@ -385,10 +384,9 @@ class FinetunePage(Page):
 
     def open_payload(self, payload: object) -> None:
         """``navigate_requested("finetune", library entry id)`` from My Models: that model becomes the base."""
-        from core.library.service import Library
 
         try:
-            entry = Library.for_app(self.app).get(str(payload))
+            entry = self.app.library.get(str(payload))
         except HangarError as exc:
             self.message.setText(str(exc))
             return
