@@ -7,8 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 from core.chat.store import ChatStore
-from core.finetune.service import FinetuneRun, LossPoint
-from core.finetune.types import FinetuneConfig
+from core.finetune.runs import FinetuneRun, LossPoint
+from core.finetune.types import FinetuneBackend, FinetuneConfig, TrainJobParams
 from core.hub.client import ModelSummary
 from core.hub.files import RemoteFile, group_files
 from core.jobs import Job, JobState
@@ -35,16 +35,15 @@ def test_conversation_list_model(qtmodeltester, app) -> None:  # type: ignore[no
 
 def _run(job_id: str, state: JobState, curve: tuple[LossPoint, ...] = ()) -> FinetuneRun:
     job = Job(id=job_id, kind="finetune", title=f"Fine-tune {job_id}", state=state, progress=0.5, created_at=1.0)
-    return FinetuneRun(
-        job=job,
-        backend="peft",
+    params = TrainJobParams(
+        backend=FinetuneBackend.PEFT,
         base_model="tiny-hf",
         dataset="data.jsonl",
-        run_dir=Path("/nonexistent") / job_id,
+        run_dir=str(Path("/nonexistent") / job_id),
         config=FinetuneConfig(),
         total_steps=10,
-        train_curve=curve,
     )
+    return FinetuneRun(job=job, params=params, train_curve=curve)
 
 
 def test_finetune_jobs_model(qtmodeltester) -> None:  # type: ignore[no-untyped-def]
