@@ -17,7 +17,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
-from core.engine.host import EngineHost, WorkerEntry
+from core.engine.host import EngineHost
+from core.engine.protocol import WorkerEntry
 from core.hardware import EngineSupport, Hardware
 from core.jobs import JobKind, JobManager
 from core.paths import AppPaths
@@ -27,6 +28,7 @@ from core.store import Store
 if TYPE_CHECKING:
     from core.chat.service import ChatService
     from core.downloads.manager import DownloadManager
+    from core.engine.safemode import SafeModeBook
     from core.finetune.service import FinetuneService
     from core.jobs import CancelToken
     from core.library.move import MoveReport
@@ -74,6 +76,8 @@ class AppContext:
     resume_downloads: bool = True
     #: ``backends.workshop_worker.run``, run in the workshop child process (None: the Workshop is unavailable).
     workshop_entry: Callable[[Any, Any, Any], None] | None = None
+    #: ``backends.facts.fit_in_child``: llama.cpp's memory-fit pass for a file, run in a child process.
+    fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
@@ -90,6 +94,7 @@ class AppContext:
         *,
         resume_downloads: bool = True,
         workshop_entry: Callable[[Any, Any, Any], None] | None = None,
+        fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -101,6 +106,7 @@ class AppContext:
             engine_probe=engine_probe,
             resume_downloads=resume_downloads,
             workshop_entry=workshop_entry,
+            fit_runner=fit_runner,
         )
 
     # -- the models folder and what to tell the person ------------------------------------------------------------
@@ -230,11 +236,18 @@ class AppContext:
             if self._hardware is None or refresh:
                 from core.hardware import detect_hardware
 
-                self._hardware = detect_hardware(self.engine_probe)
+                self._hardware = detect_hardware(self.engine_probe, cache_dir=self.paths.cache_dir)
             return self._hardware
 
+    @service
+    def safe_modes(self) -> SafeModeBook:
+        """What safe mode learned about models that crash the engine here (``known_crash(path)`` for badges)."""
+        from core.engine.safemode import SafeModeBook
+
+        return SafeModeBook(self.store)
+
     def new_engine_host(self, name: str = "engine") -> EngineHost:
-        host = EngineHost(self.worker_entry, name=name)
+        host = EngineHost(self.worker_entry, name=name, safe_modes=self.safe_modes)
         self._closers.insert(0, host.shutdown)
         return host
 

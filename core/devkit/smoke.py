@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from core.app import AppContext
 from core.devkit.modelgen import write_tiny_gguf
-from core.engine.host import ChatMessage, GenerationParams, LoadOptions, ModelSpec
+from core.engine.protocol import ChatMessage, GenerationParams, LoadOptions, ModelSpec
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.host import ChatMessage, GenerationParams, LoadOptions, ModelSpec
+from core.engine.protocol import ChatMessage, GenerationParams, LoadOptions, ModelSpec
 from core.errors import FinetuneError
 from core.finetune.types import FinetuneConfig, TrainingProgress, TrainingStarted, latest_checkpoint
 from core.jobs import JobState

@@ -279,7 +279,7 @@ def test_mlx_model_chats_and_refuses_json_mode_in_place(qtbot, page: ChatPage, t
 
 def test_out_of_memory_is_explained_with_the_estimators_advice(qtbot, page: ChatPage, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
-    from core.engine.host import LoadOptions
+    from core.engine.protocol import LoadOptions
 
     wide = write_tiny_gguf(tmp_path / "wide.gguf", TinyModelConfig(n_embd=2048, n_ff=64, n_head=16, n_head_kv=16))
     page.load_options = LoadOptions(context_length=2**24)

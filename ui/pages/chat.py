@@ -29,7 +29,7 @@ from core.chat.models import estimated_bytes, memory_advice, memory_lines
 from core.chat.service import ChatService, ModelChoice
 from core.chat.session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
 from core.chat.store import ChatSettings, Message
-from core.engine.host import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
+from core.engine.protocol import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
 from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
 from ui.pages.chat_list import ConversationColumn
