@@ -1,5 +1,5 @@
-"""One way to write sizes and speeds in the window: decimal units (1 GB = 10^9 bytes, as the Hub, file managers
-and ``core.hub.suggestions.describe_hardware`` write them), and speeds rounded to what a prediction can claim."""
+"""One way to write sizes and speeds in the window: memory and sizes in core's one unit system (binary, GiB/MiB:
+``core.estimate.units``), and speeds rounded to what a prediction can claim."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ MAX_SHOWN_TOKENS_PER_SECOND = 500
 
 
 def format_bytes(count: int | float | None) -> str:
-    """``1.0 GB``, ``512.0 MB``, ``900 B``; ``unknown`` for None."""
-    if count is None:
-        return "unknown"
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if abs(count) >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{int(count)} B"
+    """``1.5 GiB``, ``512.0 MiB``, ``900 B`` (core's one unit system); ``unknown`` for None."""
+    from core.estimate.units import format_bytes as core_format_bytes
+
+    return "unknown" if count is None else core_format_bytes(count)
 
 
 def format_speed(tokens_per_second: float | None) -> str:

@@ -1,6 +1,6 @@
 """Estimates as the window shows them (field report items 18, 20, 21): the context slider stops at the model's
 trained length (past it only by an explicit RoPE-scaling choice), speeds are rounded and capped, and sizes use one
-unit system everywhere (decimal GB, as the Hub and the hardware summary write them). Real GGUF headers."""
+unit system everywhere (core's binary GiB/MiB, ``core.estimate.units``). Real GGUF headers."""
 
 from __future__ import annotations
 
@@ -37,16 +37,16 @@ def test_speeds_are_rounded_and_capped() -> None:
 
 
 def test_one_unit_system(qtbot, app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert format_bytes(1_000_000_000) == "1.0 GB"
-    assert format_bytes(2**30) == "1.1 GB"  # never "1.0 GB" with a tooltip saying "1.0 GiB"
+    assert format_bytes(2**30) == "1.0 GiB"  # never "1.0 GB" with a tooltip saying "1.0 GiB"
+    assert format_bytes(1536 * 2**20) == "1.5 GiB"
     model = write_tiny_gguf(tmp_path / "tiny-F16.gguf")
     panel = EstimatePanel()
     qtbot.addWidget(panel)
     panel.set_hardware(app.hardware())
     panel.set_model(read_target(str(model)))
     shown = " ".join([label.text() for label, _bar in panel.bars] + [panel.details.text(), panel.badge.toolTip()])
-    assert "GiB" not in shown and "MiB" not in shown
-    assert "budget" in shown  # "of a 12.3 GB budget", not a bare second number that reads like free memory
+    assert " GB" not in shown and " MB" not in shown  # one system: GiB/MiB only
+    assert "budget" in shown  # "of a 12.3 GiB budget", not a bare second number that reads like free memory
 
 
 def test_files_without_shape_data_get_a_size_based_verdict_and_no_worst_quant(app) -> None:  # type: ignore[no-untyped-def]

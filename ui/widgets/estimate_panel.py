@@ -327,7 +327,7 @@ class EstimatePanel(QWidget):
             bar.deleteLater()
         while len(self.bars) < len(rows):
             label, bar = QLabel(), BreakdownBar()
-            label.setWordWrap(True)  # "RAM: 5.2 GB of a 21.6 GB budget (+3.7 GB of the file…)" in a narrow pane
+            label.setWordWrap(True)  # "RAM: 5.2 GiB of a 21.6 GiB budget (+3.7 GiB of the file…)" in a narrow pane
             self.bars_box.addWidget(label)
             self.bars_box.addWidget(bar)
             self.bars.append((label, bar))
