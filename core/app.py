@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from core.library.move import MoveReport
     from core.library.service import Library
     from core.secrets import SecretStore
+    from core.serve.server import ServeService
     from core.workshop.service import WorkshopService
 
 logger = logging.getLogger(__name__)
@@ -204,6 +205,15 @@ class AppContext:
         # First to close: its runs stop and write their last rows before the jobs' shutdown and the store's close.
         self._closers.insert(0, service.close)
         return service
+
+    @service
+    def serve(self) -> ServeService:
+        """The local API server (stopped until started from the window or ``hangar serve``)."""
+        from core.serve.server import ServeService
+
+        server = ServeService(self)
+        self._closers.insert(0, server.stop)
+        return server
 
     def move_models(
         self,

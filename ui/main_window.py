@@ -53,6 +53,7 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("downloads", "Downloads", "ui.pages.downloads", "DownloadsPage", "Download queue and history (Ctrl+5)"),
     ("hardware", "Hardware", "ui.pages.hardware", "HardwarePage", "GPUs, memory and engines (Ctrl+6)"),
     ("workshop", "Workshop", "ui.pages.workshop", "WorkshopPage", "Compare, evaluate and quantize models (Ctrl+7)"),
+    ("server", "Server", "ui.pages.server", "ServerPage", "Serve models over an OpenAI-compatible API (Ctrl+8)"),
     ("settings", "Settings", "ui.pages.settings", "SettingsPage", "Preferences (Ctrl+,)"),
 )
 
@@ -132,7 +133,7 @@ class MainWindow(QMainWindow):
         bridge.status_message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         bridge.navigate_requested.connect(self.show_page)
 
-        for index, (key, *_rest) in enumerate(PAGES[:7]):
+        for index, (key, *_rest) in enumerate(PAGES[:8]):
             QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self, activated=lambda k=key: self.show_page(k))
         QShortcut(QKeySequence.StandardKey.Preferences, self, activated=lambda: self.show_page("settings"))
         QShortcut(QKeySequence("Ctrl+,"), self, activated=lambda: self.show_page("settings"))

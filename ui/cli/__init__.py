@@ -66,6 +66,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("quantize", "ui.cli.quantize_cmd", "quantize an F16/BF16/F32 GGUF to Q4_K_M, Q6_K, … with llama.cpp"),
     Command("convert", "ui.cli.convert_cmd", "convert a Hugging Face safetensors llama model to GGUF"),
     Command("jobs", "ui.cli.jobs_cmd", "list background jobs and their state"),
+    Command(
+        "serve", "ui.cli.serve_cmd", "serve the library's models over a local OpenAI- and Anthropic-compatible API"
+    ),
     Command("paths", "ui.cli.paths_cmd", "show where Hangar keeps settings, models, the database and logs"),
 )
 COMMAND_NAMES = frozenset(command.name for command in COMMANDS)
