@@ -22,6 +22,7 @@ from core.store import Store
 
 if TYPE_CHECKING:
     from core.finetune.service import FinetuneService
+    from core.remote.service import RemoteService
 
 
 @dataclass
@@ -84,6 +85,13 @@ class AppContext:
             self.finetune_entry,
             register_adapter=library_registrar(Library.for_app(self)),
         )
+
+    @cached_property
+    def remotes(self) -> RemoteService:
+        """Saved remote servers (OpenAI-compatible) that chats can run on."""
+        from core.remote.service import RemoteService, keyring_keys
+
+        return RemoteService(self.store, keyring_keys())
 
     def hardware(self, *, refresh: bool = False) -> Hardware:
         """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""

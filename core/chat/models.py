@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.engine.host import LoadOptions, ModelInfo, ModelSpec
+from core.engine.host import LoadOptions, ModelInfo, ModelSpec, RemoteTarget
 from core.errors import HangarError, ModelFileError, NotFoundError, UnsupportedModelError, UsageError
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from core.estimate.mlx import MlxEstimate
     from core.hardware import Hardware
     from core.library.service import Library
+    from core.remote.service import RemoteService
     from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -29,9 +30,11 @@ _MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    engine: str  # "llama" | "mlx"
+    engine: str  # "llama" | "mlx" | "remote"
     path: Path
     name: str
+    #: Set when the model runs on a remote server (``NAME:MODEL``, ``core.remote``).
+    remote: RemoteTarget | None = None
 
 
 def engine_for(path: Path) -> str:
@@ -55,10 +58,19 @@ def engine_for(path: Path) -> str:
     raise NotFoundError(f"No model at {path}.")
 
 
-def resolve_model(name_or_path: str, library: Library | None = None) -> ResolvedModel:
-    """A library name or id, or a path to a model → engine and file. Without a library, paths only."""
+def resolve_model(
+    name_or_path: str, library: Library | None = None, remotes: RemoteService | None = None
+) -> ResolvedModel:
+    """A library name or id, a path to a model, or a saved remote server's ``NAME[:MODEL]`` → engine and file.
+    Without a library, paths only (and remotes, when given)."""
     if not name_or_path.strip():
         raise UsageError("Name a model: a name from your library, a .gguf file or an MLX model folder.")
+    if remotes is not None and not Path(name_or_path).expanduser().exists():
+        named = remotes.split_name(name_or_path)
+        if named is not None:
+            target = remotes.target(*named)
+            label = f"{target.server}:{target.model}"
+            return ResolvedModel("remote", Path(label), label, remote=target)
     path = Path(name_or_path).expanduser()
     looks_like_path = "/" in name_or_path or "\\" in name_or_path or path.suffix.lower() == ".gguf"
     if looks_like_path and not path.exists():
@@ -168,6 +180,8 @@ def estimated_bytes(estimate: Estimate | MlxEstimate | None) -> int | None:
 
 
 def spec_for(model: ResolvedModel, options: LoadOptions) -> ModelSpec:
+    if model.remote is not None:
+        return ModelSpec("remote", str(model.path), options, remote=model.remote)
     return ModelSpec(model.engine, str(model.path), options)
 
 

@@ -41,13 +41,29 @@ class LoadOptions:
     threads: int | None = None
     lora_path: str | None = None
     seed: int = -1
+    #: llama.cpp RPC workers (``host:port``) that take part of the model's layers (``core.remote.rpc``).
+    rpc_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoteTarget:
+    """A model on an OpenAI-compatible server (``core.remote``): the "remote" engine chats through it."""
+
+    server: str
+    url: str
+    model: str
+    timeout: float = 30.0
+    #: Kept out of ``repr`` so that it never reaches a log line.
+    api_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    engine: str  # "llama" | "mlx"
+    engine: str  # "llama" | "mlx" | "remote"
     path: str
     options: LoadOptions = field(default_factory=LoadOptions)
+    #: Set for the "remote" engine: where the model runs.
+    remote: RemoteTarget | None = None
 
 
 @dataclass(frozen=True)

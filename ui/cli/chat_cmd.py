@@ -25,7 +25,9 @@ REPL_HELP = "Commands: /regen  /continue  /system TEXT  /new  /exit   (Ctrl-C st
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "model", metavar="MODEL", help="a library name (see `hangar ls`), a .gguf file or an MLX folder"
+        "model",
+        metavar="MODEL",
+        help="a library name (see `hangar ls`), a .gguf file, an MLX folder, or REMOTE[:MODEL] (see `hangar remote`)",
     )
     parser.add_argument("--prompt", help="ask one question, print the answer and exit")
     parser.add_argument("--system", default="", help="system prompt")
@@ -43,7 +45,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     settings = ChatSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
     from core.library.service import Library
 
-    model = resolve_model(args.model, Library.for_app(app))
+    model = resolve_model(args.model, Library.for_app(app), app.remotes)
     options = load_options(
         app.settings.current,
         context_length=args.context_length,
