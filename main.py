@@ -13,6 +13,7 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
     from backends import available_engines
     from backends.finetune_worker import run as finetune_entry
     from backends.probe import probe_engines
+    from backends.rpc_worker import serve as serve_rpc
     from backends.worker import serve
     from core.app import AppContext
     from core.logs import setup_logging
@@ -26,6 +27,7 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
         engine_availability=available_engines,
         engine_probe=probe_engines,
         finetune_entry=finetune_entry,
+        rpc_worker_entry=serve_rpc,
     )
 
 

@@ -26,7 +26,10 @@ from core.models.check import check_gguf_file
 
 logger = logging.getLogger(__name__)
 _MIB = 1024 * 1024
-_BUFFER_LINE = re.compile(r"^\s*([\w.\-]+)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB")
+#: ``<device> <kind> buffer size = X MiB``; RPC devices are named ``RPC0[host:port]``.
+_BUFFER_LINE = re.compile(
+    r"^\s*([\w.\-]+(?:\[[^\]\s]+\])?)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB"
+)
 
 FALLBACK_TEMPLATE_NOTE = "This model has no chat template; Hangar uses a plain 'Role: text' format."
 
@@ -86,7 +89,15 @@ class LlamaEngine:
             self._log = _LogCapture()
         self._log.take()
         opts = spec.options
-        gpu_layers = _resolve_gpu_layers(path, opts)
+        if opts.rpc_servers:
+            from backends.rpc_worker import register_workers
+
+            register_workers(tuple(opts.rpc_servers))  # the workers become devices, before the model is placed
+            # With workers, "auto" (or 0, which would leave them idle) puts every layer on them, split by their free
+            # memory; a number N puts the last N layers on them and keeps the first ones on this machine.
+            gpu_layers = -1 if opts.gpu_layers in (AUTO_GPU_LAYERS, 0) else int(opts.gpu_layers)
+        else:
+            gpu_layers = _resolve_gpu_layers(path, opts)
         kwargs: dict[str, Any] = dict(
             model_path=str(path),
             n_ctx=opts.context_length,

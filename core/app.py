@@ -37,6 +37,8 @@ class AppContext:
     finetune_entry: Callable[[Any, Any, Any], None] | None = None
     #: ``backends.probe.probe_engines``: what the engines can do on this machine (GPU offload, Metal budget).
     engine_probe: Callable[[], EngineSupport] | None = None
+    #: ``backends.rpc_worker.serve``: llama.cpp's RPC server, run in a worker child process (``core.remote.rpc``).
+    rpc_worker_entry: Callable[[Any, Any], None] | None = None
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
@@ -50,6 +52,7 @@ class AppContext:
         engine_availability: Callable[[], dict[str, bool]] = lambda: {},
         finetune_entry: Callable[[Any, Any, Any], None] | None = None,
         engine_probe: Callable[[], EngineSupport] | None = None,
+        rpc_worker_entry: Callable[[Any, Any], None] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -59,6 +62,7 @@ class AppContext:
             engine_availability=engine_availability,
             finetune_entry=finetune_entry,
             engine_probe=engine_probe,
+            rpc_worker_entry=rpc_worker_entry,
         )
 
     @cached_property

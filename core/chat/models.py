@@ -105,6 +105,7 @@ def load_options(
     flash_attention: bool = False,
     threads: int | None = None,
     lora_path: str | None = None,
+    rpc_servers: tuple[str, ...] = (),
 ) -> LoadOptions:
     """Load options from the user's settings, with per-load overrides. "auto" GPU layers stays symbolic."""
     layers = settings.gpu_layers if gpu_layers is None else str(gpu_layers)
@@ -122,6 +123,7 @@ def load_options(
         flash_attention=flash_attention,
         threads=threads,
         lora_path=lora_path,
+        rpc_servers=rpc_servers,
     )
 
 

@@ -56,6 +56,7 @@ COMMANDS: tuple[Command, ...] = (
         "move the models folder (downloads and imported copies) to DIR; linked models stay where they are",
     ),
     Command("remote", "ui.cli.remote_cmd", "add, list or remove remote OpenAI-compatible servers to chat through"),
+    Command("worker", "ui.cli.worker_cmd", "run a llama.cpp RPC worker here, so another machine can use its memory"),
     Command("jobs", "ui.cli.jobs_cmd", "list background jobs and their state"),
     Command("paths", "ui.cli.paths_cmd", "show where Hangar keeps settings, models, the database and logs"),
 )

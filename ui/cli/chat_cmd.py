@@ -15,6 +15,7 @@ from core.chat.session import ChatSession, ReplyDelta
 from core.chat.store import ChatSettings, ChatStore, MessageState
 from core.engine.host import ChatMessage, EngineHost, LoadProgress
 from core.errors import UsageError
+from core.remote.rpc import parse_endpoints
 from ui.cli import emit_json
 
 if TYPE_CHECKING:
@@ -37,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context-length", type=int, default=None, help="context to allocate, in tokens")
     parser.add_argument("--gpu-layers", default=None, help="'auto' (default), -1 for all, or a number")
     parser.add_argument("--lora", default=None, help="a LoRA adapter to apply (GGUF for llama.cpp, MLX folder)")
+    parser.add_argument(
+        "--rpc",
+        metavar="HOST:PORT,...",
+        default=None,
+        help="spread the model over these llama.cpp RPC workers (`hangar worker` on each)",
+    )
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
@@ -51,7 +58,10 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         context_length=args.context_length,
         gpu_layers=args.gpu_layers,
         lora_path=args.lora,
+        rpc_servers=parse_endpoints(args.rpc),
     )
+    if options.rpc_servers and model.engine != "llama":
+        raise UsageError("RPC workers take GGUF models (llama.cpp) only.")
     host = app.new_engine_host("chat")
     quiet = bool(args.json)
     disconnect = None

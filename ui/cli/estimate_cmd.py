@@ -36,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kv-type", default="f16", help="KV cache type: f16 (default), q8_0, q4_0, ...")
     parser.add_argument("--flash-attn", action="store_true", help="use flash attention")
     parser.add_argument("--revision", help="Hub branch, tag or commit")
+    parser.add_argument(
+        "--rpc",
+        metavar="HOST:PORT,...",
+        help="plan the model spread over these llama.cpp RPC workers (each is asked for its free memory)",
+    )
 
 
 def _mib(n: int | None) -> str:
@@ -54,9 +59,39 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         context_length=args.ctx, gpu_layers=args.gpu_layers, kv_cache_type=args.kv_type, flash_attention=args.flash_attn
     )
     header = read_target(args.target, revision=args.revision)
-    estimate = estimate_header(header, settings, app.hardware())
+    hardware = app.hardware()
+    names: list[str] = []
+    workers = []
+    if args.rpc:
+        from dataclasses import replace
+
+        from core.remote.rpc import parse_endpoints, require_workers
+        from core.remote.split import with_workers
+
+        workers = require_workers(parse_endpoints(args.rpc))
+        hardware, names = with_workers(hardware, workers)
+        if settings.gpu_layers is None:
+            settings = replace(settings, gpu_layers=-1)  # as `chat --rpc` loads: every layer on the workers
+    estimate = estimate_header(header, settings, hardware)
+    if workers and not isinstance(estimate, MlxEstimate):
+        from core.remote.split import name_devices, split_of
+
+        estimate = name_devices(estimate, names)
     data = estimate.as_dict()
     data["target"] = args.target
+    if workers:
+        if isinstance(estimate, MlxEstimate):
+            raise UsageError("RPC workers take GGUF models (llama.cpp) only.")
+        data["rpc"] = [
+            {"endpoint": w.endpoint, "free_bytes": w.free_bytes, "devices": len(w.devices), "protocol": w.protocol}
+            for w in workers
+        ]
+        data["split"] = split_of(estimate)
+        fits = all(d.fits for d in estimate.devices)
+        data["fits"] = fits
+        data["verdict_text"] = (
+            "Fits: every device holds its share" if fits else "Does not fit: a device is over its budget"
+        )
     if args.json:
         emit_json(data)
         return 0
@@ -66,22 +101,28 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
             f"{'fits' if estimate.fits else 'does not fit'}; largest context {estimate.max_context}"
         )
         return 0
-    _print_llama(args.target, estimate)
+    _print_llama(args.target, estimate, workers=bool(workers))
     return 0
 
 
-def _print_llama(target: str, estimate: Estimate) -> None:
-    print(f"{target}: context {estimate.n_ctx}, {estimate.gpu_layers}/{estimate.n_layer + 1} layers on GPU")
+def _print_llama(target: str, estimate: Estimate, *, workers: bool = False) -> None:
+    where = "the RPC workers and GPUs" if workers else "GPU"
+    print(f"{target}: context {estimate.n_ctx}, {estimate.gpu_layers}/{estimate.n_layer + 1} layers on {where}")
+    width = max(8, *(len(d.device) for d in estimate.devices))
     print(
-        f"{'device':<8} {'weights':>11} {'KV':>11} {'compute':>11} {'output':>9} {'overhead':>10} "
+        f"{'device':<{width}} {'weights':>11} {'KV':>11} {'compute':>11} {'output':>9} {'overhead':>10} "
         f"{'total':>11} {'budget':>11}"
     )
     for d in estimate.devices:
         print(
-            f"{d.device:<8} {_mib(d.weights + d.repack):>11} {_mib(d.kv):>11} {_mib(d.compute):>11} "
+            f"{d.device:<{width}} {_mib(d.weights + d.repack):>11} {_mib(d.kv):>11} {_mib(d.compute):>11} "
             f"{_mib(d.output):>9} {_mib(d.overhead):>10} {_mib(d.total):>11} {_mib(d.budget):>11}"
         )
-    print(f"verdict  {estimate.verdict_text}")
+    verdict = estimate.verdict_text
+    if workers:
+        fits = all(d.fits for d in estimate.devices)
+        verdict = "Fits: every device holds its share" if fits else "Does not fit: a device is over its budget"
+    print(f"verdict  {verdict}")
     print(f"largest context that fits: {estimate.max_context}")
     if estimate.tokens_per_second:
         print(f"expected decode speed: ~{estimate.tokens_per_second:.0f} tokens/s")
