@@ -77,6 +77,9 @@ def register_workers(endpoints: tuple[str, ...]) -> None:
 def serve(request: WorkerRequest, events: Any) -> None:
     """Child entry of ``hangar worker``: run llama.cpp's RPC server until terminated. Its console lines (devices,
     "Accepted client connection", ...) are read from a pipe and sent to the parent as events."""
+    # Between a client's graphs the worker waits; OpenMP's default spin-wait would burn every core meanwhile (and
+    # starve an engine on the same machine: decode 100x slower on loopback). Must be set before ggml loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     try:
         read_end = _capture_output()
         lib = _ggml()
