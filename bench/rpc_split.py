@@ -71,7 +71,9 @@ def main() -> int:
                 base_load = base_load or load
                 same = "yes" if stats.text == text0 else "NO"
                 rows.append((count, stats.tokens_per_second, load, same, info.allocated, endpoints))
-            print(f"model: {args.layers} layers x {args.embd} wide, {size / MIB:.0f} MiB F16; {args.tokens} tokens greedy")
+            print(
+                f"model: {args.layers} layers x {args.embd} wide, {size / MIB:.0f} MiB F16; {args.tokens} tokens greedy"
+            )
             print(f"{'workers':>7} {'decode tok/s':>13} {'vs local':>9} {'load s':>7} {'vs local':>9}  same text")
             for count, speed, load, same, _, _ in rows:
                 print(

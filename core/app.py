@@ -22,6 +22,7 @@ from core.store import Store
 
 if TYPE_CHECKING:
     from core.finetune.service import FinetuneService
+    from core.remote.rpc import WorkerProcess, WorkerRequest
     from core.remote.service import RemoteService
 
 
@@ -110,6 +111,17 @@ class AppContext:
         host = EngineHost(self.worker_entry, name=name)
         self._closers.insert(0, host.shutdown)
         return host
+
+    def new_rpc_worker(self, request: WorkerRequest) -> WorkerProcess:
+        """An RPC worker process (``core.remote.rpc``) that is stopped when the app closes."""
+        from core.errors import UsageError
+        from core.remote.rpc import WorkerProcess
+
+        if self.rpc_worker_entry is None:
+            raise UsageError("This Hangar was built without llama.cpp, so it cannot run an RPC worker.")
+        worker = WorkerProcess(self.rpc_worker_entry, request)
+        self._closers.insert(0, worker.stop)
+        return worker
 
     def close(self) -> None:
         while self._closers:

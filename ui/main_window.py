@@ -41,6 +41,13 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("finetune", "Fine-tune", "ui.pages.finetune", "FinetunePage", "Train a LoRA adapter (Ctrl+4)"),
     ("downloads", "Downloads", "ui.pages.downloads", "DownloadsPage", "Download queue and history (Ctrl+5)"),
     ("hardware", "Hardware", "ui.pages.hardware", "HardwarePage", "GPUs, memory and engines (Ctrl+6)"),
+    (
+        "machines",
+        "Machines",
+        "ui.pages.machines",
+        "MachinesPage",
+        "Remote servers and this machine's RPC worker (Ctrl+7)",
+    ),
     ("settings", "Settings", "ui.pages.settings", "SettingsPage", "Preferences (Ctrl+,)"),
 )
 
@@ -119,7 +126,7 @@ class MainWindow(QMainWindow):
         if hasattr(settings_page, "theme_changed"):
             settings_page.theme_changed.connect(self._apply_theme)
 
-        for index, (key, *_rest) in enumerate(PAGES[:6]):
+        for index, (key, *_rest) in enumerate([p for p in PAGES if p[0] != "settings"][:9]):
             QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self, activated=lambda k=key: self.show_page(k))
         QShortcut(QKeySequence.StandardKey.Preferences, self, activated=lambda: self.show_page("settings"))
         QShortcut(QKeySequence("Ctrl+,"), self, activated=lambda: self.show_page("settings"))
