@@ -73,6 +73,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/chat_speed.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/gui_lag.py
 	$(BIN)/python bench/finetune_speed.py
+	$(BIN)/python bench/finetune_loss.py
 
 # A one-folder app in dist/Hangar (dist/Hangar.app on macOS), then its smoke test.
 package: $(VENV)/.test-installed

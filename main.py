@@ -15,6 +15,7 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
     from backends.probe import probe_engines
     from backends.rpc_worker import serve as serve_rpc
     from backends.worker import serve
+    from backends.workshop_worker import run as workshop_entry
     from core.app import AppContext
     from core.logs import setup_logging
     from core.paths import AppPaths
@@ -27,6 +28,9 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
         engine_availability=available_engines,
         engine_probe=probe_engines,
         finetune_entry=finetune_entry,
+        # Only the window restarts downloads a previous run left unfinished; a command does its own work.
+        resume_downloads=getattr(args, "command", None) is None,
+        workshop_entry=workshop_entry,
         rpc_worker_entry=serve_rpc,
     )
 

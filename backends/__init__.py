@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from core.engine.host import Engine
+from core.engine.protocol import Engine
 from core.errors import UnsupportedModelError
 
 #: engine name -> (module, class, the Python package it needs, the extra that installs it)

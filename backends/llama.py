@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from backends.chat_template import ChatTemplate
 from backends.textstream import find_stop, role_text_prompt, safe_emit_length
 from backends.utf8guard import Utf8Guard, Utf8Tables
 from core.chat.models import AUTO_GPU_LAYERS, auto_gpu_layers
-from core.engine.host import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
+from core.engine.protocol import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
 from core.errors import EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
 from core.models.check import check_gguf_file
 
@@ -75,7 +76,7 @@ class LlamaEngine:
     def __init__(self) -> None:
         self._llm: Any = None
         self._log: _LogCapture | None = None
-        self._template: Any = None
+        self._template: ChatTemplate | None = None
         self._path: str | None = None
         self._utf8: Utf8Tables | None = None  # built on the first JSON request, per model
 
@@ -105,6 +106,7 @@ class LlamaEngine:
             seed=opts.seed if opts.seed >= 0 else llama_cpp.LLAMA_DEFAULT_SEED,
             verbose=False,
             flash_attn=opts.flash_attention,
+            use_mmap=opts.use_mmap,
         )
         if opts.threads:
             kwargs["n_threads"] = opts.threads
@@ -124,7 +126,7 @@ class LlamaEngine:
             kwargs["lora_path"] = str(lora)
         started = time.perf_counter()
         try:
-            with _load_progress(progress):
+            with _load_progress(progress, use_extra_bufts=opts.use_extra_bufts):
                 self._llm = llama_cpp.Llama(**kwargs)
         except ValueError as exc:
             raise self._explain_load_failure(path, exc) from exc
@@ -186,20 +188,26 @@ class LlamaEngine:
         detail = next((ln.strip() for ln in reversed(lines) if "error" in ln.lower()), str(exc))
         return ModelFileError(
             f"llama.cpp could not load {path.name}: {detail}",
-            hint="The file may be damaged or incomplete: download it again.",
+            hint="If the file did not come from a verified download, download it again; if it did, this llama.cpp "
+            "build may not support it.",
         )
 
-    def _make_template(self) -> Any:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
+    def _make_template(self) -> ChatTemplate | None:
+        """The model's chat template, compiled in Hangar's sandbox (never llama-cpp-python's formatter, which has
+        no time or size limits). A template too large is refused; one Jinja cannot parse falls back to the plain
+        format rather than refusing the model."""
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
             return None
         bos = self._token_text(self._llm.token_bos())
         eos = self._token_text(self._llm.token_eos())
         try:
-            return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-        except Exception:  # a template Jinja cannot parse: fall back rather than refuse the model
+            return ChatTemplate(template, bos_token=bos, eos_token=eos)
+        except ModelFileError:
+            self.unload()
+            raise
+        except EngineError as exc:
+            logger.warning("%s; using the plain format", exc)
             return None
 
     def _token_text(self, token: int) -> str:
@@ -213,9 +221,9 @@ class LlamaEngine:
         if self._template is not None:
             if continue_last and items and items[-1]["role"] == "assistant":
                 last = items.pop()
-                prompt = self._template(messages=items).prompt + last["content"]
+                prompt = self._template.render(items) + last["content"]
             else:
-                prompt = self._template(messages=items).prompt
+                prompt = self._template.render(items)
         else:
             prompt = role_text_prompt(items, continue_last)
         # The template writes BOS itself when the model wants it; tokenize adds it only if it is missing.
@@ -345,10 +353,10 @@ class LlamaEngine:
         if params.response_format == "json":
             return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
         if params.response_format == "json_schema":
-            if not params.json_schema:
+            if not params.json_schema.strip():
                 raise EngineError("JSON-schema mode needs a schema.")
             try:
-                return LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
+                return LlamaGrammar.from_json_schema(json.dumps(params.schema()), verbose=False)
             except Exception as exc:
                 raise EngineError(f"The JSON schema cannot be turned into a grammar: {exc}") from exc
         return None
@@ -381,10 +389,11 @@ def _resolve_gpu_layers(path: Path, opts: Any) -> int:
 
 
 @contextlib.contextmanager
-def _load_progress(progress: Callable[[float | None], None]) -> Iterator[None]:
-    """Report llama.cpp's own load progress. ``Llama`` takes no progress argument, so the default model
-    parameters it starts from get our callback for the duration of the load (this process loads one model at
-    a time, so nothing else sees the change)."""
+def _load_progress(progress: Callable[[float | None], None], *, use_extra_bufts: bool = True) -> Iterator[None]:
+    """Report llama.cpp's own load progress, and pass the model parameters ``Llama`` has no argument for
+    (``use_extra_bufts``: safe mode turns the repacked AMX/CPU_REPACK/KleidiAI weight buffers off). The default
+    model parameters it starts from get them for the duration of the load (this process loads one model at a
+    time, so nothing else sees the change)."""
     import llama_cpp
     import llama_cpp.llama as llama_module
 
@@ -404,13 +413,35 @@ def _load_progress(progress: Callable[[float | None], None]) -> Iterator[None]:
     def with_progress() -> Any:
         params = original()
         params.progress_callback = callback
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = use_extra_bufts
         return params
 
+    # ``Llama()`` compiles every chat template in the file's metadata with Jinja's plain sandbox, which folds
+    # constant expressions at compile time: ``{{ 'x' * 3000000000 }}`` would allocate 3 GB right here. Hangar
+    # never uses those formatters (its own sandboxed ``ChatTemplate`` renders prompts), so none is built.
+    formatters: Any = llama_module.llama_chat_format
+    original_formatter = formatters.Jinja2ChatFormatter
     native.llama_model_default_params = with_progress
+    formatters.Jinja2ChatFormatter = _UnusedFormatter
     try:
         yield
     finally:
         native.llama_model_default_params = original
+        formatters.Jinja2ChatFormatter = original_formatter
+
+
+class _UnusedFormatter:
+    """Stands in for llama-cpp-python's template formatter during a load: takes the template, compiles nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def to_chat_handler(self) -> Callable[..., Any]:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise EngineError("Hangar renders chat templates itself; llama-cpp-python's chat handler is off.")
+
+        return refuse
 
 
 _GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from core.engine.host import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec, RemoteTarget
+from core.engine.protocol import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec, RemoteTarget
 from core.errors import EngineError, HangarError, NetworkError, NotFoundError, UsageError
 from core.remote.http import RemoteHTTP
 from core.remote.probe import probe

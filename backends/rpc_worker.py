@@ -74,7 +74,7 @@ def register_workers(endpoints: tuple[str, ...]) -> None:
 
 
 # -- a worker machine: the server ---------------------------------------------------------------------------------
-def serve(request: WorkerRequest, events: Any) -> None:
+def serve(request: WorkerRequest, events: Any, cancel: Any = None) -> None:
     """Child entry of ``hangar worker``: run llama.cpp's RPC server until terminated. Its console lines (devices,
     "Accepted client connection", ...) are read from a pipe and sent to the parent as events."""
     # Between a client's graphs the worker waits; OpenMP's default spin-wait would burn every core meanwhile (and

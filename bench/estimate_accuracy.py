@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     from backends.probe import probe_engines
     from backends.worker import serve
     from core.devkit.modelgen import ZOO, write_tiny_gguf
-    from core.engine.host import EngineHost, LoadOptions, ModelSpec
+    from core.engine.host import EngineHost
+    from core.engine.protocol import LoadOptions, ModelSpec
     from core.estimate.llama import EngineSettings, estimate_llama
     from core.estimate.records import COMPONENTS, compare
     from core.gguf import read_gguf

@@ -41,12 +41,13 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("finetune", "Fine-tune", "ui.pages.finetune", "FinetunePage", "Train a LoRA adapter (Ctrl+4)"),
     ("downloads", "Downloads", "ui.pages.downloads", "DownloadsPage", "Download queue and history (Ctrl+5)"),
     ("hardware", "Hardware", "ui.pages.hardware", "HardwarePage", "GPUs, memory and engines (Ctrl+6)"),
+    ("workshop", "Workshop", "ui.pages.workshop", "WorkshopPage", "Compare, evaluate and quantize models (Ctrl+7)"),
     (
         "machines",
         "Machines",
         "ui.pages.machines",
         "MachinesPage",
-        "Remote servers and this machine's RPC worker (Ctrl+7)",
+        "Remote servers and this machine's RPC worker (Ctrl+8)",
     ),
     ("settings", "Settings", "ui.pages.settings", "SettingsPage", "Preferences (Ctrl+,)"),
 )

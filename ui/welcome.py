@@ -146,12 +146,11 @@ class WelcomeDialog(QDialog):
         self.finished.connect(self._remember)
 
     def _download(self, card: SuggestionCard) -> None:
-        from core.downloads.manager import for_app
 
         s = card.ranked.suggestion
         card.button.setEnabled(False)
         card.button.setText("Queuing…")
-        manager = for_app(self.app)
+        manager = self.app.downloads
 
         def queued(_item: object) -> None:
             self.queued.append(s.repo_id)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.engine.host import LoadOptions, ModelInfo, ModelSpec, RemoteTarget
+from core.engine.protocol import LoadOptions, ModelInfo, ModelSpec, RemoteTarget
 from core.errors import HangarError, ModelFileError, NotFoundError, UnsupportedModelError, UsageError
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.engine.host import LoadOptions, ModelInfo, ModelSpec
+from core.engine.protocol import LoadOptions, ModelInfo, ModelSpec
 from core.estimate.llama import EngineSettings, Estimate
 from core.store import Store
 

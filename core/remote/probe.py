@@ -34,9 +34,9 @@ def probe(url: str, *, api_key: str | None = None, timeout: float = 10.0, label:
             return ProbeResult(base, answered=False, error=str(exc), seconds=time.monotonic() - started)
         logger.info("%s lists no models (%s); it answers /health", base, exc)
         listing = {}
-    models, owners = _model_ids(listing)
+    listed, owners = _model_ids(listing)
     kind, details, extra_models = _identify(http, owners)
-    models = tuple(dict.fromkeys([*models, *extra_models]))[:MAX_MODELS]
+    models = tuple(dict.fromkeys([*listed, *extra_models]))[:MAX_MODELS]
     default = None
     if not models:
         # A server that lists nothing still answers requests for its one model (mlx-lm's server says so itself).
@@ -71,18 +71,17 @@ def _identify(http: RemoteHTTP, owners: set[str]) -> tuple[str, dict[str, object
     if "vllm" in owners:
         return "vllm", {}, []
     if "llamacpp" in owners or _answers(http, "/props", quick):
-        details = _llama_server_props(http, quick)
-        return "llama-server", details, []
+        return "llama-server", _llama_server_props(http, quick), []
     tags = _try(http, "/api/tags", quick)
     if isinstance(tags, dict) and isinstance(tags.get("models"), list):
         names = [str(m.get("name"))[:200] for m in tags["models"] if isinstance(m, dict) and m.get("name")]
         running = _try(http, "/api/ps", quick)
         loaded = [m.get("name") for m in running.get("models", []) if isinstance(m, dict)] if running else []
         version = _try(http, "/api/version", quick)
-        details: dict[str, object] = {"loaded": loaded}
+        about: dict[str, object] = {"loaded": loaded}
         if isinstance(version, dict) and version.get("version"):
-            details["version"] = str(version["version"])[:40]
-        return "ollama", details, names
+            about["version"] = str(version["version"])[:40]
+        return "ollama", about, names
     native = _try(http, "/api/v0/models", quick)
     if isinstance(native, dict) and isinstance(native.get("data"), list):
         loaded = [m.get("id") for m in native["data"] if isinstance(m, dict) and m.get("state") == "loaded"]

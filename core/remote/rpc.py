@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import multiprocessing
-import queue
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from core.errors import NetworkError, UsageError
 from core.events import EventHook
-from core.process import terminate
+from core.process import ChildProcess
 
 logger = logging.getLogger(__name__)
 
@@ -217,23 +215,20 @@ class WorkerStopped:
 
 
 WorkerEvent = WorkerStarted | ClientConnected | ClientDisconnected | WorkerLog | WorkerStopped
-#: ``backends.rpc_worker.serve(request, events)``: runs llama.cpp's RPC server in the child; never returns.
-WorkerEntry = Callable[[Any, Any], None]
+#: ``backends.rpc_worker.serve(request, events, cancel)``: llama.cpp's RPC server in the child; never returns.
+WorkerEntry = Callable[[Any, Any, Any], None]
 
 
-@dataclass
 class WorkerProcess:
-    """One RPC worker in a child process: start, stop, and what it reports (connections come from the server's
-    own lines; the peer address from the operating system's connection table)."""
+    """One RPC worker in a child process (``core.process.ChildProcess``): start, stop, and what it reports
+    (connections come from the server's own lines; the peer address from the operating system's table)."""
 
-    entry: WorkerEntry
-    request: WorkerRequest
-    events: EventHook[[WorkerEvent]] = field(default_factory=EventHook)
-    connected: list[str] = field(default_factory=list)
-    _process: Any = None
-    _queue: Any = None
-    _reader: threading.Thread | None = None
-    _stopping: bool = False
+    def __init__(self, entry: WorkerEntry, request: WorkerRequest) -> None:
+        self.entry = entry
+        self.request = request
+        self.events: EventHook[[WorkerEvent]] = EventHook()
+        self.connected: list[str] = []
+        self._child: ChildProcess | None = None
 
     @property
     def endpoint(self) -> str:
@@ -242,15 +237,10 @@ class WorkerProcess:
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        return self._child is not None and self._child.is_alive()
 
     def start(self, wait: float = 15.0) -> WorkerStarted:
         _check_port_free(self.request.host, self.request.port)
-        ctx = multiprocessing.get_context("spawn")
-        self._queue = ctx.Queue()
-        self._process = ctx.Process(target=self.entry, args=(self.request, self._queue), name="rpc-worker", daemon=True)
-        self._stopping = False
-        self._process.start()
         started = threading.Event()
         first: list[WorkerEvent] = []
 
@@ -260,9 +250,11 @@ class WorkerProcess:
                 started.set()
 
         disconnect = self.events.connect(forward)
-        self._reader = threading.Thread(target=self._read, name="rpc-worker-reader", daemon=True)
-        self._reader.start()
+        self._child = ChildProcess(
+            self.entry, name="rpc-worker", on_event=self._on_event, on_exit=self._on_exit, payload=self.request
+        )
         try:
+            self._child.start()
             if not started.wait(wait):
                 self.stop()
                 raise NetworkError(f"The RPC worker did not start within {wait:.0f} s.")
@@ -275,55 +267,28 @@ class WorkerProcess:
         return event
 
     def stop(self, grace: float = 2.0) -> None:
-        process = self._process
-        if process is None:
-            return
-        self._stopping = True
-        terminate(process, grace=grace)
-        if self._reader is not None:
-            self._reader.join(3.0)
-        self._process = None
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(timeout=0.1, grace=grace)
 
-    def wait(self) -> int | None:
+    def wait(self) -> None:
         """Block until the worker ends (Ctrl-C in ``hangar worker``)."""
-        if self._process is not None:
-            self._process.join()
-            return self._process.exitcode if self._process else None
-        return None
+        while self.running:
+            time.sleep(0.2)
 
-    def _read(self) -> None:
-        process = self._process
-        while True:
-            try:
-                event = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                if process.is_alive():
-                    continue
-                self._finish(process)
-                return
-            except (EOFError, OSError):
-                self._finish(process)
-                return
-            if isinstance(event, ClientConnected):
-                event = ClientConnected(_peer_of(self.request.port))
-                self.connected.append(event.peer or "?")
-            elif isinstance(event, ClientDisconnected):
-                peer = self.connected.pop(0) if self.connected else None
-                event = ClientDisconnected(peer)
-            self.events.emit(event)
-            if isinstance(event, WorkerStopped):
-                return
+    def _on_event(self, event: WorkerEvent) -> None:
+        if isinstance(event, ClientConnected):
+            event = ClientConnected(_peer_of(self.request.port))
+            self.connected.append(event.peer or "?")
+        elif isinstance(event, ClientDisconnected):
+            event = ClientDisconnected(self.connected.pop(0) if self.connected else None)
+        self.events.emit(event)
 
-    def _finish(self, process: Any) -> None:
-        process.join(1.0)
-        message = "The RPC worker stopped." if self._stopping else _describe(process.exitcode)
-        self.events.emit(WorkerStopped(message, process.exitcode))
+    def _on_exit(self, exitcode: int | None, expected: bool) -> None:
+        from core.process import describe_exit
 
-
-def _describe(exitcode: int | None) -> str:
-    from core.process import describe_exit
-
-    return "The RPC worker ended: " + describe_exit(exitcode)
+        message = "The RPC worker stopped." if expected else "The RPC worker ended: " + describe_exit(exitcode)
+        self.events.emit(WorkerStopped(message, exitcode))
 
 
 def _check_port_free(host: str, port: int) -> None:

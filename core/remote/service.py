@@ -80,14 +80,14 @@ class RemoteService:
         self.changed: EventHook[[]] = EventHook()
 
     # -- saved servers ------------------------------------------------------------------------------------------
-    def list(self) -> list[RemoteServer]:
+    def saved(self) -> list[RemoteServer]:
         rows = self._store.query("SELECT * FROM remotes ORDER BY name COLLATE NOCASE")
         return [_server(row) for row in rows]
 
     def get(self, name: str) -> RemoteServer:
         row = self._store.query_one("SELECT * FROM remotes WHERE name = ? COLLATE NOCASE", (name,))
         if row is None:
-            known = ", ".join(s.name for s in self.list()) or "none yet"
+            known = ", ".join(s.name for s in self.saved()) or "none yet"
             raise NotFoundError(
                 f"No remote server called {name!r} (saved: {known}).", hint="Add one: remote add NAME URL"
             )
@@ -164,7 +164,7 @@ class RemoteService:
 
     def statuses(self, *, timeout: float | None = None) -> list[RemoteStatus]:
         """Every saved server with what it answered, probed in parallel (the slowest bounds the wait)."""
-        servers = self.list()
+        servers = self.saved()
         if not servers:
             return []
         with ThreadPoolExecutor(max_workers=min(8, len(servers)), thread_name_prefix="remote-probe") as pool:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.engine.host import RemoteTarget
+from core.engine.protocol import RemoteTarget
 
 __all__ = ["ProbeResult", "RemoteServer", "RemoteTarget"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
-from core.engine.host import LoadOptions, ModelSpec
+from core.engine.protocol import LoadOptions, ModelSpec
 from core.estimate.llama import EngineSettings, estimate_llama
 from core.estimate.records import compare, load_history, record_load, record_model_load
 from core.gguf import read_gguf

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.host import ChatMessage, GenerationParams, LoadOptions, ModelSpec, RemoteTarget, TokenChunk
+from core.engine.protocol import ChatMessage, GenerationParams, LoadOptions, ModelSpec, RemoteTarget, TokenChunk
 from core.errors import AuthError, NetworkError
 from core.remote.probe import probe
 from tests.support.servers import free_port, http_peer, mlx_lm_server, send

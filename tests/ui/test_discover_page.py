@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from PySide6.QtCore import Qt
 
-from core.downloads.manager import DownloadState, for_app
+from core.downloads.manager import DownloadState
 from core.hub.files import GroupKind
 from tests.support.hub import LocalHub
 from tests.support.hub.catalog import GATED_REPO, GGUF_REPO
@@ -137,7 +137,7 @@ def test_download_button_queues_the_selected_quant(page: DiscoverPage, qtbot, ap
     chosen = page.detail.selected_group()
     with qtbot.waitSignal(page.bridge.status_message, timeout=10_000):
         page.detail.download.click()
-    manager = for_app(app)
+    manager = app.downloads
     [item] = manager.list()
     assert item.files == chosen.files
     assert manager.wait(item.id, 30).state == DownloadState.DONE

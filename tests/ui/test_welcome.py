@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.downloads.manager import DownloadState, for_app
+from core.downloads.manager import DownloadState
 from core.estimate.fitting import FitLevel
 from core.hardware import EngineSupport, GpuDevice, Hardware
 from core.hub.suggestions import CATALOGUE, RankedSuggestion, Suggestion, describe_hardware, suggest
@@ -106,8 +106,8 @@ def test_welcome_downloads_a_starter_model_in_one_click(qtbot, app, hub) -> None
 
     dialog.cards[0].button.click()
     qtbot.waitUntil(lambda: dialog.cards[0].button.text() == "Queued ✓", timeout=10_000)
-    item = for_app(app).list()[0]
-    assert for_app(app).wait(item.id, 30).state == DownloadState.DONE
+    item = app.downloads.list()[0]
+    assert app.downloads.wait(item.id, 30).state == DownloadState.DONE
     dialog.continue_button.click()
     assert app.settings.current.first_run_done
     assert window.current_page_key() == "downloads"

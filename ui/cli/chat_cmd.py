@@ -11,17 +11,21 @@ import sys
 from typing import TYPE_CHECKING
 
 from core.chat.models import ResolvedModel, load_options, resolve_model, spec_for
-from core.chat.session import ChatSession, ReplyDelta
-from core.chat.store import ChatSettings, ChatStore, MessageState
-from core.engine.host import ChatMessage, EngineHost, LoadProgress
-from core.errors import UsageError
+from core.chat.session import ChatSession, ReplyDelta, ReplyRestarted, SessionEvent
+from core.chat.store import ChatStore, MessageState
+from core.engine.host import EngineHost
+from core.engine.protocol import ChatMessage, EngineEvent, EngineRecovering, GenerationParams, LoadOptions, LoadProgress
+from core.errors import HangarError, UsageError
 from core.remote.rpc import parse_endpoints
 from ui.cli import emit_json
 
 if TYPE_CHECKING:
     from core.app import AppContext
 
-REPL_HELP = "Commands: /regen  /continue  /system TEXT  /new  /exit   (Ctrl-C stops a reply)"
+REPL_HELP = (
+    "Commands: /regen  /continue  /system TEXT  /new  /load [MODEL]  /exit   (Ctrl-C stops a reply; /load reloads "
+    "the model after a failure or switches to another)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(app: AppContext, args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
-    settings = ChatSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
-    from core.library.service import Library
-
-    model = resolve_model(args.model, Library.for_app(app), app.remotes)
+    settings = GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
+    model = resolve_model(args.model, app.library, app.remotes)
     options = load_options(
         app.settings.current,
         context_length=args.context_length,
@@ -64,36 +66,59 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         raise UsageError("RPC workers take GGUF models (llama.cpp) only.")
     host = app.new_engine_host("chat")
     quiet = bool(args.json)
-    disconnect = None
-    if not quiet:
-        print(f"Loading {model.name} ({model.engine})…", file=sys.stderr, flush=True)
-        disconnect = host.events.connect(_progress_printer())
+    disconnect = host.events.connect(_show_recovery)
+    try:
+        safe_mode = _load(host, model, options, quiet)
+        if args.prompt is not None:
+            return _one_shot(host, args, settings, model.engine, safe_mode)
+        return _repl(app, host, args, settings, model, options)
+    finally:
+        disconnect()
+
+
+def _load(host: EngineHost, model: ResolvedModel, options: LoadOptions, quiet: bool) -> tuple[str, ...]:
+    """Load (in safe mode if the engine crashes, or if it is known to here); say what safe mode changed."""
+    if quiet:
+        info = host.load_blocking(spec_for(model, options))
+        return info.safe_mode
+    print(f"Loading {model.name} ({model.engine})…", file=sys.stderr, flush=True)
+    disconnect = host.events.connect(_show_progress)
     try:
         info = host.load_blocking(spec_for(model, options))
     finally:
-        if disconnect:
-            disconnect()
-    if not quiet:
-        print(f"\rLoaded in {info.load_seconds:.1f} s, context {info.context_length} tokens.", file=sys.stderr)
-    if args.prompt is not None:
-        return _one_shot(host, args, settings, model.engine)
-    return _repl(app, host, args, settings, model)
+        disconnect()
+    print(f"\rLoaded in {info.load_seconds:.1f} s, context {info.context_length} tokens.", file=sys.stderr)
+    if info.safe_mode:
+        print(f"Safe mode: {'; '.join(info.safe_mode)}.", file=sys.stderr)
+        if info.safe_mode_reason:
+            print(f"  (because {_lower_first(info.safe_mode_reason)})", file=sys.stderr)
+    return info.safe_mode
 
 
-def _progress_printer():
-    def show(event: object) -> None:
-        if isinstance(event, LoadProgress) and event.fraction is not None:
-            print(f"\r  {event.fraction * 100:3.0f}%", end="", file=sys.stderr, flush=True)
-
-    return show
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
-def _one_shot(host: EngineHost, args: argparse.Namespace, settings: ChatSettings, engine: str) -> int:
+def _show_progress(event: EngineEvent) -> None:
+    if isinstance(event, LoadProgress) and event.fraction is not None:
+        print(f"\r  {event.fraction * 100:3.0f}%", end="", file=sys.stderr, flush=True)
+
+
+def _show_recovery(event: EngineEvent) -> None:
+    """What crashed and what safe mode changes (on stderr, so ``--json`` keeps stdout pure)."""
+    if isinstance(event, EngineRecovering):
+        print(f"\n({event.describe()})", file=sys.stderr, flush=True)
+
+
+def _one_shot(
+    host: EngineHost, args: argparse.Namespace, settings: GenerationParams, engine: str, safe_mode: tuple[str, ...]
+) -> int:
     messages = [ChatMessage("system", args.system)] if args.system else []
     messages.append(ChatMessage("user", args.prompt))
     on_chunk = None if args.json else (lambda text: print(text, end="", flush=True))
-    stats = host.generate_blocking(messages, settings.to_params(), on_chunk=on_chunk)
+    stats = host.generate_blocking(messages, settings, on_chunk=on_chunk)
     if args.json:
+        model = host.model
         emit_json(
             {
                 "text": stats.text,
@@ -103,6 +128,7 @@ def _one_shot(host: EngineHost, args: argparse.Namespace, settings: ChatSettings
                 "time_to_first_token_ms": round(stats.time_to_first_token_ms, 2),
                 "stop_reason": stats.stop_reason,
                 "engine": engine,
+                "safe_mode": list(model.safe_mode if model else safe_mode),
             }
         )
     else:
@@ -118,7 +144,12 @@ def _stats_line(tokens: int | None, tps: float | None, ttft: float | None) -> st
 
 
 def _repl(
-    app: AppContext, host: EngineHost, args: argparse.Namespace, settings: ChatSettings, model: ResolvedModel
+    app: AppContext,
+    host: EngineHost,
+    args: argparse.Namespace,
+    settings: GenerationParams,
+    model: ResolvedModel,
+    options: LoadOptions,
 ) -> int:
     chats = ChatStore(app.store)
     conversation = chats.create(
@@ -128,7 +159,7 @@ def _repl(
         settings=settings,
     )
     session = ChatSession(chats, host, conversation.id)
-    session.events.connect(lambda e: print(e.text, end="", flush=True) if isinstance(e, ReplyDelta) else None)
+    session.events.connect(_print_reply_event)
     print(REPL_HELP, file=sys.stderr)
     try:
         while True:
@@ -153,14 +184,15 @@ def _repl(
                 )
                 session.close()
                 session = ChatSession(chats, host, conversation.id)
-                session.events.connect(
-                    lambda e: print(e.text, end="", flush=True) if isinstance(e, ReplyDelta) else None
-                )
+                session.events.connect(_print_reply_event)
                 print("(new conversation)", file=sys.stderr)
                 continue
             if text.startswith("/system"):
                 chats.update(conversation.id, system_prompt=text[len("/system") :].strip())
                 print("(system prompt set)", file=sys.stderr)
+                continue
+            if text == "/load" or text.startswith("/load "):
+                model = _reload(app, host, chats, conversation.id, model, options, text[len("/load") :].strip())
                 continue
             try:
                 if text == "/regen":
@@ -172,17 +204,45 @@ def _repl(
                     continue
                 else:
                     session.send(text)
-            except UsageError as exc:
-                print(f"({exc})", file=sys.stderr)
+            except HangarError as exc:  # a usage slip, or no model after a failure: one line, the chat goes on
+                hint = "" if host.model is not None else " Type /load to load the model again."
+                print(f"({exc}){hint}", file=sys.stderr)
                 continue
-            _await_reply(session)
+            _await_reply(session, host)
     finally:
         session.close()
     print(f"Saved as conversation {conversation.id}.", file=sys.stderr)
     return 0
 
 
-def _await_reply(session: ChatSession) -> None:
+def _print_reply_event(event: SessionEvent) -> None:
+    if isinstance(event, ReplyDelta):
+        print(event.text, end="", flush=True)
+    elif isinstance(event, ReplyRestarted):
+        print("\n(the reply starts over)", file=sys.stderr, flush=True)
+
+
+def _reload(
+    app: AppContext,
+    host: EngineHost,
+    chats: ChatStore,
+    conversation_id: int,
+    model: ResolvedModel,
+    options: LoadOptions,
+    name: str,
+) -> ResolvedModel:
+    """``/load [MODEL]``: load the model again (after a crash or a failure) or switch to another one."""
+    try:
+        if name:
+            model = resolve_model(name, app.library, app.remotes)
+        _load(host, model, options, quiet=False)
+        chats.update(conversation_id, model=str(model.path), engine=model.engine)
+    except HangarError as exc:
+        print(f"({exc})", file=sys.stderr)
+    return model
+
+
+def _await_reply(session: ChatSession, host: EngineHost) -> None:
     try:
         reply = session.wait()
     except KeyboardInterrupt:
@@ -190,7 +250,8 @@ def _await_reply(session: ChatSession) -> None:
         reply = session.wait(30)
     print()
     if reply.state == MessageState.FAILED:
-        print(f"(the reply failed: {reply.error})", file=sys.stderr)
+        hint = "" if host.model is not None else " Type /load to load the model again."
+        print(f"(the reply failed: {reply.error}){hint}", file=sys.stderr)
     elif reply.state == MessageState.STOPPED:
         print("(stopped)", file=sys.stderr)
     else:

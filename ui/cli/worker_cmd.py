@@ -36,20 +36,17 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         ClientDisconnected,
         WorkerEvent,
         WorkerLog,
-        WorkerProcess,
         WorkerRequest,
         WorkerStopped,
         exposure_warning,
     )
 
-    if app.rpc_worker_entry is None:
-        raise UsageError("This Hangar was built without llama.cpp, so it cannot run an RPC worker.")
     if not 0 < args.port < 65536:
         raise UsageError("--port must be between 1 and 65535.")
     if args.threads is not None and args.threads < 1:
         raise UsageError("--threads must be at least 1.")
     cache_dir = str(app.paths.cache_dir / "rpc") if args.cache else None
-    worker = WorkerProcess(app.rpc_worker_entry, WorkerRequest(args.host, args.port, cache_dir, args.threads))
+    worker = app.new_rpc_worker(WorkerRequest(args.host, args.port, cache_dir, args.threads))
     warning = exposure_warning(args.host, args.port)
 
     def report(event: WorkerEvent) -> None:

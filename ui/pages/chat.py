@@ -28,7 +28,7 @@ from core.chat.models import estimated_bytes, memory_advice, memory_lines
 from core.chat.service import ChatService, ModelChoice
 from core.chat.session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
 from core.chat.store import ChatSettings, Message
-from core.engine.host import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
+from core.engine.protocol import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
 from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
 from ui.pages.chat_list import ConversationColumn
@@ -56,7 +56,7 @@ class ChatPage(Page):
         super().__init__("Chat", "Talk to a local model. Nothing leaves this machine.", parent)
         self.app = app
         self.bridge = bridge
-        self.service = ChatService(app)
+        self.service: ChatService = app.chat
         self.conversation_id: int | None = None
         self.editing_id: int | None = None
         self._load_request: int | None = None

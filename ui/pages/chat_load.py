@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.chat.models import AUTO_GPU_LAYERS
-from core.engine.host import LoadOptions
+from core.engine.protocol import LoadOptions
 from ui.theme import current_colors
 
 KV_TYPES = ("f16", "q8_0", "q4_0")

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.downloads.manager import DownloadManager, for_app
+from core.downloads.manager import DownloadManager
 from core.estimate.llama import EngineSettings
 from core.hub.client import FormatFilter, HubClient, ModelDetail, SearchPage, SearchQuery, SearchSort
 from core.hub.files import FileGroup
@@ -350,7 +350,7 @@ class DiscoverPage(Page):
     @property
     def downloads(self) -> DownloadManager:
         if self._downloads is None:
-            self._downloads = for_app(self.app)
+            self._downloads = self.app.downloads
         return self._downloads
 
     def _download(self, group: FileGroup) -> None:

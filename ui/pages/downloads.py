@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.downloads.manager import DownloadItem, DownloadManager, DownloadState, for_app
+from core.downloads.manager import DownloadItem, DownloadManager, DownloadState
 from core.errors import HangarError
 from ui.pages.downloads_model import ITEM_ROLE, DownloadsModel, ProgressDelegate
 from ui.widgets.common import EmptyState, Page
@@ -51,7 +51,7 @@ class DownloadsPage(Page):
         )
         self.app = app
         self.bridge = bridge
-        self.manager: DownloadManager = for_app(app)
+        self.manager: DownloadManager = app.downloads
         self.model = DownloadsModel()
         self.table = QTableView()
         self.table.setModel(self.model)

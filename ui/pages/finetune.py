@@ -341,10 +341,9 @@ class FinetunePage(Page):
 
     def open_payload(self, payload: object) -> None:
         """``navigate_requested("finetune", library entry id)`` from My Models: that model becomes the base."""
-        from core.library.service import Library
 
         try:
-            entry = Library.for_app(self.app).get(str(payload))
+            entry = self.app.library.get(str(payload))
         except HangarError as exc:
             self.message.setText(str(exc))
             return

@@ -183,7 +183,11 @@ class FinetuneForm(QFrame):
         self.schedule.setAccessibleName("Learning-rate schedule")
         self.schedule.setToolTip("How the learning rate changes over the run (cosine decays it smoothly to zero)")
         self.warmup = _spin(
-            0, 100_000, 0, "Warm-up steps", "Steps that ramp the learning rate up from zero; steadies the first steps"
+            0,
+            100_000,
+            DEFAULTS.warmup_steps,
+            "Warm-up steps",
+            "Steps that ramp the learning rate up from zero; steadies the first steps",
         )
         row = QHBoxLayout()
         row.addWidget(self.learning_rate, 1)

@@ -32,10 +32,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from core.downloads.manager import for_app as downloads_for_app
 from core.jobs import Job, JobState
-from core.library.downloads import follow_downloads, index_all
-from core.library.service import Library
 from core.models.types import ImportPreview, LibraryEntry, ModelFormat
 from ui.operations import run_in_background
 from ui.widgets.common import EmptyState, Page, size_columns
@@ -84,7 +81,7 @@ class ModelsPage(Page):
         super().__init__("My Models", "Everything on this machine that Hangar can run or fine-tune.", parent)
         self.app = app
         self.bridge = bridge
-        self.library = Library.for_app(app)
+        self.library = app.library
         self.import_dialog: ImportDialog | None = None
         self.delete_dialog: DeleteDialog | None = None
         self.overlay: DropOverlay | None = None
@@ -249,10 +246,10 @@ class ModelsPage(Page):
         bridge.connect_hook(self.library.changed, self.refresh)
         bridge.connect_hook(app.jobs.changed, self._on_job_changed)
 
-        # Whoever starts a download (Discover, `hangar pull`), it lands here when it finishes.
-        self._downloads = downloads_for_app(app)
-        self._stop_following = follow_downloads(self.library, self._downloads, index_finished=False)
-        run_in_background(lambda: index_all(self.library, self._downloads))
+        # Whoever starts a download (Discover, `hangar pull`), it enters the library when it finishes (wired
+        # once, in core.app); what finished while no Hangar was running is indexed here, off the GUI thread.
+        self._downloads = app.downloads
+        run_in_background(app.index_finished_downloads)
 
         self.refresh()
         # The window does not exist yet while pages are built; attach once the event loop runs.
@@ -261,8 +258,7 @@ class ModelsPage(Page):
         QTimer.singleShot(0, self._detect_hardware)
 
     def shutdown(self) -> None:
-        """The window is closing: stop indexing downloads into a library that is about to close."""
-        self._stop_following()
+        """The window is closing; the app closes its services (and stops indexing downloads) itself."""
 
     # -- the window-wide drop target ------------------------------------------------------------------------
     def attach_to_window(self) -> bool:
