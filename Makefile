@@ -71,6 +71,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/download_speed.py
 	$(BIN)/python bench/library_scan.py
 	$(BIN)/python bench/chat_speed.py
+	$(BIN)/python bench/serve_speed.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/gui_lag.py
 	$(BIN)/python bench/finetune_speed.py
 	$(BIN)/python bench/finetune_loss.py

@@ -20,9 +20,9 @@ from typing import Any
 from backends.chat_template import ChatTemplate
 from backends.textstream import find_stop, role_text_prompt, safe_emit_length
 from backends.utf8guard import Utf8Guard, Utf8Tables
-from core.chat.models import AUTO_GPU_LAYERS, auto_gpu_layers
 from core.engine.protocol import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
-from core.errors import EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
+from core.errors import ContextLengthError, EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
+from core.estimate.plan import AUTO_GPU_LAYERS, auto_gpu_layers
 from core.models.check import check_gguf_file
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ _MIB = 1024 * 1024
 _BUFFER_LINE = re.compile(
     r"^\s*([\w.\-]+(?:\[[^\]\s]+\])?)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB"
 )
+
+#: ``(token text, log-probability, top alternatives)`` for each generated token.
+LogprobSink = Callable[[str, float, tuple[tuple[str, float], ...]], None]
 
 FALLBACK_TEMPLATE_NOTE = "This model has no chat template; Hangar uses a plain 'Role: text' format."
 
@@ -78,6 +81,8 @@ class LlamaEngine:
         self._log: _LogCapture | None = None
         self._template: ChatTemplate | None = None
         self._path: str | None = None
+        self._embedder: Any = None  # a second, embedding-mode context, opened on the first embed request
+        self._gpu_layers = 0
         self._utf8: Utf8Tables | None = None  # built on the first JSON request, per model
 
     # -- load ------------------------------------------------------------------------------------------------
@@ -99,6 +104,7 @@ class LlamaEngine:
             gpu_layers = -1 if opts.gpu_layers in (AUTO_GPU_LAYERS, 0) else int(opts.gpu_layers)
         else:
             gpu_layers = _resolve_gpu_layers(path, opts)
+        self._gpu_layers = gpu_layers
         kwargs: dict[str, Any] = dict(
             model_path=str(path),
             n_ctx=opts.context_length,
@@ -246,18 +252,76 @@ class LlamaEngine:
         params: GenerationParams,
         emit: Callable[[str], None],
         should_stop: Callable[[], bool],
+        on_logprob: LogprobSink | None = None,
     ) -> GenerationStats:
+        self._require_model()
+        started = time.perf_counter()
+        prompt = self._prompt_tokens(messages, params.continue_last)
+        return self._run(prompt, params, emit, should_stop, started, on_logprob)
+
+    def complete(
+        self,
+        prompt_text: str,
+        params: GenerationParams,
+        emit: Callable[[str], None],
+        should_stop: Callable[[], bool],
+        on_logprob: LogprobSink | None = None,
+    ) -> GenerationStats:
+        """Continue ``prompt_text`` as it is (no chat template): the OpenAI completions endpoint."""
+        self._require_model()
+        started = time.perf_counter()
+        prompt = list(self._llm.tokenize(prompt_text.encode("utf-8"), add_bos=True, special=False))
+        return self._run(prompt, params, emit, should_stop, started, on_logprob)
+
+    def embed(self, texts: Sequence[str]) -> tuple[tuple[tuple[float, ...], ...], int]:
+        """Mean-pooled, L2-normalised embeddings and the number of tokens read. llama.cpp needs a context made
+        for embeddings, so the first call opens a second one on the same file (its weights are shared through
+        the OS page cache) and keeps it until the model is unloaded."""
         import llama_cpp
 
         self._require_model()
+        if self._embedder is None:
+            assert self._path is not None
+            self._embedder = llama_cpp.Llama(
+                model_path=self._path,
+                embedding=True,
+                n_ctx=self._llm.n_ctx(),
+                n_batch=self._llm.n_ctx(),
+                n_ubatch=self._llm.n_ctx(),
+                n_gpu_layers=self._gpu_layers,
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                verbose=False,
+            )
+        tokens = 0
+        for text in texts:
+            count = len(self._embedder.tokenize(text.encode("utf-8"), add_bos=True))
+            if count > self._embedder.n_ctx():
+                raise ContextLengthError(
+                    f"An input ({count} tokens) is longer than the context ({self._embedder.n_ctx()} tokens) "
+                    f"by {count - self._embedder.n_ctx()} tokens."
+                )
+            tokens += count
+        vectors = self._embedder.embed(list(texts), normalize=True)
+        return tuple(tuple(float(x) for x in v) for v in vectors), tokens
+
+    def _run(
+        self,
+        prompt: list[int],
+        params: GenerationParams,
+        emit: Callable[[str], None],
+        should_stop: Callable[[], bool],
+        started: float,
+        on_logprob: LogprobSink | None,
+    ) -> GenerationStats:
+        import llama_cpp
+
         llm = self._llm
-        started = time.perf_counter()
-        prompt = self._prompt_tokens(messages, params.continue_last)
         budget = llm.n_ctx() - len(prompt)
         if budget <= 0:
-            raise EngineError(
-                f"The conversation ({len(prompt)} tokens) does not fit in the context ({llm.n_ctx()} tokens).",
-                hint="Start a new chat, shorten the history, or load the model with a longer context.",
+            raise ContextLengthError(
+                f"The prompt ({len(prompt)} tokens) does not fit in the context ({llm.n_ctx()} tokens): "
+                f"it is {1 - budget} tokens too long.",
+                hint="Shorten the conversation, or load the model with a longer context.",
             )
         max_tokens = min(params.max_tokens, budget)
         if params.seed is not None:
@@ -275,6 +339,9 @@ class LlamaEngine:
             processors.append(suppress_eos)
         if grammar is not None:
             processors.append(Utf8Guard(self._utf8_tables(), len(prompt)))
+        recorder = _LogitsRecorder() if on_logprob is not None else None
+        if recorder is not None:
+            processors.insert(0, recorder)  # first: the model's own distribution, before any constraint
         logits_processor = llama_cpp.LogitsProcessorList(processors) if processors else None
         stops = list(params.stop)
         text = ""
@@ -291,6 +358,8 @@ class LlamaEngine:
             min_p=params.min_p,
             temp=params.temperature,
             repeat_penalty=params.repeat_penalty,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
             grammar=grammar,
             logits_processor=logits_processor,
             reset=True,
@@ -303,6 +372,8 @@ class LlamaEngine:
                     stop_reason = "stop"
                     break
                 completion += 1
+                if recorder is not None and on_logprob is not None:
+                    self._report_logprob(recorder, token, params.top_logprobs, on_logprob)
                 # A token may end inside a multi-byte character; the incremental decoder holds it back.
                 piece = decoder.decode(llm.detokenize([token], prev_tokens=previous))
                 previous.append(token)
@@ -341,6 +412,24 @@ class LlamaEngine:
             text=text,
         )
 
+    def _report_logprob(self, recorder: _LogitsRecorder, token: int, top: int, sink: LogprobSink) -> None:
+        import numpy as np
+
+        logits = recorder.last
+        if logits is None:
+            return
+        shifted = logits - logits.max()
+        logprobs = shifted - np.log(np.exp(shifted).sum())
+        alternatives: tuple[tuple[str, float], ...] = ()
+        if top > 0:
+            best = np.argpartition(-logprobs, min(top, len(logprobs) - 1))[:top]
+            best = best[np.argsort(-logprobs[best])]
+            alternatives = tuple((self._piece(int(t)), float(logprobs[t])) for t in best)
+        sink(self._piece(token), float(logprobs[token]), alternatives)
+
+    def _piece(self, token: int) -> str:
+        return self._llm.detokenize([token]).decode("utf-8", errors="replace")
+
     def _utf8_tables(self) -> Utf8Tables:
         if self._utf8 is None:
             llm = self._llm
@@ -362,11 +451,25 @@ class LlamaEngine:
         return None
 
     def unload(self) -> None:
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
         if self._llm is not None:
             self._llm.close()
             self._llm = None
             self._template = None
             self._utf8 = None
+
+
+class _LogitsRecorder:
+    """A logits processor that keeps the raw logits of the latest step (for log-probabilities)."""
+
+    def __init__(self) -> None:
+        self.last: Any = None
+
+    def __call__(self, _ids: Any, logits: Any) -> Any:
+        self.last = logits.copy()
+        return logits
 
 
 def _resolve_gpu_layers(path: Path, opts: Any) -> int:

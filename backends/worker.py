@@ -6,6 +6,7 @@ raised here reaches the app except as a ``RequestFailed`` or, if the process die
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
@@ -15,7 +16,10 @@ from functools import partial
 from typing import Any
 
 from core.engine.protocol import (
+    CompletionRequest,
     CountTokensRequest,
+    EmbeddingsReady,
+    EmbedRequest,
     Engine,
     EngineStarted,
     GenerateRequest,
@@ -28,10 +32,11 @@ from core.engine.protocol import (
     RequestFailed,
     ShutdownRequest,
     TokenChunk,
+    TokenLogprob,
     TokensCounted,
     UnloadRequest,
 )
-from core.errors import CancelledError, EngineError, HangarError
+from core.errors import CancelledError, EngineError, HangarError, UnsupportedModelError
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +47,29 @@ def _put_progress(events: Any, request_id: int, fraction: float | None) -> None:
 
 def _put_chunk(events: Any, request_id: int, text: str) -> None:
     events.put(TokenChunk(request_id, text))
+
+
+def _put_logprob(events: Any, request_id: int, token: str, logprob: float, top: tuple[tuple[str, float], ...]) -> None:
+    events.put(TokenLogprob(request_id, token, logprob, top))
+
+
+def _capability(engine: Engine | None, name: str, what: str) -> Any:
+    """An optional engine method (raw completion, embeddings), or a clear refusal for engines without it."""
+    if engine is None:
+        raise EngineError("No model is loaded.")
+    method = getattr(engine, name, None)
+    if method is None:
+        raise UnsupportedModelError(f"This engine cannot do {what}.", hint="Use a GGUF model (llama.cpp) for it.")
+    return method
+
+
+def _logprob_sink(engine: Any, method: str, events: Any, request_id: int, wanted: bool) -> dict[str, Any]:
+    """``on_logprob`` for engines whose method takes it; a clear refusal for those that cannot report them."""
+    if not wanted:
+        return {}
+    if "on_logprob" not in inspect.signature(getattr(engine, method)).parameters:
+        raise UnsupportedModelError("This engine cannot report log-probabilities.", hint="Ask without logprobs.")
+    return {"on_logprob": partial(_put_logprob, events, request_id)}
 
 
 def serve(requests: Any, events: Any, cancel: Any) -> None:
@@ -82,8 +110,19 @@ def serve(requests: Any, events: Any, cancel: Any) -> None:
                 emit: Callable[[str], None] = partial(_put_chunk, events, request_id)
                 if fault.applies("generate", loaded):
                     emit = fault.crash_after_first(emit, events)
-                stats = engine.generate(request.messages, request.params, emit, cancel.is_set)
+                extra = _logprob_sink(engine, "generate", events, request_id, request.params.logprobs)
+                stats = engine.generate(request.messages, request.params, emit, cancel.is_set, **extra)
                 events.put(GenerationFinished(request_id, stats))
+            elif isinstance(request, CompletionRequest):
+                complete = _capability(engine, "complete", "raw-prompt completion")
+                extra = _logprob_sink(engine, "complete", events, request_id, request.params.logprobs)
+                stats = complete(
+                    request.prompt, request.params, partial(_put_chunk, events, request_id), cancel.is_set, **extra
+                )
+                events.put(GenerationFinished(request_id, stats))
+            elif isinstance(request, EmbedRequest):
+                vectors, tokens = _capability(engine, "embed", "embeddings")(request.texts)
+                events.put(EmbeddingsReady(request_id, vectors, tokens))
             elif isinstance(request, CountTokensRequest):
                 if engine is None:
                     raise EngineError("No model is loaded.")

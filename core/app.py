@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from core.remote.rpc import WorkerProcess, WorkerRequest
     from core.remote.service import RemoteService
     from core.secrets import SecretStore
+    from core.serve.server import ServeService
     from core.workshop.service import WorkshopService
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class AppContext:
     resume_downloads: bool = True
     #: ``backends.workshop_worker.run``, run in the workshop child process (None: the Workshop is unavailable).
     workshop_entry: Callable[[Any, Any, Any], None] | None = None
+    #: ``backends.facts.fit_in_child``: llama.cpp's memory-fit pass for a file, run in a child process.
+    fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     #: ``backends.rpc_worker.serve``: llama.cpp's RPC server, run in a worker child process (``core.remote.rpc``).
     rpc_worker_entry: Callable[[Any, Any, Any], None] | None = None
     _hardware: Hardware | None = None
@@ -96,6 +99,7 @@ class AppContext:
         *,
         resume_downloads: bool = True,
         workshop_entry: Callable[[Any, Any, Any], None] | None = None,
+        fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         rpc_worker_entry: Callable[[Any, Any, Any], None] | None = None,
     ) -> AppContext:
         paths.ensure()
@@ -108,6 +112,7 @@ class AppContext:
             engine_probe=engine_probe,
             resume_downloads=resume_downloads,
             workshop_entry=workshop_entry,
+            fit_runner=fit_runner,
             rpc_worker_entry=rpc_worker_entry,
         )
 
@@ -207,6 +212,15 @@ class AppContext:
         self._closers.insert(0, service.close)
         return service
 
+    @service
+    def serve(self) -> ServeService:
+        """The local API server (stopped until started from the window or ``hangar serve``)."""
+        from core.serve.server import ServeService
+
+        server = ServeService(self)
+        self._closers.insert(0, server.stop)
+        return server
+
     def move_models(
         self,
         new_dir: Path,
@@ -245,7 +259,7 @@ class AppContext:
             if self._hardware is None or refresh:
                 from core.hardware import detect_hardware
 
-                self._hardware = detect_hardware(self.engine_probe)
+                self._hardware = detect_hardware(self.engine_probe, cache_dir=self.paths.cache_dir)
             return self._hardware
 
     @service

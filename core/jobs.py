@@ -60,6 +60,7 @@ class JobKind(enum.StrEnum):
     MOVE_MODELS = "move-models"
     FINETUNE = "finetune"
     FINETUNE_EXPORT = "finetune-export"
+    WORKSHOP = "workshop"
 
 
 def job_kind(value: str) -> JobKind | str:

@@ -42,12 +42,13 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("downloads", "Downloads", "ui.pages.downloads", "DownloadsPage", "Download queue and history (Ctrl+5)"),
     ("hardware", "Hardware", "ui.pages.hardware", "HardwarePage", "GPUs, memory and engines (Ctrl+6)"),
     ("workshop", "Workshop", "ui.pages.workshop", "WorkshopPage", "Compare, evaluate and quantize models (Ctrl+7)"),
+    ("server", "Server", "ui.pages.server", "ServerPage", "Serve models over an OpenAI-compatible API (Ctrl+8)"),
     (
         "machines",
         "Machines",
         "ui.pages.machines",
         "MachinesPage",
-        "Remote servers and this machine's RPC worker (Ctrl+8)",
+        "Remote servers and this machine's RPC worker (Ctrl+9)",
     ),
     ("settings", "Settings", "ui.pages.settings", "SettingsPage", "Preferences (Ctrl+,)"),
 )

@@ -114,7 +114,7 @@ class ChatService:
     def load(self, name_or_path: str, options: LoadOptions | None = None) -> int:
         """Start loading; the result arrives as ``ModelLoaded`` / ``RequestFailed`` on ``host.events``."""
         model = resolve_model(name_or_path, self.library())
-        options = options or self.default_options()
+        options = options or self.default_options(model=model)
         request_id = self.host.load(spec_for(model, options))
         with self._lock:
             self._pending = (request_id, model, options)
@@ -136,8 +136,22 @@ class ChatService:
         elif model.engine == "llama":
             layers = 0 if info.device == "cpu" else (None if options.gpu_layers < -1 else options.gpu_layers)
             estimate = estimate_load(model.path, options, self.hardware(), gpu_layers=layers)
+            self._record_load(estimate, info)
         self.loaded = LoadedModel(model, options, info, estimate)
         return self.loaded
+
+    def _record_load(self, estimate: Estimate | MlxEstimate | None, info: ModelInfo) -> None:
+        """Every llama.cpp load is recorded next to its estimate (``core.estimate.records``): later estimates on
+        this machine are corrected by the records, and the Hardware page shows how accurate they were."""
+        from core.estimate.llama import Estimate as LlamaEstimate
+        from core.estimate.records import record_load
+
+        if not isinstance(estimate, LlamaEstimate) or not info.allocated:
+            return
+        try:
+            record_load(self.app.store, estimate, info.allocated)
+        except Exception as exc:  # a record is a nicety: it never fails a load
+            logger.info("load not recorded: %s", exc)
 
     def cancel_load(self) -> None:
         with self._lock:

@@ -29,7 +29,10 @@ from pathlib import Path
 from core.engine.pending import PendingRequest
 from core.engine.protocol import (
     ChatMessage,
+    CompletionRequest,
     CountTokensRequest,
+    EmbeddingsReady,
+    EmbedRequest,
     Engine,
     EngineCrashed,
     EngineEvent,
@@ -50,6 +53,7 @@ from core.engine.protocol import (
     RequestFailed,
     ShutdownRequest,
     TokenChunk,
+    TokenLogprob,
     TokensCounted,
     UnloadRequest,
     WorkerEntry,
@@ -62,7 +66,10 @@ from core.process import ChildProcess, describe_exit, is_native_crash
 # The values and events are defined in ``core.engine.protocol``; they stay importable from here for callers.
 __all__ = [
     "ChatMessage",
+    "CompletionRequest",
     "CountTokensRequest",
+    "EmbedRequest",
+    "EmbeddingsReady",
     "Engine",
     "EngineCrashed",
     "EngineEvent",
@@ -85,6 +92,7 @@ __all__ = [
     "RequestFailed",
     "ShutdownRequest",
     "TokenChunk",
+    "TokenLogprob",
     "TokensCounted",
     "UnloadRequest",
     "WorkerEntry",
@@ -95,7 +103,7 @@ logger = logging.getLogger(__name__)
 #: How many finished requests keep their outcome for a late ``wait`` (bounded: nothing grows per request).
 KEEP_FINISHED = 64
 
-_FINAL = (ModelLoaded, ModelUnloaded, GenerationFinished, TokensCounted, RequestFailed)
+_FINAL = (ModelLoaded, ModelUnloaded, GenerationFinished, TokensCounted, RequestFailed, EmbeddingsReady)
 
 
 class EngineState(enum.StrEnum):
@@ -191,6 +199,26 @@ class EngineHost:
 
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> int:
         return self._generate(next(self._ids), messages, params)
+
+    def complete(self, prompt: str, params: GenerationParams) -> int:
+        """Continue a raw prompt (no chat template); events as for ``generate``."""
+        out: Outbox = []
+        with self._lock:
+            self._require_model()
+            request = self._new(CompletionRequest(next(self._ids), prompt, params))
+            self._enqueue(request, out)
+        _run(out)
+        return request.id
+
+    def embed(self, texts: Sequence[str]) -> int:
+        """Embed texts; the answer is an ``EmbeddingsReady`` event."""
+        out: Outbox = []
+        with self._lock:
+            self._require_model()
+            request = self._new(EmbedRequest(next(self._ids), tuple(texts)))
+            self._enqueue(request, out)
+        _run(out)
+        return request.id
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         out: Outbox = []

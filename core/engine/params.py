@@ -16,7 +16,7 @@ from core.errors import UsageError
 logger = logging.getLogger(__name__)
 
 #: Fields that belong to one request, not to a conversation's saved settings.
-PER_REQUEST = ("continue_last", "ignore_eos")
+PER_REQUEST = ("continue_last", "ignore_eos", "logprobs", "top_logprobs")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,12 @@ class GenerationParams:
     continue_last: bool = False
     #: Keep generating past end-of-sequence tokens (benchmarks and tests).
     ignore_eos: bool = False
+    #: OpenAI-style penalties (0 = off), applied by engines that have them.
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    #: Report each token's log-probability (``TokenLogprob`` events) with this many alternatives (engines that can).
+    logprobs: bool = False
+    top_logprobs: int = 0
 
     def __post_init__(self) -> None:
         schema: Any = self.json_schema

@@ -11,7 +11,10 @@ from core.engine.params import GenerationParams
 
 __all__ = [
     "ChatMessage",
+    "CompletionRequest",
     "CountTokensRequest",
+    "EmbedRequest",
+    "EmbeddingsReady",
     "Engine",
     "EngineCrashed",
     "EngineEvent",
@@ -32,6 +35,7 @@ __all__ = [
     "RequestFailed",
     "ShutdownRequest",
     "TokenChunk",
+    "TokenLogprob",
     "TokensCounted",
     "UnloadRequest",
     "WorkerEntry",
@@ -140,7 +144,32 @@ class ShutdownRequest:
     request_id: int = 0
 
 
-EngineRequest = LoadRequest | GenerateRequest | CountTokensRequest | UnloadRequest | ShutdownRequest
+@dataclass(frozen=True)
+class CompletionRequest:
+    """Continue a raw prompt (no chat template): ``/v1/completions``. Answers like ``GenerateRequest``."""
+
+    request_id: int
+    prompt: str
+    params: GenerationParams
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    """One embedding vector per text (mean-pooled, L2-normalised). Answered by ``EmbeddingsReady``."""
+
+    request_id: int
+    texts: tuple[str, ...]
+
+
+EngineRequest = (
+    LoadRequest
+    | GenerateRequest
+    | CountTokensRequest
+    | UnloadRequest
+    | ShutdownRequest
+    | CompletionRequest
+    | EmbedRequest
+)
 
 
 # events
@@ -185,6 +214,23 @@ class TokensCounted:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """The log-probability of one generated token and its most likely alternatives (``params.logprobs``)."""
+
+    request_id: int
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class EmbeddingsReady:
+    request_id: int
+    vectors: tuple[tuple[float, ...], ...]
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
 class RequestFailed:
     request_id: int
     code: str
@@ -224,6 +270,8 @@ EngineEvent = (
     | RequestFailed
     | EngineCrashed
     | EngineRecovering
+    | TokenLogprob
+    | EmbeddingsReady
 )
 
 

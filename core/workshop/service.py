@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import CancelledError, EngineError, HangarError, ModelFileError, UsageError, error_from_code
-from core.jobs import Job, JobContext, JobManager, JobState
+from core.jobs import Job, JobContext, JobKind, JobManager, JobState
 from core.process import describe_exit, run_child
 from core.store import Store
 from core.workshop.compare import CompareRow, compare_rows, reference_of
@@ -39,7 +39,7 @@ from core.workshop.types import (
 
 logger = logging.getLogger(__name__)
 
-KIND = "workshop"
+KIND = JobKind.WORKSHOP
 #: ``run(request, events_queue, cancel_event)``, executed in the child process.
 WorkshopEntry = Callable[[Any, Any, Any], None]
 #: ``add(path, source_path) -> library entry id`` for a file the Workshop made.

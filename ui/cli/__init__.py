@@ -68,6 +68,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("remote", "ui.cli.remote_cmd", "add, list or remove remote OpenAI-compatible servers to chat through"),
     Command("worker", "ui.cli.worker_cmd", "run a llama.cpp RPC worker here, so another machine can use its memory"),
     Command("jobs", "ui.cli.jobs_cmd", "list background jobs and their state"),
+    Command(
+        "serve", "ui.cli.serve_cmd", "serve the library's models over a local OpenAI- and Anthropic-compatible API"
+    ),
     Command("paths", "ui.cli.paths_cmd", "show where Hangar keeps settings, models, the database and logs"),
 )
 COMMAND_NAMES = frozenset(command.name for command in COMMANDS)

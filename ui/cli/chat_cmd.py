@@ -60,6 +60,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         context_length=args.context_length,
         gpu_layers=args.gpu_layers,
         lora_path=args.lora,
+        model=model,
         rpc_servers=parse_endpoints(args.rpc),
     )
     if options.rpc_servers and model.engine != "llama":
