@@ -54,6 +54,13 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("hardware", "Hardware", "ui.pages.hardware", "HardwarePage", "GPUs, memory and engines (Ctrl+6)"),
     ("workshop", "Workshop", "ui.pages.workshop", "WorkshopPage", "Compare, evaluate and quantize models (Ctrl+7)"),
     ("server", "Server", "ui.pages.server", "ServerPage", "Serve models over an OpenAI-compatible API (Ctrl+8)"),
+    (
+        "machines",
+        "Machines",
+        "ui.pages.machines",
+        "MachinesPage",
+        "Remote servers and this machine's RPC worker (Ctrl+9)",
+    ),
     ("settings", "Settings", "ui.pages.settings", "SettingsPage", "Preferences (Ctrl+,)"),
 )
 
@@ -133,7 +140,7 @@ class MainWindow(QMainWindow):
         bridge.status_message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         bridge.navigate_requested.connect(self.show_page)
 
-        for index, (key, *_rest) in enumerate(PAGES[:8]):
+        for index, (key, *_rest) in enumerate([p for p in PAGES if p[0] != "settings"][:9]):
             QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self, activated=lambda k=key: self.show_page(k))
         QShortcut(QKeySequence.StandardKey.Preferences, self, activated=lambda: self.show_page("settings"))
         QShortcut(QKeySequence("Ctrl+,"), self, activated=lambda: self.show_page("settings"))
