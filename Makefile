@@ -15,7 +15,7 @@ EXTRAS_TEST := llama,mlx,finetune,dev
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint screenshots bench package clean system-deps
+.PHONY: run test check lint screenshots bench package clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ run: $(VENV)/.run-installed system-deps
 test: $(VENV)/.test-installed
 	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+# The quick tier: everything but the tests marked slow (real training, long generations), for every commit.
+check: $(VENV)/.test-installed
+	$(BIN)/lint-imports
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" -q
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
     from backends.facts import fit_in_child
     from backends.finetune_worker import run as finetune_entry
     from backends.probe import probe_engines
+    from backends.rpc_worker import serve as serve_rpc
     from backends.worker import serve
     from backends.workshop_worker import run as workshop_entry
     from core.app import AppContext
@@ -33,6 +34,7 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
         resume_downloads=getattr(args, "command", None) is None,
         workshop_entry=workshop_entry,
         fit_runner=fit_in_child,
+        rpc_worker_entry=serve_rpc,
     )
 
 

@@ -15,6 +15,8 @@ from core.errors import UnsupportedModelError
 ENGINES: dict[str, tuple[str, str, str, str]] = {
     "llama": ("backends.llama", "LlamaEngine", "llama_cpp", "llama"),
     "mlx": ("backends.mlx", "MlxEngine", "mlx_lm", "mlx"),
+    # Plain HTTP to an OpenAI-compatible server; needs nothing beyond Hangar itself.
+    "remote": ("backends.remote", "RemoteEngine", "json", ""),
 }
 
 

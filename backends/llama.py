@@ -27,7 +27,10 @@ from core.models.check import check_gguf_file
 
 logger = logging.getLogger(__name__)
 _MIB = 1024 * 1024
-_BUFFER_LINE = re.compile(r"^\s*([\w.\-]+)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB")
+#: ``<device> <kind> buffer size = X MiB``; RPC devices are named ``RPC0[host:port]``.
+_BUFFER_LINE = re.compile(
+    r"^\s*([\w.\-]+(?:\[[^\]\s]+\])?)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB"
+)
 
 #: ``(token text, log-probability, top alternatives)`` for each generated token.
 LogprobSink = Callable[[str, float, tuple[tuple[str, float], ...]], None]
@@ -92,7 +95,15 @@ class LlamaEngine:
             self._log = _LogCapture()
         self._log.take()
         opts = spec.options
-        gpu_layers = _resolve_gpu_layers(path, opts)
+        if opts.rpc_servers:
+            from backends.rpc_worker import register_workers
+
+            register_workers(tuple(opts.rpc_servers))  # the workers become devices, before the model is placed
+            # With workers, "auto" (or 0, which would leave them idle) puts every layer on them, split by their free
+            # memory; a number N puts the last N layers on them and keeps the first ones on this machine.
+            gpu_layers = -1 if opts.gpu_layers in (AUTO_GPU_LAYERS, 0) else int(opts.gpu_layers)
+        else:
+            gpu_layers = _resolve_gpu_layers(path, opts)
         self._gpu_layers = gpu_layers
         kwargs: dict[str, Any] = dict(
             model_path=str(path),

@@ -16,31 +16,10 @@ logger = logging.getLogger(__name__)
 
 
 def gpu_devices() -> list[str]:
-    """The GPU devices (discrete or integrated) llama.cpp's ggml sees on this machine, by name."""
-    import ctypes
-    import os
+    """The GPU devices (discrete or integrated) llama.cpp's ggml sees on this machine, by name (RPC workers aside)."""
+    from backends.ggml import DEVICE_GPU, DEVICE_IGPU, devices
 
-    import llama_cpp
-
-    ggml = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", _GGML_LIB))
-    ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
-    ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
-    ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
-    ggml.ggml_backend_dev_name.restype = ctypes.c_char_p
-    ggml.ggml_backend_dev_name.argtypes = [ctypes.c_void_p]
-    ggml.ggml_backend_dev_type.restype = ctypes.c_int
-    ggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
-    names = []
-    for index in range(ggml.ggml_backend_dev_count()):
-        device = ggml.ggml_backend_dev_get(index)
-        if ggml.ggml_backend_dev_type(device) in (_DEVICE_GPU, _DEVICE_IGPU):
-            names.append(ggml.ggml_backend_dev_name(device).decode("utf-8", "replace"))
-    return names
-
-
-#: ggml_backend_dev_type values (ggml-backend.h): CPU 0, GPU 1, IGPU 2, ACCEL 3.
-_DEVICE_GPU, _DEVICE_IGPU = 1, 2
-_GGML_LIB = {"darwin": "libggml.dylib", "win32": "ggml.dll"}.get(__import__("sys").platform, "libggml.so")
+    return [name for name, kind in devices() if kind in (DEVICE_GPU, DEVICE_IGPU) and not name.startswith("RPC")]
 
 
 def probe_engines(cache_dir: Path | None = None) -> EngineSupport:

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from core.jobs import CancelToken
     from core.library.move import MoveReport
     from core.library.service import Library
+    from core.remote.rpc import WorkerProcess, WorkerRequest
+    from core.remote.service import RemoteService
     from core.secrets import SecretStore
     from core.serve.server import ServeService
     from core.workshop.service import WorkshopService
@@ -79,6 +81,8 @@ class AppContext:
     workshop_entry: Callable[[Any, Any, Any], None] | None = None
     #: ``backends.facts.fit_in_child``: llama.cpp's memory-fit pass for a file, run in a child process.
     fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: ``backends.rpc_worker.serve``: llama.cpp's RPC server, run in a worker child process (``core.remote.rpc``).
+    rpc_worker_entry: Callable[[Any, Any, Any], None] | None = None
     _hardware: Hardware | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     #: Pages detect hardware in the background at the same time; two engine probes at once corrupt the heap.
@@ -96,6 +100,7 @@ class AppContext:
         resume_downloads: bool = True,
         workshop_entry: Callable[[Any, Any, Any], None] | None = None,
         fit_runner: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        rpc_worker_entry: Callable[[Any, Any, Any], None] | None = None,
     ) -> AppContext:
         paths.ensure()
         return cls(
@@ -108,6 +113,7 @@ class AppContext:
             resume_downloads=resume_downloads,
             workshop_entry=workshop_entry,
             fit_runner=fit_runner,
+            rpc_worker_entry=rpc_worker_entry,
         )
 
     # -- the models folder and what to tell the person ------------------------------------------------------------
@@ -243,6 +249,13 @@ class AppContext:
             register_model=library_registrar(self.library),
         )
 
+    @service
+    def remotes(self) -> RemoteService:
+        """Saved remote servers (OpenAI-compatible) that chats can run on."""
+        from core.remote.service import RemoteService, keyring_keys
+
+        return RemoteService(self.store, keyring_keys())
+
     def hardware(self, *, refresh: bool = False) -> Hardware:
         """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""
         with self._hardware_lock:
@@ -263,6 +276,17 @@ class AppContext:
         host = EngineHost(self.worker_entry, name=name, safe_modes=self.safe_modes)
         self._closers.insert(0, host.shutdown)
         return host
+
+    def new_rpc_worker(self, request: WorkerRequest) -> WorkerProcess:
+        """An RPC worker process (``core.remote.rpc``) that is stopped when the app closes."""
+        from core.errors import UsageError
+        from core.remote.rpc import WorkerProcess
+
+        if self.rpc_worker_entry is None:
+            raise UsageError("This Hangar was built without llama.cpp, so it cannot run an RPC worker.")
+        worker = WorkerProcess(self.rpc_worker_entry, request)
+        self._closers.insert(0, worker.stop)
+        return worker
 
     def close(self) -> None:
         """Close every service, newest first; one that fails is logged and the others still close."""

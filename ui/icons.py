@@ -21,6 +21,9 @@ _PATHS = {
     "downloads": '<path d="M12 4v11M7.5 10.5 12 15l4.5-4.5M5 19.5h14"/>',
     "hardware": '<rect x="6.5" y="6.5" width="11" height="11" rx="2"/><rect x="10" y="10" width="4" height="4"/>'
     '<path d="M9.5 3v3.5M14.5 3v3.5M9.5 17.5V21M14.5 17.5V21M3 9.5h3.5M3 14.5h3.5M17.5 9.5H21M17.5 14.5H21"/>',
+    "machines": '<rect x="2.5" y="4.5" width="9" height="7" rx="1"/>'
+    '<rect x="12.5" y="12.5" width="9" height="7" rx="1"/>'
+    '<path d="M7 11.5v3.5h5.5M17 12.5V9h-5.5"/>',
     "settings": '<circle cx="12" cy="12" r="3"/><path d="M12 2.5v3M12 18.5v3M2.5 12h3M18.5 12h3M5.3 5.3l2.1 2.1'
     'M16.6 16.6l2.1 2.1M5.3 18.7l2.1-2.1M16.6 7.4l2.1-2.1"/>',
     "server": '<rect x="4" y="4.5" width="16" height="6" rx="1.5"/>'

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.engine.protocol import LoadOptions, ModelInfo, ModelSpec
+from core.engine.protocol import LoadOptions, ModelInfo, ModelSpec, RemoteTarget
 from core.errors import ModelFileError, NotFoundError, UnsupportedModelError, UsageError
 from core.estimate.plan import (  # the estimation helpers live in core.estimate; kept importable from here
     AUTO_GPU_LAYERS as AUTO_GPU_LAYERS,
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from core.estimate.llama import Estimate
     from core.estimate.mlx import MlxEstimate
     from core.library.service import Library
+    from core.remote.service import RemoteService
     from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,9 +34,11 @@ _MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    engine: str  # "llama" | "mlx"
+    engine: str  # "llama" | "mlx" | "remote"
     path: Path
     name: str
+    #: Set when the model runs on a remote server (``NAME:MODEL``, ``core.remote``).
+    remote: RemoteTarget | None = None
 
 
 def engine_for(path: Path) -> str:
@@ -59,10 +62,19 @@ def engine_for(path: Path) -> str:
     raise NotFoundError(f"No model at {path}.")
 
 
-def resolve_model(name_or_path: str, library: Library | None = None) -> ResolvedModel:
-    """A library name or id, or a path to a model → engine and file. Without a library, paths only."""
+def resolve_model(
+    name_or_path: str, library: Library | None = None, remotes: RemoteService | None = None
+) -> ResolvedModel:
+    """A library name or id, a path to a model, or a saved remote server's ``NAME[:MODEL]`` → engine and file.
+    Without a library, paths only (and remotes, when given)."""
     if not name_or_path.strip():
         raise UsageError("Name a model: a name from your library, a .gguf file or an MLX model folder.")
+    if remotes is not None and not Path(name_or_path).expanduser().exists():
+        named = remotes.split_name(name_or_path)
+        if named is not None:
+            target = remotes.target(*named)
+            label = f"{target.server}:{target.model}"
+            return ResolvedModel("remote", Path(label), label, remote=target)
     path = Path(name_or_path).expanduser()
     looks_like_path = "/" in name_or_path or "\\" in name_or_path or path.suffix.lower() == ".gguf"
     if looks_like_path and not path.exists():
@@ -98,6 +110,7 @@ def load_options(
     threads: int | None = None,
     lora_path: str | None = None,
     model: ResolvedModel | None = None,
+    rpc_servers: tuple[str, ...] = (),
 ) -> LoadOptions:
     """Load options from the user's settings, with per-load overrides. "auto" GPU layers stays symbolic. With
     ``model``, the default context never exceeds what the model was trained for (a longer one must be asked)."""
@@ -117,10 +130,13 @@ def load_options(
         flash_attention=flash_attention,
         threads=threads,
         lora_path=lora_path,
+        rpc_servers=rpc_servers,
     )
 
 
 def spec_for(model: ResolvedModel, options: LoadOptions) -> ModelSpec:
+    if model.remote is not None:
+        return ModelSpec("remote", str(model.path), options, remote=model.remote)
     return ModelSpec(model.engine, str(model.path), options)
 
 

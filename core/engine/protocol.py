@@ -56,13 +56,29 @@ class LoadOptions:
     use_extra_bufts: bool = True
     #: Map the model file instead of reading it into memory.
     use_mmap: bool = True
+    #: llama.cpp RPC workers (``host:port``) that take part of the model's layers (``core.remote.rpc``).
+    rpc_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoteTarget:
+    """A model on an OpenAI-compatible server (``core.remote``): the "remote" engine chats through it."""
+
+    server: str
+    url: str
+    model: str
+    timeout: float = 30.0
+    #: Kept out of ``repr`` so that it never reaches a log line.
+    api_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    engine: str  # "llama" | "mlx"
+    engine: str  # "llama" | "mlx" | "remote"
     path: str
     options: LoadOptions = field(default_factory=LoadOptions)
+    #: Set for the "remote" engine: where the model runs.
+    remote: RemoteTarget | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 KV_TYPES = ("f16", "bf16", "f32", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")
 #: CUDA/ROCm context, cuBLAS workspace and pool (llama.cpp PR #15860 measured 451-456 MiB; Ollama uses 457).
-GPU_OVERHEAD = {"cuda": 450 * MIB, "rocm": 450 * MIB, "metal": 0, "vulkan": 300 * MIB, "sycl": 400 * MIB}
+#: rpc: a worker's CPU backend needs no driver context (its process is the worker machine's business).
+GPU_OVERHEAD = {"cuda": 450 * MIB, "rocm": 450 * MIB, "metal": 0, "vulkan": 300 * MIB, "sycl": 400 * MIB, "rpc": 0}
 #: What the process itself needs besides llama.cpp's buffers (interpreter, libraries, tokenizer tables).
 HOST_BASELINE = 150 * MIB
 #: Only when llama.cpp could not be asked (no engine installed, the probe failed): the types the CPU backend's

@@ -21,15 +21,6 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict
     return code, json.loads(out[-1]) if out else {}
 
 
-def test_hw_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, data = _run(["hw", "--json"], capsys)
-    assert code == 0
-    assert data["ram_total_bytes"] > 0 and data["gpus"] == []
-    assert data["engines"]["llama_installed"] is True
-    assert main.main(["hw"]) == 0
-    assert "llama.cpp" in capsys.readouterr().out
-
-
 def test_estimate_local_file(data_dir: Path, tiny_gguf: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, data = _run(["estimate", str(tiny_gguf), "--ctx", "1024", "--json"], capsys)
     assert code == 0

@@ -258,6 +258,7 @@ def test_chat_from_my_models_opens_the_library_model(qtbot, page: ChatPage, tiny
     assert page.banner.isVisibleTo(page) and "no model" in page.banner.text().lower()
 
 
+@pytest.mark.slow  # MLX on the CPU: loads and generates for several seconds
 def test_mlx_model_chats_and_refuses_json_mode_in_place(qtbot, page: ChatPage, tiny_hf_model: Path) -> None:  # type: ignore[no-untyped-def]
     load(qtbot, page, tiny_hf_model)
     assert "mlx" in page.model_label.text() and "estimated" in page.model_label.text()

@@ -23,7 +23,7 @@ def test_every_page_is_reachable_from_the_sidebar(window) -> None:  # type: igno
     for row, (key, label, *_rest) in enumerate(PAGES):
         window.nav.setCurrentRow(row)
         assert window.current_page_key() == key
-        assert window.stack.currentWidget() is window.pages[key]
+        assert window.current_page() is window.pages[key] and window.stack.currentWidget().widget() is window.pages[key]
         assert window.nav.item(row).text() == label
         assert window.nav.item(row).toolTip()
 

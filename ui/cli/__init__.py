@@ -65,6 +65,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("compare", "ui.cli.compare_cmd", "models or quants side by side: size, memory, speed, perplexity, KL"),
     Command("quantize", "ui.cli.quantize_cmd", "quantize an F16/BF16/F32 GGUF to Q4_K_M, Q6_K, … with llama.cpp"),
     Command("convert", "ui.cli.convert_cmd", "convert a Hugging Face safetensors llama model to GGUF"),
+    Command("remote", "ui.cli.remote_cmd", "add, list or remove remote OpenAI-compatible servers to chat through"),
+    Command("worker", "ui.cli.worker_cmd", "run a llama.cpp RPC worker here, so another machine can use its memory"),
     Command("jobs", "ui.cli.jobs_cmd", "list background jobs and their state"),
     Command(
         "serve", "ui.cli.serve_cmd", "serve the library's models over a local OpenAI- and Anthropic-compatible API"

@@ -16,6 +16,7 @@ from core.chat.store import ChatStore, MessageState
 from core.engine.host import EngineHost
 from core.engine.protocol import ChatMessage, EngineEvent, EngineRecovering, GenerationParams, LoadOptions, LoadProgress
 from core.errors import HangarError, UsageError
+from core.remote.rpc import parse_endpoints
 from ui.cli import emit_json
 
 if TYPE_CHECKING:
@@ -29,7 +30,9 @@ REPL_HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "model", metavar="MODEL", help="a library name (see `hangar ls`), a .gguf file or an MLX folder"
+        "model",
+        metavar="MODEL",
+        help="a library name (see `hangar ls`), a .gguf file, an MLX folder, or REMOTE[:MODEL] (see `hangar remote`)",
     )
     parser.add_argument("--prompt", help="ask one question, print the answer and exit")
     parser.add_argument("--system", default="", help="system prompt")
@@ -39,20 +42,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context-length", type=int, default=None, help="context to allocate, in tokens")
     parser.add_argument("--gpu-layers", default=None, help="'auto' (default), -1 for all, or a number")
     parser.add_argument("--lora", default=None, help="a LoRA adapter to apply (GGUF for llama.cpp, MLX folder)")
+    parser.add_argument(
+        "--rpc",
+        metavar="HOST:PORT,...",
+        default=None,
+        help="spread the model over these llama.cpp RPC workers (`hangar worker` on each)",
+    )
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
     settings = GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
-    model = resolve_model(args.model, app.library)
+    model = resolve_model(args.model, app.library, app.remotes)
     options = load_options(
         app.settings.current,
         context_length=args.context_length,
         gpu_layers=args.gpu_layers,
         lora_path=args.lora,
         model=model,
+        rpc_servers=parse_endpoints(args.rpc),
     )
+    if options.rpc_servers and model.engine != "llama":
+        raise UsageError("RPC workers take GGUF models (llama.cpp) only.")
     host = app.new_engine_host("chat")
     quiet = bool(args.json)
     disconnect = host.events.connect(_show_recovery)
@@ -223,7 +235,7 @@ def _reload(
     """``/load [MODEL]``: load the model again (after a crash or a failure) or switch to another one."""
     try:
         if name:
-            model = resolve_model(name, app.library)
+            model = resolve_model(name, app.library, app.remotes)
         _load(host, model, options, quiet=False)
         chats.update(conversation_id, model=str(model.path), engine=model.engine)
     except HangarError as exc:

@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-fit", action="store_true", help="skip llama.cpp's own fit pass for a local file (analytic estimate)"
     )
+    parser.add_argument(
+        "--rpc",
+        metavar="HOST:PORT,...",
+        help="plan the model spread over these llama.cpp RPC workers (each is asked for its free memory)",
+    )
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
@@ -59,6 +64,8 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     )
     header = read_target(args.target, revision=args.revision, token=app.secrets.get_token())
     hardware = app.hardware()
+    if args.rpc:
+        return _plan_rpc(app, args, header, settings, hardware)
     estimate = estimate_header(header, settings, hardware)
     if isinstance(estimate, Estimate):
         local = _local_gguf(args.target, header)
@@ -81,6 +88,44 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         )
         return 0
     _print_llama(args.target, estimate)
+    return 0
+
+
+def _plan_rpc(app: AppContext, args: argparse.Namespace, header: object, settings: object, hardware: object) -> int:
+    """The split over RPC workers: each worker's devices join this machine's as offload devices (the analytic
+    model; llama.cpp's fit pass here cannot see the workers), with llama.cpp's buffer names per device."""
+    from dataclasses import replace
+
+    from core.estimate.fitting import estimate_header
+    from core.estimate.mlx import MlxEstimate
+    from core.remote.rpc import parse_endpoints, require_workers
+    from core.remote.split import name_devices, split_of, with_workers
+
+    workers = require_workers(parse_endpoints(args.rpc))
+    spread, names = with_workers(hardware, workers)  # type: ignore[arg-type]
+    if settings.gpu_layers is None:  # type: ignore[attr-defined]
+        settings = replace(settings, gpu_layers=-1)  # type: ignore[type-var]  # as `chat --rpc` loads
+    estimate = estimate_header(header, settings, spread)  # type: ignore[arg-type]
+    if isinstance(estimate, MlxEstimate):
+        raise UsageError("RPC workers take GGUF models (llama.cpp) only.")
+    estimate = name_devices(estimate, names)
+    fits = all(d.fits for d in estimate.devices)
+    verdict = "Fits: every device holds its share" if fits else "Does not fit: a device is over its budget"
+    data = estimate.as_dict()
+    data.update(
+        target=args.target,
+        fits=fits,
+        verdict_text=verdict,
+        rpc=[
+            {"endpoint": w.endpoint, "free_bytes": w.free_bytes, "devices": len(w.devices), "protocol": w.protocol}
+            for w in workers
+        ],
+        split=split_of(estimate),
+    )
+    if args.json:
+        emit_json(data)
+        return 0
+    _print_llama(args.target, estimate, verdict=verdict, where="the RPC workers and GPUs")
     return 0
 
 
@@ -116,21 +161,22 @@ def _local_gguf(target: str, header: object) -> Path | None:
     return path
 
 
-def _print_llama(target: str, estimate: Estimate) -> None:
+def _print_llama(target: str, estimate: Estimate, *, verdict: str | None = None, where: str = "GPU") -> None:
     from core.estimate.units import format_bytes
 
-    print(f"{target}: context {estimate.n_ctx:,}, {estimate.gpu_layers}/{estimate.n_layer + 1} layers on GPU")
+    print(f"{target}: context {estimate.n_ctx:,}, {estimate.gpu_layers}/{estimate.n_layer + 1} layers on {where}")
+    width = max(8, *(len(d.device) for d in estimate.devices))
     print(
-        f"{'device':<8} {'weights':>11} {'KV':>11} {'compute':>11} {'output':>10} {'overhead':>10} "
+        f"{'device':<{width}} {'weights':>11} {'KV':>11} {'compute':>11} {'output':>10} {'overhead':>10} "
         f"{'total':>11} {'budget':>11}"
     )
     for d in estimate.devices:
         print(
-            f"{d.device:<8} {format_bytes(d.weights + d.repack):>11} {format_bytes(d.kv):>11} "
+            f"{d.device:<{width}} {format_bytes(d.weights + d.repack):>11} {format_bytes(d.kv):>11} "
             f"{format_bytes(d.compute):>11} {format_bytes(d.output):>10} {format_bytes(d.overhead):>10} "
             f"{format_bytes(d.total):>11} {format_bytes(d.budget):>11}"
         )
-    print(f"verdict  {estimate.verdict_text}")
+    print(f"verdict  {verdict or estimate.verdict_text}")
     print(f"source   {estimate.source}")
     print(f"largest context that fits: {estimate.max_context:,}")
     if estimate.speed is not None:

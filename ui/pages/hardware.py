@@ -194,7 +194,10 @@ class HardwarePage(Page):
         """Detect in the background (importing the engines to probe them takes a moment)."""
         self.refresh_button.setEnabled(False)
         run_in_background(
-            lambda: self.app.hardware(refresh=force), on_success=self.show_hardware, on_failure=self._hardware_failed
+            lambda: self.app.hardware(refresh=force),
+            on_success=self.show_hardware,
+            on_failure=self._hardware_failed,
+            owner=self,
         )
 
     def _hardware_failed(self, error: Exception) -> None:
@@ -236,7 +239,9 @@ class HardwarePage(Page):
         self.estimate_button.setEnabled(False)
         self.target_error.hide()
         self.model_label.setText(f"Reading {text}…")
-        run_in_background(lambda: read_target(text), on_success=self.show_model, on_failure=self._target_failed)
+        run_in_background(
+            lambda: read_target(text), on_success=self.show_model, on_failure=self._target_failed, owner=self
+        )
 
     def _target_failed(self, error: Exception) -> None:
         self.estimate_button.setEnabled(True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import HangarError
 from core.jobs import JobKind
+from ui.operations import run_in_background
 from ui.widgets.common import Page
 from ui.widgets.hf_token import HfTokenBox
 
@@ -97,6 +99,8 @@ class SettingsPage(Page):
             lambda: self._save(gpu_layers=self.gpu_layers.currentText().strip())
         )
         form.addRow("GPU layers", self.gpu_layers)
+        self._form = form
+        run_in_background(app.hardware, on_success=self._hardware_known, owner=self)
 
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 8)
@@ -178,6 +182,11 @@ class SettingsPage(Page):
             self.error.show()
         else:
             self.bridge.status_message.emit(f"Moved {len(job.result.get('moved', []))} models.", 4000)
+
+    def _hardware_known(self, hardware: object) -> None:
+        """No GPU Hangar can use: no GPU layers control (everything runs on the CPU anyway)."""
+        if shiboken6.isValid(self):
+            self._form.setRowVisible(self.gpu_layers, bool(getattr(hardware, "gpus", ())))
 
     def _save(self, **changes: object) -> None:
         try:
