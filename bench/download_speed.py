@@ -1,10 +1,18 @@
 """Download throughput: Hangar's download manager vs ``huggingface_hub.hf_hub_download`` on the same file from
-the local Hub (tests/hub) in the same run. Hangar also verifies the SHA-256 and moves the file into place; the
-library does neither. Runs alternate so machine noise hits both alike; the ratio of medians is reported.
+the local Hub (tests/support/hub) in the same run. Hangar also verifies the SHA-256 and moves the file into place;
+the library does neither. Runs alternate so machine noise hits both alike; the ratio of medians is reported.
 
-    python bench/download_speed.py [--size-mib 256] [--runs 3]
+Two cases: uncapped (target ratio >= 1.0: parallel ranges must not cost anything on a fast local link), and capped
+at 16 MB/s per connection, as CDNs and proxies cap each connection (target >= 3.0: Hangar's adaptive 4-16
+connections against the library's one stream).
 
-Target: ratio >= 0.95. Exits 1 below it.
+    python bench/download_speed.py [--size-mib 256] [--runs 3] [--cap-mbps 16] [--case both|capped|uncapped]
+
+Xet: the local server is plain HTTP and never offers Xet, so both sides use HTTP here. On the real Hub, for a
+Xet-backed repository, what decides is the wall time of ``hf_hub_download`` with ``hf_xet`` installed (chunk
+dedup, its own parallel fetches) against Hangar's ranged HTTP on the same file and link, over a few sizes (0.5, 4,
+16 GB) and both cold and warm caches; Hangar keeps ranged HTTP because it verifies the whole-file SHA-256, resumes
+range by range across restarts and honours the bandwidth limit, and Xet would need to win clearly to give those up.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-TARGET = 0.95
+TARGETS = {"uncapped": 1.0, "capped": 3.0}
 REPO = "bench/big-GGUF"
 NAME = "big-Q8_0.gguf"
 
@@ -43,7 +51,7 @@ def _hf_download(url: str, cache: Path) -> float:
     return time.perf_counter() - start
 
 
-def _hangar_download(root: Path) -> float:
+def _hangar_download(root: Path, stats: dict[str, float] | None = None) -> float:
     from core.app import AppContext
     from core.downloads.manager import DownloadManager, DownloadState
     from core.hub.client import HubClient
@@ -56,6 +64,8 @@ def _hangar_download(root: Path) -> float:
         item = manager.enqueue(REPO, file=NAME)
         item = manager.wait(item.id)
         elapsed = time.perf_counter() - start
+        if stats is not None:
+            stats["hash_after_s"] = _hash_seconds(item.paths[0])
         if item.state != DownloadState.DONE:
             raise SystemExit(f"Hangar's download failed: {item.message}")
         return elapsed
@@ -63,10 +73,41 @@ def _hangar_download(root: Path) -> float:
         app.close()
 
 
+def _hash_seconds(path: Path) -> float:
+    """What hashing the finished file afterwards would add (the manager hashes ranges in order as they land)."""
+    import hashlib
+
+    start = time.perf_counter()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while data := handle.read(8 << 20):
+            digest.update(data)
+    return time.perf_counter() - start
+
+
+def _case(hub: object, folder: Path, runs: int, label: str) -> tuple[float, list[float], list[float]]:
+    hf_times: list[float] = []
+    hangar_times: list[float] = []
+    stats: dict[str, float] = {}
+    for run in range(runs):
+        hf_times.append(_hf_download(hub.url, folder / f"hf-{label}-{run}"))  # type: ignore[attr-defined]
+        hangar_times.append(_hangar_download(folder / f"hangar-{label}-{run}", stats))
+        for leftover in (folder / f"hf-{label}-{run}", folder / f"hangar-{label}-{run}"):
+            _remove(leftover)
+    hf = statistics.median(hf_times)
+    hangar = statistics.median(hangar_times)
+    print(f"[{label}] huggingface_hub.hf_hub_download: median {hf:.2f} s (runs {_fmt(hf_times)})")
+    print(f"[{label}] Hangar (ranges, SHA-256 in order, install): median {hangar:.2f} s (runs {_fmt(hangar_times)})")
+    print(f"[{label}] hashing the whole file after the download would add {stats.get('hash_after_s', 0):.2f} s")
+    return hf / hangar, hf_times, hangar_times
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cap-mbps", type=float, default=16.0, help="per-connection cap of the capped case")
+    parser.add_argument("--case", choices=["both", "capped", "uncapped"], default="both")
     args = parser.parse_args(argv)
 
     from tests.support.hub import HubFile, HubRepo, LocalHub
@@ -81,26 +122,23 @@ def main(argv: list[str] | None = None) -> int:
         _ = hub.repos[REPO].files[0].sha256  # hash once up front, outside the timings
         hub.start()
         os.environ["HF_ENDPOINT"] = hub.url
-        hf_times: list[float] = []
-        hangar_times: list[float] = []
+        results: dict[str, float] = {}
         try:
-            for run in range(args.runs):
-                hf_times.append(_hf_download(hub.url, folder / f"hf-{run}"))
-                hangar_times.append(_hangar_download(folder / f"hangar-{run}"))
-                for leftover in (folder / f"hf-{run}", folder / f"hangar-{run}"):
-                    _remove(leftover)
+            if args.case in ("both", "uncapped"):
+                results["uncapped"] = _case(hub, folder, args.runs, "uncapped")[0]
+            if args.case in ("both", "capped"):
+                hub.faults.throttle_bps = int(args.cap_mbps * 1_000_000)  # per connection
+                results["capped"] = _case(hub, folder, args.runs, f"capped {args.cap_mbps:g} MB/s per connection")[0]
         finally:
             hub.stop()
-    hf = statistics.median(hf_times)
-    hangar = statistics.median(hangar_times)
-    ratio = hf / hangar  # throughput ratio = inverse time ratio
     mib = size / 2**20
-    print(f"file: {mib:.0f} MiB, {args.runs} runs each, alternating")
-    print(f"huggingface_hub.hf_hub_download: {mib / hf:8.1f} MiB/s  (median {hf:.2f} s; runs {_fmt(hf_times)})")
-    runs = _fmt(hangar_times)
-    print(f"Hangar (with SHA-256 + install): {mib / hangar:8.1f} MiB/s  (median {hangar:.2f} s; runs {runs})")
-    print(f"throughput ratio Hangar / hf_hub_download: {ratio:.3f}  (target >= {TARGET})")
-    return 0 if ratio >= TARGET else 1
+    print(f"file: {mib:.0f} MiB, {args.runs} runs per case, alternating")
+    ok = True
+    for case, ratio in results.items():
+        target = TARGETS[case]
+        ok &= ratio >= target
+        print(f"throughput ratio Hangar / hf_hub_download, {case}: {ratio:.2f}  (target >= {target})")
+    return 0 if ok else 1
 
 
 def _fmt(times: list[float]) -> str:

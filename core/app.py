@@ -157,13 +157,15 @@ class AppContext:
 
     @service
     def secrets(self) -> SecretStore:
-        from core.secrets import SecretStore
+        """Secrets (the Hub token, API keys): the keyring, else a 0600 file in the data folder."""
+        from core.secrets import SECRETS_FILE, SecretStore
 
-        return SecretStore.shared()
+        return SecretStore.shared(self.paths.data_dir / SECRETS_FILE)
 
     @service
     def downloads(self) -> DownloadManager:
         """The download manager; every download that finishes enters the library (``core.library.downloads``)."""
+        from core.downloads.limits import from_settings
         from core.downloads.manager import DownloadManager
         from core.hub.client import HubClient
         from core.library.downloads import follow_downloads
@@ -175,6 +177,7 @@ class AppContext:
             HubClient(self.secrets.get_token),
             models_dir=lambda: self.models_dir,
             auto_resume=False,
+            options=from_settings(lambda: self.settings.current),
         )
         self._closers.insert(0, follow_downloads(self.library, manager, index_finished=False))
         if self.resume_downloads:

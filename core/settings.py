@@ -39,6 +39,10 @@ class Settings:
     #: "auto" lets the estimator choose; a number pins the GPU layer count.
     gpu_layers: str = "auto"
     max_parallel_downloads: int = 2
+    #: Connections per downloaded file: 0 adapts (4 to 16), 1 is one stream.
+    download_connections: int = 0
+    #: Global download bandwidth limit in MB/s (0: none).
+    download_limit_mbps: float = 0.0
     first_run_done: bool = False
 
     def replace(self, **changes: Any) -> Settings:
@@ -72,6 +76,12 @@ def _field_problem(name: str, value: Any) -> str | None:
         return None if ok else "GPU layers must be 'auto' or a whole number."
     if name == "max_parallel_downloads":
         return None if _is_int(value) and 1 <= value <= 8 else "Parallel downloads must be between 1 and 8."
+    if name == "download_connections":
+        ok = _is_int(value) and 0 <= value <= 16
+        return None if ok else "Connections per download must be between 0 (automatic) and 16."
+    if name == "download_limit_mbps":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 100_000
+        return None if ok else "The download bandwidth limit must be 0 (none) or a positive number of MB/s."
     if name == "first_run_done":
         return None if isinstance(value, bool) else "first_run_done must be true or false."
     if name == "schema_version":

@@ -4,6 +4,7 @@ names), and the atomic move of verified files into the models folder."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MANIFEST = ".hangar-download.json"
+#: Where the per-file download locks live, in the models folder itself: every Hangar writing there sees them.
+LOCKS = ".hangar-locks"
 
 
 def part_path(downloads_dir: Path, download_id: str, index: int) -> Path:
@@ -38,7 +41,7 @@ def install_files(downloads_dir: Path, download_id: str, item: DownloadItem, fre
         part = part_path(downloads_dir, download_id, index)
         final = safe_join(item.destination, remote.path)
         if not part.exists() and final.exists() and final.stat().st_size == (remote.size or 0):
-            continue  # moved already, before an interruption
+            continue  # moved already (before an interruption), or found installed and verified
         if part.stat().st_size != (remote.size or 0):
             raise IntegrityError(f"{remote.path} is incomplete; resume the download.")
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -73,12 +76,11 @@ def install_files(downloads_dir: Path, download_id: str, item: DownloadItem, fre
     remove_parts(downloads_dir, download_id)
 
 
-class PartLock:
-    """An exclusive lock on a download's part folder, so two Hangar processes (the window and ``hangar pull``)
-    never write the same ``.part`` file. The OS drops it when the process ends, even when killed."""
+class FileLock:
+    """An exclusive, non-blocking OS lock on a file. The OS drops it when the process ends, even when killed."""
 
-    def __init__(self, downloads_dir: Path, download_id: str) -> None:
-        self.path = downloads_dir / download_id / ".lock"
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._fd: int | None = None
 
     def acquire(self) -> bool:
@@ -103,3 +105,20 @@ class PartLock:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the lock
             self._fd = None
+
+
+class PartLock(FileLock):
+    """The lock on a download's part folder, so two Hangar processes (the window and ``hangar pull``) never write
+    the same ``.part`` file."""
+
+    def __init__(self, downloads_dir: Path, download_id: str) -> None:
+        super().__init__(downloads_dir / download_id / ".lock")
+
+
+class DestinationLock(FileLock):
+    """The lock on one file's place in the models folder: whatever download wants it (another row, another
+    process), only one fetches it; the others wait, then find it installed."""
+
+    def __init__(self, models_dir: Path, final: Path) -> None:
+        key = hashlib.sha256(str(final.absolute()).encode()).hexdigest()[:32]
+        super().__init__(models_dir / LOCKS / f"{key}.lock")

@@ -13,15 +13,19 @@ import builtins
 import dataclasses
 import json
 import logging
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from core.downloads.fs import PartLock, install_files, part_path, remove_parts
+from core.downloads.fs import DestinationLock, PartLock, install_files, part_path, remove_parts
 from core.downloads.items import STATE_OF_JOB, DownloadItem, DownloadState, LiveProgress
+from core.downloads.limits import TransferOptions
+from core.downloads.plan import bytes_present
+from core.downloads.ranges import fetch_file
 from core.downloads.transfer import (
     DEFAULT_RESERVE,
     DISK_CHECK_EVERY,
@@ -29,9 +33,18 @@ from core.downloads.transfer import (
     FreeSpace,
     RetryPolicy,
     disk_free,
-    fetch,
 )
-from core.errors import AuthError, CancelledError, DiskFullError, HangarError, JobError, NotFoundError, UsageError
+from core.downloads.verify import is_installed
+from core.errors import (
+    AuthError,
+    CancelledError,
+    DiskFullError,
+    HangarError,
+    JobError,
+    NotFoundError,
+    UnsafePathError,
+    UsageError,
+)
 from core.events import EventHook
 from core.hub.client import HubClient, ModelDetail, gated_message, translate_error
 from core.hub.files import FileGroup, GroupKind, RemoteFile, find_group
@@ -42,6 +55,8 @@ from core.store import Store
 logger = logging.getLogger(__name__)
 
 KIND = JobKind.DOWNLOAD
+#: The longest file name (one path component, in bytes) common file systems store.
+NAME_MAX = 255
 SCHEMA = [
     """
     CREATE TABLE downloads (
@@ -76,13 +91,21 @@ class DownloadManager:
         retry: RetryPolicy = RetryPolicy(),
         auto_resume: bool = True,
         disk_check_every: int = DISK_CHECK_EVERY,
+        options: TransferOptions | None = None,
     ) -> None:
         self._jobs, self._store, self._paths, self.hub = jobs, store, paths, hub
         #: The models folder, or a function giving it now (the app's one owner: Settings can move it any time).
         self._models_dir: Path | Callable[[], Path] = models_dir or paths.models_dir
         self.free_space, self.reserve, self.retry = free_space, reserve, retry
+        # A child process can only watch the real disk: a given free-space probe keeps downloads in this process.
+        self._custom_free_space = free_space is not disk_free
         self.disk_check_every = disk_check_every
+        self.options = dataclasses.replace(options or TransferOptions(), check_every=disk_check_every)
         self._live: dict[str, LiveProgress] = {}
+        # How a download ended when the database could not record it (a full disk): kept here so this process
+        # still reports it (``get``/``wait``) instead of showing it running forever.
+        self._outcomes: dict[str, tuple[DownloadState, str, str]] = {}
+        self._running: set[str] = set()
         self._lock = threading.Lock()
         # Held while a job is submitted and its record written, so the job's thread never runs ahead of it.
         self._enqueue_lock = threading.Lock()
@@ -103,7 +126,16 @@ class DownloadManager:
         row = self._store.query_one("SELECT * FROM downloads WHERE id = ?", (download_id,))
         if row is None:
             raise NotFoundError(f"There is no download {download_id!r}.")
-        return self._item(row)
+        return self._effective(self._item(row))
+
+    def _effective(self, item: DownloadItem) -> DownloadItem:
+        with self._lock:
+            outcome = self._outcomes.get(item.id)
+            running = item.id in self._running
+        if outcome is None or running or item.state not in (DownloadState.QUEUED, DownloadState.RUNNING):
+            return item
+        state, message, code = outcome
+        return dataclasses.replace(item, state=state, message=message, error_code=code, speed=0.0)
 
     def list(self) -> list[DownloadItem]:
         return [self._item(r) for r in self._store.query("SELECT * FROM downloads ORDER BY created_at DESC")]
@@ -130,9 +162,22 @@ class DownloadManager:
             raise safe_join_error(group)
         if detail.summary.gated and not self.hub.headers()[1]:
             raise AuthError(gated_message(repo_id, self.hub.endpoint, had_token=False))
+        if group.kind not in (GroupKind.QUANT, GroupKind.MLX):
+            raise UsageError(
+                f"{group.label} is not a model Hangar can run (a GGUF model or an MLX model folder), "
+                "so it was not downloaded.",
+                hint="Pick a GGUF file or quant (see `hangar search`), or fetch other files with the Hub's own tools.",
+            )
         destination = safe_join(self.models_dir, repo_id)
         for remote in group.files:
             safe_join(destination, remote.path)  # refuse before anything is written
+            too_long = [p for p in remote.path.split("/") if len(p.encode("utf-8")) > NAME_MAX]
+            if too_long:
+                raise UnsafePathError(
+                    f"Refused {remote.path[:60]}…: a name of {len(too_long[0].encode('utf-8'))} bytes is longer than "
+                    f"file systems allow ({NAME_MAX}); nothing was downloaded.",
+                    hint="Ask the repository's owner to rename it, or pick another file.",
+                )
         existing = self._existing(repo_id, detail.commit, group)
         if existing is not None:
             if existing.state in (DownloadState.PAUSED, DownloadState.FAILED, DownloadState.CANCELLED):
@@ -184,6 +229,8 @@ class DownloadManager:
         self._store.execute(
             "UPDATE downloads SET user_paused = 0, note = '', error_code = '' WHERE id = ?", (download_id,)
         )
+        with self._lock:
+            self._outcomes.pop(download_id, None)
         self._jobs.resume(item.job_id)
 
     retry_download = resume
@@ -201,6 +248,11 @@ class DownloadManager:
     def wait(self, download_id: str, timeout: float | None = None) -> DownloadItem:
         self._jobs.wait(self.get(download_id).job_id, timeout)
         return self.get(download_id)
+
+    def pending_bytes(self, download_id: str) -> int:
+        """Bytes of ``download_id`` already downloaded and kept (for tests and the record of a paused one)."""
+        item = self.get(download_id)
+        return _bytes_on_disk(self._paths.downloads_dir, item.id, len(item.files))
 
     def resume_interrupted(self) -> builtins.list[str]:
         """Restart downloads that were running when Hangar last stopped (not those the person paused)."""
@@ -261,6 +313,16 @@ class DownloadManager:
     def _run(self, download_id: str, ctx: JobContext) -> dict[str, Any]:
         with self._enqueue_lock:
             pass
+        with self._lock:
+            self._outcomes.pop(download_id, None)
+            self._running.add(download_id)
+        try:
+            return self._run_locked(download_id, ctx)
+        finally:
+            with self._lock:
+                self._running.discard(download_id)
+
+    def _run_locked(self, download_id: str, ctx: JobContext) -> dict[str, Any]:
         item = self.get(download_id)
         lock = PartLock(self._paths.downloads_dir, download_id)
         if not lock.acquire():
@@ -283,51 +345,107 @@ class DownloadManager:
         def on_error(exc: Exception) -> HangarError:
             return translate_error(exc, item.repo_id, endpoint=self.hub.endpoint, had_token=self.hub.headers()[1])
 
+        had_token = self.hub.headers()[1]
+        places: list[DestinationLock] = []
         try:
             for index, remote in enumerate(item.files):
                 final = safe_join(item.destination, remote.path)
+                part = part_path(self._paths.downloads_dir, download_id, index)
+                places.append(self._claim_place(final, remote.path, ctx))
+                if not part.exists() and is_installed(final, remote.size, remote.sha256, remote.blob_id):
+                    logger.info("%s is already installed and verified; not fetched again", remote.path)
+                    on_bytes(remote.size or 0)
+                    continue
                 target = FileTarget(
                     url=self.hub.file_url(item.repo_id, remote.path, item.revision),
-                    part=part_path(self._paths.downloads_dir, download_id, index),
+                    part=part,
                     size=remote.size or 0,
                     name=remote.path,
                     sha256=remote.sha256,
                     blob_id=remote.blob_id,
                 )
-                fetch(
+                fetch_file(
                     target,
                     lambda: self.hub.headers()[0],
                     ctx.token,
                     on_bytes,
                     retry=self.retry,
+                    options=self.options,
                     free_space=self.free_space,
                     reserve=self.reserve,
                     on_error=on_error,
-                    check_every=self.disk_check_every,
+                    origin=None if self._custom_free_space else (item.repo_id, self.hub.endpoint, had_token),
                 )
                 logger.info("verified %s (%s)", remote.path, final.name)
             ctx.token.raise_if_cancelled()
             item = self._follow_models_dir(item)
             install_files(self._paths.downloads_dir, download_id, item, self.free_space)
+            with self._lock:
+                self._outcomes[download_id] = (DownloadState.DONE, "", "")
             return {"paths": [str(p) for p in item.paths]}
-        except DiskFullError as exc:
-            self._store.execute(
-                "UPDATE downloads SET note = ?, error_code = ? WHERE id = ?",
-                (str(exc), exc.code, download_id),
+        except sqlite3.OperationalError as exc:
+            # The database could not be written: on a full disk ("database or disk is full") the download pauses
+            # like any other disk-full stop; anything else fails it. Either way it is reported, never left running.
+            error: HangarError = (
+                DiskFullError(
+                    f"The disk is full: Hangar's database could not record {item.label}. "
+                    "The download is paused and keeps what it has.",
+                    hint="Free some space, then run the same command again.",
+                )
+                if "full" in str(exc)
+                else JobError(f"Hangar's database could not be written ({exc}).")
             )
-            ctx.token.cancel(pause=True)
-            raise CancelledError("Paused.") from None
+            self._conclude(download_id, error, ctx)
+        except DiskFullError as exc:
+            self._conclude(download_id, exc, ctx)
         except CancelledError:
             if not ctx.token.pause_requested:
                 remove_parts(self._paths.downloads_dir, download_id)
             raise
         except HangarError as exc:
-            self._store.execute("UPDATE downloads SET error_code = ? WHERE id = ?", (exc.code, download_id))
+            self._note(download_id, exc, state=DownloadState.FAILED, note=False)
             raise
         finally:
+            for place in places:
+                place.release()
             lock.release()
             with self._lock:
                 self._live.pop(download_id, None)
+
+    def _claim_place(self, final: Path, name: str, ctx: JobContext) -> DestinationLock:
+        """One download per file, across rows and processes: wait while another one fetches it."""
+        place = DestinationLock(self.models_dir, final)
+        waited = False
+        while not place.acquire():
+            if not waited:
+                logger.info("%s is being downloaded by another download; waiting for it", name)
+                ctx.report(None, f"Waiting: {name} is being downloaded by another download.")
+                waited = True
+            if ctx.token.wait(0.2):
+                ctx.token.raise_if_cancelled()
+        return place
+
+    def _conclude(self, download_id: str, exc: HangarError, ctx: JobContext) -> NoReturn:
+        """Stop the download as paused (disk full) or failed, and raise what the job system expects."""
+        paused = isinstance(exc, DiskFullError)
+        self._note(download_id, exc, state=DownloadState.PAUSED if paused else DownloadState.FAILED, note=paused)
+        if paused:
+            ctx.token.cancel(pause=True)
+            raise CancelledError("Paused.") from None
+        raise exc
+
+    def _note(self, download_id: str, exc: HangarError, *, state: DownloadState, note: bool) -> None:
+        with self._lock:
+            self._outcomes[download_id] = (state, str(exc), exc.code)
+        try:
+            if note:
+                self._store.execute(
+                    "UPDATE downloads SET note = ?, error_code = ? WHERE id = ?", (str(exc), exc.code, download_id)
+                )
+            else:
+                self._store.execute("UPDATE downloads SET error_code = ? WHERE id = ?", (exc.code, download_id))
+        except sqlite3.Error as error:
+            logger.warning("could not record how download %s ended (%s)", download_id, error)
 
     def _follow_models_dir(self, item: DownloadItem) -> DownloadItem:
         """Install into the models folder as it is now: it may have moved since the download was queued."""
@@ -387,12 +505,7 @@ class DownloadManager:
 
 
 def _bytes_on_disk(downloads_dir: Path, download_id: str, count: int) -> int:
-    total = 0
-    for index in range(count):
-        part = part_path(downloads_dir, download_id, index)
-        if part.exists():
-            total += part.stat().st_size
-    return total
+    return sum(bytes_present(part_path(downloads_dir, download_id, index)) for index in range(count))
 
 
 def _choices(groups: list[FileGroup]) -> str:

@@ -97,13 +97,13 @@ class _Checksum:
             self._thread.join()
 
 
-class _Retryable(Exception):
+class Retryable(Exception):
     def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
-def _retry_after(response: Any) -> float:
+def retry_after(response: Any) -> float:
     """The server's Retry-After in seconds (capped: a long wait is better done as a paused download)."""
     try:
         return min(60.0, max(0.0, float(response.headers.get("Retry-After", 0))))
@@ -123,55 +123,85 @@ def fetch(
     on_error: Callable[[Exception], HangarError] | None = None,
     check_every: int = DISK_CHECK_EVERY,
 ) -> None:
-    """Bring ``target.part`` to the full size and verify it. ``on_bytes`` hears every chunk written (and the bytes
-    already on disk once, at start). Raises CancelledError, DiskFullError, IntegrityError or NetworkError."""
+    """Bring ``target.part`` to the full size over one connection and verify it. ``on_bytes`` hears every chunk
+    written (and the bytes already on disk once, at start). Raises CancelledError, DiskFullError, IntegrityError or
+    NetworkError.
+
+    Failures are counted until the file grows past the most it ever held: a server that ignores Range and drops
+    the connection sends the same first bytes again and again, which is not progress."""
     target.part.parent.mkdir(parents=True, exist_ok=True)
-    checksum = _Checksum(target)
+    stream = _Stream(target, on_bytes)
     try:
-        offset = _prime(target, checksum)
-        on_bytes(offset)
-        failures = 0
-        while offset < target.size:
+        stream.offset = _prime(target, stream.checksum)
+        on_bytes(stream.offset)
+        failures, best = 0, stream.offset
+        while stream.offset < target.size:
             token.raise_if_cancelled()
-            _check_space(target, offset, free_space, reserve)
-            before = offset
+            check_space(target, stream.offset, free_space, reserve)
             try:
-                offset = _attempt(
-                    target, headers, token, on_bytes, checksum, offset, free_space, reserve, on_error, check_every
-                )
-            except _RestartFromZero:
-                target.part.unlink(missing_ok=True)
-                checksum.close()
-                checksum = _Checksum(target)
-                on_bytes(-offset)
-                offset = 0
-                failures += 1
-                if failures >= retry.attempts:
-                    raise NetworkError(f"The server keeps ignoring range requests for {target.name}.") from None
-            except (httpx2.TransportError, _Retryable) as exc:
+                _attempt(target, headers, token, stream, free_space, reserve, on_error, check_every)
+            except (httpx2.TransportError, Retryable) as exc:
                 if token.cancelled:
                     token.raise_if_cancelled()
-                offset = target.part.stat().st_size if target.part.exists() else 0
-                failures = 0 if offset > before else failures + 1
+                stream.offset = target.part.stat().st_size if target.part.exists() else 0
+                failures = 0 if stream.offset > best else failures + 1
+                best = max(best, stream.offset)
                 if failures >= retry.attempts:
                     raise NetworkError(
-                        f"Downloading {target.name} kept failing ({_describe(exc)}); "
-                        f"{offset:,} of {target.size:,} bytes are kept.",
+                        f"Downloading {target.name} kept failing ({describe(exc)}); "
+                        f"{stream.offset:,} of {target.size:,} bytes are kept.",
                         hint="Resume the download to continue from there.",
                     ) from None
-                delay = max(retry.delay(failures), getattr(exc, "retry_after", 0.0))
-                logger.info("download of %s interrupted (%s); retrying in %.2fs", target.name, _describe(exc), delay)
+                delay = max(retry.delay(max(1, failures)), getattr(exc, "retry_after", 0.0))
+                logger.info("download of %s interrupted (%s); retrying in %.2fs", target.name, describe(exc), delay)
                 if token.wait(delay):
                     token.raise_if_cancelled()
-        actual = checksum.hexdigest()
+            except httpx2.TooManyRedirects:
+                raise NetworkError(
+                    f"The server of {target.name} keeps redirecting the download to another address.",
+                    hint="Check your network (a proxy or captive portal?) and resume the download.",
+                ) from None
+        actual = stream.checksum.hexdigest()
     finally:
-        checksum.close()
-    if checksum.expected and actual != checksum.expected:
+        stream.checksum.close()
+    verify_digest(target, stream.checksum.kind, stream.checksum.expected, actual)
+
+
+def verify_digest(target: FileTarget, kind: str, expected: str, actual: str) -> None:
+    if expected and actual != expected:
         target.part.unlink(missing_ok=True)
         raise IntegrityError(
-            f"{target.name} failed its integrity check: the Hub lists {checksum.kind} {checksum.expected[:16]}…, "
+            f"{target.name} failed its integrity check: the Hub lists {kind} {expected[:16]}…, "
             f"the downloaded data has {actual[:16]}…. The data was discarded and nothing entered your models folder.",
             hint="Retry the download.",
+        )
+
+
+class _Stream:
+    """The state of a one-connection download: where it is, and the running checksum."""
+
+    def __init__(self, target: FileTarget, on_bytes: Callable[[int], None]) -> None:
+        self.target, self.on_bytes = target, on_bytes
+        self.checksum = _Checksum(target)
+        self.offset = 0
+
+    def restart(self) -> None:
+        """The server sends the whole file again: start the part and the checksum over."""
+        self.target.part.unlink(missing_ok=True)
+        self.checksum.close()
+        self.checksum = _Checksum(self.target)
+        self.on_bytes(-self.offset)
+        self.offset = 0
+
+
+def check_whole_response(response: Any, target: FileTarget) -> None:
+    """A 200 must carry exactly the file: anything else (a captive portal's login page, a proxy's error page, another
+    file) is refused before a byte of it is written."""
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) != target.size:
+        raise Retryable(
+            f"the server sent {int(length):,} bytes ({response.headers.get('Content-Type', 'unknown type')}) "
+            f"instead of the {target.size:,}-byte file; a captive portal or proxy may be in the way"
         )
 
 
@@ -192,7 +222,7 @@ def _prime(target: FileTarget, checksum: _Checksum) -> int:
     return offset
 
 
-def _check_space(target: FileTarget, offset: int, free_space: FreeSpace, reserve: int) -> None:
+def check_space(target: FileTarget, offset: int, free_space: FreeSpace, reserve: int) -> None:
     remaining = target.size - offset
     free = free_space(target.part.parent)
     if free - remaining < reserve:
@@ -207,34 +237,37 @@ def _attempt(
     target: FileTarget,
     headers: Callable[[], dict[str, str]],
     token: CancelToken,
-    on_bytes: Callable[[int], None],
-    checksum: _Checksum,
-    offset: int,
+    stream: _Stream,
     free_space: FreeSpace,
     reserve: int,
     on_error: Callable[[Exception], HangarError] | None,
     check_every: int,
-) -> int:
+) -> None:
+    offset = stream.offset
     request_headers = {**headers(), "Accept-Encoding": "identity"}
     if offset:
         request_headers["Range"] = f"bytes={offset}-"
     with get_session().stream("GET", target.url, headers=request_headers, timeout=30.0) as response:
         if response.status_code == 416 and offset >= target.size:
-            return offset
+            return
         if response.status_code in (429, 500, 502, 503, 504):
-            raise _Retryable(f"HTTP {response.status_code}", retry_after=_retry_after(response))
+            raise Retryable(f"HTTP {response.status_code}", retry_after=retry_after(response))
         if response.status_code >= 400:
             response.read()
-            error = _http_error(response)
+            error = http_error(response)
             raise on_error(error) if on_error else NetworkError(f"The Hub answered {response.status_code}.")
-        if offset and response.status_code == 200:
-            logger.info("server ignored the range for %s; starting over", target.name)
-            raise _RestartFromZero()
-        if offset and not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
-            raise _Retryable("unexpected Content-Range")
+        if response.status_code == 200:
+            check_whole_response(response, target)
+            if offset:
+                logger.info("server ignored the range for %s; taking the whole file it sends", target.name)
+                stream.restart()
+                offset = 0
+        elif not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
+            raise Retryable("unexpected Content-Range")
         done = threading.Event()
-        watcher = threading.Thread(target=_close_on_cancel, args=(token, response, done), daemon=True)
+        watcher = threading.Thread(target=close_on_cancel, args=(token, response, done), daemon=True)
         watcher.start()
+        checksum = stream.checksum
         try:
             # Network reads as they arrive (a dropped connection loses nothing already received); the file and
             # the checksum get them in batches of about CHUNK bytes.
@@ -243,28 +276,31 @@ def _attempt(
                 pending = bytearray()
                 try:
                     for data in response.iter_raw():
+                        if offset + len(data) > target.size:
+                            raise Retryable("the server sent more than the file's size")
                         handle.write(data)
                         pending += data
                         offset += len(data)
+                        stream.offset = offset
                         since_check += len(data)
-                        on_bytes(len(data))
+                        stream.on_bytes(len(data))
                         if len(pending) >= CHUNK:
                             checksum.update(bytes(pending))
                             pending.clear()
                         if since_check >= check_every:
                             since_check = 0
                             handle.flush()
-                            _check_space(target, offset, free_space, reserve)
+                            check_space(target, offset, free_space, reserve)
                 finally:
                     if pending:
                         checksum.update(bytes(pending))
                     try:
                         handle.flush()
                     except OSError as exc:
-                        _raise_if_disk_full(exc, target)
+                        raise_if_disk_full(exc, target)
                         raise
         except OSError as exc:
-            _raise_if_disk_full(exc, target)
+            raise_if_disk_full(exc, target)
             raise
         except Exception:
             if token.cancelled:  # the watcher closed the stream under the reader
@@ -273,24 +309,18 @@ def _attempt(
         finally:
             done.set()
     if offset < target.size:
-        raise _Retryable("the connection ended early")
-    return offset
+        raise Retryable("the connection ended early")
 
 
-def _raise_if_disk_full(exc: OSError, target: FileTarget) -> None:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+def raise_if_disk_full(exc: OSError, target: FileTarget) -> None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         raise DiskFullError(
             f"The disk filled up while downloading {target.name}. The download is paused and keeps what it has.",
             hint="Free some space, then resume it.",
         ) from None
 
 
-class _RestartFromZero(_Retryable):
-    def __init__(self) -> None:
-        super().__init__("the server ignored the range")
-
-
-def _close_on_cancel(token: CancelToken, response: Any, done: threading.Event) -> None:
+def close_on_cancel(token: CancelToken, response: Any, done: threading.Event) -> None:
     """Closing the response from here wakes a read blocked on a slow server, so cancel is prompt."""
     while not done.is_set():
         if token.wait(0.05):
@@ -302,7 +332,7 @@ def _close_on_cancel(token: CancelToken, response: Any, done: threading.Event) -
             return
 
 
-def _http_error(response: Any) -> Exception:
+def http_error(response: Any) -> Exception:
     from huggingface_hub.utils import hf_raise_for_status
 
     try:
@@ -312,8 +342,8 @@ def _http_error(response: Any) -> Exception:
     return NetworkError(f"The Hub answered {response.status_code}.")
 
 
-def _describe(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, _Retryable) else type(exc).__name__
+def describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, Retryable) else type(exc).__name__
 
 
 __all__ = ["CancelledError", "FileTarget", "RetryPolicy", "disk_free", "fetch"]

@@ -135,7 +135,7 @@ def gated_message(repo_id: str, endpoint: str, *, had_token: bool) -> str:
         )
     return (
         f"{repo_id} is gated: accept its licence at {endpoint}/{repo_id} and add your Hugging Face token in "
-        "Settings (or with `hangar token set`), then try again."
+        "Settings (or with `hangar token set`, or in the HF_TOKEN environment variable), then try again."
     )
 
 

@@ -24,6 +24,8 @@ from tests.support.hub.catalog import (
     GATED_TOKEN,
     GGUF_REPO,
     HOSTILE_REPO,
+    LONG_NAME,
+    LONG_NAME_REPO,
     MLX_REPO,
     SPARSE_REPO,
     UNGRANTED_TOKEN,
@@ -349,3 +351,86 @@ def test_a_paused_download_stays_paused_after_restart(tmp_path: Path, hub: Local
         assert make_manager(second).get(item.id).state == DownloadState.PAUSED
     finally:
         second.close()
+
+
+def test_an_installed_verified_file_is_never_fetched_again_after_the_database_is_lost(
+    tmp_path: Path, hub: LocalHub
+) -> None:
+    first = make_app(tmp_path / "first")
+    try:
+        manager = make_manager(first)
+        item = manager.wait(manager.enqueue(GGUF_REPO, quant="Q8_0").id, 30)
+        assert item.state == DownloadState.DONE
+        models = first.paths.models_dir
+    finally:
+        first.close()
+    hub.requests.clear()
+    second = make_app(tmp_path / "second")  # a new database; the same models folder
+    try:
+        again = make_manager(second, models_dir=models)
+        done = again.wait(again.enqueue(GGUF_REPO, quant="Q8_0").id, 30)
+        assert done.state == DownloadState.DONE and done.paths == item.paths
+        assert [r for r in hub.file_requests(GGUF_REPO, Q8) if r.status in (200, 206)] == []
+    finally:
+        second.close()
+
+
+def test_a_kill_between_install_and_done_does_not_download_again(tmp_path: Path, hub: LocalHub) -> None:
+    """The state a kill leaves after the file moved into place: the job still 'running', no manifest yet."""
+    first = make_app(tmp_path / "data")
+    manager = make_manager(first)
+    item = manager.wait(manager.enqueue(BIGGER_REPO).id, 30)
+    assert item.state == DownloadState.DONE
+    (item.destination / ".hangar-download.json").unlink()
+    first.store.execute("UPDATE jobs SET state = 'running' WHERE id = ?", (item.job_id,))
+    first.close()
+    hub.requests.clear()
+    second = make_app(tmp_path / "data")
+    try:
+        done = make_manager(second).wait(item.id, 30)  # resumed by itself
+        assert done.state == DownloadState.DONE
+        assert [r for r in hub.file_requests(BIGGER_REPO, "small-llama-F32.gguf") if r.status in (200, 206)] == []
+        assert sha256(done.paths[0]) == hub.repos[BIGGER_REPO].files[0].sha256
+    finally:
+        second.close()
+
+
+def test_a_changed_file_in_the_models_folder_is_fetched_again(
+    manager: DownloadManager, hub: LocalHub, app: AppContext
+) -> None:
+    path = app.paths.models_dir / GGUF_REPO / Q8
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\0" * hub.repos[GGUF_REPO].file(Q8).size)  # the right size, not the right file
+    done = manager.wait(manager.enqueue(GGUF_REPO, quant="Q8_0").id, 30)
+    assert done.state == DownloadState.DONE and sha256(path) == hub.repos[GGUF_REPO].file(Q8).sha256
+
+
+def test_two_downloads_of_one_file_fetch_it_once(tmp_path: Path, hub: LocalHub) -> None:
+    """Two apps with their own databases but one models folder ask for the same file at once: two rows, as when
+    two `hangar pull`s race past each other's check; the file's lock lets one fetch it, the other finds it."""
+    apps = [make_app(tmp_path / "one"), make_app(tmp_path / "two")]
+    models = tmp_path / "models"
+    try:
+        hub.faults.throttle_bps = 3_000_000
+        managers = [make_manager(a, auto_resume=False, models_dir=models) for a in apps]
+        items = [m.enqueue(BIGGER_REPO) for m in managers]
+        hub.faults.throttle_bps = None
+        results = [m.wait(i.id, 60) for m, i in zip(managers, items, strict=True)]
+        assert [r.state for r in results] == [DownloadState.DONE, DownloadState.DONE]
+        key = f"{BIGGER_REPO}/small-llama-F32.gguf"
+        assert hub.faults.body_bytes[key] == hub.repos[BIGGER_REPO].files[0].size
+    finally:
+        for context in apps:
+            context.close()
+
+
+def test_an_over_long_file_name_is_refused_before_downloading(manager: DownloadManager, hub: LocalHub) -> None:
+    with pytest.raises(UnsafePathError, match="longer than file systems allow"):
+        manager.enqueue(LONG_NAME_REPO, file=LONG_NAME)
+    assert manager.list() == [] and hub.file_requests(LONG_NAME_REPO, LONG_NAME) == []
+
+
+def test_a_file_that_is_not_a_model_is_refused(manager: DownloadManager, hub: LocalHub) -> None:
+    with pytest.raises(UsageError, match="not a model Hangar can run"):
+        manager.enqueue(GGUF_REPO, file="README.md")
+    assert manager.list() == []

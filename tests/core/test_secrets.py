@@ -129,3 +129,27 @@ def test_the_token_never_reaches_settings_logs_database_or_errors(
                 assert secret.encode() not in path.read_bytes(), path
         dump = "\n".join(sqlite3.connect(app.paths.database_file).iterdump())
         assert secret not in dump
+
+
+def test_without_a_keyring_secrets_go_to_a_private_file(hub: LocalHub, tmp_path: Path) -> None:
+    path = tmp_path / "data" / "secrets.json"
+    store = SecretStore(path)
+    assert not store.secure and str(path) in (store.warning or "") and "HF_TOKEN" in (store.warning or "")
+    status = store.set_token(GATED_TOKEN, HubClient())
+    assert status.storage == TokenStorage.FILE and status.user == "alice" and status.warning == store.warning
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert SecretStore(path).get_token() == GATED_TOKEN  # the next process has it
+    # Any named secret (the Serve feature's API keys use the same store).
+    assert store.set("serve-api-key", "sk-local-1") == TokenStorage.FILE
+    assert SecretStore(path).get("serve-api-key") == "sk-local-1"
+    store.delete("serve-api-key")
+    assert SecretStore(path).get("serve-api-key") is None and SecretStore(path).get_token() == GATED_TOKEN
+    store.clear()
+    assert SecretStore(path).get_token() is None and GATED_TOKEN not in path.read_text()
+
+
+def test_with_a_keyring_no_file_is_written(hub: LocalHub, tmp_path: Path, memory_keyring: MemoryKeyring) -> None:
+    path = tmp_path / "secrets.json"
+    store = SecretStore(path)
+    assert store.set_token(GATED_TOKEN, HubClient()).storage == TokenStorage.KEYRING
+    assert not path.exists() and memory_keyring.entries == {(SERVICE, ACCOUNT): GATED_TOKEN}

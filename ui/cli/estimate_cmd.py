@@ -62,7 +62,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     settings = EngineSettings(
         context_length=args.ctx, gpu_layers=args.gpu_layers, kv_cache_type=args.kv_type, flash_attention=args.flash_attn
     )
-    header = read_target(args.target, revision=args.revision)
+    header = read_target(args.target, revision=args.revision, token=app.secrets.get_token())
     hardware = app.hardware()
     if args.rpc:
         return _plan_rpc(app, args, header, settings, hardware)

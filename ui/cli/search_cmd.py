@@ -24,8 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
-    from core.secrets import SecretStore
-
     if not 1 <= args.limit <= 1000:
         raise UsageError("--limit must be between 1 and 1000.")
     query = SearchQuery(
@@ -37,7 +35,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         max_params_b=args.max_params,
         limit=min(args.limit, 100),
     )
-    client = HubClient(SecretStore.shared().get_token)
+    client = HubClient(app.secrets.get_token)
     results: list[ModelSummary] = []
     page = client.search(query)
     results.extend(page.results)

@@ -1,4 +1,5 @@
-"""``hangar token``: the Hugging Face token (needed for gated models), kept in the OS keyring."""
+"""``hangar token``: the Hugging Face token (needed for gated models), kept in the OS keyring, or where there is
+none in a file only this user can read (with a warning)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
     from core.hub.client import HubClient
-    from core.secrets import SecretStore
 
-    store = SecretStore.shared()
+    store = app.secrets
     if args.action == "set":
         token = sys.stdin.readline() if args.stdin else getpass.getpass("Hugging Face token: ")
         status = store.set_token(token, HubClient())
@@ -38,6 +38,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         "none": "No token is set.",
         "keyring": "A token is stored in the system keyring.",
         "session": "A token is kept for this session only.",
+        "file": "A token is stored in Hangar's secrets file (no keyring on this system).",
         "environment": "The token comes from the HF_TOKEN environment variable.",
     }[status.storage]
     print(where + (f" It belongs to {status.user}." if status.user else ""))

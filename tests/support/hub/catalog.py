@@ -19,6 +19,12 @@ HOSTILE_REPO = "evil/hostile-GGUF"
 BIGGER_REPO = "hangar-test/small-llama-GGUF"
 SPARSE_REPO = "hangar-test/huge-sparse-GGUF"
 SPARSE_SIZE = 6 * 1024**3
+#: A real GGUF of about 34 MB: large enough to be fetched in parallel ranges.
+RANGED_REPO = "hangar-test/ranged-llama-GGUF"
+RANGED_FILE = "ranged-llama-F32.gguf"
+#: A repo whose one model file has a name longer than file systems allow.
+LONG_NAME_REPO = "hangar-test/long-name-GGUF"
+LONG_NAME = "l" * 300 + "-Q4_0.gguf"
 CROWD = 25
 GATED_TOKEN = "hf_test_granted_token_0123456789"
 UNGRANTED_TOKEN = "hf_test_not_granted_token_98765"
@@ -186,6 +192,28 @@ def build_catalog(hub: LocalHub, folder: Path) -> LocalHub:
             downloads=50,
             tags=["gguf", "text-generation"],
             gguf={"total": 2_700_000, "architecture": "llama", "context_length": 2048},
+        )
+    )
+    ranged = write_tiny_gguf(
+        folder / RANGED_FILE,
+        TinyModelConfig(n_vocab=8192, n_embd=512, n_ff=512, n_head=4, n_head_kv=4, weight_type="F32", name="ranged"),
+    )
+    hub.add(
+        HubRepo(
+            RANGED_REPO,
+            files=[HubFile(RANGED_FILE, source=ranged)],
+            downloads=40,
+            tags=["gguf", "text-generation"],
+            gguf={"total": 9_000_000, "architecture": "llama", "context_length": 2048},
+        )
+    )
+    hub.add(
+        HubRepo(
+            LONG_NAME_REPO,
+            files=[HubFile("README.md", b"# long\n"), HubFile(LONG_NAME, q4)],
+            downloads=1,
+            tags=["gguf", "text-generation"],
+            gguf=gguf_summary,
         )
     )
     sparse = folder / "huge-sparse.gguf"

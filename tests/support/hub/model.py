@@ -133,10 +133,43 @@ class Faults:
     unavailable: dict[str, int] = field(default_factory=dict)
     #: Serve content with one byte flipped (the advertised sha256 stays that of the real content).
     corrupt: set[str] = field(default_factory=set)
-    #: Bytes per second for every file body (None: full speed).
+    #: Bytes per second for every file body, per connection: each response is paced on its own, as CDNs cap
+    #: each connection (None: full speed).
     throttle_bps: int | None = None
+    #: Files whose server ignores Range and always answers 200 with the whole file.
+    ignore_range: set[str] = field(default_factory=set)
+    #: Files answered with this body (status 200, its own length) instead of the file: a captive portal's page.
+    portal: dict[str, bytes] = field(default_factory=dict)
+    #: Files whose every CDN request is first redirected to a fresh one-time URL (a signed URL per request).
+    redirect_each: set[str] = field(default_factory=set)
+    #: Files whose CDN URL redirects to itself forever.
+    redirect_forever: set[str] = field(default_factory=set)
     #: Set once the body bytes sent for a file pass the threshold in ``watch``.
     watch: dict[str, tuple[int, threading.Event]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        #: Body bytes sent per file, and the most responses for one file streaming at the same time.
+        self.body_bytes: dict[str, int] = {}
+        self.peak_streams: dict[str, int] = {}
+        self._streams: dict[str, int] = {}
+
+    def stream_started(self, key: str) -> None:
+        with self._lock:
+            self._streams[key] = self._streams.get(key, 0) + 1
+            self.peak_streams[key] = max(self.peak_streams.get(key, 0), self._streams[key])
+
+    def stream_ended(self, key: str) -> None:
+        with self._lock:
+            self._streams[key] -= 1
+
+    def active_streams(self, key: str) -> int:
+        with self._lock:
+            return self._streams.get(key, 0)
+
+    def count_body(self, key: str, count: int) -> None:
+        with self._lock:
+            self.body_bytes[key] = self.body_bytes.get(key, 0) + count
 
     def take(self, table: dict[str, Any], key: str) -> Any:
         """Consume one use of a counted fault; returns its value or None."""

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
@@ -41,6 +42,7 @@ class LocalHub:
         self.tokens: dict[str, tuple[str, set[str]]] = {}
         self.faults = Faults()
         self.requests: list[RequestRecord] = []
+        self.redirects = 0
         self.page_size_cap = 1000
         # LFS downloads redirect to a second origin, as the Hub redirects to its CDN: huggingface_hub follows
         # redirects on the same origin but reads the metadata off a redirect to another one.
@@ -298,6 +300,19 @@ class _Handler(BaseHTTPRequestHandler):
         hub_file = repo.file(query.get("file", [""])[0]) if repo else None
         if repo is None or hub_file is None:
             return self._error(404, None, "Not found")
+        key = f"{repo.repo_id}/{hub_file.path}"
+        faults = self.hub.faults
+        if key in faults.redirect_forever or (key in faults.redirect_each and "once" not in query):
+            self.hub.redirects += 1
+            params = {"repo": repo.repo_id, "file": hub_file.path, "hop": str(self.hub.redirects)}
+            if key in faults.redirect_each:
+                params["once"] = "1"
+            self.send_response(302)
+            self.send_header("Location", f"{self.hub.cdn_url}/cdn-lfs/{hub_file.sha256}?" + urlencode(params))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self._record(302, key)
+            return
         self._body(repo, hub_file, head=head, extra={"ETag": f'"{hub_file.sha256}"', "Accept-Ranges": "bytes"})
 
     def _body(self, repo: HubRepo, hub_file: HubFile, *, head: bool, extra: dict[str, str]) -> None:
@@ -306,10 +321,20 @@ class _Handler(BaseHTTPRequestHandler):
         if not head and faults.take(faults.unavailable, key) is not None:
             self._record(503, key)
             return self._json({"error": "Service unavailable"}, 503, {"Retry-After": "0"})
+        if key in faults.portal:
+            page = faults.portal[key]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self._record(200, key)
+            if not head:
+                self.wfile.write(page)
+            return
         size = hub_file.size
         start, end = 0, size
         status = 200
-        range_header = self.headers.get("Range")
+        range_header = None if key in faults.ignore_range else self.headers.get("Range")
         if range_header and range_header.startswith("bytes="):
             first, _, last = range_header.removeprefix("bytes=").partition("-")
             start = int(first or 0)
@@ -333,7 +358,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._record(status, key)
         if head or self.command == "HEAD":
             return
-        drop = faults.take(faults.drop_at, key)
+        # A drop is spent only by a response that would pass its offset.
+        armed = faults.drop_at.get(key)
+        drop = faults.take(faults.drop_at, key) if armed and start <= armed[0] < end else None
         drop_offset = drop[0] if drop else None
         corrupt = key in faults.corrupt
         self._stream(hub_file, key, start, end, drop_offset, corrupt)
@@ -343,8 +370,28 @@ class _Handler(BaseHTTPRequestHandler):
         chunk = 1 << 20
         if faults.throttle_bps:
             chunk = max(1024, faults.throttle_bps // 20)
-        position = start
         began = time.monotonic()
+        faults.stream_started(key)
+        try:
+            self._send_body(hub_file, key, start, end, drop, corrupt, chunk, began)
+        finally:
+            faults.stream_ended(key)
+
+    def _send_body(
+        self,
+        hub_file: HubFile,
+        key: str,
+        start: int,
+        end: int,
+        drop: int | None,
+        corrupt: bool,
+        chunk: int,
+        began: float,
+    ) -> None:
+        faults = self.hub.faults
+        if hub_file.source is not None and not faults.throttle_bps and drop is None and not corrupt:
+            return self._send_file(hub_file.source, key, start, end)
+        position = start
         while position < end:
             stop = min(end, position + chunk)
             if drop is not None and position <= drop < stop:
@@ -354,16 +401,31 @@ class _Handler(BaseHTTPRequestHandler):
                 index = hub_file.size // 2 - position
                 data = data[:index] + bytes([data[index] ^ 0xFF]) + data[index + 1 :]
             self.wfile.write(data)
+            faults.count_body(key, len(data))
             position = stop
             faults.sent(key, position)
             if drop is not None and position >= drop:
                 self.close_connection = True
                 self.connection.shutdown(2)  # the peer sees the body end early: a dropped connection
                 return
-            if faults.throttle_bps:
+            if faults.throttle_bps and position < end:
                 ahead = (position - start) / faults.throttle_bps - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)
+
+    def _send_file(self, source: Path, key: str, start: int, end: int) -> None:
+        """A plain body from a file on disk: the kernel copies it (sendfile), as a real file server does, so the
+        server's threads leave the interpreter to the client under test."""
+        faults = self.hub.faults
+        with source.open("rb") as handle:
+            position = start
+            while position < end:
+                sent = self.connection.sendfile(handle, offset=position, count=min(end - position, 8 << 20))
+                if not sent:
+                    break
+                faults.count_body(key, sent)
+                position += sent
+                faults.sent(key, position)
 
 
 def _parameter_range(spec: str) -> tuple[float, float]:
