@@ -21,6 +21,7 @@ from core.settings import SettingsService
 from core.store import Store
 
 if TYPE_CHECKING:
+    from core.docs.service import DocumentService
     from core.finetune.service import FinetuneService
 
 
@@ -84,6 +85,15 @@ class AppContext:
             self.finetune_entry,
             register_adapter=library_registrar(Library.for_app(self)),
         )
+
+    @cached_property
+    def docs(self) -> DocumentService:
+        """Document collections for chat (indexed as jobs; embeddings in an engine child process)."""
+        from core.docs.service import DocumentService
+
+        service = DocumentService(self.store, self.jobs, self.new_engine_host)
+        self._closers.insert(0, service.close)
+        return service
 
     def hardware(self, *, refresh: bool = False) -> Hardware:
         """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""
