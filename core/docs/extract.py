@@ -23,7 +23,7 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 CHUNK_CHARS = 900
 CHUNK_OVERLAP = 150
 TEXT_SUFFIXES = frozenset(
-    [
+    {
         ".txt",
         ".md",
         ".markdown",
@@ -68,7 +68,7 @@ TEXT_SUFFIXES = frozenset(
         ".lua",
         ".pl",
         ".xml",
-    ]
+    }
 )
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 PDF_SUFFIXES = frozenset({".pdf"})

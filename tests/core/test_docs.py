@@ -4,6 +4,7 @@ that ships with the tests, and the command line."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -52,7 +53,7 @@ def test_long_text_is_cut_into_overlapping_chunks_that_know_their_lines(tmp_path
     pieces = read_pieces(path)
     assert len(pieces) > 10
     assert pieces[0].first_line == 1 and pieces[-1].last_line == 200
-    for before, after in zip(pieces, pieces[1:], strict=False):
+    for before, after in itertools.pairwise(pieces):
         assert after.first_line <= before.last_line  # consecutive chunks overlap
         assert after.first_line > before.first_line
 
