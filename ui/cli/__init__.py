@@ -56,6 +56,7 @@ COMMANDS: tuple[Command, ...] = (
         "move the models folder (downloads and imported copies) to DIR; linked models stay where they are",
     ),
     Command("docs", "ui.cli.docs_cmd", "collections of your documents for chat: add, ls, rm, search"),
+    Command("mcp", "ui.cli.mcp_cmd", "list the tools of the MCP servers in an mcp.json"),
     Command("jobs", "ui.cli.jobs_cmd", "list background jobs and their state"),
     Command("paths", "ui.cli.paths_cmd", "show where Hangar keeps settings, models, the database and logs"),
 )
