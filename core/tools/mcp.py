@@ -230,9 +230,8 @@ def _open_session(config: McpServerConfig) -> Any:
             params = StdioServerParameters(command=config.command, args=list(config.args), env=dict(config.env) or None)
             with open(os.devnull, "w") as quiet:  # a server's own log lines must not reach our stdout/JSON
                 errlog = quiet if not logger.isEnabledFor(logging.DEBUG) else sys.stderr
-                async with stdio_client(params, errlog=errlog) as (read, write):
-                    async with ClientSession(read, write) as session:
-                        yield session
+                async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+                    yield session
         else:
             from mcp.client.streamable_http import streamable_http_client
 
