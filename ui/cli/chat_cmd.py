@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context-length", type=int, default=None, help="context to allocate, in tokens")
     parser.add_argument("--gpu-layers", default=None, help="'auto' (default), -1 for all, or a number")
     parser.add_argument("--lora", default=None, help="a LoRA adapter to apply (GGUF for llama.cpp, MLX folder)")
+    parser.add_argument(
+        "--docs",
+        metavar="COLLECTION",
+        default=None,
+        help="answer from a document collection (`hangar docs`); replies cite their sources",
+    )
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
@@ -43,6 +49,8 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     settings = ChatSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
     from core.library.service import Library
 
+    if args.docs:
+        app.docs.index.info(args.docs)  # an unknown collection fails before the model loads
     model = resolve_model(args.model, Library.for_app(app))
     options = load_options(
         app.settings.current,
@@ -64,7 +72,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     if not quiet:
         print(f"\rLoaded in {info.load_seconds:.1f} s, context {info.context_length} tokens.", file=sys.stderr)
     if args.prompt is not None:
-        return _one_shot(host, args, settings, model.engine)
+        return _one_shot(host, args, settings, model.engine, app)
     return _repl(app, host, args, settings, model)
 
 
@@ -76,8 +84,12 @@ def _progress_printer():
     return show
 
 
-def _one_shot(host: EngineHost, args: argparse.Namespace, settings: ChatSettings, engine: str) -> int:
-    messages = [ChatMessage("system", args.system)] if args.system else []
+def _one_shot(
+    host: EngineHost, args: argparse.Namespace, settings: ChatSettings, engine: str, app: AppContext | None = None
+) -> int:
+    sources = app.docs.sources_for(args.docs, args.prompt) if app is not None and args.docs else None
+    system = "\n\n".join(part for part in (args.system, sources.system_text() if sources else "") if part)
+    messages = [ChatMessage("system", system)] if system else []
     messages.append(ChatMessage("user", args.prompt))
     on_chunk = None if args.json else (lambda text: print(text, end="", flush=True))
     stats = host.generate_blocking(messages, settings.to_params(), on_chunk=on_chunk)
@@ -91,10 +103,13 @@ def _one_shot(host: EngineHost, args: argparse.Namespace, settings: ChatSettings
                 "time_to_first_token_ms": round(stats.time_to_first_token_ms, 2),
                 "stop_reason": stats.stop_reason,
                 "engine": engine,
+                **({"sources": sources.to_json(), "retrieval": sources.retrieval} if sources else {}),
             }
         )
     else:
         print()
+        for n, hit in enumerate(sources.hits if sources else (), start=1):
+            print(f"[{n}] {hit.path} ({hit.place})", file=sys.stderr)
         print(
             _stats_line(stats.completion_tokens, stats.tokens_per_second, stats.time_to_first_token_ms), file=sys.stderr
         )
