@@ -19,6 +19,7 @@ def test_chat_answers_from_a_collection_with_sources(
 ) -> None:
     folder = tmp_path / "docs"
     shutil.copytree(CORPUS, folder)
+    (folder / "queries.json").unlink()  # the labels, not a document
     assert main.main(["docs", "add", str(folder), "--collection", "notes", "--json"]) == 0
     capsys.readouterr()
     question = "How often should the engine oil be changed?"
