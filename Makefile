@@ -15,7 +15,7 @@ EXTRAS_TEST := llama,mlx,finetune,docs,tools,dev
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint screenshots bench package clean system-deps
+.PHONY: run test check lint screenshots bench package clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ test: $(VENV)/.test-installed
 	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
+# The quick tier: everything but the tests marked slow (real training, long generations), for every commit.
+check: $(VENV)/.test-installed
+	$(BIN)/lint-imports
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" -q
+
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -71,8 +76,10 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/download_speed.py
 	$(BIN)/python bench/library_scan.py
 	$(BIN)/python bench/chat_speed.py
+	$(BIN)/python bench/serve_speed.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/gui_lag.py
 	$(BIN)/python bench/finetune_speed.py
+	$(BIN)/python bench/finetune_loss.py
 
 # A one-folder app in dist/Hangar (dist/Hangar.app on macOS), then its smoke test.
 package: $(VENV)/.test-installed

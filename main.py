@@ -3,6 +3,7 @@ one command. No business logic lives here."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import sys
 from argparse import Namespace
@@ -11,9 +12,12 @@ from collections.abc import Sequence
 
 def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.AppContext
     from backends import available_engines
+    from backends.facts import fit_in_child
     from backends.finetune_worker import run as finetune_entry
     from backends.probe import probe_engines
+    from backends.rpc_worker import serve as serve_rpc
     from backends.worker import serve
+    from backends.workshop_worker import run as workshop_entry
     from core.app import AppContext
     from core.logs import setup_logging
     from core.paths import AppPaths
@@ -24,8 +28,13 @@ def build_app(args: Namespace, *, console_logging: bool = True):  # -> core.app.
         paths,
         worker_entry=serve,
         engine_availability=available_engines,
-        engine_probe=probe_engines,
+        engine_probe=functools.partial(probe_engines, cache_dir=paths.cache_dir),
         finetune_entry=finetune_entry,
+        # Only the window restarts downloads a previous run left unfinished; a command does its own work.
+        resume_downloads=getattr(args, "command", None) is None,
+        workshop_entry=workshop_entry,
+        fit_runner=fit_in_child,
+        rpc_worker_entry=serve_rpc,
     )
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from core.engine.host import Engine
+from core.engine.protocol import Engine
 from core.errors import UnsupportedModelError
 
 #: engine name -> (module, class, the Python package it needs, the extra that installs it)
 ENGINES: dict[str, tuple[str, str, str, str]] = {
     "llama": ("backends.llama", "LlamaEngine", "llama_cpp", "llama"),
     "mlx": ("backends.mlx", "MlxEngine", "mlx_lm", "mlx"),
+    # Plain HTTP to an OpenAI-compatible server; needs nothing beyond Hangar itself.
+    "remote": ("backends.remote", "RemoteEngine", "json", ""),
 }
 
 

@@ -4,10 +4,12 @@ way mlx-lm does (chat template, prompt masking) and the token-length check befor
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
+from core.errors import FinetuneError
 from core.finetune.datasets import Example, TokenStats, token_stats
 from core.finetune.types import FinetuneRequest, TrainingEvent
 
@@ -93,6 +95,16 @@ def _with_eos(tokenizer: Any, tokens: list[int]) -> list[int]:
 def length_stats(tokenizer: Any, records: list[dict[str, Any]], max_length: int, mask_prompt: bool) -> TokenStats:
     examples = [Example(i + 1, r) for i, r in enumerate(records)]
     return token_stats(examples, lambda e: len(encode_record(tokenizer, e.record, mask_prompt)[0]), max_length)
+
+
+def check_loss(loss: float, step: int, learning_rate: float) -> float:
+    """A loss that is not a number means the run has diverged: stop with advice instead of training on."""
+    if not math.isfinite(loss):
+        raise FinetuneError(
+            f"Training diverged at step {step}: the loss became {loss}.",
+            hint=f"Lower the learning rate (it was {learning_rate:g}; try a tenth of it) or the LoRA alpha.",
+        )
+    return loss
 
 
 class StepTimer:

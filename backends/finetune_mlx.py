@@ -16,7 +16,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from backends.finetune_common import length_stats, load_split
+from backends.finetune_common import check_loss, length_stats, load_split
 from core.errors import FinetuneError
 from core.finetune.types import (
     ADAPTER,
@@ -168,8 +168,9 @@ def train(request: FinetuneRequest, reporter: Any) -> None:
     config = request.config
     model, tokenizer, train_set, valid_set, adapter_config = prepare(request)
     total = request.total_steps
-    # Bias correction on, as in PyTorch's AdamW: without it the first steps are several times too large.
-    optimizer = optim.Adam(learning_rate=schedule(config, total), bias_correction=True)
+    # mlx-lm's optimizer as `mlx_lm lora` builds it: Adam with its defaults (no bias correction), so a run here
+    # learns step for step as the plain tool does.
+    optimizer = optim.Adam(learning_rate=schedule(config, total))
     start = 0
     if request.resume_from:
         folder = Path(request.resume_from)
@@ -222,11 +223,12 @@ def train(request: FinetuneRequest, reporter: Any) -> None:
             # iterations_per_second counts the step alone).
             now = time.perf_counter()
             seconds_per_step, self.last_report = now - self.last_report, now
+            loss = check_loss(float(info["train_loss"]), step, float(info["learning_rate"]))
             reporter.emit(
                 TrainingProgress(
                     step=step,
                     epoch=step / per_epoch,
-                    train_loss=float(info["train_loss"]),
+                    train_loss=loss,
                     learning_rate=float(info["learning_rate"]),
                     tokens_per_second=float(info["tokens_per_second"]),
                     peak_memory_bytes=int(float(info["peak_memory"]) * 1e9),

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backends.finetune_common import StepTimer, encode_record, length_stats, load_split
+from backends.finetune_common import StepTimer, check_loss, encode_record, length_stats, load_split
 from core.errors import FinetuneError
 from core.finetune.types import (
     ADAPTER,
@@ -246,6 +246,7 @@ def train(request: FinetuneRequest, reporter: Any) -> None:
             pad_id,
         )
         loss, tokens = batch_loss(model, ids.to(device), mask.to(device))
+        check_loss(float(loss.detach()), step + 1, lr)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

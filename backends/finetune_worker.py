@@ -1,7 +1,9 @@
 """The fine-tune child process: ``run`` is the entry point handed to ``core.finetune.service``.
 
 It trains with the requested backend and turns every outcome into an event; nothing raised here reaches the app
-except as ``TrainingFailed`` or, if the process dies, the parent's "stopped unexpectedly" error.
+except as ``TrainingFailed`` or, if the process dies, the parent's "stopped unexpectedly" error. Its own output
+(mlx-lm's progress table, transformers and torch warnings, tqdm bars, native libraries' prints) goes to the app's
+log file, never to the stdout it inherited: that stdout may carry ``--json`` lines.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,11 @@ logger = logging.getLogger(__name__)
 def run(request: FinetuneRequest | ExportRequest | TokenStatsRequest, events: Any, cancel: Any) -> None:
     # The parent asks politely through ``cancel`` first; SIGINT (then SIGTERM) only if that does not work.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    logging.basicConfig(level=os.environ.get("HANGAR_ENGINE_LOG", "WARNING"))
+    route_output(request.log_file)
+    logging.basicConfig(
+        level=os.environ.get("HANGAR_ENGINE_LOG", "WARNING"),
+        format="%(asctime)s %(levelname)-7s %(name)s [fine-tune child %(process)d] %(message)s",
+    )
     from backends.finetune_common import Reporter
 
     reporter = Reporter(events, cancel)
@@ -64,6 +71,27 @@ def run(request: FinetuneRequest | ExportRequest | TokenStatsRequest, events: An
     finally:
         events.close()
         events.join_thread()
+
+
+def route_output(log_file: str | None) -> None:
+    """Point file descriptors 1 and 2 at the log file (appending), or, without one, stdout at stderr.
+
+    At the descriptor level, so that output from C and C++ code and from libraries holding their own reference
+    to ``sys.stdout`` is caught too."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    target = -1
+    if log_file:
+        try:
+            target = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:  # a log that cannot be opened must not stop training
+            print(f"fine-tune child: cannot write to the log {log_file}: {exc}", file=sys.stderr)
+    if target == -1:
+        os.dup2(2, 1)
+        return
+    os.dup2(target, 1)
+    os.dup2(target, 2)
+    os.close(target)
 
 
 def export(request: ExportRequest) -> Path:

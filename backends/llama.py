@@ -17,16 +17,23 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from backends.chat_template import ChatTemplate
 from backends.textstream import find_stop, role_text_prompt, safe_emit_length
 from backends.utf8guard import Utf8Guard, Utf8Tables
-from core.chat.models import AUTO_GPU_LAYERS, auto_gpu_layers
-from core.engine.host import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
-from core.errors import EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
+from core.engine.protocol import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
+from core.errors import ContextLengthError, EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
+from core.estimate.plan import AUTO_GPU_LAYERS, auto_gpu_layers
 from core.models.check import check_gguf_file
 
 logger = logging.getLogger(__name__)
 _MIB = 1024 * 1024
-_BUFFER_LINE = re.compile(r"^\s*([\w.\-]+)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB")
+#: ``<device> <kind> buffer size = X MiB``; RPC devices are named ``RPC0[host:port]``.
+_BUFFER_LINE = re.compile(
+    r"^\s*([\w.\-]+(?:\[[^\]\s]+\])?)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB"
+)
+
+#: ``(token text, log-probability, top alternatives)`` for each generated token.
+LogprobSink = Callable[[str, float, tuple[tuple[str, float], ...]], None]
 
 FALLBACK_TEMPLATE_NOTE = "This model has no chat template; Hangar uses a plain 'Role: text' format."
 
@@ -72,8 +79,10 @@ class LlamaEngine:
     def __init__(self) -> None:
         self._llm: Any = None
         self._log: _LogCapture | None = None
-        self._template: Any = None
+        self._template: ChatTemplate | None = None
         self._path: str | None = None
+        self._embedder: Any = None  # a second, embedding-mode context, opened on the first embed request
+        self._gpu_layers = 0
         self._utf8: Utf8Tables | None = None  # built on the first JSON request, per model
 
     # -- load ------------------------------------------------------------------------------------------------
@@ -86,7 +95,16 @@ class LlamaEngine:
             self._log = _LogCapture()
         self._log.take()
         opts = spec.options
-        gpu_layers = _resolve_gpu_layers(path, opts)
+        if opts.rpc_servers:
+            from backends.rpc_worker import register_workers
+
+            register_workers(tuple(opts.rpc_servers))  # the workers become devices, before the model is placed
+            # With workers, "auto" (or 0, which would leave them idle) puts every layer on them, split by their free
+            # memory; a number N puts the last N layers on them and keeps the first ones on this machine.
+            gpu_layers = -1 if opts.gpu_layers in (AUTO_GPU_LAYERS, 0) else int(opts.gpu_layers)
+        else:
+            gpu_layers = _resolve_gpu_layers(path, opts)
+        self._gpu_layers = gpu_layers
         kwargs: dict[str, Any] = dict(
             model_path=str(path),
             n_ctx=opts.context_length,
@@ -94,6 +112,7 @@ class LlamaEngine:
             seed=opts.seed if opts.seed >= 0 else llama_cpp.LLAMA_DEFAULT_SEED,
             verbose=False,
             flash_attn=opts.flash_attention,
+            use_mmap=opts.use_mmap,
         )
         if opts.threads:
             kwargs["n_threads"] = opts.threads
@@ -113,7 +132,7 @@ class LlamaEngine:
             kwargs["lora_path"] = str(lora)
         started = time.perf_counter()
         try:
-            with _load_progress(progress):
+            with _load_progress(progress, use_extra_bufts=opts.use_extra_bufts):
                 self._llm = llama_cpp.Llama(**kwargs)
         except ValueError as exc:
             raise self._explain_load_failure(path, exc) from exc
@@ -175,20 +194,26 @@ class LlamaEngine:
         detail = next((ln.strip() for ln in reversed(lines) if "error" in ln.lower()), str(exc))
         return ModelFileError(
             f"llama.cpp could not load {path.name}: {detail}",
-            hint="The file may be damaged or incomplete: download it again.",
+            hint="If the file did not come from a verified download, download it again; if it did, this llama.cpp "
+            "build may not support it.",
         )
 
-    def _make_template(self) -> Any:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
+    def _make_template(self) -> ChatTemplate | None:
+        """The model's chat template, compiled in Hangar's sandbox (never llama-cpp-python's formatter, which has
+        no time or size limits). A template too large is refused; one Jinja cannot parse falls back to the plain
+        format rather than refusing the model."""
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
             return None
         bos = self._token_text(self._llm.token_bos())
         eos = self._token_text(self._llm.token_eos())
         try:
-            return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-        except Exception:  # a template Jinja cannot parse: fall back rather than refuse the model
+            return ChatTemplate(template, bos_token=bos, eos_token=eos)
+        except ModelFileError:
+            self.unload()
+            raise
+        except EngineError as exc:
+            logger.warning("%s; using the plain format", exc)
             return None
 
     def _token_text(self, token: int) -> str:
@@ -202,9 +227,9 @@ class LlamaEngine:
         if self._template is not None:
             if continue_last and items and items[-1]["role"] == "assistant":
                 last = items.pop()
-                prompt = self._template(messages=items).prompt + last["content"]
+                prompt = self._template.render(items) + last["content"]
             else:
-                prompt = self._template(messages=items).prompt
+                prompt = self._template.render(items)
         else:
             prompt = role_text_prompt(items, continue_last)
         # The template writes BOS itself when the model wants it; tokenize adds it only if it is missing.
@@ -227,18 +252,76 @@ class LlamaEngine:
         params: GenerationParams,
         emit: Callable[[str], None],
         should_stop: Callable[[], bool],
+        on_logprob: LogprobSink | None = None,
     ) -> GenerationStats:
+        self._require_model()
+        started = time.perf_counter()
+        prompt = self._prompt_tokens(messages, params.continue_last)
+        return self._run(prompt, params, emit, should_stop, started, on_logprob)
+
+    def complete(
+        self,
+        prompt_text: str,
+        params: GenerationParams,
+        emit: Callable[[str], None],
+        should_stop: Callable[[], bool],
+        on_logprob: LogprobSink | None = None,
+    ) -> GenerationStats:
+        """Continue ``prompt_text`` as it is (no chat template): the OpenAI completions endpoint."""
+        self._require_model()
+        started = time.perf_counter()
+        prompt = list(self._llm.tokenize(prompt_text.encode("utf-8"), add_bos=True, special=False))
+        return self._run(prompt, params, emit, should_stop, started, on_logprob)
+
+    def embed(self, texts: Sequence[str]) -> tuple[tuple[tuple[float, ...], ...], int]:
+        """Mean-pooled, L2-normalised embeddings and the number of tokens read. llama.cpp needs a context made
+        for embeddings, so the first call opens a second one on the same file (its weights are shared through
+        the OS page cache) and keeps it until the model is unloaded."""
         import llama_cpp
 
         self._require_model()
+        if self._embedder is None:
+            assert self._path is not None
+            self._embedder = llama_cpp.Llama(
+                model_path=self._path,
+                embedding=True,
+                n_ctx=self._llm.n_ctx(),
+                n_batch=self._llm.n_ctx(),
+                n_ubatch=self._llm.n_ctx(),
+                n_gpu_layers=self._gpu_layers,
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                verbose=False,
+            )
+        tokens = 0
+        for text in texts:
+            count = len(self._embedder.tokenize(text.encode("utf-8"), add_bos=True))
+            if count > self._embedder.n_ctx():
+                raise ContextLengthError(
+                    f"An input ({count} tokens) is longer than the context ({self._embedder.n_ctx()} tokens) "
+                    f"by {count - self._embedder.n_ctx()} tokens."
+                )
+            tokens += count
+        vectors = self._embedder.embed(list(texts), normalize=True)
+        return tuple(tuple(float(x) for x in v) for v in vectors), tokens
+
+    def _run(
+        self,
+        prompt: list[int],
+        params: GenerationParams,
+        emit: Callable[[str], None],
+        should_stop: Callable[[], bool],
+        started: float,
+        on_logprob: LogprobSink | None,
+    ) -> GenerationStats:
+        import llama_cpp
+
         llm = self._llm
-        started = time.perf_counter()
-        prompt = self._prompt_tokens(messages, params.continue_last)
         budget = llm.n_ctx() - len(prompt)
         if budget <= 0:
-            raise EngineError(
-                f"The conversation ({len(prompt)} tokens) does not fit in the context ({llm.n_ctx()} tokens).",
-                hint="Start a new chat, shorten the history, or load the model with a longer context.",
+            raise ContextLengthError(
+                f"The prompt ({len(prompt)} tokens) does not fit in the context ({llm.n_ctx()} tokens): "
+                f"it is {1 - budget} tokens too long.",
+                hint="Shorten the conversation, or load the model with a longer context.",
             )
         max_tokens = min(params.max_tokens, budget)
         if params.seed is not None:
@@ -256,6 +339,9 @@ class LlamaEngine:
             processors.append(suppress_eos)
         if grammar is not None:
             processors.append(Utf8Guard(self._utf8_tables(), len(prompt)))
+        recorder = _LogitsRecorder() if on_logprob is not None else None
+        if recorder is not None:
+            processors.insert(0, recorder)  # first: the model's own distribution, before any constraint
         logits_processor = llama_cpp.LogitsProcessorList(processors) if processors else None
         stops = list(params.stop)
         text = ""
@@ -272,6 +358,8 @@ class LlamaEngine:
             min_p=params.min_p,
             temp=params.temperature,
             repeat_penalty=params.repeat_penalty,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
             grammar=grammar,
             logits_processor=logits_processor,
             reset=True,
@@ -284,6 +372,8 @@ class LlamaEngine:
                     stop_reason = "stop"
                     break
                 completion += 1
+                if recorder is not None and on_logprob is not None:
+                    self._report_logprob(recorder, token, params.top_logprobs, on_logprob)
                 # A token may end inside a multi-byte character; the incremental decoder holds it back.
                 piece = decoder.decode(llm.detokenize([token], prev_tokens=previous))
                 previous.append(token)
@@ -322,6 +412,24 @@ class LlamaEngine:
             text=text,
         )
 
+    def _report_logprob(self, recorder: _LogitsRecorder, token: int, top: int, sink: LogprobSink) -> None:
+        import numpy as np
+
+        logits = recorder.last
+        if logits is None:
+            return
+        shifted = logits - logits.max()
+        logprobs = shifted - np.log(np.exp(shifted).sum())
+        alternatives: tuple[tuple[str, float], ...] = ()
+        if top > 0:
+            best = np.argpartition(-logprobs, min(top, len(logprobs) - 1))[:top]
+            best = best[np.argsort(-logprobs[best])]
+            alternatives = tuple((self._piece(int(t)), float(logprobs[t])) for t in best)
+        sink(self._piece(token), float(logprobs[token]), alternatives)
+
+    def _piece(self, token: int) -> str:
+        return self._llm.detokenize([token]).decode("utf-8", errors="replace")
+
     def _utf8_tables(self) -> Utf8Tables:
         if self._utf8 is None:
             llm = self._llm
@@ -334,20 +442,34 @@ class LlamaEngine:
         if params.response_format == "json":
             return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
         if params.response_format == "json_schema":
-            if not params.json_schema:
+            if not params.json_schema.strip():
                 raise EngineError("JSON-schema mode needs a schema.")
             try:
-                return LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
+                return LlamaGrammar.from_json_schema(json.dumps(params.schema()), verbose=False)
             except Exception as exc:
                 raise EngineError(f"The JSON schema cannot be turned into a grammar: {exc}") from exc
         return None
 
     def unload(self) -> None:
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
         if self._llm is not None:
             self._llm.close()
             self._llm = None
             self._template = None
             self._utf8 = None
+
+
+class _LogitsRecorder:
+    """A logits processor that keeps the raw logits of the latest step (for log-probabilities)."""
+
+    def __init__(self) -> None:
+        self.last: Any = None
+
+    def __call__(self, _ids: Any, logits: Any) -> Any:
+        self.last = logits.copy()
+        return logits
 
 
 def _resolve_gpu_layers(path: Path, opts: Any) -> int:
@@ -370,10 +492,11 @@ def _resolve_gpu_layers(path: Path, opts: Any) -> int:
 
 
 @contextlib.contextmanager
-def _load_progress(progress: Callable[[float | None], None]) -> Iterator[None]:
-    """Report llama.cpp's own load progress. ``Llama`` takes no progress argument, so the default model
-    parameters it starts from get our callback for the duration of the load (this process loads one model at
-    a time, so nothing else sees the change)."""
+def _load_progress(progress: Callable[[float | None], None], *, use_extra_bufts: bool = True) -> Iterator[None]:
+    """Report llama.cpp's own load progress, and pass the model parameters ``Llama`` has no argument for
+    (``use_extra_bufts``: safe mode turns the repacked AMX/CPU_REPACK/KleidiAI weight buffers off). The default
+    model parameters it starts from get them for the duration of the load (this process loads one model at a
+    time, so nothing else sees the change)."""
     import llama_cpp
     import llama_cpp.llama as llama_module
 
@@ -393,13 +516,35 @@ def _load_progress(progress: Callable[[float | None], None]) -> Iterator[None]:
     def with_progress() -> Any:
         params = original()
         params.progress_callback = callback
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = use_extra_bufts
         return params
 
+    # ``Llama()`` compiles every chat template in the file's metadata with Jinja's plain sandbox, which folds
+    # constant expressions at compile time: ``{{ 'x' * 3000000000 }}`` would allocate 3 GB right here. Hangar
+    # never uses those formatters (its own sandboxed ``ChatTemplate`` renders prompts), so none is built.
+    formatters: Any = llama_module.llama_chat_format
+    original_formatter = formatters.Jinja2ChatFormatter
     native.llama_model_default_params = with_progress
+    formatters.Jinja2ChatFormatter = _UnusedFormatter
     try:
         yield
     finally:
         native.llama_model_default_params = original
+        formatters.Jinja2ChatFormatter = original_formatter
+
+
+class _UnusedFormatter:
+    """Stands in for llama-cpp-python's template formatter during a load: takes the template, compiles nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def to_chat_handler(self) -> Callable[..., Any]:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise EngineError("Hangar renders chat templates itself; llama-cpp-python's chat handler is off.")
+
+        return refuse
 
 
 _GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}

@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from backends.chat_template import ChatTemplate
 from backends.textstream import StopFilter, role_text_prompt
-from core.engine.host import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
+from core.engine.protocol import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
 from core.errors import EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class MlxEngine:
         self._context_length = 0
         self._kv_bits: int | None = None
         self._path: str | None = None
+        self._template: ChatTemplate | None = None
 
     # -- load ------------------------------------------------------------------------------------------------
     def load(self, spec: ModelSpec, progress: Callable[[float | None], None]) -> ModelInfo:
@@ -77,6 +79,7 @@ class MlxEngine:
                 ) from exc
             raise ModelFileError(f"MLX could not load {path.name}: {text}") from exc
         progress(1.0)
+        self._template = _sandboxed_template(tokenizer)
         self._model, self._tokenizer = model, tokenizer
         self._path = str(path)
         self._kv_bits = _KV_BITS[opts.kv_cache_type]
@@ -114,7 +117,11 @@ class MlxEngine:
 
     def _apply_template(self, items: list[dict[str, str]]) -> str:
         try:
+            if self._template is not None:
+                return self._template.render(items)
             return str(self._tokenizer.apply_chat_template(items, add_generation_prompt=True, tokenize=False))
+        except ModelFileError:  # the sandbox stopped a hostile template: no second try
+            raise
         except Exception as exc:
             # Some templates (Gemma's, say) reject a system role: fold it into the first user message.
             if items and items[0]["role"] == "system":
@@ -226,7 +233,30 @@ class MlxEngine:
 
             self._model = None
             self._tokenizer = None
+            self._template = None
             mx.clear_cache()
+
+
+def _sandboxed_template(tokenizer: Any) -> ChatTemplate | None:
+    """The tokenizer's chat template in Hangar's sandbox (Transformers' own renderer has no time or size limits),
+    with the tokenizer's special tokens as Transformers passes them. None: let the tokenizer render it."""
+    source = getattr(tokenizer, "chat_template", None)
+    if not isinstance(source, str) or not source:
+        return None
+    special = getattr(tokenizer, "special_tokens_map", None) or {}
+    extra = {key: value for key, value in dict(special).items() if isinstance(value, str)}
+    try:
+        return ChatTemplate(
+            source,
+            bos_token=str(getattr(tokenizer, "bos_token", None) or ""),
+            eos_token=str(getattr(tokenizer, "eos_token", None) or ""),
+            extra=extra,
+        )
+    except ModelFileError:
+        raise
+    except EngineError as exc:
+        logger.warning("%s; the tokenizer renders the template instead", exc)
+        return None
 
 
 def _read_config(path: Path) -> dict[str, Any]:

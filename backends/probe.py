@@ -1,4 +1,5 @@
-"""Asks the installed engines what they can do on this machine (core may not import them).
+"""Asks the installed engines what they can do on this machine (core may not import them); llama.cpp's detailed
+facts (extra buffer types, devices) come from ``backends.facts``.
 
 ``main.py`` hands ``probe_engines`` to the ``AppContext``; ``core.hardware.detect_hardware`` calls it.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from pathlib import Path
 
 from core.hardware import EngineSupport
 
@@ -14,34 +16,15 @@ logger = logging.getLogger(__name__)
 
 
 def gpu_devices() -> list[str]:
-    """The GPU devices (discrete or integrated) llama.cpp's ggml sees on this machine, by name."""
-    import ctypes
-    import os
+    """The GPU devices (discrete or integrated) llama.cpp's ggml sees on this machine, by name (RPC workers aside)."""
+    from backends.ggml import DEVICE_GPU, DEVICE_IGPU, devices
 
-    import llama_cpp
-
-    ggml = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", _GGML_LIB))
-    ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
-    ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
-    ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
-    ggml.ggml_backend_dev_name.restype = ctypes.c_char_p
-    ggml.ggml_backend_dev_name.argtypes = [ctypes.c_void_p]
-    ggml.ggml_backend_dev_type.restype = ctypes.c_int
-    ggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
-    names = []
-    for index in range(ggml.ggml_backend_dev_count()):
-        device = ggml.ggml_backend_dev_get(index)
-        if ggml.ggml_backend_dev_type(device) in (_DEVICE_GPU, _DEVICE_IGPU):
-            names.append(ggml.ggml_backend_dev_name(device).decode("utf-8", "replace"))
-    return names
+    return [name for name, kind in devices() if kind in (DEVICE_GPU, DEVICE_IGPU) and not name.startswith("RPC")]
 
 
-#: ggml_backend_dev_type values (ggml-backend.h): CPU 0, GPU 1, IGPU 2, ACCEL 3.
-_DEVICE_GPU, _DEVICE_IGPU = 1, 2
-_GGML_LIB = {"darwin": "libggml.dylib", "win32": "ggml.dll"}.get(__import__("sys").platform, "libggml.so")
-
-
-def probe_engines() -> EngineSupport:
+def probe_engines(cache_dir: Path | None = None) -> EngineSupport:
+    """What the engines can do here. With ``cache_dir``, also llama.cpp's own facts about this machine (extra
+    buffer types and what they take, devices), measured once per llama.cpp build and CPU in a child process."""
     llama_installed = importlib.util.find_spec("llama_cpp") is not None
     offload = False
     system_info = None
@@ -55,6 +38,11 @@ def probe_engines() -> EngineSupport:
             system_info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
         except Exception as exc:  # a broken native build: report it as CPU-less rather than crash the app
             logger.warning("llama.cpp probe failed: %s", exc)
+    facts = None
+    if llama_installed and cache_dir is not None:
+        from backends.facts import engine_facts
+
+        facts = engine_facts(cache_dir)
     mlx_installed = importlib.util.find_spec("mlx") is not None and importlib.util.find_spec("mlx_lm") is not None
     mlx_gpu = False
     budget = None
@@ -76,4 +64,5 @@ def probe_engines() -> EngineSupport:
         mlx_installed=mlx_installed,
         mlx_gpu=mlx_gpu,
         metal_budget_bytes=budget,
+        facts=facts,
     )

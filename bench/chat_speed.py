@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.devkit.modelgen import TinyModelConfig  # noqa: E402
-from core.engine.host import ChatMessage, EngineHost, GenerationParams, LoadOptions, ModelSpec  # noqa: E402
+from core.engine.host import EngineHost  # noqa: E402
+from core.engine.protocol import ChatMessage, GenerationParams, LoadOptions, ModelSpec  # noqa: E402
 
 CONFIG = TinyModelConfig(n_vocab=8192, n_embd=768, n_layer=6, n_head=12, n_head_kv=4, n_ff=2048, name="bench")
 PROMPT = "Write a long story about a lighthouse keeper and the sea."

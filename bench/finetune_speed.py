@@ -168,7 +168,7 @@ def mlx_direct_rate(model_dir: Path, data: Path, config: FinetuneConfig) -> floa
             max_seq_length=config.max_length,
             adapter_file=str(Path(tmp) / "adapters.safetensors"),
         )
-        optimizer = optim.Adam(learning_rate=config.learning_rate, bias_correction=True)
+        optimizer = optim.Adam(learning_rate=config.learning_rate)  # as Hangar and `mlx_lm lora` build it
         train(model, optimizer, train_set, None, args=args, training_callback=Timer())
     return rate(times, config.iters)
 
@@ -188,6 +188,7 @@ def main() -> int:
         target_modules=("q_proj", "v_proj"),
         learning_rate=1e-4,
         schedule="constant",  # type: ignore[arg-type]
+        warmup_steps=0,
         iters=args.steps,
         batch_size=4,
         max_length=512,

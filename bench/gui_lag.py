@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from core.app import AppContext
-    from core.downloads.manager import DownloadState, for_app
+    from core.downloads.manager import DownloadState
     from core.paths import AppPaths
     from tests.support.hub import HubFile, HubRepo, LocalHub
     from tests.support.hub.catalog import build_catalog
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             qt_app.processEvents()
             time.sleep(0.01)
         baseline = _measure(qt_app, page, args.seconds)
-        manager = for_app(context)
+        manager = context.downloads
         item = manager.enqueue(REPO, file=NAME)
         during = _measure(
             qt_app,

@@ -97,6 +97,12 @@ class EngineCrashedError(EngineError):
     code = "engine_crashed"
 
 
+class ContextLengthError(EngineError):
+    """The prompt does not fit in the context the model was loaded with; the message says by how much."""
+
+    code = "context_length"
+
+
 class CancelledError(HangarError):
     """The user cancelled the operation. Not a failure; callers usually show nothing."""
 

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 GIB = 1024**3
 DETECT_TIMEOUT = 5.0  # seconds per detector; NVML on a wedged driver can block for minutes
+#: The engine probe measures llama.cpp's facts in a child process the first time (a few seconds; cached after).
+ENGINE_PROBE_TIMEOUT = 90.0
 T = TypeVar("T")
 
 #: Peak memory bandwidth (GB/s) of Apple chips, from Apple's specifications.
@@ -75,6 +77,71 @@ class GpuDevice:
 
 
 @dataclass(frozen=True)
+class ExtraBuffer:
+    """One extra buffer type of the CPU backend and the tensor types it took in the probe.
+
+    ``types`` maps a ggml type name (``Q4_K``) to the bytes this buffer held per byte of such matrices in the file
+    (1.0 when the re-laid-out copy is as large as the original)."""
+
+    name: str
+    types: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeviceFact:
+    """A ggml device as llama.cpp sees it (``CPU``, ``CUDA0``, ``MTL0``, ``RPC[...]``)."""
+
+    name: str
+    kind: str  # "cpu" | "gpu" | "igpu" | "accel"
+    description: str = ""
+    free_bytes: int = 0
+    total_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    llama_version: str
+    cpu_key: str  # what the facts depend on: CPU model and the features llama.cpp reports
+    extra_buffers: tuple[ExtraBuffer, ...] = ()
+    devices: tuple[DeviceFact, ...] = ()
+    probed_types: tuple[str, ...] = ()
+    probed_at: float = 0.0
+    #: The weight bytes per second llama.cpp's CPU decode really read in the probe (GB/s, the engine's own
+    #: threads and kernels on a Q4_K model); 0 when not measured.
+    decode_gbs: float = 0.0
+
+    def repack(self, type_name: str) -> tuple[str, float] | None:
+        """(buffer name, size ratio) of the extra buffer that takes matrices of ``type_name``, if any."""
+        for buffer in self.extra_buffers:
+            ratio = buffer.types.get(type_name.upper())
+            if ratio:
+                return buffer.name, ratio
+        return None
+
+    @property
+    def repack_types(self) -> frozenset[str]:
+        return frozenset(t for b in self.extra_buffers for t in b.types)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineFacts:
+        return cls(
+            llama_version=str(data["llama_version"]),
+            cpu_key=str(data["cpu_key"]),
+            extra_buffers=tuple(
+                ExtraBuffer(str(b["name"]), {str(k): float(v) for k, v in dict(b.get("types", {})).items()})
+                for b in data.get("extra_buffers", ())
+            ),
+            devices=tuple(DeviceFact(**d) for d in data.get("devices", ())),
+            probed_types=tuple(str(t) for t in data.get("probed_types", ())),
+            probed_at=float(data.get("probed_at", 0.0)),
+            decode_gbs=float(data.get("decode_gbs", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
 class EngineSupport:
     """What the installed engines can do here (asked of the engines themselves by ``backends.probe``)."""
 
@@ -84,6 +151,8 @@ class EngineSupport:
     mlx_installed: bool = False
     mlx_gpu: bool = False  # MLX runs on the Metal GPU (Apple Silicon); otherwise on the CPU
     metal_budget_bytes: int | None = None  # mx.device_info()["max_recommended_working_set_size"]
+    #: What llama.cpp reported about this machine (extra buffer types, devices); None when it was not asked.
+    facts: EngineFacts | None = None
 
     @property
     def summary(self) -> dict[str, str]:
@@ -346,9 +415,56 @@ def cpu_family(machine: str, cpuinfo: str | None = None, llama_info: str | None 
     return "none"
 
 
+BANDWIDTH_FILE = "host-bandwidth.json"
+
+
+def measure_host_bandwidth(size: int = 64 * 1024 * 1024, repeats: int = 3) -> float:
+    """Memory bandwidth in GB/s from the best of a few copies of a buffer much larger than the CPU caches
+    (bytes read plus bytes written, as decode reads weights); well under a second."""
+    import time
+
+    import numpy as np
+
+    source = np.ones(size // 8)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - started)
+    return 2 * source.nbytes / best / 1e9
+
+
+def host_bandwidth(
+    cache_dir: Path | None, cpu_name: str, measure: Callable[[], float] = measure_host_bandwidth
+) -> float:
+    """This machine's bandwidth, measured once and cached per CPU in ``cache_dir`` (None: measured, not kept)."""
+    import json
+
+    path = cache_dir / BANDWIDTH_FILE if cache_dir is not None else None
+    if path is not None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("cpu") == cpu_name and float(data["gbs"]) > 0:
+                return float(data["gbs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    gbs = measure()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_suffix(f".{os.getpid()}.tmp")
+            temp.write_text(json.dumps({"cpu": cpu_name, "gbs": round(gbs, 2)}), encoding="utf-8")
+            os.replace(temp, path)
+        except OSError as error:
+            logger.info("bandwidth not cached: %s", error)
+    return gbs
+
+
 def detect_hardware(
     probe: Callable[[], EngineSupport] | None = None,
     *,
+    cache_dir: Path | None = None,
     nvml: Any = None,
     sysfs_root: Path = Path("/sys"),
     sysctl: Callable[[str], str | None] | None = None,
@@ -360,7 +476,8 @@ def detect_hardware(
     notes: list[str] = []
     system = platform.system()
     machine = platform.machine()
-    engines = _with_timeout(probe, EngineSupport(), "engines", notes, timeout) if probe else EngineSupport()
+    engine_timeout = max(timeout, ENGINE_PROBE_TIMEOUT) if timeout == DETECT_TIMEOUT else timeout
+    engines = _with_timeout(probe, EngineSupport(), "engines", notes, engine_timeout) if probe else EngineSupport()
     gpus: list[GpuDevice] = []
     gpus += _with_timeout(lambda: detect_nvidia(nvml), [], "NVIDIA", notes, timeout)
     if system == "Linux" or sysfs_root != Path("/sys"):
@@ -371,16 +488,20 @@ def detect_hardware(
     cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     threads = psutil.cpu_count(logical=True) or cores
     apple = next((g for g in gpus if g.vendor == "apple"), None)
+    cpu_name = apple.name if apple else _cpu_name(machine)
+    bandwidth = apple.bandwidth_gbs if apple else None
+    if bandwidth is None and cache_dir is not None:
+        bandwidth = _with_timeout(lambda: host_bandwidth(cache_dir, cpu_name), None, "memory bandwidth", notes, timeout)
     return Hardware(
         os=f"{system} {platform.release()}".strip(),
         machine=machine,
-        cpu_name=apple.name if apple else _cpu_name(machine),
+        cpu_name=cpu_name,
         cpu_cores=int(cores),
         cpu_threads=int(threads),
         cpu_family=cpu_family(machine, llama_info=engines.llama_system_info),
         ram_total_bytes=int(memory.total),
         ram_available_bytes=int(memory.available),
-        ram_bandwidth_gbs=apple.bandwidth_gbs if apple else None,
+        ram_bandwidth_gbs=round(bandwidth, 1) if bandwidth else None,
         gpus=tuple(gpus),
         engines=engines,
         notes=tuple(notes),

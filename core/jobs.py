@@ -2,7 +2,8 @@
 result or error, and is persisted so the app can show history and resume what can be resumed after a restart.
 
 A job runs a plain function ``fn(ctx: JobContext) -> dict | None`` on a worker thread. Concurrency is limited per
-kind (one queue per resource, as Vorta does for borg): two downloads may run while a third waits.
+kind (one queue per resource, as Vorta does for borg): two downloads may run while a third waits; ``set_limit``
+changes a limit while jobs run (the parallel-downloads setting follows the Settings page live).
 """
 
 from __future__ import annotations
@@ -51,6 +52,25 @@ JOBS_SCHEMA = [
 ]
 
 
+class JobKind(enum.StrEnum):
+    """What a job does; stored as its value, so the database reads the same as before kinds were typed."""
+
+    DOWNLOAD = "download"
+    IMPORT = "import"
+    MOVE_MODELS = "move-models"
+    FINETUNE = "finetune"
+    FINETUNE_EXPORT = "finetune-export"
+    WORKSHOP = "workshop"
+
+
+def job_kind(value: str) -> JobKind | str:
+    """The ``JobKind`` named ``value``; an unknown kind (a test's, or a newer Hangar's) stays a plain string."""
+    try:
+        return JobKind(value)
+    except ValueError:
+        return value
+
+
 class JobState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -71,7 +91,7 @@ class JobState(enum.StrEnum):
 @dataclass(frozen=True)
 class Job:
     id: str
-    kind: str
+    kind: JobKind | str
     title: str
     state: JobState
     progress: float | None = None
@@ -132,7 +152,9 @@ class JobManager:
         self._store.migrate("jobs", JOBS_SCHEMA)
         self._limits = dict(limits or {})
         self._default_limit = default_limit
-        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+        #: Jobs holding a slot, per kind; waiting jobs sleep on ``_slots`` until one frees or a limit grows.
+        self._running: dict[str, int] = {}
+        self._slots = threading.Condition(threading.Lock())
         self._tokens: dict[str, CancelToken] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._runners: dict[str, JobRunnerFactory] = {}
@@ -147,7 +169,18 @@ class JobManager:
     def register_runner(self, kind: str, factory: JobRunnerFactory, *, limit: int | None = None) -> None:
         self._runners[kind] = factory
         if limit is not None:
-            self._limits[kind] = limit
+            self.set_limit(kind, limit)
+
+    def set_limit(self, kind: str, limit: int) -> None:
+        """How many jobs of ``kind`` may run at once, from now on: a higher limit starts waiting jobs at once, a
+        lower one lets running jobs finish and holds the next ones back."""
+        with self._slots:
+            self._limits[kind] = max(1, int(limit))
+            self._slots.notify_all()
+
+    def limit(self, kind: str) -> int:
+        with self._slots:
+            return self._limits.get(kind, self._default_limit)
 
     # -- queries ------------------------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
@@ -245,12 +278,22 @@ class JobManager:
         if job.state == JobState.PAUSED and not pause:
             self._update(job_id, state=JobState.CANCELLED, message="Cancelled.")
 
-    def _semaphore(self, kind: str) -> threading.BoundedSemaphore:
-        with self._lock:
-            if kind not in self._semaphores:
-                limit = self._limits.get(kind, self._default_limit)
-                self._semaphores[kind] = threading.BoundedSemaphore(limit)
-            return self._semaphores[kind]
+    def _take_slot(self, kind: str, token: CancelToken) -> bool:
+        """Wait for a free slot of ``kind``; False if the job was cancelled while it waited."""
+        with self._slots:
+            while self._running.get(kind, 0) >= self._limits.get(kind, self._default_limit):
+                if token.cancelled:
+                    return False
+                self._slots.wait(0.1)
+            if token.cancelled:
+                return False
+            self._running[kind] = self._running.get(kind, 0) + 1
+            return True
+
+    def _free_slot(self, kind: str) -> None:
+        with self._slots:
+            self._running[kind] -= 1
+            self._slots.notify_all()
 
     def _start_thread(self, job_id: str, kind: str, fn: JobFunction, params: dict[str, Any]) -> None:
         token = CancelToken()
@@ -263,16 +306,11 @@ class JobManager:
         thread.start()
 
     def _run(self, job_id: str, kind: str, fn: JobFunction, params: dict[str, Any], token: CancelToken) -> None:
-        semaphore = self._semaphore(kind)
         try:
-            while not semaphore.acquire(timeout=0.1):
-                if token.cancelled:
-                    self._finish_cancelled(job_id, token)
-                    return
+            if not self._take_slot(kind, token):
+                self._finish_cancelled(job_id, token)
+                return
             try:
-                if token.cancelled:
-                    self._finish_cancelled(job_id, token)
-                    return
                 self._update(job_id, state=JobState.RUNNING)
                 ctx = JobContext(job_id, params, token, lambda p, m: self._progress(job_id, p, m))
                 result = fn(ctx)
@@ -281,7 +319,7 @@ class JobManager:
                 else:
                     self._update(job_id, state=JobState.SUCCEEDED, progress=1.0, result=result or {}, message="")
             finally:
-                semaphore.release()
+                self._free_slot(kind)
         except CancelledError:
             self._finish_cancelled(job_id, token)
         except HangarError as exc:
@@ -375,7 +413,7 @@ def _owner_alive(owner: str | None) -> bool:
 def _row_to_job(row: Any) -> Job:
     return Job(
         id=row["id"],
-        kind=row["kind"],
+        kind=job_kind(row["kind"]),
         title=row["title"],
         state=JobState(row["state"]),
         progress=row["progress"],

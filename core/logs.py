@@ -1,4 +1,7 @@
-"""Logging: a rotating file under the app's log folder, plus stderr for the command line."""
+"""Logging: a rotating file under the app's log folder, plus stderr for the command line with ``-v``.
+
+Without ``-v`` the command line prints only its own one-line messages; everything else is in the log file.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +22,9 @@ def setup_logging(log_file: Path, *, verbose: bool = False, console: bool = Fals
     file_handler.setFormatter(logging.Formatter(_FORMAT))
     file_handler._hangar = True  # type: ignore[attr-defined]
     root.addHandler(file_handler)
-    if console:
+    if console and verbose:
         stream = logging.StreamHandler()
-        stream.setLevel(logging.DEBUG if verbose else logging.WARNING)
+        stream.setLevel(logging.DEBUG)
         stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         stream._hangar = True  # type: ignore[attr-defined]
         root.addHandler(stream)

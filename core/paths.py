@@ -49,8 +49,16 @@ class AppPaths:
         return self.log_dir / "hangar.log"
 
     def ensure(self) -> AppPaths:
+        from core.errors import HangarError
+
         for folder in (self.config_dir, self.data_dir, self.cache_dir, self.log_dir, self.models_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise HangarError(
+                    f"Hangar cannot create its folder {folder} ({exc.strerror or exc}).",
+                    hint="Fix the permissions, move the file that is in the way, or choose another --data-dir.",
+                ) from None
         return self
 
     @classmethod

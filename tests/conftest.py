@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 
 #: Fixture modules of the features (tests/fixtures_<feature>.py).
 pytest_plugins: list[str] = [
+    "pytester",  # tests/ui/test_strictness.py runs small suites under this project's pytest settings
     "tests.support.fixtures_chat",
     "tests.support.fixtures_finetune",
     "tests.support.fixtures_fit",
@@ -20,6 +24,9 @@ pytest_plugins: list[str] = [
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "0")
+# Tests reach only 127.0.0.1: a test without the local Hub (tests/support/hub) that still asks the Hub — Discover's
+# popular models when a window opens — gets a refused connection at once, never the real huggingface.co.
+os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
 
 
 @pytest.fixture
@@ -38,7 +45,25 @@ def app(data_dir: Path) -> Iterator[object]:
 
     context = AppContext.create(AppPaths.under(data_dir), worker_entry=serve, engine_availability=available_engines)
     yield context
+    _settle_qt_tasks()
     context.close()
+
+
+def _settle_qt_tasks() -> None:
+    """As the app does before it closes its services (ui/app.py run_gui): close the windows, let their background
+    tasks end and deliver their results, so none of them reaches a closed database."""
+    if "PySide6.QtWidgets" not in sys.modules:
+        return
+    from PySide6.QtCore import QThreadPool
+    from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is not None:
+        for widget in QApplication.topLevelWidgets():
+            if widget.isVisible():
+                widget.close()  # the window's own shutdown (pages stop their work), as when a person quits
+    QThreadPool.globalInstance().waitForDone(5000)
+    if QApplication.instance() is not None:
+        QApplication.processEvents()
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +72,30 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from core.devkit.modelgen import write_tiny_gguf
 
     return write_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny-llama-F16.gguf")
+
+
+class _ListenerFailures(logging.Handler):
+    """Collects the errors ``core.events.EventHook`` logs when a listener raises (the emitter carries on)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.failures: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.failures.append(record.getMessage() + "\n" + "".join(traceback.format_exception(*record.exc_info)))
+
+
+@pytest.fixture(autouse=True)
+def _event_listeners_must_not_fail() -> Iterator[None]:
+    """An exception raised in an event listener fails the test that caused it: the hook only logs it, so without
+    this a broken page or service would pass every test."""
+    handler = _ListenerFailures()
+    events_logger = logging.getLogger("core.events")
+    events_logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        events_logger.removeHandler(handler)
+    if handler.failures:
+        pytest.fail("an event listener raised:\n" + "\n".join(handler.failures), pytrace=False)

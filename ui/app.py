@@ -90,9 +90,19 @@ def run_gui(args: Namespace, make_app: Callable[[], AppContext], open_paths: Seq
     qt_app.setApplicationVersion(__version__)
     qt_app.setDesktopFileName("hangar")
     qt_app.setWindowIcon(app_icon())
-    context = make_app()
+    from PySide6.QtWidgets import QMessageBox
+
+    from core.errors import HangarError
+
+    try:
+        context = make_app()
+    except HangarError as exc:  # settings or a database made by a newer Hangar: say so, change nothing
+        QMessageBox.critical(None, APP_NAME, str(exc))
+        return 1
     window = create_window(context)
     window.show()
+    if context.notices:  # a damaged settings file or database was kept aside: told once, in the window too
+        QMessageBox.warning(window, APP_NAME, "\n\n".join(context.notices))
     if open_paths:  # "Open with Hangar": My Models shows the import dialog for them
         window.show_page("models", [str(p) for p in open_paths])
     if not context.settings.current.first_run_done:

@@ -21,8 +21,14 @@ _PATHS = {
     "downloads": '<path d="M12 4v11M7.5 10.5 12 15l4.5-4.5M5 19.5h14"/>',
     "hardware": '<rect x="6.5" y="6.5" width="11" height="11" rx="2"/><rect x="10" y="10" width="4" height="4"/>'
     '<path d="M9.5 3v3.5M14.5 3v3.5M9.5 17.5V21M14.5 17.5V21M3 9.5h3.5M3 14.5h3.5M17.5 9.5H21M17.5 14.5H21"/>',
+    "machines": '<rect x="2.5" y="4.5" width="9" height="7" rx="1"/>'
+    '<rect x="12.5" y="12.5" width="9" height="7" rx="1"/>'
+    '<path d="M7 11.5v3.5h5.5M17 12.5V9h-5.5"/>',
     "settings": '<circle cx="12" cy="12" r="3"/><path d="M12 2.5v3M12 18.5v3M2.5 12h3M18.5 12h3M5.3 5.3l2.1 2.1'
     'M16.6 16.6l2.1 2.1M5.3 18.7l2.1-2.1M16.6 7.4l2.1-2.1"/>',
+    "server": '<rect x="4" y="4.5" width="16" height="6" rx="1.5"/>'
+    '<rect x="4" y="13.5" width="16" height="6" rx="1.5"/><path d="M7.5 7.5h.01M7.5 16.5h.01"/>',
+    "workshop": '<path d="M12 4v16M7 20h10M4.5 7.5h15"/><path d="M4.5 7.5 2 14h5zM19.5 7.5 17 14h5z"/>',
     "stop": '<rect x="6" y="6" width="12" height="12" rx="2"/>',
     "send": '<path d="M4 12l16-8-6 16-2.5-6.5z"/>',
     "plus": '<path d="M12 5v14M5 12h14"/>',

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QColor, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtGui import (
+    QCloseEvent,
+    QColor,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+    QShortcut,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QScrollArea,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -41,10 +52,22 @@ PAGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("finetune", "Fine-tune", "ui.pages.finetune", "FinetunePage", "Train a LoRA adapter (Ctrl+4)"),
     ("downloads", "Downloads", "ui.pages.downloads", "DownloadsPage", "Download queue and history (Ctrl+5)"),
     ("hardware", "Hardware", "ui.pages.hardware", "HardwarePage", "GPUs, memory and engines (Ctrl+6)"),
+    ("workshop", "Workshop", "ui.pages.workshop", "WorkshopPage", "Compare, evaluate and quantize models (Ctrl+7)"),
+    ("server", "Server", "ui.pages.server", "ServerPage", "Serve models over an OpenAI-compatible API (Ctrl+8)"),
+    (
+        "machines",
+        "Machines",
+        "ui.pages.machines",
+        "MachinesPage",
+        "Remote servers and this machine's RPC worker (Ctrl+9)",
+    ),
     ("settings", "Settings", "ui.pages.settings", "SettingsPage", "Preferences (Ctrl+,)"),
 )
 
-_GIB = 1024**3
+MINIMUM_SIZE = QSize(900, 600)
+#: Pages built soon after the first paint even if never shown (they do background work), and when.
+BACKGROUND_PAGES = ("models", "downloads")
+WARM_UP_MS = 250
 
 
 class MainWindow(QMainWindow):
@@ -54,8 +77,11 @@ class MainWindow(QMainWindow):
         self.bridge = bridge
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
-        self.setMinimumSize(QSize(960, 620))
-        self.pages: dict[str, QWidget] = {}
+        # Small enough for a 1024x640 laptop screen or a tiled half of a 1920 one; every page still fits (its
+        # forms scroll) — tests/ui/test_small_window.py checks each page at this size.
+        self.setMinimumSize(MINIMUM_SIZE)
+        #: Every page by key; a page is built the first time it is shown or asked for (a fast start).
+        self.pages = LazyPages(self._build_page)
         #: Set by the My Models page: (accepts(paths) -> bool, handle(paths)).
         self._drop_handler: tuple[Callable[[list[Path]], bool], Callable[[list[Path]], None]] | None = None
 
@@ -64,12 +90,10 @@ class MainWindow(QMainWindow):
         self.nav.setIconSize(QSize(20, 20))
         self.nav.setAccessibleName("Pages")
         self.stack = QStackedWidget()
-        for key, label, module_name, class_name, tooltip in PAGES:
-            page_class = getattr(importlib.import_module(module_name), class_name)
-            page = page_class(app, bridge)
-            page.setObjectName(f"page-{key}")
-            self.pages[key] = page
-            self.stack.addWidget(page)
+        for key, label, _module_name, _class_name, tooltip in PAGES:
+            placeholder = QWidget()
+            placeholder.setObjectName(f"placeholder-{key}")
+            self.stack.addWidget(placeholder)
             item = QListWidgetItem(
                 themed_icon(key, QColor(current_colors().muted), QColor(current_colors().accent_text)), label
             )
@@ -77,7 +101,7 @@ class MainWindow(QMainWindow):
             item.setToolTip(tooltip)
             item.setSizeHint(QSize(0, 40))
             self.nav.addItem(item)
-        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.currentRowChanged.connect(self._on_nav_row)
 
         title = QLabel(APP_NAME)
         title.setObjectName("AppTitle")
@@ -115,11 +139,8 @@ class MainWindow(QMainWindow):
         bridge.connect_hook(app.jobs.changed, self._on_job_changed)
         bridge.status_message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         bridge.navigate_requested.connect(self.show_page)
-        settings_page = self.pages["settings"]
-        if hasattr(settings_page, "theme_changed"):
-            settings_page.theme_changed.connect(self._apply_theme)
 
-        for index, (key, *_rest) in enumerate(PAGES[:6]):
+        for index, (key, *_rest) in enumerate([p for p in PAGES if p[0] != "settings"][:9]):
             QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self, activated=lambda k=key: self.show_page(k))
         QShortcut(QKeySequence.StandardKey.Preferences, self, activated=lambda: self.show_page("settings"))
         QShortcut(QKeySequence("Ctrl+,"), self, activated=lambda: self.show_page("settings"))
@@ -129,6 +150,49 @@ class MainWindow(QMainWindow):
 
         self.setAcceptDrops(True)
         self._restore_state()
+        self._warmed_up = False
+
+    # -- pages ------------------------------------------------------------------------------------------------------
+    def _build_page(self, key: str) -> QWidget:
+        """Import and build page ``key`` in place of its placeholder in the stack."""
+        index = next(i for i, (k, *_rest) in enumerate(PAGES) if k == key)
+        _key, _label, module_name, class_name, _tooltip = PAGES[index]
+        page_class = getattr(importlib.import_module(module_name), class_name)
+        page: QWidget = page_class(self.app, self.bridge, self.stack)
+        page.setObjectName(f"page-{key}")
+        # In a window narrower or shorter than a page needs, the page scrolls instead of being cut off.
+        holder = QScrollArea()
+        holder.setObjectName(f"scroll-{key}")
+        holder.setWidgetResizable(True)
+        holder.setFrameShape(QFrame.Shape.NoFrame)
+        holder.setWidget(page)
+        holder.viewport().setAutoFillBackground(False)
+        placeholder = self.stack.widget(index)
+        self.stack.insertWidget(index, holder)
+        self.stack.removeWidget(placeholder)
+        placeholder.deleteLater()
+        if key == "settings" and hasattr(page, "theme_changed"):
+            page.theme_changed.connect(self._apply_theme)
+        return page
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._warmed_up:
+            self._warmed_up = True
+            QTimer.singleShot(WARM_UP_MS, self._warm_up)
+
+    def _warm_up(self) -> None:
+        """Soon after the first paint, build the pages with work to do in the background: My Models files finished
+        downloads into the library and takes drops, Downloads keeps the status-bar summary and the notifications."""
+        if not self.isVisible():
+            return  # closed before the first paint settled: the app is shutting down
+        for key in BACKGROUND_PAGES:
+            self.pages[key]
+
+    def _on_nav_row(self, row: int) -> None:
+        if 0 <= row < len(PAGES):
+            self.pages[PAGES[row][0]]  # built on first show
+            self.stack.setCurrentIndex(row)
 
     # -- navigation ---------------------------------------------------------------------------------------------
     def show_page(self, key: str, payload: object = None) -> None:
@@ -138,15 +202,19 @@ class MainWindow(QMainWindow):
             return
         self.nav.setCurrentRow(keys.index(key))
         page = self.pages[key]
+        self.stack.setCurrentIndex(keys.index(key))
         if payload is not None and hasattr(page, "open_payload"):
             page.open_payload(payload)
 
     def current_page_key(self) -> str:
         return PAGES[self.stack.currentIndex()][0]
 
+    def current_page(self) -> QWidget:
+        return self.pages[self.current_page_key()]
+
     def trigger_page_action(self, action: str) -> bool:
         """Run ``action`` (``focus_search``, ``refresh_page``) on the current page if it has one."""
-        method = getattr(self.stack.currentWidget(), action, None)
+        method = getattr(self.current_page(), action, None)
         if not callable(method):
             return False
         method()
@@ -158,21 +226,45 @@ class MainWindow(QMainWindow):
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         paths = _local_paths(event)
-        if paths and self._drop_handler and self._drop_handler[0](paths):
-            event.acceptProposedAction()
+        if paths and self._drop_handler is None:
+            self.pages["models"]  # My Models handles drops; build it on the first drag
+        action = _copy_or_link(event)
+        if paths and action is not None and self._drop_handler and self._drop_handler[0](paths):
+            event.setDropAction(action)
+            event.accept()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        # Shift in some file managers proposes a move mid-drag: keep answering copy (or link).
+        action = _copy_or_link(event)
+        if action is not None and self._drop_handler is not None:
+            event.setDropAction(action)
+            event.accept()
         else:
             event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:
         paths = _local_paths(event)
-        if paths and self._drop_handler:
-            event.acceptProposedAction()
+        action = _copy_or_link(event)
+        if paths and action is not None and self._drop_handler:
+            # Never a move: a file manager that honours "move" deletes the original once the drop is accepted.
+            event.setDropAction(action)
+            event.accept()
             self._drop_handler[1](paths)
+        else:
+            event.ignore()
 
     # -- status bar -------------------------------------------------------------------------------------------------
     def _refresh_memory(self) -> None:
+        from ui.units import format_bytes
+
         memory = psutil.virtual_memory()
-        self.memory_label.setText(f"RAM {memory.available / _GIB:.1f} GB free of {memory.total / _GIB:.1f} GB")
+        self.memory_label.setText(f"RAM: {format_bytes(memory.available)} free of {format_bytes(memory.total)}")
+        self.memory_label.setToolTip(
+            "Free memory right now. Estimates compare a model with a budget: the memory Hangar lets a model use, "
+            "which keeps a safety margin for the system and other apps."
+        )
 
     def _on_job_changed(self, job: Job) -> None:
         self._refresh_jobs()
@@ -204,24 +296,68 @@ class MainWindow(QMainWindow):
         geometry = state.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1180, 760)
+        # The size on its own too: restoring a geometry fails or shrinks it where the position cannot be restored
+        # (Wayland) or the screen is not known yet.
+        size = state.value("size")
+        self.resize(size if isinstance(size, QSize) and size.isValid() else QSize(1180, 760))
         page = str(state.value("page", "discover"))
         self.show_page(page if page in self.pages else "discover")
 
     def save_state(self) -> None:
         state = self._window_settings()
         state.setValue("geometry", self.saveGeometry())
+        state.setValue("size", self.size())
         state.setValue("page", self.current_page_key())
         state.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()
-        for page in self.pages.values():
+        for page in self.pages.built():
             shutdown = getattr(page, "shutdown", None)
             if callable(shutdown):
                 shutdown()
         super().closeEvent(event)
+
+
+class LazyPages(Mapping[str, QWidget]):
+    """The window's pages by key, each built on first access: start-up builds only the page that is shown."""
+
+    def __init__(self, build: Callable[[str], QWidget]) -> None:
+        self._build = build
+        self._built: dict[str, QWidget] = {}
+
+    def __getitem__(self, key: str) -> QWidget:
+        if key not in self._built:
+            if key not in self:
+                raise KeyError(key)
+            self._built[key] = self._build(key)
+        return self._built[key]
+
+    def __contains__(self, key: object) -> bool:
+        return any(key == k for k, *_rest in PAGES)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k for k, *_rest in PAGES])
+
+    def __len__(self) -> int:
+        return len(PAGES)
+
+    def is_built(self, key: str) -> bool:
+        return key in self._built
+
+    def built(self) -> list[QWidget]:
+        """The pages built so far (closing the window shuts only these down)."""
+        return list(self._built.values())
+
+
+def _copy_or_link(event: QDropEvent) -> Qt.DropAction | None:
+    """The action Hangar accepts a drop with: copy, else link, never move (the import dialog then decides whether
+    the model is copied into the library or linked in place)."""
+    possible = event.possibleActions()
+    for action in (Qt.DropAction.CopyAction, Qt.DropAction.LinkAction):
+        if possible & action:
+            return action
+    return None
 
 
 def _local_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:

@@ -4,8 +4,10 @@ downloading. Shown once, before the normal window is used."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
@@ -22,6 +24,7 @@ from core.hardware import Hardware
 from core.hub.suggestions import RankedSuggestion, describe_hardware, suggest
 from ui.icons import app_icon
 from ui.operations import run_in_background
+from ui.units import format_bytes, format_speed
 from ui.widgets.fit_badge import FitBadge
 
 if TYPE_CHECKING:
@@ -29,7 +32,9 @@ if TYPE_CHECKING:
     from ui.bridge import Bridge
 
 logger = logging.getLogger(__name__)
-_GB = 1_000_000_000
+
+
+BUTTON_TEXTS = ("Download", "Queuing…", "Queued ✓", "Downloaded ✓", "Try again")
 
 
 class SuggestionCard(QFrame):
@@ -39,15 +44,20 @@ class SuggestionCard(QFrame):
         self.ranked = ranked
         s = ranked.suggestion
         title = QLabel(f"<b>{s.title}</b>")
-        facts = QLabel(f"{s.params} parameters · {s.quant} · {s.size_bytes / _GB:.1f} GB download")
+        facts = QLabel(f"{s.params} parameters · {s.quant} · {format_bytes(s.size_bytes)} download")
         facts.setObjectName("Muted")
         blurb = QLabel(s.blurb)
         blurb.setWordWrap(True)
         self.badge = FitBadge()
         self.badge.set_level(ranked.fit, "A quick check from the file size; Discover reads the real header.")
-        speed = QLabel(f"about {ranked.tokens_per_second:.0f} tokens/s" if ranked.tokens_per_second else "")
+        speed = QLabel(format_speed(ranked.tokens_per_second) if ranked.tokens_per_second else "")
         speed.setObjectName("Muted")
         self.button = QPushButton("Download")
+        # Wide enough for every state's text ("Downloading…", "Try again"): a button never shrinks to an outline.
+        metrics = self.button.fontMetrics()
+        self.button.setMinimumWidth(max(metrics.horizontalAdvance(t) for t in BUTTON_TEXTS) + 32)
+        #: The download this card started, once queued (it is followed to its end).
+        self.download_id: str | None = None
         self.button.setToolTip(f"Download {s.repo_id}{' / ' + s.file if s.file else ''}")
         self.button.setAccessibleName(f"Download {s.title}")
         self.button.clicked.connect(lambda: on_download(self))
@@ -71,12 +81,26 @@ class SuggestionCard(QFrame):
         self.button.setText("Queued ✓")
         self.button.setEnabled(False)
         self.error.hide()
+        self._fit()
+
+    def set_done(self) -> None:
+        self.button.setText("Downloaded ✓")
+        self.button.setEnabled(False)
+        self.error.hide()
+        self._fit()
 
     def set_failed(self, message: str) -> None:
         self.button.setText("Try again")
         self.button.setEnabled(True)
         self.error.setText(message)
         self.error.show()
+        self._fit()
+
+    def _fit(self) -> None:
+        """Grow the dialog for a message that appeared (a fixed-size dialog clipped it)."""
+        window = self.window()
+        if window is not self and window.isVisible():
+            window.adjustSize()
 
 
 class WelcomeDialog(QDialog):
@@ -92,6 +116,7 @@ class WelcomeDialog(QDialog):
         self.app = app
         self.bridge = bridge
         self.queued: list[str] = []
+        self._stop_following: Callable[[], None] | None = None
         self.setWindowTitle("Welcome to Hangar")
         self.setMinimumWidth(620)
 
@@ -146,15 +171,25 @@ class WelcomeDialog(QDialog):
         self.finished.connect(self._remember)
 
     def _download(self, card: SuggestionCard) -> None:
-        from core.downloads.manager import for_app
 
         s = card.ranked.suggestion
         card.button.setEnabled(False)
         card.button.setText("Queuing…")
-        manager = for_app(self.app)
+        manager = self.app.downloads
+        if self._stop_following is None:
+            self._stop_following = self.bridge.connect_hook(manager.changed, self._on_download_changed)
+        if card.download_id is not None:  # "Try again" after the download itself failed: resume it
+            download_id = card.download_id
+            run_in_background(
+                lambda: manager.retry_download(download_id),
+                on_success=lambda _r: card.set_queued(),
+                on_failure=lambda error: card.set_failed(str(error)),
+            )
+            return
 
-        def queued(_item: object) -> None:
+        def queued(item: Any) -> None:
             self.queued.append(s.repo_id)
+            card.download_id = item.id
             card.set_queued()
             self.bridge.status_message.emit(f"Downloading {s.title}", 4000)
 
@@ -164,7 +199,24 @@ class WelcomeDialog(QDialog):
             on_failure=lambda error: card.set_failed(str(error)),
         )
 
+    def _on_download_changed(self, item: Any) -> None:
+        """Follow the starter downloads to their end: a failure later on (the network, a damaged file) shows on
+        the card with "Try again", not as a card that still says "Queued"."""
+        from core.downloads.items import DownloadState
+
+        if not shiboken6.isValid(self):
+            return
+        for card in self.cards:
+            if card.download_id == item.id:
+                if item.state == DownloadState.DONE:
+                    card.set_done()
+                elif item.state == DownloadState.FAILED:
+                    card.set_failed(item.message or "The download failed.")
+
     def _remember(self, _result: int) -> None:
+        if self._stop_following is not None:
+            self._stop_following()
+            self._stop_following = None
         self.app.settings.update(first_run_done=True)
         if self.queued:
             self.bridge.navigate_requested.emit("downloads", None)

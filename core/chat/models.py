@@ -9,29 +9,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.engine.host import LoadOptions, ModelInfo, ModelSpec
-from core.errors import HangarError, ModelFileError, NotFoundError, UnsupportedModelError, UsageError
+from core.engine.protocol import LoadOptions, ModelInfo, ModelSpec, RemoteTarget
+from core.errors import ModelFileError, NotFoundError, UnsupportedModelError, UsageError
+from core.estimate.plan import (  # the estimation helpers live in core.estimate; kept importable from here
+    AUTO_GPU_LAYERS as AUTO_GPU_LAYERS,
+)
+from core.estimate.plan import auto_gpu_layers as auto_gpu_layers
+from core.estimate.plan import default_context, estimated_bytes
+from core.estimate.plan import estimate_load as estimate_load
+from core.estimate.plan import estimate_mlx_load as estimate_mlx_load
+from core.estimate.plan import memory_advice as memory_advice
 
 if TYPE_CHECKING:
     from core.estimate.llama import Estimate
     from core.estimate.mlx import MlxEstimate
-    from core.hardware import Hardware
     from core.library.service import Library
+    from core.remote.service import RemoteService
     from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-#: ``LoadOptions.gpu_layers`` value meaning "let the estimator choose" (resolved inside the engine process,
-#: which knows whether its llama.cpp build can offload at all).
-AUTO_GPU_LAYERS = -2
 _MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    engine: str  # "llama" | "mlx"
+    engine: str  # "llama" | "mlx" | "remote"
     path: Path
     name: str
+    #: Set when the model runs on a remote server (``NAME:MODEL``, ``core.remote``).
+    remote: RemoteTarget | None = None
 
 
 def engine_for(path: Path) -> str:
@@ -55,10 +62,19 @@ def engine_for(path: Path) -> str:
     raise NotFoundError(f"No model at {path}.")
 
 
-def resolve_model(name_or_path: str, library: Library | None = None) -> ResolvedModel:
-    """A library name or id, or a path to a model → engine and file. Without a library, paths only."""
+def resolve_model(
+    name_or_path: str, library: Library | None = None, remotes: RemoteService | None = None
+) -> ResolvedModel:
+    """A library name or id, a path to a model, or a saved remote server's ``NAME[:MODEL]`` → engine and file.
+    Without a library, paths only (and remotes, when given)."""
     if not name_or_path.strip():
         raise UsageError("Name a model: a name from your library, a .gguf file or an MLX model folder.")
+    if remotes is not None and not Path(name_or_path).expanduser().exists():
+        named = remotes.split_name(name_or_path)
+        if named is not None:
+            target = remotes.target(*named)
+            label = f"{target.server}:{target.model}"
+            return ResolvedModel("remote", Path(label), label, remote=target)
     path = Path(name_or_path).expanduser()
     looks_like_path = "/" in name_or_path or "\\" in name_or_path or path.suffix.lower() == ".gguf"
     if looks_like_path and not path.exists():
@@ -93,8 +109,11 @@ def load_options(
     flash_attention: bool = False,
     threads: int | None = None,
     lora_path: str | None = None,
+    model: ResolvedModel | None = None,
+    rpc_servers: tuple[str, ...] = (),
 ) -> LoadOptions:
-    """Load options from the user's settings, with per-load overrides. "auto" GPU layers stays symbolic."""
+    """Load options from the user's settings, with per-load overrides. "auto" GPU layers stays symbolic. With
+    ``model``, the default context never exceeds what the model was trained for (a longer one must be asked)."""
     layers = settings.gpu_layers if gpu_layers is None else str(gpu_layers)
     if layers == "auto":
         resolved = AUTO_GPU_LAYERS
@@ -104,70 +123,20 @@ def load_options(
         except ValueError:
             raise UsageError("GPU layers must be 'auto', -1 (all) or a whole number.") from None
     return LoadOptions(
-        context_length=context_length or settings.default_context_length,
+        context_length=context_length
+        or default_context(model.path if model is not None else None, settings.default_context_length),
         gpu_layers=resolved,
         kv_cache_type=kv_cache_type,
         flash_attention=flash_attention,
         threads=threads,
         lora_path=lora_path,
+        rpc_servers=rpc_servers,
     )
 
 
-def auto_gpu_layers(path: Path, options: LoadOptions, hardware: Hardware | None, *, gpu_offload: bool) -> int:
-    """The GPU layers the estimator picks so the model fits with its margin; 0 on a CPU-only build or if the
-    file cannot be estimated (a safe choice: slower, never out of memory on the GPU)."""
-    if options.gpu_layers != AUTO_GPU_LAYERS:
-        return options.gpu_layers
-    if not gpu_offload or hardware is None:
-        return 0
-    estimate = estimate_load(path, options, hardware, gpu_layers=None)
-    return estimate.gpu_layers if estimate is not None else 0
-
-
-def estimate_load(
-    path: Path, options: LoadOptions, hardware: Hardware | None, *, gpu_layers: int | None
-) -> Estimate | None:
-    """The estimator's figure for loading ``path`` (llama.cpp only); None when it cannot tell."""
-    from core.estimate.llama import EngineSettings, estimate_llama
-    from core.gguf import read_gguf
-
-    try:
-        settings = EngineSettings(
-            context_length=options.context_length,
-            gpu_layers=gpu_layers,
-            kv_cache_type=options.kv_cache_type,
-            flash_attention=options.flash_attention,
-        )
-        return estimate_llama(read_gguf(path), settings, hardware)
-    except (HangarError, OSError, ValueError) as exc:
-        logger.info("no estimate for %s: %s", path, exc)
-        return None
-
-
-def estimate_mlx_load(path: Path, options: LoadOptions, hardware: Hardware | None) -> MlxEstimate | None:
-    """The MLX estimator's figure for an MLX folder; None when it cannot tell."""
-    from core.estimate.mlx import estimate_mlx
-    from core.models.safetensors import read_safetensors_dir
-
-    kv_bits = {"q8_0": 8, "q4_0": 4}.get(options.kv_cache_type)
-    try:
-        return estimate_mlx(read_safetensors_dir(path), options.context_length, hardware, kv_bits)
-    except (HangarError, OSError, ValueError, KeyError) as exc:
-        logger.info("no MLX estimate for %s: %s", path, exc)
-        return None
-
-
-def estimated_bytes(estimate: Estimate | MlxEstimate | None) -> int | None:
-    """The part of an estimate that the engine's own allocation report covers, for a side-by-side figure:
-    llama.cpp's buffers; for MLX the weights (its KV cache grows later, while chatting)."""
-    if estimate is None:
-        return None
-    if hasattr(estimate, "engine_bytes"):
-        return int(estimate.engine_bytes)
-    return int(estimate.weights)
-
-
 def spec_for(model: ResolvedModel, options: LoadOptions) -> ModelSpec:
+    if model.remote is not None:
+        return ModelSpec("remote", str(model.path), options, remote=model.remote)
     return ModelSpec(model.engine, str(model.path), options)
 
 
@@ -203,19 +172,3 @@ def memory_lines(info: ModelInfo, estimate: Estimate | MlxEstimate | None) -> li
 
 
 _KIND_NAMES = {"model": "Weights", "kv": "KV cache", "compute": "Compute buffers", "output": "Output buffer"}
-
-
-def memory_advice(path: Path, options: LoadOptions, hardware: Hardware | None) -> str:
-    """The estimator's advice after a load ran out of memory: what would fit on this machine."""
-    if path.suffix.lower() != ".gguf":
-        return "Try a smaller or more strongly quantized model."
-    estimate = estimate_load(path, options, hardware, gpu_layers=None)
-    if estimate is None:
-        return "Try fewer GPU layers, a shorter context or a smaller quant."
-    parts = [f"The estimator expects {estimate.total_bytes / (1024 * _MIB):.1f} GiB for this context."]
-    if estimate.max_context and estimate.max_context < options.context_length:
-        parts.append(f"A context of up to {estimate.max_context:,} tokens fits.")
-    if estimate.gpu_layers and estimate.gpu_layers <= estimate.n_layer:
-        parts.append(f"{estimate.gpu_layers} GPU layers fit.")
-    parts.append("Otherwise choose a smaller quant.")
-    return " ".join(parts)

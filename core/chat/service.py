@@ -21,7 +21,8 @@ from core.chat.models import (
 )
 from core.chat.session import ChatSession
 from core.chat.store import ChatStore
-from core.engine.host import EngineHost, LoadOptions, ModelInfo
+from core.engine.host import EngineHost
+from core.engine.protocol import LoadOptions, ModelInfo
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -70,7 +71,7 @@ class ChatService:
         seen: dict[Path, ModelChoice] = {}
         candidates = [str(e.load_path) for e in self.library().list() if e.engine and e.available]
         candidates += [c.model for c in self.chats.conversations() if c.model] + list(extra or [])
-        models_dir = self.app.paths.models_dir
+        models_dir = self.app.models_dir
         if models_dir.is_dir():
             candidates += [str(p) for p in sorted(models_dir.rglob("*.gguf"))]
             candidates += [str(p.parent) for p in sorted(models_dir.rglob("config.json"))]
@@ -87,6 +88,9 @@ class ChatService:
 
     def _choice(self, path: Path, engine: str) -> ModelChoice:
         name = path.stem if path.is_file() else path.name
+        crashed = self.app.safe_modes.known_crash(path, engine) if engine == "llama" else None
+        if crashed is not None:  # what safe mode learned outranks the estimate
+            return ModelChoice(path, engine, name, crashed.describe(), crashed.runs)
         if engine != "llama":
             return ModelChoice(path, engine, name, "MLX")
         estimate = estimate_load(path, self.default_options(), self.hardware(), gpu_layers=None)
@@ -102,9 +106,7 @@ class ChatService:
             return None
 
     def library(self) -> Library:
-        from core.library.service import Library
-
-        return Library.for_app(self.app)
+        return self.app.library
 
     def default_options(self, **overrides: object) -> LoadOptions:
         return load_options(self.app.settings.current, **overrides)  # type: ignore[arg-type]
@@ -112,7 +114,7 @@ class ChatService:
     def load(self, name_or_path: str, options: LoadOptions | None = None) -> int:
         """Start loading; the result arrives as ``ModelLoaded`` / ``RequestFailed`` on ``host.events``."""
         model = resolve_model(name_or_path, self.library())
-        options = options or self.default_options()
+        options = options or self.default_options(model=model)
         request_id = self.host.load(spec_for(model, options))
         with self._lock:
             self._pending = (request_id, model, options)
@@ -134,13 +136,27 @@ class ChatService:
         elif model.engine == "llama":
             layers = 0 if info.device == "cpu" else (None if options.gpu_layers < -1 else options.gpu_layers)
             estimate = estimate_load(model.path, options, self.hardware(), gpu_layers=layers)
+            self._record_load(estimate, info)
         self.loaded = LoadedModel(model, options, info, estimate)
         return self.loaded
 
+    def _record_load(self, estimate: Estimate | MlxEstimate | None, info: ModelInfo) -> None:
+        """Every llama.cpp load is recorded next to its estimate (``core.estimate.records``): later estimates on
+        this machine are corrected by the records, and the Hardware page shows how accurate they were."""
+        from core.estimate.llama import Estimate as LlamaEstimate
+        from core.estimate.records import record_load
+
+        if not isinstance(estimate, LlamaEstimate) or not info.allocated:
+            return
+        try:
+            record_load(self.app.store, estimate, info.allocated)
+        except Exception as exc:  # a record is a nicety: it never fails a load
+            logger.info("load not recorded: %s", exc)
+
     def cancel_load(self) -> None:
         with self._lock:
-            self._pending = None
-        self.host.cancel()
+            pending, self._pending = self._pending, None
+        self.host.cancel(pending[0] if pending else None)
 
     def unload(self) -> None:
         self.loaded = None

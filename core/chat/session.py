@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.chat.store import DEFAULT_TITLE, ChatStore, Message, MessageState, title_from
-from core.engine.host import (
+from core.engine.host import EngineHost
+from core.engine.protocol import (
     ChatMessage,
     EngineCrashed,
     EngineEvent,
-    EngineHost,
+    EngineRecovering,
     GenerationFinished,
     RequestFailed,
     TokenChunk,
@@ -84,7 +85,17 @@ class ReplyFinished:
     usage: ContextUsage | None
 
 
-SessionEvent = ReplyStarted | ReplyDelta | ReplyFinished
+@dataclass(frozen=True)
+class ReplyRestarted:
+    """The engine crashed while writing the reply and starts it over in safe mode; ``notice`` says what crashed
+    and what was changed, in plain words. The text streamed so far is void."""
+
+    conversation_id: int
+    message_id: int
+    notice: str
+
+
+SessionEvent = ReplyStarted | ReplyDelta | ReplyRestarted | ReplyFinished
 
 
 @dataclass
@@ -167,8 +178,10 @@ class ChatSession:
         return self._start_reply(continue_message=messages[-1])
 
     def stop(self) -> None:
-        if self.busy:
-            self.host.cancel()
+        with self._lock:
+            request_id = self._active.request_id if self._active is not None else None
+        if request_id is not None:
+            self.host.cancel(request_id)
 
     def wait(self, timeout: float | None = None) -> Message:
         """Block until the current reply ends (CLI and tests); return it."""
@@ -204,7 +217,7 @@ class ChatSession:
     def _start_reply(self, continue_message: Message | None = None) -> Message:
         conversation = self.chats.get(self.conversation_id)
         settings = conversation.settings
-        params = settings.to_params(continue_last=continue_message is not None)
+        params = replace(settings.validated(), continue_last=continue_message is not None)
         history, left_out, reserved = self._fit(self.history(), params.max_tokens)
         if continue_message is None:
             message = self.chats.add_message(self.conversation_id, "assistant", "", MessageState.STREAMING)
@@ -268,8 +281,15 @@ class ChatSession:
             elif isinstance(event, EngineCrashed) and (mine or event.request_id is None):
                 self._finish(MessageState.FAILED, error=event.message)
                 return
+            elif isinstance(event, EngineRecovering) and mine:
+                active.text = active.pending = ""
+                self.chats.set_content(active.message_id, active.prefix)
+                restarted = ReplyRestarted(self.conversation_id, active.message_id, event.describe())
             else:
                 return
+        if isinstance(event, EngineRecovering):
+            self.events.emit(restarted)
+            return
         self.events.emit(ReplyDelta(self.conversation_id, active.message_id, event.text))
 
     def _finish(self, state: MessageState, *, stats: object = None, error: str = "") -> None:

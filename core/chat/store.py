@@ -8,13 +8,13 @@ reply that was still streaming when the app died is marked ``interrupted`` the n
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core.engine.host import GenerationParams, GenerationStats
+from core.engine.params import GenerationParams
+from core.engine.protocol import GenerationStats
 from core.errors import NotFoundError, UsageError
 from core.store import Store
 
@@ -61,81 +61,9 @@ class MessageState(enum.StrEnum):
     INTERRUPTED = "interrupted"  # the app itself ended while the reply streamed
 
 
-@dataclass(frozen=True)
-class ChatSettings:
-    """Sampling settings of a conversation (saved with it)."""
-
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    max_tokens: int = 1024
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    #: "text", "json" or "json_schema" (with ``json_schema``, a JSON Schema as text).
-    response_format: str = "text"
-    json_schema: str = ""
-
-    def validated(self) -> ChatSettings:
-        if not 0.0 <= self.temperature <= 5.0:
-            raise UsageError("Temperature must be between 0 and 5.")
-        if not 0.0 < self.top_p <= 1.0:
-            raise UsageError("Top-p must be greater than 0 and at most 1.")
-        if self.top_k < 0 or not 0.0 <= self.min_p <= 1.0:
-            raise UsageError("Top-k must be 0 or more and min-p between 0 and 1.")
-        if not 0.5 <= self.repeat_penalty <= 2.5:
-            raise UsageError("The repeat penalty must be between 0.5 and 2.5.")
-        if self.max_tokens < 1:
-            raise UsageError("Max tokens must be at least 1.")
-        if self.response_format not in ("text", "json", "json_schema"):
-            raise UsageError("The response format must be text, json or json_schema.")
-        if self.response_format == "json_schema":
-            self.schema()
-        return self
-
-    def schema(self) -> dict[str, Any] | None:
-        if self.response_format != "json_schema":
-            return None
-        try:
-            schema = json.loads(self.json_schema)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"The JSON schema is not valid JSON: {exc}") from exc
-        if not isinstance(schema, dict):
-            raise UsageError("The JSON schema must be a JSON object.")
-        return schema
-
-    def to_params(self, *, continue_last: bool = False) -> GenerationParams:
-        return GenerationParams(
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            min_p=self.min_p,
-            repeat_penalty=self.repeat_penalty,
-            seed=self.seed,
-            stop=self.stop,
-            response_format=self.response_format,
-            json_schema=self.schema(),
-            continue_last=continue_last,
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> ChatSettings:
-        try:
-            raw = json.loads(text or "{}")
-        except json.JSONDecodeError:
-            logger.warning("damaged chat settings %r; using defaults", text[:80])
-            return cls()
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in known}
-        try:
-            return cls(**values)
-        except TypeError:
-            return cls()
+#: A conversation's sampling settings are the engine's generation parameters: one type, one set of defaults
+#: (``core.engine.params``). The name stays for the chat page and the store.
+ChatSettings = GenerationParams
 
 
 #: Sampling presets offered in the chat page; "Balanced" is the default.

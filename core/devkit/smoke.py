@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from core.app import AppContext
 from core.devkit.modelgen import write_tiny_gguf
-from core.engine.host import ChatMessage, GenerationParams, LoadOptions, ModelSpec
+from core.engine.protocol import ChatMessage, GenerationParams, LoadOptions, ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +23,11 @@ class SmokeResult:
 
 def run_engine_smoke(app: AppContext) -> SmokeResult:
     """Generate a tiny GGUF, import it into the library (a real copy), load it from there and generate."""
-    from core.library.service import Library
     from core.models.types import ImportMode
 
     started = time.perf_counter()
     generated = write_tiny_gguf(app.paths.cache_dir / "smoke" / "smoke-tiny.gguf")
-    library = Library.for_app(app)
+    library = app.library
     report = library.import_paths([generated], ImportMode.COPY)
     entry = library.resolve("smoke-tiny")
     if not entry.id:

@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.engine.host import LoadOptions, ModelSpec
+from core.engine.protocol import EmbeddingsReady, LoadOptions, ModelSpec
+from core.errors import EngineError
 
 if TYPE_CHECKING:
     from core.engine.host import EngineHost
@@ -36,7 +37,9 @@ class EngineEmbedder:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), BATCH):
             event = host.wait(host.embed(list(texts[start : start + BATCH])), timeout=600)
-            vectors.extend(list(v) for v in event.vectors)  # type: ignore[attr-defined]
+            if not isinstance(event, EmbeddingsReady):
+                raise EngineError("The embedding model gave no vectors.")
+            vectors.extend(list(v) for v in event.vectors)
         return vectors
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ moved atomically into ``models/<org>/<repo>/``.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import logging
 import threading
@@ -34,13 +35,13 @@ from core.errors import AuthError, CancelledError, DiskFullError, HangarError, J
 from core.events import EventHook
 from core.hub.client import HubClient, ModelDetail, gated_message, translate_error
 from core.hub.files import FileGroup, GroupKind, RemoteFile, find_group
-from core.jobs import Job, JobContext, JobManager
+from core.jobs import Job, JobContext, JobKind, JobManager
 from core.paths import AppPaths, safe_join
 from core.store import Store
 
 logger = logging.getLogger(__name__)
 
-KIND = "download"
+KIND = JobKind.DOWNLOAD
 SCHEMA = [
     """
     CREATE TABLE downloads (
@@ -69,7 +70,7 @@ class DownloadManager:
         paths: AppPaths,
         hub: HubClient,
         *,
-        models_dir: Path | None = None,
+        models_dir: Path | Callable[[], Path] | None = None,
         free_space: FreeSpace = disk_free,
         reserve: int = DEFAULT_RESERVE,
         retry: RetryPolicy = RetryPolicy(),
@@ -77,7 +78,8 @@ class DownloadManager:
         disk_check_every: int = DISK_CHECK_EVERY,
     ) -> None:
         self._jobs, self._store, self._paths, self.hub = jobs, store, paths, hub
-        self.models_dir = models_dir or paths.models_dir
+        #: The models folder, or a function giving it now (the app's one owner: Settings can move it any time).
+        self._models_dir: Path | Callable[[], Path] = models_dir or paths.models_dir
         self.free_space, self.reserve, self.retry = free_space, reserve, retry
         self.disk_check_every = disk_check_every
         self._live: dict[str, LiveProgress] = {}
@@ -91,6 +93,10 @@ class DownloadManager:
         jobs.changed.connect(self._job_changed)
         if auto_resume:
             self.resume_interrupted()
+
+    @property
+    def models_dir(self) -> Path:
+        return self._models_dir() if callable(self._models_dir) else self._models_dir
 
     # -- queries ------------------------------------------------------------------------------------------------
     def get(self, download_id: str) -> DownloadItem:
@@ -301,6 +307,7 @@ class DownloadManager:
                 )
                 logger.info("verified %s (%s)", remote.path, final.name)
             ctx.token.raise_if_cancelled()
+            item = self._follow_models_dir(item)
             install_files(self._paths.downloads_dir, download_id, item, self.free_space)
             return {"paths": [str(p) for p in item.paths]}
         except DiskFullError as exc:
@@ -321,6 +328,15 @@ class DownloadManager:
             lock.release()
             with self._lock:
                 self._live.pop(download_id, None)
+
+    def _follow_models_dir(self, item: DownloadItem) -> DownloadItem:
+        """Install into the models folder as it is now: it may have moved since the download was queued."""
+        current = safe_join(self.models_dir, item.repo_id)
+        if current == item.destination or any(p.exists() for p in item.paths):
+            return item
+        self._store.execute("UPDATE downloads SET destination = ? WHERE id = ?", (str(current), item.id))
+        logger.info("download %s now goes to %s (the models folder moved)", item.id, current)
+        return dataclasses.replace(item, destination=current)
 
     def _job_changed(self, job: Job) -> None:
         if job.kind != KIND:
@@ -390,28 +406,7 @@ def safe_join_error(group: FileGroup) -> HangarError:
     return UnsafePathError(f"Refused the file name {group.label!r}: it would leave the models folder.")
 
 
-def for_app(app: Any, *, auto_resume: bool = True, secrets: Any = None) -> DownloadManager:
-    """The app's one DownloadManager (created on first use, shut down with the app)."""
-    existing = app.__dict__.get("_download_manager")
-    if existing is not None:
-        return existing
-    from core.secrets import SecretStore
-
-    secrets = secrets or SecretStore.shared()
-    settings = app.settings.current
-    manager = DownloadManager(
-        app.jobs,
-        app.store,
-        app.paths,
-        HubClient(secrets.get_token),
-        models_dir=Path(settings.models_dir) if settings.models_dir else None,
-        auto_resume=auto_resume,
-    )
-    app.__dict__["_download_manager"] = manager
-    return manager
-
-
-__all__ = ["DownloadItem", "DownloadManager", "DownloadState", "for_app"]
+__all__ = ["DownloadItem", "DownloadManager", "DownloadState"]
 
 
 def failure_of(item: DownloadItem) -> HangarError:

@@ -101,6 +101,15 @@ PREFERRED_QUANTS = ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q4_0", "Q8_0")
 _LATER_PART = re.compile(r"-(?!00001)\d{5}-of-\d{5}\.gguf$")
 
 
+def preferred_quant(names: list[str]) -> str | None:
+    """The name holding the first of ``PREFERRED_QUANTS`` (Q4_K_M first), None if none does."""
+    for quant in PREFERRED_QUANTS:
+        match = next((n for n in names if quant.lower() in n.lower()), None)
+        if match:
+            return match
+    return None
+
+
 def choose_gguf(repo: str, files: list[str]) -> str:
     """One GGUF of a repository: the only one, the first part of the only split set, or a Q4_K_M-like quant."""
     models = sorted(f for f in files if f.lower().endswith(".gguf") and "mmproj" not in f.lower())

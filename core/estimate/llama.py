@@ -2,27 +2,45 @@
 
 The model is what ``backends/llama.py`` really configures through llama-cpp-python (n_batch = n_ubatch = 512,
 flash attention off unless asked, K/V type, n_gpu_layers, a full-size sliding-window cache, one sequence), and
-the buffer semantics of the bundled llama.cpp, calibrated against the sizes it logs after real loads
-(``bench/estimate_accuracy.py``):
+the buffer semantics of the bundled llama.cpp, checked against the sizes it reports after real loads
+(``bench/estimate_accuracy.py``, ``tests/backends/test_estimate_vs_llama.py``):
 
-- weights: a CPU ``CPU_Mapped`` buffer spanning the file range of the tensors it holds, plus ``CPU_REPACK``
-  copies of the matrices the CPU backend re-lays out (Q4_0/Q4_K/IQ4_NL on AVX2 and ARM), plus device copies of
-  offloaded layers. ``-ngl N`` offloads the output layer first, then the last N-1 blocks; the token embedding
-  stays on CPU.
+- weights: a CPU ``CPU_Mapped`` buffer spanning the file range of the tensors it holds, plus the copies the CPU
+  backend's extra buffer types make of the matrices they take (``CPU_REPACK``, ``AMX``, ``KLEIDIAI``: which types
+  each takes is asked of the installed llama.cpp, ``core.hardware.EngineFacts``), plus device copies of offloaded
+  layers. ``-ngl N`` offloads the output layer first, then the last N-1 blocks; the token embedding stays on CPU.
 - KV: per layer ``ggml_row_size(type, n_embd_gqa) * kv_size`` for K and V, kv_size = n_ctx padded to 256.
 - compute: the peak of the graph reserved for one micro-batch (n_ub tokens against all n_ctx cells), the
   largest of the attention, feed-forward and output (logits ``4 * n_ub * n_vocab``) phases.
 - output: ``4 * n_vocab`` bytes per sequence on the host.
+
+Where llama.cpp's own fit pass ran (``core.estimate.exact``), KV, compute and output come from it instead and the
+estimate's ``source`` says "llama.cpp fit"; a header without shape data gets a size-based estimate, marked so.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UsageError
+from core.estimate.speed import SpeedPrediction, predict
+from core.estimate.types import (
+    ASSUMED_REPACK,
+    GIB,
+    GPU_OVERHEAD,
+    HOST_BASELINE,
+    KV_TYPES,
+    MIB,
+    SOURCE_ANALYTIC,
+    SOURCE_FIT,
+    SOURCE_SIZE,
+    DeviceUsage,
+    EngineSettings,
+    Estimate,
+    Verdict,
+)
 from core.gguf.info import GGUFInfo, TensorInfo
 from core.gguf.types import ggml_type_from_name, row_size
 
@@ -30,166 +48,6 @@ if TYPE_CHECKING:
     from core.hardware import Hardware
 
 logger = logging.getLogger(__name__)
-
-MIB = 1024 * 1024
-GIB = 1024 * MIB
-KV_TYPES = ("f16", "bf16", "f32", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")
-#: CUDA/ROCm context, cuBLAS workspace and pool (llama.cpp PR #15860 measured 451-456 MiB; Ollama uses 457).
-GPU_OVERHEAD = {"cuda": 450 * MIB, "rocm": 450 * MIB, "metal": 0, "vulkan": 300 * MIB, "sycl": 400 * MIB}
-#: What the process itself needs besides llama.cpp's buffers (interpreter, libraries, tokenizer tables).
-HOST_BASELINE = 150 * MIB
-#: Achieved fraction of peak memory bandwidth during decode (llama.cpp: 0.6-0.85 on GPUs, lower on CPUs).
-GPU_EFFICIENCY = 0.7
-CPU_EFFICIENCY = 0.55
-#: Fallback host bandwidth when nothing better is known (dual-channel DDR4/DDR5 desktop).
-DEFAULT_HOST_BANDWIDTH_GBS = 50.0
-#: Types the CPU backend repacks for faster matmuls, per CPU family (ggml-cpu ``repack.cpp``).
-REPACK_TYPES = {
-    "x86_avx2": frozenset({"Q4_0", "Q4_K", "IQ4_NL", "Q2_K"}),
-    "arm": frozenset({"Q4_0", "Q4_K", "IQ4_NL", "Q8_0"}),
-    "none": frozenset(),
-}
-
-
-class Verdict(enum.StrEnum):
-    FULL_GPU = "full_gpu"
-    PARTIAL = "partial"
-    CPU_ONLY = "cpu_only"
-    TOO_LARGE = "does_not_fit"
-
-    @property
-    def words(self) -> str:
-        return {
-            "full_gpu": "Fits entirely on the GPU",
-            "partial": "Fits with some layers on the GPU",
-            "cpu_only": "Runs on the CPU",
-            "does_not_fit": "Does not fit in memory",
-        }[self.value]
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """The load options Hangar passes to llama.cpp (mirrors ``core.engine.host.LoadOptions``)."""
-
-    context_length: int = 4096  # 0 = the model's trained context
-    gpu_layers: int | None = None  # None = choose automatically, -1 = all, N = the last N layers
-    kv_cache_type: str = "f16"
-    flash_attention: bool = False
-    n_batch: int = 512
-    n_ubatch: int = 512
-    n_seq: int = 1
-    swa_full: bool = True  # llama-cpp-python keeps a full-size sliding-window cache
-    #: Keep this much free on every GPU and in RAM (driver spikes, the desktop, other programs).
-    gpu_margin: int = 512 * MIB
-    host_margin: int = 1 * GIB
-
-    def __post_init__(self) -> None:
-        if self.kv_cache_type not in KV_TYPES:
-            raise UsageError(f"Unknown KV cache type {self.kv_cache_type!r}; use one of {', '.join(KV_TYPES)}.")
-        if self.context_length < 0 or self.context_length > 16 * 1024 * 1024:
-            raise UsageError(f"Context length {self.context_length} is out of range.")
-        if self.kv_cache_type not in ("f16", "bf16", "f32") and not self.flash_attention:
-            raise UsageError(
-                "A quantized V cache needs flash attention in llama.cpp.",
-                hint="Turn flash attention on, or use an f16 KV cache.",
-            )
-
-
-@dataclass(frozen=True)
-class DeviceUsage:
-    """Bytes one device (a GPU, or the host) needs. ``budget`` is what it can give, None when unknown."""
-
-    device: str  # "CPU" (the host), "CUDA0", "MTL0", ...
-    weights: int = 0
-    repack: int = 0  # CPU-only: re-laid-out copies of quantized matrices
-    kv: int = 0
-    compute: int = 0
-    output: int = 0
-    overhead: int = 0
-    budget: int | None = None
-    #: Part of ``weights`` that is file-backed and read only once: the mapped pages of tensors the CPU backend
-    #: repacked into ``repack``. llama.cpp reports them in its mapped buffer, but the OS can drop them.
-    reclaimable: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.weights + self.repack + self.kv + self.compute + self.output + self.overhead
-
-    @property
-    def resident(self) -> int:
-        """What must stay in memory: ``total`` less the reclaimable mapped pages."""
-        return self.total - self.reclaimable
-
-    @property
-    def fits(self) -> bool:
-        return self.budget is None or self.resident <= self.budget
-
-    @property
-    def is_host(self) -> bool:
-        return self.device == "CPU"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total": self.total, "resident": self.resident, "fits": self.fits}
-
-
-@dataclass(frozen=True)
-class Estimate:
-    model: str
-    settings: EngineSettings
-    n_ctx: int  # the context llama.cpp will really allocate (padded to 256)
-    gpu_layers: int  # resolved: how many of the n_layer + 1 layers go to GPUs
-    n_layer: int
-    devices: tuple[DeviceUsage, ...]  # the host first, then GPUs
-    verdict: Verdict
-    max_context: int  # largest context that fits with this layer setting (0 if none does)
-    tokens_per_second: float | None
-    bytes_per_token: int
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(d.total for d in self.devices)
-
-    @property
-    def resident_bytes(self) -> int:
-        """Memory that must stay resident (``total_bytes`` less mapped pages the OS may drop after loading)."""
-        return sum(d.resident for d in self.devices)
-
-    @property
-    def host(self) -> DeviceUsage:
-        return self.devices[0]
-
-    @property
-    def engine_bytes(self) -> int:
-        """What llama.cpp itself reports (weights + repack + KV + compute + output), without overheads."""
-        return sum(d.total - d.overhead for d in self.devices)
-
-    def component(self, name: str) -> int:
-        return sum(getattr(d, name) for d in self.devices)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "total_bytes": self.total_bytes,
-            "resident_bytes": self.resident_bytes,
-            "verdict": self.verdict.value,
-            "verdict_text": self.verdict_text,
-            "n_ctx": self.n_ctx,
-            "gpu_layers": self.gpu_layers,
-            "n_layer": self.n_layer,
-            "max_context": self.max_context,
-            "tokens_per_second": None if self.tokens_per_second is None else round(self.tokens_per_second, 2),
-            "bytes_per_token": self.bytes_per_token,
-            "breakdown": {d.device: d.as_dict() for d in self.devices},
-            "settings": asdict(self.settings),
-            "notes": list(self.notes),
-        }
-
-    @property
-    def verdict_text(self) -> str:
-        if self.verdict is Verdict.PARTIAL:
-            return f"Fits with {self.gpu_layers} of {self.n_layer + 1} layers on the GPU"
-        return self.verdict.words
 
 
 # -- the model, grouped the way llama.cpp places it ----------------------------------------------------------
@@ -216,10 +74,10 @@ def _layout(info: GGUFInfo) -> _Layout:
     return _Layout(info, tuple(tuple(b) for b in blocks), tuple(inp), tuple(out))
 
 
-def _repackable(t: TensorInfo, repack_types: frozenset[str]) -> bool:
+def _repackable(t: TensorInfo, repack: dict[str, float]) -> bool:
     # matrices used by mul_mat/mul_mat_id only: the embedding is read by get_rows, norms and routers are F32
     return (
-        t.type_name in repack_types
+        t.type_name in repack
         and len(t.shape) >= 2
         and t.shape[1] % 8 == 0
         and not t.name.startswith("token_embd")
@@ -303,9 +161,7 @@ def estimate_llama(
     """Estimate what loading ``info`` with ``settings`` needs on ``hardware`` (None: this machine unknown →
     no budgets, CPU only). ``settings.gpu_layers=None`` picks the most layers that fit."""
     if info.block_count <= 0 or info.embedding_length <= 0:
-        raise UsageError(
-            f"{info.name}: the header lacks the shape of the model ({info.architecture}); Hangar cannot estimate it."
-        )
+        return _size_based(info, settings, hardware)
     layout = _layout(info)
     gpus = _usable_gpus(hardware)
     n_total = info.block_count + 1
@@ -325,13 +181,18 @@ def estimate_llama(
         verdict = Verdict.FULL_GPU
     else:
         verdict = Verdict.PARTIAL
-    tps, per_token = _speed(layout, settings, hardware, gpus, ngl, devices)
+    speed, per_token = _speed(layout, settings, hardware, gpus, ngl)
     notes = []
     if hardware is None:
         notes.append("No hardware information: budgets unknown, estimate for the CPU only.")
     n_ctx = _n_ctx(info, settings)
     if n_ctx > info.context_length > 0:
-        notes.append(f"Context {n_ctx} is longer than the model was trained for ({info.context_length}).")
+        notes.append(
+            f"Context {n_ctx:,} is longer than the model was trained for ({info.context_length:,}): "
+            "only with RoPE scaling, and quality may drop."
+        )
+    if not repack_table(hardware)[1]:
+        notes.append("llama.cpp was not asked which weights it re-lays out here; the usual rules were assumed.")
     return Estimate(
         model=info.name,
         settings=settings,
@@ -341,9 +202,79 @@ def estimate_llama(
         devices=devices,
         verdict=verdict,
         max_context=_max_context(layout, settings, hardware, gpus),
-        tokens_per_second=tps,
+        tokens_per_second=speed.tokens_per_second if speed else None,
         bytes_per_token=per_token,
         notes=tuple(notes),
+        speed=speed,
+    )
+
+
+def _size_based(info: GGUFInfo, settings: EngineSettings, hardware: Hardware | None) -> Estimate:
+    """The header lacks the model's shape: weights are the file's bytes, plus allowances for the KV cache and the
+    compute buffers that grow with the context (about 8% of the weights at 4,096 tokens, and 256 MiB)."""
+    weights = info.weights_bytes or info.file_size or 0
+    if weights <= 0:
+        raise UsageError(
+            f"{info.name}: the header lacks both the model's shape and its size; Hangar cannot estimate it."
+        )
+    ctx = settings.context_length or info.context_length or 4096
+    kv = int(weights * 0.08 * max(ctx, 512) / 4096)
+    compute = 256 * MIB
+    gpus = _usable_gpus(hardware)
+    host_budget = _host_budget(hardware, settings)
+    on_gpu = bool(gpus) and settings.gpu_layers != 0
+    devices: list[DeviceUsage] = []
+    if on_gpu:
+        gpu = gpus[0]
+        device = DeviceUsage(
+            gpu.device_name,
+            weights=weights,
+            kv=kv,
+            compute=compute,
+            overhead=GPU_OVERHEAD.get(gpu.api, 300 * MIB),
+            budget=_gpu_budget(gpu, settings),
+        )
+        on_gpu = device.fits
+        if on_gpu:
+            host = DeviceUsage("CPU", output=4 * max(info.vocab_size, 0), overhead=HOST_BASELINE, budget=host_budget)
+            devices = [host, device]
+    if not on_gpu:
+        host = DeviceUsage(
+            "CPU",
+            weights=weights,
+            kv=kv,
+            compute=compute,
+            output=4 * max(info.vocab_size, 0),
+            overhead=HOST_BASELINE,
+            budget=host_budget,
+        )
+        devices = [host]
+    fits = all(d.fits for d in devices)
+    verdict = Verdict.TOO_LARGE if not fits else Verdict.FULL_GPU if on_gpu else Verdict.CPU_ONLY
+    speed = predict(
+        weights if not on_gpu else 0,
+        weights if on_gpu else 0,
+        0,
+        host_gbs=hardware.ram_bandwidth_gbs if hardware is not None else None,
+        gpu_gbs=gpus[0].bandwidth_gbs if on_gpu else None,
+    )
+    return Estimate(
+        model=info.name,
+        settings=settings,
+        n_ctx=_pad(ctx, 256),
+        gpu_layers=-1 if on_gpu else 0,
+        n_layer=0,
+        devices=tuple(devices),
+        verdict=verdict,
+        max_context=min(info.context_length, _pad(ctx, 256)) if info.context_length else _pad(ctx, 256),
+        tokens_per_second=speed.tokens_per_second if speed else None,
+        bytes_per_token=weights,
+        notes=(
+            f"The header of {info.name} lacks the model's shape ({info.architecture}): a size-based estimate "
+            "(the file's size plus allowances for the context).",
+        ),
+        source=SOURCE_SIZE,
+        speed=speed,
     )
 
 
@@ -380,7 +311,7 @@ def _place(
     type_v = type_k
     kv_size = n_ctx
     swa_size = kv_size if settings.swa_full else min(kv_size, _pad(info.sliding_window * settings.n_seq + n_ub, 256))
-    repack = _repack_types(hardware)
+    repack, _ = repack_table(hardware)
     first_gpu_block = n_layer + 1 - ngl if ngl else n_layer + 1  # blocks >= this go to GPUs
     cpu_blocks = range(0, min(first_gpu_block, n_layer))
     gpu_blocks = range(min(first_gpu_block, n_layer), n_layer)
@@ -406,7 +337,7 @@ def _place(
         "CPU",
         weights=span,
         reclaimable=reclaimable,
-        repack=sum(t.n_bytes for t in repacked),
+        repack=int(sum(t.n_bytes * repack[t.type_name] for t in repacked)),
         kv=host_kv,
         compute=host_compute,
         output=output_buf,
@@ -461,10 +392,18 @@ def _split_blocks(blocks: list[int], gpus: list[Any]) -> list[list[int]]:
     return shares
 
 
-def _repack_types(hardware: Hardware | None) -> frozenset[str]:
-    if hardware is None:
-        return REPACK_TYPES["x86_avx2"]
-    return REPACK_TYPES.get(hardware.cpu_family, frozenset())
+def repack_table(hardware: Hardware | None) -> tuple[dict[str, float], bool]:
+    """Tensor type → bytes the CPU backend's extra buffers hold per byte of such a matrix, and whether llama.cpp
+    itself said so (False: it could not be asked, and the generic repack rules are assumed)."""
+    facts = hardware.engines.facts if hardware is not None else None
+    if facts is not None:
+        table: dict[str, float] = {}
+        for buffer in facts.extra_buffers:
+            for type_name, ratio in buffer.types.items():
+                table.setdefault(type_name, ratio)
+        return table, True
+    family = hardware.cpu_family if hardware is not None else "x86_avx2"
+    return dict.fromkeys(ASSUMED_REPACK.get(family, frozenset()), 1.0), False
 
 
 def _auto_layers(layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any]) -> int:
@@ -484,9 +423,10 @@ def _auto_layers(layout: _Layout, settings: EngineSettings, hardware: Hardware |
 
 
 def _max_context(layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any]) -> int:
-    """Largest context (a multiple of 256, at most the trained context) that fits with the layer setting."""
+    """Largest context (a multiple of 256, at most the trained context: going beyond is an explicit RoPE-scaling
+    choice, never an offer) that fits with the layer setting."""
     info = layout.info
-    limit = max(info.context_length, _n_ctx(info, settings))
+    limit = info.context_length if info.context_length > 0 else _n_ctx(info, settings)
     if hardware is None:
         return limit
 
@@ -514,17 +454,11 @@ def _max_context(layout: _Layout, settings: EngineSettings, hardware: Hardware |
 
 
 def _speed(
-    layout: _Layout,
-    settings: EngineSettings,
-    hardware: Hardware | None,
-    gpus: list[Any],
-    ngl: int,
-    devices: tuple[DeviceUsage, ...],
-) -> tuple[float | None, int]:
-    """Decode tokens/s ≈ efficiency × bandwidth ÷ bytes read per token, summed over devices in sequence.
-
-    Bytes read: every weight except the embedding table (one row per token), MoE experts scaled by
-    used/total, and the KV cache of a half-full context."""
+    layout: _Layout, settings: EngineSettings, hardware: Hardware | None, gpus: list[Any], ngl: int
+) -> tuple[SpeedPrediction | None, int]:
+    """Bytes a decoded token reads, per device (every weight except the embedding table, of which one row is
+    read; MoE experts scaled by used/total; the KV cache of a half-full context), turned into a prediction
+    from the bandwidth measured on this machine (``core.estimate.speed``)."""
     info = layout.info
     n_ctx = _n_ctx(info, settings)
     expert_share = (info.expert_used_count / info.expert_count) if info.is_moe else 1.0
@@ -548,19 +482,16 @@ def _speed(
         gpu_bytes += head
     else:
         cpu_bytes += head
-    host_bw = (
-        hardware.ram_bandwidth_gbs
-        if hardware is not None and hardware.ram_bandwidth_gbs
-        else DEFAULT_HOST_BANDWIDTH_GBS
+    bandwidths = [g.bandwidth_gbs for g in gpus if g.bandwidth_gbs]
+    speed = predict(
+        cpu_bytes,
+        gpu_bytes,
+        n_layer,
+        host_gbs=hardware.ram_bandwidth_gbs if hardware is not None else None,
+        gpu_gbs=min(bandwidths) if bandwidths else None,
+        engine_gbs=hardware.engines.facts.decode_gbs if hardware is not None and hardware.engines.facts else None,
     )
-    seconds = cpu_bytes / (CPU_EFFICIENCY * host_bw * 1e9)
-    if gpu_bytes:
-        bandwidths = [g.bandwidth_gbs for g in gpus if g.bandwidth_gbs]
-        if not bandwidths:
-            return None, int(cpu_bytes + gpu_bytes)
-        seconds += gpu_bytes / (GPU_EFFICIENCY * min(bandwidths) * 1e9)
-    total = int(cpu_bytes + gpu_bytes)
-    return (1.0 / seconds if seconds > 0 else None), total
+    return speed, int(cpu_bytes + gpu_bytes)
 
 
 def context_bytes_per_token(info: GGUFInfo, kv_cache_type: str = "f16") -> float:
@@ -570,10 +501,20 @@ def context_bytes_per_token(info: GGUFInfo, kv_cache_type: str = "f16") -> float
 
 
 __all__ = [
+    "ASSUMED_REPACK",
+    "GIB",
+    "GPU_OVERHEAD",
+    "HOST_BASELINE",
+    "KV_TYPES",
+    "MIB",
+    "SOURCE_ANALYTIC",
+    "SOURCE_FIT",
+    "SOURCE_SIZE",
     "DeviceUsage",
     "EngineSettings",
     "Estimate",
     "Verdict",
     "context_bytes_per_token",
     "estimate_llama",
+    "repack_table",
 ]

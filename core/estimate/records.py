@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.engine.host import LoadOptions, ModelInfo, ModelSpec
+from core.engine.protocol import LoadOptions, ModelInfo, ModelSpec
 from core.estimate.llama import EngineSettings, Estimate
 from core.store import Store
 
@@ -45,6 +45,10 @@ CREATE TABLE fit_records (
     actual_json TEXT NOT NULL
 );
 CREATE INDEX fit_records_model ON fit_records (model, created_at);
+"""
+#: Which estimator answered ("analytic" or "llama.cpp fit"): only analytic estimates are corrected by records.
+SQL_V2 = """
+ALTER TABLE fit_records ADD COLUMN source TEXT NOT NULL DEFAULT 'analytic';
 """
 
 
@@ -114,7 +118,7 @@ def compare(estimate: Estimate, allocated: Mapping[str, int]) -> Comparison:
 
 
 def migrate(store: Store) -> None:
-    store.migrate("fit", [SQL_V1])
+    store.migrate("fit", [SQL_V1, SQL_V2])
 
 
 def record_load(store: Store, estimate: Estimate, allocated: Mapping[str, int]) -> FitRecord:
@@ -125,8 +129,8 @@ def record_load(store: Store, estimate: Estimate, allocated: Mapping[str, int]) 
     settings = estimate.settings
     cursor = store.execute(
         "INSERT INTO fit_records (created_at, model, n_ctx, gpu_layers, kv_cache_type, flash_attention, "
-        "estimated_total, actual_total, error_pct, estimated_json, actual_json) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        "estimated_total, actual_total, error_pct, estimated_json, actual_json, source) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             now,
             estimate.model,
@@ -139,6 +143,7 @@ def record_load(store: Store, estimate: Estimate, allocated: Mapping[str, int]) 
             comparison.error_pct,
             json.dumps(comparison.estimated),
             json.dumps(dict(allocated)),
+            estimate.source,
         ),
     )
     if abs(comparison.error_pct) > 3:

@@ -1,28 +1,35 @@
 """Fine-tune jobs: validate and split the data, train in a child process, stream progress, cancel and resume.
 
-A run is a ``core.jobs`` job of kind ``"finetune"`` whose params hold everything needed to (re)start it, so a
-cancelled, paused, crashed or interrupted run resumes from its last checkpoint, even after a restart. The job's
-thread owns one spawned child process (the entry point comes from the composition root; core never imports a
-backend). Each progress event is persisted (the loss curves) and announced on ``FinetuneService.events``.
+A run is a ``core.jobs`` job of kind ``FinetuneJobKind.TRAIN`` whose params (``TrainJobParams``) hold everything
+needed to (re)start it, so a cancelled, paused, crashed or interrupted run resumes from its last checkpoint, even
+after a restart. The job's thread owns one spawned child process (the entry point comes from the composition root;
+core never imports a backend). Each progress event is persisted (the loss curves) and announced on
+``FinetuneService.events``. ``close`` stops the runs and lets their last writes land before the database closes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core.errors import CancelledError, FinetuneError, HangarError, NotFoundError, error_from_code
 from core.events import EventHook
 from core.finetune.datasets import CsvColumns, Dataset, TokenStats, load_dataset, split_dataset, write_split
+from core.finetune.export import export_request, run_export
+from core.finetune.presets import default_config
+from core.finetune.runs import FinetuneRun, LossPoint
 from core.finetune.types import (
     ADAPTER,
     CheckpointSaved,
     ExportFormat,
+    ExportJobParams,
     FinetuneBackend,
     FinetuneConfig,
     FinetuneRequest,
@@ -34,17 +41,20 @@ from core.finetune.types import (
     TrainingLog,
     TrainingProgress,
     TrainingStarted,
+    TrainJobParams,
     ValidationReport,
     is_final,
     latest_checkpoint,
 )
-from core.jobs import CancelToken, Job, JobContext, JobManager
+from core.jobs import CancelToken, Job, JobContext, JobKind, JobManager
 from core.process import describe_exit, run_child
 from core.store import Store
 
 logger = logging.getLogger(__name__)
 
-KIND = "finetune"
+__all__ = ["FinetuneRun", "FinetuneService", "LossPoint", "adapter_dir", "library_registrar"]
+
+KIND = JobKind.FINETUNE
 #: ``register(adapter folder, base model folder) -> library entry id``.
 AdapterRegistrar = Callable[[Path, str], str]
 #: ``run(request, events_queue, cancel_event)``, executed in the child process.
@@ -75,32 +85,6 @@ FINETUNE_SCHEMA = [
 ]
 
 
-@dataclass(frozen=True)
-class LossPoint:
-    step: int
-    loss: float
-
-
-@dataclass(frozen=True)
-class FinetuneRun:
-    """A run as the history shows it: the job, its settings and its curves."""
-
-    job: Job
-    backend: str
-    base_model: str
-    dataset: str
-    run_dir: Path
-    config: FinetuneConfig
-    total_steps: int
-    train_curve: tuple[LossPoint, ...] = ()
-    val_curve: tuple[LossPoint, ...] = ()
-
-    @property
-    def adapter_path(self) -> Path | None:
-        result = self.job.result or {}
-        return Path(result["adapter_path"]) if result.get("adapter_path") else None
-
-
 class FinetuneService:
     def __init__(
         self,
@@ -111,8 +95,14 @@ class FinetuneService:
         *,
         cancel_grace: float = 10.0,
         register_adapter: AdapterRegistrar | None = None,
+        log_file: Path | None = None,
     ) -> None:
         self._store = store
+        #: Where the children send their own output (engine chatter); None: their stderr.
+        self.log_file = str(log_file) if log_file is not None else None
+        #: Whether ``close`` has ended this service's writes (the lock makes the check and a write one step).
+        self._write_lock = threading.RLock()
+        self._closed = False
         self.jobs = jobs
         self._adapters_dir = adapters_dir
         self.entry = entry
@@ -129,15 +119,16 @@ class FinetuneService:
         self,
         base_model: str | Path,
         dataset: str | Path | Dataset,
-        config: FinetuneConfig = FinetuneConfig(),
+        config: FinetuneConfig | None = None,
         *,
         backend: FinetuneBackend | str = FinetuneBackend.PEFT,
         name: str | None = None,
         columns: CsvColumns | None = None,
     ) -> str:
-        """Validate everything that can be checked here, write the split data, and queue the job."""
+        """Validate everything that can be checked here, write the split data, and queue the job. Without a
+        ``config`` the backend's defaults (``core.finetune.presets.default_config``) apply."""
         backend = FinetuneBackend(backend)
-        config.validate()
+        config = (config or default_config(backend)).validate()
         base = Path(base_model).expanduser()
         if not (base / "config.json").is_file():
             raise FinetuneError(
@@ -155,15 +146,15 @@ class FinetuneService:
         title = name or f"{base.name} · {Path(data.source).stem}"
         run_dir = self._new_run_dir(title)
         write_split(split, run_dir / "data")
-        params = {
-            "backend": str(backend),
-            "base_model": str(base),
-            "dataset": str(data.source),
-            "run_dir": str(run_dir),
-            "config": config.to_dict(),
-            "total_steps": config.total_steps(len(split.train)),
-        }
-        return self.jobs.submit(KIND, f"Fine-tune {title}", params=params, resumable=True)
+        params = TrainJobParams(
+            backend=backend,
+            base_model=str(base),
+            dataset=str(data.source),
+            run_dir=str(run_dir),
+            config=config,
+            total_steps=config.total_steps(len(split.train)),
+        )
+        return self.jobs.submit(KIND, f"Fine-tune {title}", params=params.to_dict(), resumable=True)
 
     def cancel(self, job_id: str) -> None:
         self.jobs.cancel(job_id)
@@ -173,10 +164,21 @@ class FinetuneService:
         self.jobs.resume(job_id)
 
     def export(self, job_id: str, fmt: ExportFormat | str, output: str | Path | None = None) -> str:
-        """Start exporting a finished run (``core.finetune.export``); returns the export job's id."""
-        from core.finetune.export import start_export
+        """Start exporting a finished run (``core.finetune.export``); returns the export job's id. The job's
+        result is ``{"path", "format"}`` (and ``library_id`` for a GGUF LoRA)."""
+        entry = self._require_entry()
+        run = self.run(job_id)
+        request = export_request(run, fmt, output, log_file=self.log_file)
+        title = f"Export {request.format} of {run.job.title.removeprefix('Fine-tune ')}"
+        params = ExportJobParams(job_id, request.format, request.output)
+        register = self.register_adapter
 
-        return start_export(self, job_id, fmt, output)
+        return self.jobs.submit(
+            JobKind.FINETUNE_EXPORT,
+            title,
+            lambda ctx: run_export(ctx, request, entry, register),
+            params=params.to_dict(),
+        )
 
     def measure_tokens(
         self,
@@ -189,12 +191,11 @@ class FinetuneService:
     ) -> TokenStats:
         """Token lengths of the dataset's rows with the base model's tokenizer (a short-lived child process;
         blocking, so the UI calls it in the background). Rows longer than ``max_length`` keep their lines."""
-        if self.entry is None:
-            raise FinetuneError("Fine-tuning is not available in this build (no training backend).")
+        entry = self._require_entry()
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, columns=columns)
-        request = TokenStatsRequest(str(base_model), data.examples, max_length, mask_prompt)
+        request = TokenStatsRequest(str(base_model), data.examples, max_length, mask_prompt, self.log_file)
         outcome, exitcode = run_child(
-            self.entry, request, CancelToken(), lambda e: None, is_final=is_final, grace=2.0, name="tokens"
+            entry, request, CancelToken(), lambda e: None, is_final=is_final, grace=2.0, name="tokens"
         )
         if isinstance(outcome, TrainingFailed):
             raise error_from_code(outcome.code, outcome.message)
@@ -232,7 +233,6 @@ class FinetuneService:
         return [f"{r['level']}: {r['message']}" if r["level"] != "info" else r["message"] for r in rows]
 
     def _to_run(self, job: Job, points: list[LossPoint] | None = None) -> FinetuneRun:
-        p = job.params
         if points is None:
             rows = self._store.query(
                 "SELECT step, kind, loss FROM finetune_points WHERE job_id = ? ORDER BY step", (job.id,)
@@ -241,46 +241,40 @@ class FinetuneService:
             val = tuple(LossPoint(r["step"], r["loss"]) for r in rows if r["kind"] == "val")
         else:
             train, val = tuple(points), ()
-        return FinetuneRun(
-            job=job,
-            backend=p.get("backend", ""),
-            base_model=p.get("base_model", ""),
-            dataset=p.get("dataset", ""),
-            run_dir=Path(p.get("run_dir", "")),
-            config=FinetuneConfig.from_dict(p.get("config", {})),
-            total_steps=int(p.get("total_steps", 0)),
-            train_curve=train,
-            val_curve=val,
-        )
+        return FinetuneRun(job, TrainJobParams.from_dict(job.params), train, val)
 
     # -- the job ---------------------------------------------------------------------------------------------
     def _runner(self, params: dict[str, Any]) -> Callable[[JobContext], dict[str, Any]]:
-        return lambda ctx: self._train(ctx, params)
+        typed = TrainJobParams.from_dict(params)
+        return lambda ctx: self._train(ctx, typed)
 
-    def _train(self, ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-        if self.entry is None:
-            raise FinetuneError("Fine-tuning is not available in this build (no training backend).")
-        run_dir = Path(params["run_dir"])
+    def _train(self, ctx: JobContext, params: TrainJobParams) -> dict[str, Any]:
+        entry = self._require_entry()
+        if self._closed:  # queued behind another run when the app closed: start nothing now
+            raise CancelledError("Paused.")
+        run_dir = Path(params.run_dir)
         checkpoint = latest_checkpoint(run_dir)
         resume_step = checkpoint.step if checkpoint else 0
         # Curves past the checkpoint are replaced by the resumed run's own points.
-        self._store.execute("DELETE FROM finetune_points WHERE job_id = ? AND step > ?", (ctx.job_id, resume_step))
+        self._write("DELETE FROM finetune_points WHERE job_id = ? AND step > ?", (ctx.job_id, resume_step))
         if checkpoint:
             self._log(ctx.job_id, TrainingLog(f"Resuming from the checkpoint at step {checkpoint.step}."))
         request = FinetuneRequest(
-            backend=params["backend"],
-            base_model=params["base_model"],
+            backend=params.backend,
+            base_model=params.base_model,
             data_dir=str(run_dir / "data"),
             run_dir=str(run_dir),
-            config=FinetuneConfig.from_dict(params["config"]),
-            total_steps=int(params["total_steps"]),
+            config=params.config,
+            total_steps=params.total_steps,
             resume_from=str(checkpoint.path) if checkpoint else None,
+            log_file=self.log_file,
         )
         ctx.report(resume_step / request.total_steps, "Starting…")
-        return self._supervise(ctx, request, resume_step)
+        return self._supervise(ctx, entry, request, resume_step)
 
-    def _supervise(self, ctx: JobContext, request: FinetuneRequest, resume_step: int) -> dict[str, Any]:
-        assert self.entry is not None
+    def _supervise(
+        self, ctx: JobContext, entry: FinetuneEntry, request: FinetuneRequest, resume_step: int
+    ) -> dict[str, Any]:
         last_step = resume_step
 
         def on_event(event: TrainingEvent) -> None:
@@ -290,7 +284,7 @@ class FinetuneService:
             self._handle(ctx, request, event)
 
         outcome, exitcode = run_child(
-            self.entry,
+            entry,
             request,
             ctx.token,
             on_event,
@@ -332,7 +326,7 @@ class FinetuneService:
             self._step_seconds[ctx.job_id] = pace
             eta = max(0, total - event.step) * pace
             event = replace(event, eta_seconds=eta)
-            self._store.execute(
+            self._write(
                 "INSERT OR REPLACE INTO finetune_points "
                 "(job_id, step, kind, loss, learning_rate, tokens_per_second, peak_memory, epoch, at) "
                 "VALUES (?, ?, 'train', ?, ?, ?, ?, ?, ?)",
@@ -351,8 +345,10 @@ class FinetuneService:
                 event.step / total,
                 f"Step {event.step}/{total} · loss {event.train_loss:.3f} · ETA {eta:.0f} s",
             )
+        elif isinstance(event, ValidationReport) and not math.isfinite(event.val_loss):
+            self._log(ctx.job_id, TrainingLog(f"The validation loss at step {event.step} is not a number.", "warning"))
         elif isinstance(event, ValidationReport):
-            self._store.execute(
+            self._write(
                 "INSERT OR REPLACE INTO finetune_points (job_id, step, kind, loss, at) VALUES (?, ?, 'val', ?, ?)",
                 (ctx.job_id, event.step, event.val_loss, now),
             )
@@ -381,11 +377,48 @@ class FinetuneService:
         self.events.emit(ctx.job_id, event)
 
     def _log(self, job_id: str, entry: TrainingLog) -> None:
-        self._store.execute(
+        self._write(
             "INSERT INTO finetune_log (job_id, at, level, message) VALUES (?, ?, ?, ?)",
             (job_id, time.time(), entry.level, entry.message),
         )
         self.events.emit(job_id, entry)
+
+    # -- shutting down ---------------------------------------------------------------------------------------
+    def close(self, timeout: float | None = None) -> None:
+        """Stop this service's jobs before the database closes (``AppContext.close`` calls this before the job
+        manager's short shutdown and the store's close). A training run is paused: its child saves a checkpoint
+        and stops, or is terminated after ``cancel_grace``; an export is cancelled. Each job's last writes (the
+        final log line, the paused state) land before this returns; a job that outlives ``timeout`` (default:
+        the grace period plus the child's termination) has its later writes skipped, never sent to a closed
+        database."""
+        kinds = (JobKind.FINETUNE, JobKind.FINETUNE_EXPORT)
+        active = [job for kind in kinds for job in self.jobs.list(kind, limit=50) if job.state.active]
+        for job in active:  # queued ones too, so none starts a child after this
+            try:
+                if job.resumable:
+                    self.jobs.pause(job.id)
+                else:
+                    self.jobs.cancel(job.id)
+            except HangarError as exc:
+                logger.warning("could not stop job %s: %s", job.id, exc)
+        deadline = time.monotonic() + (timeout if timeout is not None else self.cancel_grace + 10.0)
+        for job in active:
+            self.jobs.wait(job.id, max(0.0, deadline - time.monotonic()))
+        with self._write_lock:
+            self._closed = True
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        # The lock makes "closed?" and the write one step, so the store cannot close between them.
+        with self._write_lock:
+            if self._closed:
+                logger.info("skipped a write after shutdown: %s", sql.split("(", 1)[0].strip())
+                return
+            self._store.execute(sql, params)
+
+    def _require_entry(self) -> FinetuneEntry:
+        if self.entry is None:
+            raise FinetuneError("Fine-tuning is not available in this build (no training backend).")
+        return self.entry
 
     def _new_run_dir(self, title: str) -> Path:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", title).strip("-")[:60] or "run"

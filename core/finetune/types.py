@@ -29,20 +29,27 @@ class LrSchedule(enum.StrEnum):
     LINEAR = "linear"
 
 
+#: Every linear projection of a llama-style block (attention and MLP): what PEFT's and Unsloth's guides adapt and
+#: what mlx-lm adapts when it is given no keys.
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Hyper-parameters of a LoRA run, with defaults that suit a small chat dataset."""
+    """Hyper-parameters of a LoRA run. The defaults are the PEFT/Unsloth starting point (r 16, alpha 32, lr 2e-4,
+    every linear projection, linear decay after a short warm-up); ``core.finetune.presets.default_config`` gives
+    each backend its own field defaults (mlx-lm's for MLX)."""
 
-    rank: int = 8
-    alpha: float = 16.0
+    rank: int = 16
+    alpha: float = 32.0
     dropout: float = 0.0
     #: Linear layers that get adapters (Hugging Face names; the MLX backend maps them).
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    target_modules: tuple[str, ...] = ALL_LINEAR
     #: Adapt only the last N transformer blocks; -1 for all of them.
     num_layers: int = -1
-    learning_rate: float = 1e-4
-    schedule: LrSchedule = LrSchedule.COSINE
-    warmup_steps: int = 0
+    learning_rate: float = 2e-4
+    schedule: LrSchedule = LrSchedule.LINEAR
+    warmup_steps: int = 5
     iters: int = 200
     #: When set, the run lasts this many passes over the training rows instead of ``iters`` steps.
     epochs: float | None = None
@@ -93,6 +100,8 @@ class FinetuneConfig:
             problems.append("maximum length must be at least 8 tokens")
         if self.checkpoint_every < 1 or self.eval_every < 1:
             problems.append("checkpoint and evaluation intervals must be at least 1 step")
+        if self.warmup_steps < 0:
+            problems.append("warm-up steps cannot be negative")
         if self.num_layers == 0 or self.num_layers < -1:
             problems.append("layers must be -1 (all) or a positive number")
         if problems:
@@ -135,10 +144,63 @@ def learning_rate_at(config: FinetuneConfig, step: int, total_steps: int) -> flo
     return base * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+class ExportFormat(enum.StrEnum):
+    MERGED = "merged"  # base + adapter as one model folder (MLX fuse, or PEFT merge_and_unload → safetensors)
+    GGUF_LORA = "gguf-lora"  # the adapter as a GGUF LoRA that llama.cpp applies to the base GGUF
+    GGUF_BASE = "gguf-base"  # the base model as an F16 GGUF (to pair with the GGUF LoRA)
+
+
+# -- the jobs -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainJobParams:
+    """Everything a training job needs to (re)start, persisted with the job (so it resumes after a restart)."""
+
+    backend: FinetuneBackend
+    base_model: str
+    dataset: str
+    run_dir: str
+    config: FinetuneConfig
+    total_steps: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backend": str(self.backend),
+            "base_model": self.base_model,
+            "dataset": self.dataset,
+            "run_dir": self.run_dir,
+            "config": self.config.to_dict(),
+            "total_steps": self.total_steps,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainJobParams:
+        try:
+            return cls(
+                backend=FinetuneBackend(data.get("backend") or FinetuneBackend.PEFT),
+                base_model=str(data.get("base_model", "")),
+                dataset=str(data.get("dataset", "")),
+                run_dir=str(data.get("run_dir", "")),
+                config=FinetuneConfig.from_dict(data.get("config", {})),
+                total_steps=int(data.get("total_steps", 0)),
+            )
+        except (ValueError, TypeError) as exc:
+            raise FinetuneError(f"This fine-tune's saved settings cannot be read ({exc}).") from exc
+
+
+@dataclass(frozen=True)
+class ExportJobParams:
+    source_job: str
+    format: ExportFormat
+    output: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source_job": self.source_job, "format": str(self.format), "output": self.output}
+
+
 # -- what the child receives ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FinetuneRequest:
-    backend: str
+    backend: FinetuneBackend
     base_model: str  # a Hugging Face / MLX model folder
     data_dir: str  # train.jsonl and valid.jsonl, already validated and split
     run_dir: str  # checkpoints/, adapter/ and the run's log go here
@@ -146,21 +208,18 @@ class FinetuneRequest:
     total_steps: int
     #: Continue from this checkpoint folder (``checkpoint_dir``), or start fresh.
     resume_from: str | None = None
-
-
-class ExportFormat(enum.StrEnum):
-    MERGED = "merged"  # base + adapter as one model folder (MLX fuse, or PEFT merge_and_unload → safetensors)
-    GGUF_LORA = "gguf-lora"  # the adapter as a GGUF LoRA that llama.cpp applies to the base GGUF
-    GGUF_BASE = "gguf-base"  # the base model as an F16 GGUF (to pair with the GGUF LoRA)
+    #: The app's log file: the child sends its own output there (engine chatter never reaches stdout).
+    log_file: str | None = None
 
 
 @dataclass(frozen=True)
 class ExportRequest:
     format: ExportFormat
-    backend: str  # the backend that trained the adapter
+    backend: FinetuneBackend  # the backend that trained the adapter
     base_model: str
     adapter: str
     output: str
+    log_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +231,7 @@ class TokenStatsRequest:
     examples: tuple[Example, ...]
     max_length: int
     mask_prompt: bool = True
+    log_file: str | None = None
 
 
 # -- what the child sends back ------------------------------------------------------------------------------

@@ -11,8 +11,31 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import ModelFileError
 from core.gguf.parse import ArraySummary, RawHeader
 from core.gguf.types import ggml_type_name, ggml_type_size
+from core.text import printable
+
+#: The largest value each header field may hold. Real models stay far below (about 200 layers, a 10M context,
+#: 64k-wide layers, 512 experts); a crafted header beyond them would make estimates allocate gigabytes or
+#: overflow the library's columns, so it is refused as damaged.
+LIMITS: dict[str, int] = {
+    "block_count": 4096,
+    "context_length": 1 << 32,
+    "embedding_length": 1 << 20,
+    "feed_forward_length": 1 << 22,
+    "attention.head_count": 1 << 16,
+    "attention.head_count_kv": 1 << 16,
+    "attention.key_length": 1 << 16,
+    "attention.value_length": 1 << 16,
+    "attention.key_length_swa": 1 << 16,
+    "attention.value_length_swa": 1 << 16,
+    "attention.sliding_window": 1 << 32,
+    "expert_count": 1 << 16,
+    "expert_used_count": 1 << 16,
+    "expert_shared_count": 1 << 16,
+    "vocab_size": 1 << 24,
+}
 
 #: SWA layer pattern per architecture, when the file has no ``sliding_window_pattern`` key (llama.cpp's
 #: ``set_swa_pattern(n)``: layer ``il`` uses the window when ``il % n < n - 1``).
@@ -169,11 +192,27 @@ def _swa_layers(meta: dict[str, Any], arch: str, n_layer: int, window: int) -> t
     return tuple(il % n < n - 1 for il in range(n_layer))
 
 
+def _check_limits(name: str, meta: dict[str, Any], arch: str) -> None:
+    """Refuse header values no real model has (negative, or beyond ``LIMITS``), scalars and per-layer arrays."""
+    for key, limit in LIMITS.items():
+        value = meta.get(f"{arch}.{key}")
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                continue
+            if not 0 <= item <= limit:
+                raise ModelFileError(
+                    f"{name}: {arch}.{key} is {item:,}, which no real model has; the file is damaged.",
+                    hint="Download the file again, or delete it.",
+                )
+
+
 def build_info(name: str, headers: list[tuple[RawHeader, int, int | None]]) -> GGUFInfo:
     """``headers``: per file of the set, (parsed header, absolute start of its data section, file size)."""
     first = headers[0][0]
     meta = first.metadata
     arch = str(meta.get("general.architecture") or "unknown")
+    _check_limits(name, meta, arch)
     tensors: list[TensorInfo] = []
     for shard, (header, data_start, _) in enumerate(headers):
         for raw in header.tensors:
@@ -217,8 +256,8 @@ def build_info(name: str, headers: list[tuple[RawHeader, int, int | None]]) -> G
     template = meta.get("tokenizer.chat_template")
     return GGUFInfo(
         name=name,
-        architecture=arch,
-        model_name=meta.get("general.name") if isinstance(meta.get("general.name"), str) else None,
+        architecture=printable(arch),
+        model_name=printable(meta["general.name"]) if isinstance(meta.get("general.name"), str) else None,
         version=first.version,
         tensors=tuple(tensors),
         file_size=None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None),

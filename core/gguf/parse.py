@@ -23,6 +23,9 @@ MAX_KV = 100_000
 MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_STRING = 64 * 1024 * 1024  # a chat template is KBs; 64 MiB is already absurd
 MAX_NAME = 1024
+#: No real metadata array is longer (the largest vocabularies and merge lists have ~260k entries); a longer one is
+#: a crafted header that would cost gigabytes to walk.
+MAX_ARRAY = 1 << 24
 #: Arrays up to this length keep their values (per-layer head counts, window patterns); longer ones are
 #: summarised.
 KEEP_ARRAY = 4096
@@ -105,8 +108,11 @@ def _value(cur: Cursor, vtype: int, key: str, depth: int = 0) -> Any:
                 "the file is truncated or damaged.",
                 hint="Download the file again.",
             )
-        if count > 2**32:
-            raise ModelFileError(f"{cur.name}: {key} claims {count} elements; the file is damaged.")
+        if count > MAX_ARRAY:
+            raise ModelFileError(
+                f"{cur.name}: {key} claims {count:,} elements, more than any real model has; the file is damaged.",
+                hint="Download the file again, or delete it.",
+            )
         if count > KEEP_ARRAY:
             if etype == _STRING:
                 _skip_strings(cur, count, key)

@@ -8,7 +8,9 @@ each remote request (64 KiB, then doubling up to 8 MiB) so a small header costs 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 import struct
 from typing import Any, Protocol
 
@@ -23,6 +25,22 @@ _MAX_REMOTE_CHUNK = 8 * 1024 * 1024
 #: Without Range support, read at most this much from the start of a file before giving up.
 MAX_NO_RANGE_BYTES = 64 * 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def require_regular_file(path: Any) -> None:
+    """Refuse anything but a regular file (or a link to one) before it is opened: a FIFO blocks ``open()``
+    forever, a device never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise NotFoundError(f"{path} does not exist.") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path} cannot be read: {exc.strerror or exc}.") from None
+    if stat.S_ISDIR(mode):
+        raise ModelFileError(f"{path} is a folder, not a model file.")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise ModelFileError(f"{path} is {kind}, not a model file; Hangar reads only regular files.")
 
 
 class ByteSource(Protocol):
@@ -43,6 +61,7 @@ class FileSource:
 
         self.path = Path(path)
         self.name = self.path.name
+        require_regular_file(self.path)  # before open(): opening a FIFO would block until a writer comes
         try:
             self._handle = self.path.open("rb")
         except FileNotFoundError:
@@ -51,7 +70,7 @@ class FileSource:
             raise ModelFileError(f"{self.path} is a folder, not a model file.") from None
         except OSError as exc:
             raise ModelFileError(f"{self.path} cannot be read: {exc.strerror or exc}.") from None
-        self._size = self.path.stat().st_size
+        self._size = os.fstat(self._handle.fileno()).st_size
 
     def size(self) -> int | None:
         return self._size

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.errors import HangarError
-from core.estimate.fitting import FitLevel, ModelHeader, estimate_header, fit_level
+from core.estimate.fitting import FitLevel, ModelHeader, estimate_header, fit_level, preferred_quant
 from core.estimate.llama import EngineSettings, Estimate, Verdict
 from core.estimate.mlx import MlxEstimate
 from core.gguf import read_gguf_hub
@@ -96,8 +96,11 @@ def fit_all(
 
 
 def best_fit(fits: list[QuantFit], sizes: dict[str, int]) -> str | None:
-    """The row to recommend: the best verdict, and among equals the largest file (the highest quality)."""
+    """The row to recommend: the best verdict, and among equals the largest file (the highest quality). When no
+    row could be estimated at all, the usual default download (Q4_K_M-like), never the smallest, worst quant."""
     candidates = [f for f in fits if f.fits]
     if not candidates:
+        if fits and all(f.level is FitLevel.UNKNOWN for f in fits):
+            return preferred_quant([f.key for f in fits])
         return None
     return max(candidates, key=lambda f: (f.rank, sizes.get(f.key, 0))).key

@@ -123,16 +123,24 @@ class RankedSuggestion:
 
 
 def rough_speed(size_bytes: int, fit: FitLevel, hardware: Hardware | None) -> float | None:
-    """Decode speed is bound by memory bandwidth: every token reads all the weights once."""
+    """Decode speed is bound by memory bandwidth: every token reads all the weights once. Through the estimator's
+    speed model (``core.estimate.speed``): llama.cpp's own decode measured here when known, capped and rounded."""
+    from core.estimate.speed import predict
+
     if hardware is None or size_bytes <= 0:
         return None
     on_gpu = fit == FitLevel.FITS and hardware.gpus and hardware.engines.llama_gpu_offload
     if on_gpu:
         bandwidth = max((g.bandwidth_gbs or 200.0) for g in hardware.gpus)
+        speed = predict(0, size_bytes, 0, host_gbs=hardware.ram_bandwidth_gbs, gpu_gbs=bandwidth)
     else:
         # Few cores cannot use all of the RAM bandwidth; about 10 GB/s a core is what CPUs sustain here.
         bandwidth = min(hardware.ram_bandwidth_gbs or 50.0, 10.0 * max(1, hardware.cpu_cores))
-    return 0.6 * bandwidth * 1e9 / size_bytes
+        facts = hardware.engines.facts
+        speed = predict(
+            size_bytes, 0, 0, host_gbs=bandwidth, gpu_gbs=None, engine_gbs=facts.decode_gbs if facts else None
+        )
+    return speed.tokens_per_second if speed else None
 
 
 def suggest(

@@ -1,7 +1,8 @@
 """Finished downloads enter the library (origin ``downloaded``, with their repository), whoever started them.
 
-``follow_downloads(library, manager)`` indexes what already finished and then every download as it finishes;
-indexing is idempotent, so a download seen twice is still one entry.
+``core.app.AppContext`` wires this once, when it builds the download manager: ``follow_downloads`` indexes every
+download as it finishes, and ``index_all`` (run by the window in the background) what finished while no Hangar was
+following. Indexing is idempotent, so a download seen twice is still one entry.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def index_download(library: Library, item: DownloadItem) -> list[LibraryEntry]:
 
 
 def follow_downloads(library: Library, manager: DownloadManager, *, index_finished: bool = True) -> Callable[[], None]:
-    """Index every download as it finishes (and, with ``index_finished``, those already finished: the UI does
-    that part off the GUI thread with ``index_all``). Returns a function that stops following."""
+    """Index every download as it finishes (and, with ``index_finished``, those already finished; the app leaves
+    that part to ``AppContext.index_finished_downloads``, off the GUI thread). Returns a function that stops."""
     disconnect = manager.changed.connect(lambda item: index_download(library, item))
     if index_finished:
         index_all(library, manager)

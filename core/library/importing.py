@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.errors import DiskFullError, HangarError
 from core.jobs import CancelToken
@@ -296,3 +297,18 @@ def _unique(path: Path) -> Path:
 def _safe_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_.+ " else "_" for c in name).strip(" .")
     return cleaned or "model"
+
+
+@dataclass(frozen=True)
+class ImportJobParams:
+    """What an import job needs, as stored with the job (``JobKind.IMPORT``)."""
+
+    paths: tuple[str, ...]
+    mode: ImportMode
+
+    def to_params(self) -> dict[str, Any]:
+        return {"paths": list(self.paths), "mode": self.mode.value}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ImportJobParams:
+        return cls(tuple(str(p) for p in params["paths"]), ImportMode(params["mode"]))

@@ -2,12 +2,13 @@
 folder and the library follows. Models linked in place or found in other apps' folders stay where they are.
 
 Each model moves as a whole (a rename on the same disk; a copy, then delete, across disks), so a cancel or an
-error leaves every model complete in one of the two places and the library pointing at it.
+error leaves every model complete in one of the two places and the library pointing at it. Downloads queued or
+paused before the move install into the new folder: the download manager reads the folder from Settings when it
+installs (``AppContext.models_dir``). ``AppContext.move_models`` runs the whole move.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -18,12 +19,11 @@ from typing import TYPE_CHECKING
 
 from core.errors import DiskFullError, UsageError
 from core.jobs import CancelToken
-from core.library.service import Library
 from core.models.types import LibraryEntry
 from core.settings import SettingsService
 
 if TYPE_CHECKING:
-    from core.app import AppContext
+    from core.library.service import Library
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def move_models_folder(
                 raise UsageError(f"{destination} already exists in the new folder; move or rename it first.")
             destination.parent.mkdir(parents=True, exist_ok=True)
             _move_tree(top, destination, same_disk=plan.same_disk)
-        _relocate_entries(library, plan.source, plan.target, top)
+        library.relocate(plan.source, plan.target, top)
         moved.append(entry.name)
         done_bytes += entry.size_bytes
     settings.update(models_dir=str(plan.target))
@@ -130,35 +130,3 @@ def _move_tree(source: Path, destination: Path, *, same_disk: bool) -> None:
         shutil.rmtree(source)
     else:
         source.unlink()
-
-
-def _relocate_entries(library: Library, source: Path, target: Path, top: Path) -> None:
-    """Point every library row under ``top`` (a model and, say, its adapters) at the new place."""
-    store = library._store  # the library table, changed here by the library's own helper module
-    with store.transaction() as conn:
-        for row in conn.execute("SELECT id, root, files FROM library_models").fetchall():
-            root = Path(row["root"])
-            if not root.resolve().is_relative_to(top):
-                continue
-            new_root = target / root.resolve().relative_to(source)
-            files = [str(target / Path(f).resolve().relative_to(source)) for f in json.loads(row["files"])]
-            conn.execute(
-                "UPDATE library_models SET root = ?, files = ? WHERE id = ?",
-                (str(new_root), json.dumps(files), row["id"]),
-            )
-
-
-def relocate_models(
-    app: AppContext,
-    new_dir: Path,
-    *,
-    progress: Callable[[float, str], None] | None = None,
-    token: CancelToken | None = None,
-) -> MoveReport:
-    """Move the app's models folder: files, library, settings, and where new downloads go."""
-    library = Library.for_app(app)
-    report = move_models_folder(library, plan_move(library, new_dir), app.settings, progress=progress, token=token)
-    manager = app.__dict__.get("_download_manager")
-    if manager is not None:
-        manager.models_dir = report.target
-    return report

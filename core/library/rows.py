@@ -9,6 +9,7 @@ from typing import Any
 
 from core.models.detect import stat_key
 from core.models.types import Candidate, LibraryEntry, ModelFormat, ModelMetadata, Origin
+from core.text import printable, printable_or_none
 
 LIBRARY_SCHEMA = [
     """
@@ -88,26 +89,27 @@ def entry_from(
 
 
 def row_to_entry(row: Any) -> LibraryEntry:
+    """A row as an entry; header strings are made printable here too (rows written before they were cleaned)."""
     return LibraryEntry(
         id=row["id"],
-        name=row["name"],
+        name=printable(row["name"]),
         format=ModelFormat(row["format"]),
         origin=Origin(row["origin"]),
         root=Path(row["root"]),
         files=tuple(Path(f) for f in json.loads(row["files"])),
         size_bytes=int(row["size_bytes"]),
         metadata=ModelMetadata(
-            architecture=row["architecture"],
+            architecture=printable_or_none(row["architecture"]),
             parameter_count=row["parameter_count"],
-            quant=row["quant"],
+            quant=printable_or_none(row["quant"]),
             context_length=row["context_length"],
             has_chat_template=bool(row["has_chat_template"]),
-            license=row["license"],
-            model_name=row["model_name"],
-            base_model=row["base_model"],
+            license=printable_or_none(row["license"]),
+            model_name=printable_or_none(row["model_name"]),
+            base_model=printable_or_none(row["base_model"]),
         ),
-        source=row["source"],
-        repo_id=row["repo_id"],
+        source=printable_or_none(row["source"]),
+        repo_id=printable_or_none(row["repo_id"]),
         base_model_id=row["base_model_id"],
         fingerprint=row["fingerprint"],
         added_at=float(row["added_at"]),

@@ -3,7 +3,9 @@ Ollama, GPT4All, and folders the user adds. Found models enter the library with 
 
 Every location is built from ``ScanRoots`` (a home folder and a Hugging Face cache folder), so tests point it at
 fake app folders. Only headers are read, and an unchanged file (same size and modification time as at the last
-scan) is not read again.
+scan) is not read again. Nothing here writes the library: ``plan_rescan`` and ``own_folder_diff`` return a
+``ScanDiff`` that ``Library.rescan`` applies. Hangar's own models folder is scanned too, so models whose library
+rows were lost (a damaged database kept aside) come back, downloads with the repository of their manifest.
 """
 
 from __future__ import annotations
@@ -15,14 +17,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from core.errors import HangarError
 from core.models.detect import ScanCache, recognise, recognise_gguf_file
-from core.models.types import Candidate, ImportProblem, Origin, ScanReport
-from core.store import Store
-
-if TYPE_CHECKING:
-    from core.library.service import Library
+from core.models.types import Candidate, ImportProblem, LibraryEntry, Origin
 
 logger = logging.getLogger(__name__)
 
@@ -183,16 +181,31 @@ def scan_all(roots: ScanRoots, cache: ScanCache | None = None) -> Found:
     return candidates, problems
 
 
-def rescan(library: Library, store: Store, roots: ScanRoots) -> ScanReport:
-    """Bring the library's ``found`` entries in line with what the scanners see now."""
-    entries = library.list()
-    keys = {r["id"]: r["stat_key"] for r in store.query("SELECT id, stat_key FROM library_models")}
-    cache = ScanCache({str(e.root): (keys.get(e.id), _as_candidate(e)) for e in entries if e.origin == Origin.FOUND})
+@dataclass(frozen=True)
+class ScanDiff:
+    """What a scan found that the library should change: entries to add (with their origin), descriptions to
+    refresh (by entry id), entries to remove (by id), and the files that could not be read."""
+
+    add: tuple[tuple[Candidate, Origin], ...] = ()
+    update: tuple[tuple[str, Candidate], ...] = ()
+    remove: tuple[str, ...] = ()
+    problems: tuple[ImportProblem, ...] = ()
+    found: int = 0
+    headers_read: int = 0
+
+
+def plan_rescan(
+    entries: list[LibraryEntry], stat_keys: dict[str, str | None], hidden: set[str], roots: ScanRoots
+) -> ScanDiff:
+    """How the library's ``found`` entries differ from what the scanners see now."""
+    cache = ScanCache(
+        {str(e.root): (stat_keys.get(e.id), _as_candidate(e)) for e in entries if e.origin == Origin.FOUND}
+    )
     candidates, problems = scan_all(roots, cache)
-    hidden = {r["root"] for r in store.query("SELECT root FROM library_hidden")}
     by_root = {str(e.root): e for e in entries}
     seen: set[str] = set()
-    added = 0
+    add: list[tuple[Candidate, Origin]] = []
+    update: list[tuple[str, Candidate]] = []
     for candidate in candidates:
         root = str(candidate.root.absolute())
         if root in hidden or root in seen:
@@ -200,23 +213,69 @@ def rescan(library: Library, store: Store, roots: ScanRoots) -> ScanReport:
         seen.add(root)
         existing = by_root.get(root)
         if existing is None:
-            library._insert(candidate, Origin.FOUND, fingerprint=None)
-            added += 1
+            add.append((candidate, Origin.FOUND))
         elif existing.origin == Origin.FOUND and cache.lookup(candidate.root, candidate.files) is None:
             # Changed on disk since the last scan: describe it afresh, keeping its id and name.
-            library._update_description(existing.id, candidate)
-    gone = [e for e in entries if e.origin == Origin.FOUND and str(e.root) not in seen]
-    for entry in gone:
-        store.execute("DELETE FROM library_models WHERE id = ?", (entry.id,))
-    logger.info(
-        "scan: %d models found, %d new, %d gone, %d headers read", len(seen), added, len(gone), cache.headers_read
-    )
-    return ScanReport(
-        found=len(seen), added=added, removed=len(gone), headers_read=cache.headers_read, problems=tuple(problems)
-    )
+            update.append((existing.id, candidate))
+    gone = tuple(e.id for e in entries if e.origin == Origin.FOUND and str(e.root) not in seen)
+    return ScanDiff(tuple(add), tuple(update), gone, tuple(problems), len(seen), cache.headers_read)
 
 
-def _as_candidate(entry: object) -> Candidate:
+def own_folder_diff(
+    models_dir: Path, entries: list[LibraryEntry], stat_keys: dict[str, str | None], hidden: set[str]
+) -> ScanDiff:
+    """Models in Hangar's own models folder that the library lacks: downloads (named by the manifest the
+    downloader left next to them) come back as ``downloaded`` with their repository, other models as
+    ``imported`` copies."""
+    if not models_dir.is_dir():
+        return ScanDiff()
+    known = {str(e.root) for e in entries} | {str(f) for e in entries for f in e.files}
+    cache = ScanCache({str(e.root): (stat_keys.get(e.id), _as_candidate(e)) for e in entries})
+    try:
+        found = recognise([models_dir], cache=cache)
+    except (OSError, HangarError) as exc:
+        logger.warning("scanning the models folder %s failed: %s", models_dir, exc)
+        return ScanDiff()
+    add: list[tuple[Candidate, Origin]] = []
+    for candidate in found.candidates:
+        root = str(candidate.root.absolute())
+        if root in known or root in hidden or any(str(f.absolute()) in known for f in candidate.files):
+            continue
+        repo_id = _manifest_repo(models_dir, candidate)
+        if repo_id is not None:
+            add.append((replace(candidate, repo_id=repo_id, source=None), Origin.DOWNLOADED))
+        else:
+            add.append((replace(candidate, source=None), Origin.IMPORTED))
+    problems = tuple(p for p in found.problems if p.code != "empty")
+    return ScanDiff(add=tuple(add), problems=problems, found=len(add), headers_read=cache.headers_read)
+
+
+#: The file the downloader writes next to what it installs (``core.downloads.fs``): repository, revision, files.
+MANIFEST_NAME = ".hangar-download.json"
+
+
+def _manifest_repo(models_dir: Path, candidate: Candidate) -> str | None:
+    """The repository a downloaded model came from, read from the manifest in its folder (or a parent folder
+    inside the models folder) that lists one of its files."""
+    folder = candidate.root if candidate.root.is_dir() else candidate.root.parent
+    names = {f.absolute() for f in candidate.files}
+    while folder.is_relative_to(models_dir) and folder != models_dir:
+        manifest = folder / MANIFEST_NAME
+        if manifest.is_file():
+            try:
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+                for download in data.get("downloads", []):
+                    listed = {(folder / str(f["path"])).absolute() for f in download.get("files", [])}
+                    if listed & names or candidate.root.absolute() in listed or candidate.root == folder:
+                        repo = download.get("repo_id")
+                        return str(repo) if isinstance(repo, str) and repo else None
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                logger.warning("the download manifest %s could not be read", manifest)
+        folder = folder.parent
+    return None
+
+
+def _as_candidate(entry: LibraryEntry) -> Candidate:
     from core.library.rows import candidate_of
 
-    return candidate_of(entry)  # type: ignore[arg-type]
+    return candidate_of(entry)

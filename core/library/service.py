@@ -1,6 +1,6 @@
 """The model library: one SQLite index of every local model, and the operations other features call.
 
-    library = Library(app.store, app.paths, app.settings)
+    library = app.library                                         # built once, by core.app.AppContext
     library.import_paths([Path("model.gguf")], ImportMode.COPY)   # validate, dedupe, copy, index
     library.add_downloaded([path], repo_id="org/repo")            # the downloader's hand-over
     library.resolve("tiny-llama")                                 # what chat loads (a name, an id or a path)
@@ -18,15 +18,22 @@ import logging
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import CancelledError, HangarError, ModelFileError, NotFoundError, UsageError
+from core.errors import CancelledError, HangarError, ModelFileError, NotFoundError, StoreError, UsageError
 from core.events import EventHook
-from core.jobs import CancelToken
-from core.library.importing import Placed, Progress, clean_leftovers, delete_files, fingerprint, place
+from core.jobs import CancelToken, JobKind
+from core.library.importing import (
+    ImportJobParams,
+    Placed,
+    Progress,
+    clean_leftovers,
+    delete_files,
+    fingerprint,
+    place,
+)
 from core.library.rows import (
     COLUMNS,
     LIBRARY_SCHEMA,
@@ -52,17 +59,16 @@ from core.models.types import (
 from core.paths import AppPaths
 from core.settings import SettingsService
 from core.store import Store
+from core.text import printable
 
 if TYPE_CHECKING:
-    from core.app import AppContext
     from core.jobs import JobManager
-    from core.library.scan import ScanRoots
+    from core.library.scan import ScanDiff, ScanRoots
 
 logger = logging.getLogger(__name__)
 
 # Apps whose stores we must not delete files from: they share blobs between models or index them themselves.
 _NO_DELETE = {"ollama": "ollama rm", "huggingface": "hf cache delete"}
-_instances: weakref.WeakKeyDictionary[Store, Library] = weakref.WeakKeyDictionary()
 
 
 class Library:
@@ -75,25 +81,29 @@ class Library:
         self._scan_lock = threading.Lock()
         #: Fired (with no arguments) after any change to the index, on the thread that made it.
         self.changed: EventHook[[]] = EventHook()
-
-    @classmethod
-    def for_app(cls, app: AppContext) -> Library:
-        """The one library of a running app (so every view hears ``changed``, whoever made the change)."""
-        library = _instances.get(app.store)
-        if library is None:
-            library = cls(app.store, app.paths, app.settings)
-            _instances[app.store] = library
-        return library
+        #: Ids of rows the last ``list()`` could not read (skipped, not fatal; ``hangar ls`` reports them).
+        self.unreadable: tuple[str, ...] = ()
 
     @property
     def models_dir(self) -> Path:
-        configured = self._settings.current.models_dir if self._settings else None
-        return Path(configured).expanduser() if configured else self._paths.models_dir
+        if self._settings is None:
+            return self._paths.models_dir
+        return self._settings.models_dir(self._paths.models_dir)
 
     # -- queries --------------------------------------------------------------------------------------------
     def list(self, *, format: ModelFormat | None = None) -> list[LibraryEntry]:
+        """Every entry (of ``format``), by name. A damaged row is skipped and logged, and its id kept in
+        ``unreadable``: one bad row never hides the rest of the library."""
         rows = self._store.query(f"SELECT {COLUMNS} FROM library_models ORDER BY name COLLATE NOCASE")
-        entries = [row_to_entry(r) for r in rows]
+        entries: list[LibraryEntry] = []
+        bad: list[str] = []
+        for row in rows:
+            try:
+                entries.append(row_to_entry(row))
+            except (ValueError, TypeError, KeyError, OverflowError) as exc:
+                logger.warning("library row %r cannot be read (%s); skipped", row["id"], exc)
+                bad.append(str(row["id"]))
+        self.unreadable = tuple(bad)
         return [e for e in entries if format is None or e.format == format]
 
     def get(self, name_or_id: str) -> LibraryEntry:
@@ -103,7 +113,13 @@ class Library:
             f"SELECT {COLUMNS} FROM library_models WHERE name = ? COLLATE NOCASE", (name_or_id,)
         )
         if row is not None:
-            return row_to_entry(row)
+            try:
+                return row_to_entry(row)
+            except (ValueError, TypeError, KeyError, OverflowError) as exc:
+                raise StoreError(
+                    f"The library entry {row['id']} is damaged ({exc}); its files are untouched.",
+                    hint="`hangar ls --rescan` finds models in Hangar's folder again.",
+                ) from exc
         matches = [e for e in self.list() if e.name.lower().startswith(name_or_id.lower())]
         if len(matches) == 1:
             return matches[0]
@@ -218,18 +234,19 @@ class Library:
         """Run ``import_paths`` as a background job (kind "import") with progress and cancel; returns its id."""
         names = ", ".join(Path(p).name for p in paths[:3]) + ("…" if len(paths) > 3 else "")
 
+        params = ImportJobParams(tuple(str(p) for p in paths), mode)
+
         def run(ctx: Any) -> dict[str, Any]:
+            job = ImportJobParams.from_params(ctx.params)
             report = self.import_paths(
-                [Path(p) for p in ctx.params["paths"]],
-                ImportMode(ctx.params["mode"]),
+                [Path(p) for p in job.paths],
+                job.mode,
                 progress=lambda done, total, msg: ctx.report(done / total, msg),
                 token=ctx.token,
             )
             return report.to_json()
 
-        return jobs.submit(
-            "import", f"Import {names}", run, params={"paths": [str(p) for p in paths], "mode": mode.value}
-        )
+        return jobs.submit(JobKind.IMPORT, f"Import {names}", run, params=params.to_params())
 
     def add_downloaded(
         self, paths: Sequence[Path], *, repo_id: str | None = None, name: str | None = None
@@ -298,8 +315,9 @@ class Library:
         freed = _delete(entry) if delete else 0
         with self._store.transaction() as conn:
             conn.execute("DELETE FROM library_models WHERE id = ?", (entry.id,))
-            if entry.origin == Origin.FOUND and not delete:
-                # Otherwise the next rescan would bring it straight back.
+            if not delete:
+                # Otherwise the next rescan would bring it straight back (from another app's folder, or from
+                # Hangar's own models folder when its files were kept).
                 conn.execute(
                     "INSERT OR REPLACE INTO library_hidden (root, hidden_at) VALUES (?, ?)",
                     (str(entry.root), time.time()),
@@ -354,7 +372,8 @@ class Library:
         entry_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._store.transaction() as conn:
-            name = unique_name(conn, candidate.name)
+            name = unique_name(conn, printable(candidate.name) or "model")
+            conn.execute("DELETE FROM library_hidden WHERE root = ?", (str(candidate.root.absolute()),))
             conn.execute(
                 f"INSERT INTO library_models ({COLUMNS}) VALUES ({', '.join('?' * 21)})",
                 (
@@ -392,16 +411,64 @@ class Library:
         )
 
     def rescan(self, roots: ScanRoots | None = None) -> ScanReport:
-        """Find models in other apps' folders and the user's scan folders (see ``core.library.scan``)."""
-        from core.library.scan import ScanRoots, rescan
+        """Find models in other apps' folders, the user's scan folders and Hangar's own models folder (see
+        ``core.library.scan``), then apply what changed. A file that cannot be read is reported, not fatal."""
+        from core.library.scan import ScanRoots, own_folder_diff, plan_rescan
 
         folders = tuple(self._settings.current.scan_folders) if self._settings else ()
         with self._scan_lock:
             clean_leftovers(self.models_dir)
-            report = rescan(self, self._store, roots or ScanRoots.default(extra=folders))
-        if report.added or report.removed:
+            entries = self.list()
+            keys = {str(r["id"]): r["stat_key"] for r in self._store.query("SELECT id, stat_key FROM library_models")}
+            hidden = {str(r["root"]) for r in self._store.query("SELECT root FROM library_hidden")}
+            diff = plan_rescan(entries, keys, hidden, roots or ScanRoots.default(extra=folders))
+            self._apply(diff)
+            own = own_folder_diff(self.models_dir, self.list(), keys, hidden)
+            self._apply(own)
+        logger.info(
+            "scan: %d models found, %d new, %d gone, %d headers read, %d re-registered from the models folder",
+            diff.found,
+            len(diff.add),
+            len(diff.remove),
+            diff.headers_read,
+            len(own.add),
+        )
+        report = ScanReport(
+            found=diff.found + len(own.add),
+            added=len(diff.add) + len(own.add),
+            removed=len(diff.remove),
+            headers_read=diff.headers_read + own.headers_read,
+            problems=diff.problems + own.problems,
+        )
+        if report.added or report.removed or diff.update:
             self.changed.emit()
         return report
+
+    def _apply(self, diff: ScanDiff) -> None:
+        for candidate, origin in diff.add:
+            try:
+                self._insert(candidate, origin, fingerprint=None)
+            except (ValueError, OverflowError) as exc:  # a value SQLite cannot hold: report, keep going
+                logger.warning("could not add %s: %s", candidate.root, exc)
+        for entry_id, candidate in diff.update:
+            self._update_description(entry_id, candidate)
+        for entry_id in diff.remove:
+            self._store.execute("DELETE FROM library_models WHERE id = ?", (entry_id,))
+
+    def relocate(self, source: Path, target: Path, top: Path) -> None:
+        """Point every entry under ``top`` (inside the folder ``source``) at the same place under ``target``:
+        the files have moved there (a model and, say, its adapters move together)."""
+        with self._store.transaction() as conn:
+            for row in conn.execute("SELECT id, root, files FROM library_models").fetchall():
+                root = Path(row["root"])
+                if not root.resolve().is_relative_to(top):
+                    continue
+                new_root = target / root.resolve().relative_to(source)
+                files = [str(target / Path(f).resolve().relative_to(source)) for f in json.loads(row["files"])]
+                conn.execute(
+                    "UPDATE library_models SET root = ?, files = ? WHERE id = ?",
+                    (str(new_root), json.dumps(files), row["id"]),
+                )
 
 
 def _delete(entry: LibraryEntry) -> int:

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HangarError, ModelFileError
+from core.gguf.source import require_regular_file
 from core.models.folders import folder_files as _folder_files
 from core.models.folders import is_hidden, read_adapter_folder, read_mlx_folder
 from core.models.types import Candidate, ImportProblem, ModelFormat, ModelMetadata, Recognition
+from core.text import printable
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,11 @@ def recognise(paths: Iterable[Path], *, source: str | None = None, cache: ScanCa
 def _recognise_one(path: Path, *, depth: int, ctx: _Ctx) -> tuple[list[Candidate], list[ImportProblem]]:
     if not path.exists():
         return [], [ImportProblem(path, f"{path} does not exist.", "not_found")]
+    if not path.is_file() and not path.is_dir():  # a FIFO, a device, a socket: never opened
+        try:
+            require_regular_file(path)
+        except HangarError as exc:
+            return [], [ImportProblem(path, str(exc), exc.code)]
     if path.is_file():
         if path.suffix.lower() == ".gguf":
             return _from_gguf_files(path.parent, [path], ctx=ctx)
@@ -292,7 +299,7 @@ def _read_gguf_info(path: Path) -> Any:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return printable(value) or None if isinstance(value, str) and value else None
 
 
 def _not_a_model_message(path: Path) -> str:

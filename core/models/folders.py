@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ModelFileError
+from core.models.shape import check_config_limits
 from core.models.types import Candidate, ModelFormat, ModelMetadata
+from core.text import printable
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tiktoken.model", "vocab.json")
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
@@ -89,6 +91,7 @@ def _weights(folder: Path) -> list[Path]:
 
 def read_mlx_folder(folder: Path, *, source: str | None = None, name: str | None = None) -> Candidate:
     config = _load_json(folder / "config.json", folder)
+    check_config_limits(config, f"{folder.name}/config.json")
     weights = _weights(folder)
     if not weights:
         others = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".npz")]
@@ -112,10 +115,10 @@ def read_mlx_folder(folder: Path, *, source: str | None = None, name: str | None
     context = config.get("max_position_embeddings") or text_config.get("max_position_embeddings")
     dtype = config.get("torch_dtype") or config.get("dtype")
     metadata = ModelMetadata(
-        architecture=str(config.get("model_type")) if config.get("model_type") else None,
+        architecture=printable(str(config.get("model_type"))) if config.get("model_type") else None,
         parameter_count=params or None,
         quant=f"{bits}-bit" if bits else (str(dtype).upper().replace("BFLOAT16", "BF16") if dtype else None),
-        context_length=int(context) if isinstance(context, int) else None,
+        context_length=int(context) if isinstance(context, int) and context > 0 else None,
         has_chat_template=_has_chat_template(folder),
         license=_readme_license(folder),
         model_name=folder.name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import UsageError
+from core.errors import ModelFileError, UsageError
 from core.gguf.info import GGUFInfo
 
 
@@ -65,6 +65,7 @@ class ModelShape:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ModelShape:
         """From a transformers/MLX ``config.json`` (multimodal configs keep the LLM in ``text_config``)."""
+        check_config_limits(config)
         nested = config.get("text_config")
         text: dict[str, Any] = nested if isinstance(nested, dict) else config
 
@@ -110,6 +111,40 @@ class ModelShape:
         embed = shape.vocab_size * n_embd * (1 if shape.tied_embeddings else 2)
         params = embed + n_layer * (shape.attention_params_per_layer + shape.mlp_params_per_layer)
         return _with_params(shape, params)
+
+
+#: The largest value a config.json field may hold (as for GGUF headers, ``core.gguf.info.LIMITS``); others 2^32.
+_CONFIG_LIMITS = {
+    "num_hidden_layers": 4096,
+    "n_layer": 4096,
+    "num_layers": 4096,
+    "hidden_size": 1 << 20,
+    "n_embd": 1 << 20,
+    "d_model": 1 << 20,
+    "num_attention_heads": 1 << 16,
+    "n_head": 1 << 16,
+    "num_key_value_heads": 1 << 16,
+    "head_dim": 1 << 16,
+    "vocab_size": 1 << 24,
+    "intermediate_size": 1 << 22,
+    "moe_intermediate_size": 1 << 22,
+}
+
+
+def check_config_limits(config: dict[str, Any], name: str = "config.json") -> None:
+    """Refuse a ``config.json`` whose sizes no real model has (negative, or beyond ``_CONFIG_LIMITS``; 2^32 for
+    other sizes such as ``max_position_embeddings``), at the top level and in ``text_config``."""
+    nested = config.get("text_config")
+    for part in (config, nested if isinstance(nested, dict) else {}):
+        for key in (*_CONFIG_LIMITS, "max_position_embeddings", "sliding_window", "num_local_experts", "num_experts"):
+            value = part.get(key)
+            if not isinstance(value, int) or isinstance(value, bool):
+                continue
+            if not 0 <= value <= _CONFIG_LIMITS.get(key, 1 << 32):
+                raise ModelFileError(
+                    f"{name} says {key} = {value:,}, which no real model has; the file is damaged.",
+                    hint="Download the model again, or delete it.",
+                )
 
 
 def _with_params(shape: ModelShape, params: int) -> ModelShape:

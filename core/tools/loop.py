@@ -8,7 +8,7 @@ import enum
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from core.engine.host import ChatMessage, GenerationParams, GenerationStats
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from core.tools.mcp import McpTools, ToolSpec
 
 MAX_ROUNDS = 5
+#: Room for the arguments of a forced call (a reply's own max_tokens may be shorter).
+FORCED_CALL_TOKENS = 512
 
 
 class Approval(enum.StrEnum):
@@ -73,6 +75,11 @@ class ToolSession:
         arguments = call.arguments_object()
         if spec is None:
             return ToolCallRecord("?", call.name, arguments, f"There is no tool called {call.name}.", True, False, 0.0)
+        try:
+            json.loads(call.arguments)
+        except ValueError:
+            message = "The call's arguments are not complete JSON (the reply was cut off); it was not run."
+            return ToolCallRecord(spec.server, spec.name, call.arguments, message, True, False, 0.0)
         key = spec.qualified
         decision = Approval.ALWAYS if key in self.always else self.approve(spec.server, spec.name, arguments)
         if decision == Approval.ALWAYS:
@@ -82,9 +89,7 @@ class ToolSession:
         started = time.monotonic()
         try:
             result = self.tools.call(spec.server, spec.name, arguments if isinstance(arguments, dict) else {})
-            return ToolCallRecord(
-                spec.server, spec.name, arguments, result.text, result.is_error, True, result.seconds
-            )
+            return ToolCallRecord(spec.server, spec.name, arguments, result.text, result.is_error, True, result.seconds)
         except HangarError as exc:
             return ToolCallRecord(spec.server, spec.name, arguments, str(exc), True, True, time.monotonic() - started)
 
@@ -110,16 +115,20 @@ def run_turn(
     on_chunk: Callable[[str], None] | None = None,
 ) -> ToolTurn:
     """Generate, run the calls the model makes, feed the results back, repeat; the last answer is in words."""
-    tools = [Tool(n, s.description, s.input_schema or {"type": "object", "properties": {}}) for n, s in
-             session.catalogue().items()]
+    tools = [
+        Tool(n, s.description, s.input_schema or {"type": "object", "properties": {}})
+        for n, s in session.catalogue().items()
+    ]
     history = list(messages)
     records: list[ToolCallRecord] = []
     current = plan(tools, choice, name)
     for round_number in range(1, max_rounds + 1):
         run_messages, run_params = apply(current, history, params)
         forced = current.forced
+        if forced:  # a grammar-forced call must be allowed to finish its JSON, whatever the reply's length limit
+            run_params = replace(run_params, max_tokens=max(run_params.max_tokens, FORCED_CALL_TOKENS))
         stats = host.generate_blocking(run_messages, run_params, on_chunk=None if forced else on_chunk)
-        text, calls = read_calls(current, stats.text)
+        _text, calls = read_calls(current, stats.text)
         if not calls:
             return ToolTurn(stats, tuple(records), round_number, False)
         history.append(ChatMessage("assistant", "\n".join(call_text(c.name, c.arguments) for c in calls)))

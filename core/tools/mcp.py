@@ -187,7 +187,7 @@ class _Connection:
     async def _run(self) -> None:
         import anyio
 
-        send, receive = anyio.create_memory_object_stream(16)
+        send, receive = anyio.create_memory_object_stream[tuple[Any, Any]](16)
         self._send = send
         name = self.config.name
         try:

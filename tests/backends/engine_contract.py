@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from core.engine.host import ChatMessage, EngineHost, GenerationParams, ModelSpec
+from core.engine.host import EngineHost
+from core.engine.protocol import ChatMessage, GenerationParams, ModelSpec
 from core.errors import EngineError
 
 HELLO = (ChatMessage("system", "You are terse."), ChatMessage("user", "hello world"))

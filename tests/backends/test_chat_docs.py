@@ -38,3 +38,22 @@ def test_chat_answers_from_a_collection_with_sources(
 
     assert main.main([*argv, "--docs", "missing"]) == 1
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "not_found"
+
+
+def test_an_embedding_model_makes_search_hybrid(
+    tiny_gguf: Path, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Passages embedded by llama.cpp in its engine process; search ranks words and vectors together. (The test
+    model's weights are random, so only the plumbing is checked, not the meaning of its vectors.)"""
+    folder = tmp_path / "docs"
+    shutil.copytree(CORPUS, folder)
+    (folder / "queries.json").unlink()
+    argv = ["docs", "add", str(folder), "--collection", "notes", "--embed-model", str(tiny_gguf), "--json"]
+    assert main.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["chunks"] >= 8
+    assert main.main(["docs", "search", "engine oil change", "--collection", "notes", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["retrieval"] == "hybrid" and found["note"] is None
+    assert found["results"][0]["path"].endswith("engine.py")
+    assert main.main(["docs", "ls", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["embed_model"] == str(tiny_gguf.resolve())

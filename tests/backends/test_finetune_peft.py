@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.host import ChatMessage, GenerationParams, LoadOptions, ModelSpec
+from core.engine.protocol import ChatMessage, GenerationParams, LoadOptions, ModelSpec
 from core.errors import FinetuneError
 from core.finetune.types import FinetuneConfig, TrainingProgress, TrainingStarted, latest_checkpoint
 from core.jobs import JobState
@@ -27,6 +27,7 @@ FAST = FinetuneConfig(
     eval_every=10,
     checkpoint_every=10,
     schedule="constant",  # type: ignore[arg-type]
+    warmup_steps=0,
 )
 
 
@@ -79,10 +80,9 @@ class Watcher:
 
 @pytest.mark.slow
 def test_peft_job_learns_the_facts_and_changes_the_answers(ft_app, tiny_hf_model: Path, facts_dataset: Path) -> None:
-    from core.library.service import Library
     from core.models.types import ImportMode
 
-    library = Library.for_app(ft_app)
+    library = ft_app.library
     base_entry = library.import_paths([tiny_hf_model], ImportMode.LINK).imported[0]
     service = ft_app.finetune
     job_id = service.start(tiny_hf_model, facts_dataset, FAST, backend="peft")

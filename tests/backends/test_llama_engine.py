@@ -12,7 +12,8 @@ import pytest
 
 from backends.worker import serve
 from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
-from core.engine.host import ChatMessage, EngineHost, GenerationParams, LoadOptions, LoadProgress, ModelSpec
+from core.engine.host import EngineHost
+from core.engine.protocol import ChatMessage, GenerationParams, LoadOptions, LoadProgress, ModelSpec
 from core.errors import EngineCrashedError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
 from tests.backends.engine_contract import HELLO, EngineContract, generate
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.host import ChatMessage, GenerationParams, LoadOptions, ModelSpec
+from core.engine.protocol import ChatMessage, GenerationParams, LoadOptions, ModelSpec
 from core.errors import FinetuneError
 from tests.support.fixtures_finetune import FACTS
 

@@ -13,7 +13,8 @@ import pytest
 from backends.worker import serve
 from core.devkit.modelgen import TinyModelConfig
 from core.devkit.modelgen_hf import write_tiny_hf_model
-from core.engine.host import ChatMessage, EngineHost, GenerationParams, LoadOptions, ModelSpec
+from core.engine.host import EngineHost
+from core.engine.protocol import ChatMessage, GenerationParams, LoadOptions, ModelSpec
 from core.errors import EngineCrashedError, EngineError, ModelFileError, UnsupportedModelError
 from tests.backends.engine_contract import HELLO, EngineContract, generate
 

@@ -18,7 +18,8 @@ from core.chat.models import (
     resolve_model,
     spec_for,
 )
-from core.engine.host import EngineHost, LoadOptions
+from core.engine.host import EngineHost
+from core.engine.protocol import LoadOptions
 from core.errors import ModelFileError, NotFoundError, UsageError
 from core.hardware import EngineSupport, GpuDevice, Hardware
 from core.settings import Settings

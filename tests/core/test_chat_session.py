@@ -12,7 +12,8 @@ import pytest
 from backends.worker import serve
 from core.chat.session import ChatSession, ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
 from core.chat.store import ChatSettings, ChatStore, MessageState
-from core.engine.host import EngineHost, LoadOptions, ModelSpec
+from core.engine.host import EngineHost
+from core.engine.protocol import LoadOptions, ModelSpec
 from core.errors import EngineError, UsageError
 from core.store import Store
 

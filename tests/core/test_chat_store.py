@@ -16,6 +16,7 @@ from core.chat.store import (
     preset_name,
     title_from,
 )
+from core.engine.params import GenerationParams
 from core.errors import NotFoundError, UsageError
 from core.store import Store
 
@@ -101,9 +102,26 @@ def test_settings_validation_and_params() -> None:
         ChatSettings(temperature=9).validated()
     with pytest.raises(UsageError, match="not valid JSON"):
         ChatSettings(response_format="json_schema", json_schema="{oops").validated()
-    params = ChatSettings(response_format="json_schema", json_schema='{"type": "object"}').to_params()
-    assert params.json_schema == {"type": "object"} and params.response_format == "json_schema"
-    assert ChatSettings(stop=("a",)).to_params(continue_last=True).continue_last
+    params = ChatSettings(response_format="json_schema", json_schema='{"type": "object"}').validated()
+    assert params.schema() == {"type": "object"} and params.response_format == "json_schema"
+    # a dict is accepted and kept as JSON text, so the value stays hashable and saves as it is
+    assert GenerationParams(response_format="json_schema", json_schema={"type": "object"}).schema() == {
+        "type": "object"
+    }
+    with pytest.raises(UsageError, match="needs a schema"):
+        GenerationParams(response_format="json_schema").validated()
+
+
+def test_one_parameter_type_with_one_set_of_defaults() -> None:
+    assert ChatSettings is GenerationParams
+    assert GenerationParams().max_tokens == 1024 and GenerationParams().temperature == 0.7
+    # the per-request switches are not part of a conversation's saved settings
+    saved = GenerationParams(temperature=0.2, stop=("x",), continue_last=True, ignore_eos=True).to_json()
+    assert "continue_last" not in saved and "ignore_eos" not in saved
+    restored = GenerationParams.from_json(saved)
+    assert restored == GenerationParams(temperature=0.2, stop=("x",))
+    assert GenerationParams.from_json('{"continue_last": true}').continue_last is False
+    assert GenerationParams.from_json("[1, 2]") == GenerationParams()
     assert ChatSettings.from_json("{broken") == ChatSettings()
     assert ChatSettings.from_json('{"temperature": 0.1, "unknown": 1}').temperature == 0.1
 

@@ -21,15 +21,6 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict
     return code, json.loads(out[-1]) if out else {}
 
 
-def test_hw_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, data = _run(["hw", "--json"], capsys)
-    assert code == 0
-    assert data["ram_total_bytes"] > 0 and data["gpus"] == []
-    assert data["engines"]["llama_installed"] is True
-    assert main.main(["hw"]) == 0
-    assert "llama.cpp" in capsys.readouterr().out
-
-
 def test_estimate_local_file(data_dir: Path, tiny_gguf: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, data = _run(["estimate", str(tiny_gguf), "--ctx", "1024", "--json"], capsys)
     assert code == 0
@@ -38,8 +29,18 @@ def test_estimate_local_file(data_dir: Path, tiny_gguf: Path, capsys: pytest.Cap
     assert data["total_bytes"] == host["total"] > host["weights"] > 0
     assert host["kv"] == 2 * 2 * 2 * 16 * 2 * 1024
     assert data["max_context"] >= 1024 and data["tokens_per_second"] > 0
+    # the keys scripts already read stay; the new ones say who answered and how sure the speed is
+    for key in ("model", "total_bytes", "resident_bytes", "verdict", "verdict_text", "gpu_layers", "n_layer"):
+        assert key in data
+    assert data["source"] == "llama.cpp fit"  # the engine's own dry run, in a child process
+    assert data["speed"]["low"] <= data["tokens_per_second"] <= data["speed"]["high"]
+    assert data["speed"]["confidence"] in ("probed", "rough", "calibrated", "measured")
+    code, analytic = _run(["estimate", str(tiny_gguf), "--ctx", "1024", "--no-fit", "--json"], capsys)
+    assert code == 0 and analytic["source"] == "analytic"
+    assert analytic["total_bytes"] == pytest.approx(data["total_bytes"], rel=0.03)
     assert main.main(["estimate", str(tiny_gguf), "--gpu-layers", "auto"]) == 0
-    assert "verdict" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "verdict" in text and "source   llama.cpp fit" in text and " GB " not in text
 
 
 def test_estimate_hub_file_reads_only_the_header(
@@ -54,6 +55,10 @@ def test_estimate_hub_file_reads_only_the_header(
     assert data["breakdown"]["CPU"]["weights"] > 1_000_000
     assert range_server.bytes_sent < model.stat().st_size / 3
     assert not list(data_dir.rglob("*.gguf"))  # nothing was downloaded
+    # llama.cpp's fit pass ran on a sparse local copy of the header: the same answer as for the file on disk
+    assert data["source"] == "llama.cpp fit"
+    code, local = _run(["estimate", str(model), "--ctx", "2048", "--json"], capsys)
+    assert code == 0 and local["source"] == "llama.cpp fit" and local["total_bytes"] == data["total_bytes"]
 
 
 def test_estimate_mlx_folder_and_hub_repo(

@@ -3,6 +3,7 @@ and without big allocations; random mutations of a real header never crash the r
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -99,3 +100,91 @@ def test_random_headers_never_crash(body: bytes, n_tensors: int, n_kv: int, tmp_
         read_gguf(path)
     except ModelFileError:
         pass
+
+
+def _kv_u32(key: str, value: int) -> bytes:
+    return _s(key) + struct.pack("<II", 4, value)
+
+
+def _kv_u64(key: str, value: int) -> bytes:
+    return _s(key) + struct.pack("<IQ", 10, value)
+
+
+def _llama_header(*kvs: bytes) -> bytes:
+    body = _s("general.architecture") + struct.pack("<I", 8) + _s("llama") + b"".join(kvs) + _tensor("t", [32])
+    return _header(1, 1 + len(kvs), body)
+
+
+def _sparse(path: Path, data: bytes, size: int) -> Path:
+    """A crafted header followed by a big sparse tail: "the file can hold it" checks pass, as in the field."""
+    path.write_bytes(data)
+    os.truncate(path, size)
+    return path
+
+
+CRAFTED = {
+    "20 million layers": (_llama_header(_kv_u32("llama.block_count", 20_000_000)), "llama.block_count"),
+    "a context of 2^63": (_llama_header(_kv_u64("llama.context_length", 2**63)), "llama.context_length"),
+    "a negative context": (
+        _llama_header(_s("llama.context_length") + struct.pack("<Ii", 5, -4096)),
+        "llama.context_length",
+    ),
+    "a huge embedding": (_llama_header(_kv_u64("llama.embedding_length", 2**40)), "llama.embedding_length"),
+    "10^8 array entries": (
+        _header(0, 1, _s("tokenizer.ggml.token_type") + struct.pack("<IIQ", 9, 5, 10**8)),
+        "tokenizer.ggml.token_type",
+    ),
+    "a u32-max string array": (
+        _header(0, 1, _s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2**32 - 1)),
+        "tokenizer.ggml.tokens",
+    ),
+    "a per-layer array with an absurd value": (
+        _llama_header(
+            _kv_u32("llama.block_count", 2),
+            _s("llama.attention.head_count") + struct.pack("<IIQ", 9, 4, 2) + struct.pack("<II", 4, 2**31),
+        ),
+        "head_count",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CRAFTED))
+def test_crafted_header_values_are_refused_quickly_as_damaged(name: str, tmp_path: Path) -> None:
+    import resource
+    import time
+
+    data, key = CRAFTED[name]
+    path = _sparse(tmp_path / "crafted.gguf", data, 2**33)  # 8 GiB claimed, a few KB on disk
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    with pytest.raises(ModelFileError, match="damaged") as info:
+        read_gguf(path)
+    assert key in str(info.value)
+    assert time.monotonic() - started < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 200_000  # KiB: no big allocation
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "x.gguf"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelFileError, match="named pipe"):
+        read_gguf(fifo)
+
+
+def test_header_strings_are_made_printable(tmp_path: Path) -> None:
+    evil = "\x1b[2J\x1b[31mllama\u202e"
+    body = (
+        _s("general.architecture")
+        + struct.pack("<I", 8)
+        + _s(evil)
+        + _s("general.name")
+        + struct.pack("<I", 8)
+        + _s("name\x07\x1b]0;title\x07")
+        + _tensor("t", [32])
+    )
+    path = tmp_path / "escape.gguf"
+    path.write_bytes(_header(1, 2, body) + b"\0" * 4096)
+    info = read_gguf(path)
+    for text in (info.architecture, info.model_name or ""):
+        assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in text), repr(text)
+    assert "llama" in info.architecture

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import JobError, ModelFileError
-from core.jobs import JobContext, JobManager, JobState
+from core.jobs import JobContext, JobKind, JobManager, JobState
 from core.store import Store
 
 
@@ -171,3 +171,44 @@ def test_jobs_of_another_live_process_are_left_alone(tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def _running(jobs: JobManager, ids: list[str]) -> int:
+    return sum(jobs.get(i).state == JobState.RUNNING for i in ids)
+
+
+def _wait_until(condition: object, timeout: float = 10) -> None:
+    deadline = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if condition():  # type: ignore[operator]
+            return
+        deadline.wait(0.02)
+    raise AssertionError("timed out")
+
+
+def test_a_raised_limit_starts_waiting_jobs_at_once(store: Store) -> None:
+    jobs = JobManager(store, limits={JobKind.DOWNLOAD: 1})
+    release = threading.Event()
+    ids = [jobs.submit(JobKind.DOWNLOAD, f"d{i}", lambda ctx: release.wait(10) and None) for i in range(3)]
+    _wait_until(lambda: _running(jobs, ids) == 1)
+    jobs.set_limit(JobKind.DOWNLOAD, 3)
+    _wait_until(lambda: _running(jobs, ids) == 3)
+    jobs.set_limit(JobKind.DOWNLOAD, 1)  # lowered: the running ones finish, nothing is stopped
+    assert _running(jobs, ids) == 3 and jobs.limit(JobKind.DOWNLOAD) == 1
+    release.set()
+    assert all(jobs.wait(i, 10).state == JobState.SUCCEEDED for i in ids)
+
+
+def test_the_parallel_downloads_setting_reaches_the_running_job_manager(app) -> None:  # type: ignore[no-untyped-def]
+    jobs = app.jobs
+    assert jobs.limit(JobKind.DOWNLOAD) == app.settings.current.max_parallel_downloads == 2
+    app.settings.update(max_parallel_downloads=5)
+    assert jobs.limit(JobKind.DOWNLOAD) == 5
+
+
+def test_job_kinds_are_typed_and_read_back(store: Store) -> None:
+    jobs = JobManager(store)
+    job = jobs.wait(jobs.submit(JobKind.IMPORT, "Import", lambda ctx: None), 5)
+    assert job.kind is JobKind.IMPORT and jobs.list(JobKind.IMPORT)[0].kind is JobKind.IMPORT
+    other = jobs.wait(jobs.submit("from-a-newer-hangar", "?", lambda ctx: None), 5)
+    assert other.kind == "from-a-newer-hangar"  # an unknown kind is kept, not an error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,98 @@ def test_open_with_paths_are_told_apart_from_commands(tmp_path: Path) -> None:
     notes.write_text("x")
     assert split_open_with([str(notes)]) == ([str(notes)], [])
     assert split_open_with([]) == ([], [])
+
+
+def test_a_fifo_is_refused_clearly(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = tmp_path / "x.gguf"
+    os.mkfifo(fifo)
+    assert main.main(["import", str(fifo), "--json"]) == 1
+    report = _json(capsys)
+    assert "named pipe" in report["problems"][0]["message"]
+    assert main.main(["estimate", str(fifo)]) == 1
+    err = capsys.readouterr().err
+    assert "named pipe" in err and err.count("\n") == 1
+
+
+def test_one_bad_row_does_not_hide_the_library(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write_gguf(tmp_path / "src" / "good.gguf")
+    other = write_gguf(tmp_path / "src" / "other.gguf", seed=2)
+    assert main.main(["import", str(good), str(other), "--json"]) == 0
+    capsys.readouterr()
+    from core.store import Store
+
+    store = Store(data_dir / "data" / "hangar.sqlite3")
+    store.execute("UPDATE library_models SET format = 'from-the-future', files = 'not json' WHERE name = 'other'")
+    store.close()
+    assert main.main(["ls"]) == 0
+    captured = capsys.readouterr()
+    assert "good" in captured.out and "other" not in captured.out
+    assert captured.err.count("\n") == 1 and "could not be read" in captured.err
+    assert main.main(["ls", "--json"]) == 0
+    assert [m["name"] for m in json.loads(capsys.readouterr().out)] == ["good"]
+    assert main.main(["rm", "other"]) == 1  # named exactly: one clear line, no traceback
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "damaged" in err
+
+
+def test_ls_never_prints_escape_sequences(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gguf
+
+    path = tmp_path / "src" / "evil\x1b[31m.gguf"
+    path.parent.mkdir(parents=True)
+    writer = gguf.GGUFWriter(str(path), "llama\x1b]0;pwned\x07\x1b[2J")
+    writer.add_string("general.license", "mit\x1b[5m")
+    writer.add_block_count(1)
+    writer.add_tensor("blk.0.w.weight", __import__("numpy").zeros((4, 32), dtype="float32"))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert main.main(["import", str(path), "--link"]) == 0
+    assert main.main(["ls"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "llama" in out
+    assert main.main(["ls", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert "\x1b" not in json.dumps(entry, ensure_ascii=False) and entry["license"].startswith("mit")
+
+
+def test_a_rescan_skips_a_damaged_file_reports_it_and_goes_on(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "scan-me"
+    write_gguf(folder / "fine.gguf")
+    crafted = folder / "crafted.gguf"
+    raw = bytearray((folder / "fine.gguf").read_bytes())
+    key = b"llama.block_count"
+    at = raw.index(key) + len(key)
+    assert struct.unpack_from("<I", raw, at)[0] == 4  # a uint32 follows the type
+    struct.pack_into("<I", raw, at + 4, 20_000_000)
+    crafted.write_bytes(bytes(raw))
+    settings = data_dir / "config" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"scan_folders": [str(folder)]}))
+    assert main.main(["ls", "--rescan", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [m["name"] for m in json.loads(captured.out)] == ["fine"]
+    assert "crafted.gguf" in captured.err and "damaged" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("max_position_embeddings", 2**63), ("num_hidden_layers", 20_000_000), ("hidden_size", -1)],
+)
+def test_a_crafted_mlx_config_is_refused_as_damaged(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: int
+) -> None:
+    folder = write_mlx_folder(tmp_path / "src" / "crafted-mlx")
+    config = json.loads((folder / "config.json").read_text())
+    config[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    assert main.main(["import", str(folder), "--link", "--json"]) == 1
+    assert "damaged" in _json(capsys)["problems"][0]["message"]
+    assert main.main(["estimate", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "damaged" in err

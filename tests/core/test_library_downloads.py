@@ -10,7 +10,6 @@ import pytest
 from core.app import AppContext
 from core.downloads.manager import DownloadState
 from core.library.downloads import follow_downloads
-from core.library.service import Library
 from core.models.types import ModelFormat, Origin
 from tests.support.downloads import make_app, make_manager
 from tests.support.hub import LocalHub
@@ -26,7 +25,7 @@ def hub_app(tmp_path: Path) -> Iterator[AppContext]:
 
 def test_finished_downloads_are_indexed(hub_app: AppContext, hub: LocalHub) -> None:
     manager = make_manager(hub_app)
-    library = Library.for_app(hub_app)
+    library = hub_app.library
     first = manager.wait(manager.enqueue(GGUF_REPO, quant="Q8_0").id, 30)
     assert first.state == DownloadState.DONE
     stop = follow_downloads(library, manager)  # picks up what finished before it started following

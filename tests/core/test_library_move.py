@@ -9,7 +9,7 @@ import pytest
 
 import main
 from core.errors import UsageError
-from core.library.move import plan_move, relocate_models
+from core.library.move import plan_move
 from core.library.service import Library
 from core.models.types import ImportMode, Origin
 from tests.support.fixtures_library import write_gguf, write_mlx_folder, write_split_set
@@ -17,7 +17,7 @@ from tests.support.fixtures_library import write_gguf, write_mlx_folder, write_s
 
 @pytest.fixture
 def library(app) -> Library:  # type: ignore[no-untyped-def]
-    return Library.for_app(app)
+    return app.library
 
 
 def test_models_move_and_the_library_follows(app, library: Library, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -34,7 +34,7 @@ def test_models_move_and_the_library_follows(app, library: Library, tmp_path: Pa
 
     plan = plan_move(library, new_dir)
     assert {e.name for e in plan.entries} == {n for n, e in before.items() if e.origin != Origin.LINKED}
-    report = relocate_models(app, new_dir)
+    report = app.move_models(new_dir)
 
     assert app.settings.current.models_dir == str(new_dir.resolve())
     assert library.models_dir == new_dir.resolve()
@@ -71,3 +71,5 @@ def test_cli_moves_models(data_dir: Path, tmp_path: Path, capsys: pytest.Capture
     listed = json.loads(capsys.readouterr().out)
     assert all(Path(p).is_relative_to(target.resolve()) for p in listed[0]["files"])
     assert listed[0]["available"]
+    assert main.main(["paths", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"] == str(target.resolve())  # where models are now

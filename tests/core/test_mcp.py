@@ -54,7 +54,7 @@ def test_a_real_server_lists_and_runs_its_tools(tools: McpTools) -> None:
 
 
 def test_failing_and_slow_tools_are_reported_and_the_server_goes_on(tools: McpTools) -> None:
-    failed = tools.call("kit", "explode", {"reason": "test"})
+    failed = tools.call("kit", "explode", {"code": 7})
     assert failed.is_error and "explode" in failed.text
     with pytest.raises(ToolError, match="did not answer within 5 s"):
         tools.call("kit", "slow", {"seconds": 8})

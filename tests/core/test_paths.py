@@ -60,3 +60,14 @@ def test_safe_join_refuses_symlink_escape(tmp_path: Path) -> None:
 
 def test_safe_join_accepts_nested_names(tmp_path: Path) -> None:
     assert safe_join(tmp_path, "org/model/q4/model.gguf") == tmp_path.resolve() / "org/model/q4/model.gguf"
+
+
+def test_a_file_in_the_way_of_a_folder_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import main
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "logs").write_text("in the way")
+    assert main.main(["paths", "--data-dir", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot create its folder" in err and "logs" in err

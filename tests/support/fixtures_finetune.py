@@ -76,6 +76,7 @@ def trained_peft_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_hf_model
         eval_every=1000,
         checkpoint_every=1000,
         schedule="constant",  # type: ignore[arg-type]
+        warmup_steps=0,
     )
     request = FinetuneRequest("peft", str(tiny_hf_model), str(root / "data"), str(root), config, config.iters)
     reporter = ListReporter()

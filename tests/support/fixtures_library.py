@@ -192,6 +192,5 @@ def fake_apps(tmp_path: Path) -> FakeApps:
 
 @pytest.fixture
 def library(app):  # -> core.library.service.Library
-    from core.library.service import Library
 
-    return Library.for_app(app)
+    return app.library

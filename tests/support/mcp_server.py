@@ -23,9 +23,9 @@ def weather(city: str) -> str:
 
 
 @server.tool()
-def explode(reason: str) -> str:
+def explode(code: int) -> str:
     """Always fails."""
-    raise ValueError(f"exploded: {reason}")
+    raise ValueError(f"exploded with code {code}")
 
 
 @server.tool()

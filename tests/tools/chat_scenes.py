@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.chat.store import ChatSettings, MessageState
-from core.engine.host import GenerationStats
+from core.engine.protocol import GenerationStats
 
 QUESTION = "How do I read a file line by line in Python, skipping blank lines?"
 ANSWER = """Open the file with a `with` block so it is closed for you, and skip lines that are only whitespace:

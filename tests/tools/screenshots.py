@@ -27,7 +27,7 @@ def _page(key: str) -> Callable[[object], None]:
 
 
 def _models_scene(name: str, window: object) -> None:
-    from ui.pages import models_scenes
+    from tests.tools import models_scenes
 
     getattr(models_scenes, name)(window)
 
@@ -92,7 +92,9 @@ def _feature_scenes() -> list[tuple[str, Callable[[object], None]]]:
 SCENES.extend(_feature_scenes())
 
 
-def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light") -> list[Path]:
+def render(
+    out_dir: Path, make_context: Callable[[Path], AppContext], theme: str = "light", size: tuple[int, int] = (1180, 760)
+) -> list[Path]:
     """Render every scene with a fresh app whose data lives in a temporary folder (``make_context(folder)``)."""
     from PySide6.QtWidgets import QApplication
 
@@ -100,12 +102,18 @@ def render(out_dir: Path, make_context: Callable[[Path], AppContext], theme: str
 
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:  # Discover opens with the Hub's popular models: the local stand-in answers, not the real Hub
+        from tests.tools.screenshots_hub import _local_hub
+
+        _local_hub()
+    except ImportError:
+        pass
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="hangar-shots-") as tmp:
         context = make_context(Path(tmp))
         context.settings.update(theme=theme)
         window = create_window(context)
-        window.resize(1180, 760)
+        window.resize(*size)
         window.show()
         for name, prepare in SCENES:
             # A scene prepares the window, or returns another widget (a dialog) to photograph instead.
@@ -131,11 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     from argparse import Namespace
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import argparse
+
     from main import build_app
 
-    args = sys.argv[1:] if argv is None else argv
-    out_dir = Path(args[0] if args else "docs/screenshots")
-    for path in render(out_dir, lambda folder: build_app(Namespace(data_dir=str(folder)), console_logging=False)):
+    parser = argparse.ArgumentParser(description="Render every page offscreen into PNG files.")
+    parser.add_argument("out_dir", nargs="?", default="docs/screenshots")
+    parser.add_argument("--theme", default="light", choices=("light", "dark"))
+    parser.add_argument("--size", default="1180x760", help="window size, e.g. 900x600 (the minimum) or 1600x1000")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    make = lambda folder: build_app(Namespace(data_dir=str(folder)), console_logging=False)  # noqa: E731
+    for path in render(Path(args.out_dir), make, theme=args.theme, size=(width, height)):
         print(path)
     return 0
 

@@ -58,11 +58,11 @@ def discover_files(window: Any) -> None:
 
 
 def downloads_active(window: Any) -> None:
-    from core.downloads.manager import DownloadState, for_app
+    from core.downloads.manager import DownloadState
     from tests.support.hub.catalog import BIGGER_REPO, GGUF_REPO, MLX_REPO, SPARSE_REPO
 
     hub = _local_hub()
-    manager = for_app(window.app)
+    manager = window.app.downloads
     done = manager.enqueue(MLX_REPO)
     manager.wait(done.id, 30)
     hub.faults.corrupt.add(f"{GGUF_REPO}/tiny-llama-Q8_0.gguf")

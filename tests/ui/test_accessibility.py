@@ -139,10 +139,9 @@ def test_the_welcome_dialog_controls_are_described(qtbot, app, window) -> None: 
 
 def test_the_import_dialog_controls_are_described(qtbot, app, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from core.devkit.modelgen import write_tiny_gguf
-    from core.library.service import Library
     from ui.widgets.import_dialog import ImportDialog
 
-    library = Library.for_app(app)
+    library = app.library
     model = write_tiny_gguf(tmp_path / "m.gguf")
     preview = library.preview_import([model, tmp_path / "missing.gguf"])
     dialog = ImportDialog(preview, window)
@@ -154,11 +153,10 @@ def test_the_import_dialog_controls_are_described(qtbot, app, window, tmp_path: 
 
 def test_the_delete_dialog_controls_are_described(qtbot, app, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from core.devkit.modelgen import write_tiny_gguf
-    from core.library.service import Library
     from core.models.types import ImportMode
     from ui.widgets.delete_dialog import DeleteDialog
 
-    library = Library.for_app(app)
+    library = app.library
     library.import_paths([write_tiny_gguf(tmp_path / "m.gguf")], ImportMode.LINK)
     (entry,) = library.list()
     dialog = DeleteDialog(entry, library.space_freed_by_delete(entry.id), window)

@@ -248,10 +248,9 @@ def test_load_options_apply_to_the_next_load(qtbot, page: ChatPage, tiny_gguf: P
 
 
 def test_chat_from_my_models_opens_the_library_model(qtbot, page: ChatPage, tiny_gguf: Path, app) -> None:  # type: ignore[no-untyped-def]
-    from core.library.service import Library
     from core.models.types import ImportMode
 
-    report = Library.for_app(app).import_paths([tiny_gguf], ImportMode.LINK)
+    report = app.library.import_paths([tiny_gguf], ImportMode.LINK)
     (entry,) = report.imported
     page.open_payload(entry.id)
     assert page.model_picker.currentData() == str(entry.load_path)
@@ -259,6 +258,7 @@ def test_chat_from_my_models_opens_the_library_model(qtbot, page: ChatPage, tiny
     assert page.banner.isVisibleTo(page) and "no model" in page.banner.text().lower()
 
 
+@pytest.mark.slow  # MLX on the CPU: loads and generates for several seconds
 def test_mlx_model_chats_and_refuses_json_mode_in_place(qtbot, page: ChatPage, tiny_hf_model: Path) -> None:  # type: ignore[no-untyped-def]
     load(qtbot, page, tiny_hf_model)
     assert "mlx" in page.model_label.text() and "estimated" in page.model_label.text()
@@ -279,7 +279,7 @@ def test_mlx_model_chats_and_refuses_json_mode_in_place(qtbot, page: ChatPage, t
 
 def test_out_of_memory_is_explained_with_the_estimators_advice(qtbot, page: ChatPage, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
-    from core.engine.host import LoadOptions
+    from core.engine.protocol import LoadOptions
 
     wide = write_tiny_gguf(tmp_path / "wide.gguf", TinyModelConfig(n_embd=2048, n_ff=64, n_head=16, n_head_kv=16))
     page.load_options = LoadOptions(context_length=2**24)

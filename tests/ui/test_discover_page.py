@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from PySide6.QtCore import Qt
 
-from core.downloads.manager import DownloadState, for_app
+from core.downloads.manager import DownloadState
 from core.hub.files import GroupKind
 from tests.support.hub import LocalHub
 from tests.support.hub.catalog import GATED_REPO, GGUF_REPO
@@ -24,6 +24,8 @@ def page(qtbot, app, hub: LocalHub) -> Iterator[DiscoverPage]:  # type: ignore[n
     qtbot.addWidget(widget)
     widget.resize(1200, 700)
     widget.show()
+    # Discover opens with the popular models (test_discover_popular.py); start from that settled page.
+    qtbot.waitUntil(lambda: widget.results_model.rowCount() > 0 and not widget._loading, timeout=10_000)
     yield widget
     widget._detail_generation += 1  # stop a fit estimate still running
     widget._fit_pool.waitForDone(5000)
@@ -34,21 +36,23 @@ def _search_requests(hub: LocalHub) -> int:
 
 
 def test_search_as_you_type_is_debounced(page: DiscoverPage, qtbot, hub: LocalHub) -> None:  # type: ignore[no-untyped-def]
+    before = _search_requests(hub)
     qtbot.keyClicks(page.search, "chat")
     qtbot.keyClicks(page.search, "ter")
-    qtbot.waitUntil(lambda: page.results_model.rowCount() > 0, timeout=10_000)
-    assert _search_requests(hub) == 1  # one request for the whole burst of typing
+    qtbot.waitUntil(lambda: _search_requests(hub) > before and not page._loading, timeout=10_000)
+    assert _search_requests(hub) == before + 1  # one request for the whole burst of typing
     assert all("chatter" in r.repo_id for r in page.results_model.rows)
     downloads = [r.downloads for r in page.results_model.rows]
     assert downloads == sorted(downloads, reverse=True)
 
 
 def test_stale_answers_are_dropped(page: DiscoverPage, qtbot, hub: LocalHub) -> None:  # type: ignore[no-untyped-def]
+    before = _search_requests(hub)
     page.search.setText("chatter")
     page.search_now()
     page.search.setText("tiny-llama")
     page.search_now()  # the first answer arrives after this one was asked for
-    qtbot.waitUntil(lambda: _search_requests(hub) == 2 and not page._loading, timeout=10_000)
+    qtbot.waitUntil(lambda: _search_requests(hub) == before + 2 and not page._loading, timeout=10_000)
     qtbot.waitUntil(lambda: page.results_model.rowCount() > 0, timeout=10_000)
     assert {r.repo_id for r in page.results_model.rows} <= {GGUF_REPO, "mlx-community/tiny-llama-4bit"}
 
@@ -127,7 +131,8 @@ def test_network_errors_show_inline_with_a_retry(page: DiscoverPage, qtbot, hub:
     assert "Could not reach" in page.results_message.label.text()
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     page.results_message.retry.click()
-    qtbot.waitUntil(lambda: page.results_model.rowCount() > 0, timeout=10_000)
+    qtbot.waitUntil(lambda: not page._loading, timeout=10_000)
+    assert page.results_model.rowCount() > 0 and all("chatter" in r.repo_id for r in page.results_model.rows)
     assert not page.results_message.isVisible()
 
 
@@ -137,7 +142,7 @@ def test_download_button_queues_the_selected_quant(page: DiscoverPage, qtbot, ap
     chosen = page.detail.selected_group()
     with qtbot.waitSignal(page.bridge.status_message, timeout=10_000):
         page.detail.download.click()
-    manager = for_app(app)
+    manager = app.downloads
     [item] = manager.list()
     assert item.files == chosen.files
     assert manager.wait(item.id, 30).state == DownloadState.DONE

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.downloads.manager import DownloadState, for_app
+from core.downloads.manager import DownloadState
 from tests.support.hub import LocalHub
 from tests.support.hub.catalog import BIGGER_REPO, GGUF_REPO
 from ui.app import create_window
@@ -80,6 +80,6 @@ def test_summary_sits_in_the_window_status_bar(qtbot, app, hub: LocalHub) -> Non
     page = window.pages["downloads"]
     qtbot.waitUntil(lambda: page.summary.parent() is not None and page.summary.window() is window, timeout=5_000)
     hub.faults.throttle_bps = 2_000_000
-    item = for_app(app).enqueue(BIGGER_REPO)
+    item = app.downloads.enqueue(BIGGER_REPO)
     qtbot.waitUntil(lambda: "downloading" in page.summary.text(), timeout=10_000)
-    for_app(app).cancel(item.id)
+    app.downloads.cancel(item.id)

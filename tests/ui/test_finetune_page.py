@@ -97,10 +97,9 @@ def test_memory_estimate_is_shown_for_the_chosen_model(page, qtbot, tiny_hf_mode
 
 
 def test_my_models_fine_tune_action_fills_the_base_model(page, ft_app, tiny_hf_model: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.library.service import Library
     from core.models.types import ImportMode
 
-    entry = Library.for_app(ft_app).import_paths([tiny_hf_model], ImportMode.LINK).imported[0]
+    entry = ft_app.library.import_paths([tiny_hf_model], ImportMode.LINK).imported[0]
     page.open_payload(entry.id)
     assert page.form.model_path.text() == str(tiny_hf_model)
     page.open_payload("no-such-model")

@@ -40,6 +40,22 @@ def test_detects_this_machine(page) -> None:  # type: ignore[no-untyped-def]
     assert "cores" in page.cpu_label.text() and "available" in page.memory_label.text()
     assert "llama.cpp: CPU only" in page.engines_label.text()
     assert page.no_gpu.isVisible() and not page.gpu_table.isVisible()
+    assert "No model has been loaded yet" in page.accuracy_label.text()
+
+
+def test_shows_how_accurate_the_last_estimates_were(page, app, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.estimate.llama import estimate_llama as estimate
+    from core.estimate.records import record_load
+
+    info = read_gguf(write_tiny_gguf(tmp_path / "m.gguf", TinyModelConfig()))
+    guess = estimate(info, EngineSettings(context_length=512, gpu_layers=0))
+    host = guess.host
+    record_load(
+        app.store, guess, {"model:CPU": host.weights + host.repack, "kv:CPU": host.kv, "compute:CPU": host.compute * 2}
+    )
+    page.refresh(force=True)
+    qtbot.waitUntil(lambda: "off by" in page.accuracy_label.text(), timeout=20000)
+    assert "last 1 memory estimates" in page.accuracy_label.text()
 
 
 def test_gpu_table_model(page, qtmodeltester) -> None:  # type: ignore[no-untyped-def]

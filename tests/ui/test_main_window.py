@@ -23,7 +23,7 @@ def test_every_page_is_reachable_from_the_sidebar(window) -> None:  # type: igno
     for row, (key, label, *_rest) in enumerate(PAGES):
         window.nav.setCurrentRow(row)
         assert window.current_page_key() == key
-        assert window.stack.currentWidget() is window.pages[key]
+        assert window.current_page() is window.pages[key] and window.stack.currentWidget().widget() is window.pages[key]
         assert window.nav.item(row).text() == label
         assert window.nav.item(row).toolTip()
 
@@ -151,10 +151,9 @@ def test_uncaught_exception_shows_a_dialog_instead_of_dying(window, qtbot) -> No
 
 def test_changing_the_models_folder_moves_hangars_models(window, qtbot, app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from core.devkit.modelgen import write_tiny_gguf
-    from core.library.service import Library
     from core.models.types import ImportMode
 
-    library = Library.for_app(app)
+    library = app.library
     library.import_paths([write_tiny_gguf(tmp_path / "src" / "m.gguf")], ImportMode.COPY)
     page = window.pages["settings"]
     target = tmp_path / "bigdisk" / "models"

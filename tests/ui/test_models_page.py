@@ -306,11 +306,10 @@ def test_fit_column_judges_each_model_against_this_machine(window, qtbot, tmp_pa
 
 def test_a_finished_download_appears_in_my_models(window, qtbot, app, hub) -> None:  # type: ignore[no-untyped-def]
     from core.downloads.manager import DownloadState
-    from core.downloads.manager import for_app as downloads_for_app
     from tests.support.hub.catalog import GGUF_REPO
 
     page = window.pages["models"]
-    manager = downloads_for_app(app)
+    manager = app.downloads
     item = manager.wait(manager.enqueue(GGUF_REPO, quant="Q8_0").id, 30)
     assert item.state == DownloadState.DONE
     qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QTableView
+from PySide6.QtWidgets import QTableView, QWidget
 
 from ui.app import create_window
 from ui.theme import DARK, LIGHT, stylesheet
@@ -71,8 +71,13 @@ def test_loss_chart_ticks_fall_on_round_numbers(qtbot) -> None:  # type: ignore[
 
 
 def test_empty_hints_take_no_room(qtbot) -> None:  # type: ignore[no-untyped-def]
-    label = CollapsingLabel()
-    qtbot.addWidget(label)
+    orphan = CollapsingLabel()
+    qtbot.addWidget(orphan)
+    orphan.setText("Not in a window yet")
+    assert not orphan.isVisible()  # never opened as a window of its own (it would take the focus)
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    label = CollapsingLabel(parent=parent)
     assert label.isHidden()
     label.setText("Earlier loads of this model: …")
     assert not label.isHidden()

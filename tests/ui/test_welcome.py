@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.downloads.manager import DownloadState, for_app
+from core.downloads.manager import DownloadState
 from core.estimate.fitting import FitLevel
 from core.hardware import EngineSupport, GpuDevice, Hardware
 from core.hub.suggestions import CATALOGUE, RankedSuggestion, Suggestion, describe_hardware, suggest
@@ -106,8 +106,8 @@ def test_welcome_downloads_a_starter_model_in_one_click(qtbot, app, hub) -> None
 
     dialog.cards[0].button.click()
     qtbot.waitUntil(lambda: dialog.cards[0].button.text() == "Queued ✓", timeout=10_000)
-    item = for_app(app).list()[0]
-    assert for_app(app).wait(item.id, 30).state == DownloadState.DONE
+    item = app.downloads.list()[0]
+    assert app.downloads.wait(item.id, 30).state == DownloadState.DONE
     dialog.continue_button.click()
     assert app.settings.current.first_run_done
     assert window.current_page_key() == "downloads"
@@ -123,3 +123,29 @@ def test_welcome_lists_the_real_suggestions_for_this_machine(qtbot, app, theme: 
     assert len(dialog.cards) == len(suggest(hardware))
     dialog.reject()
     assert app.settings.current.first_run_done
+
+
+def test_a_starter_download_that_fails_later_offers_try_again(qtbot, app, hub) -> None:  # type: ignore[no-untyped-def]
+    """Field report item 22: the card followed its download; a failure after queueing showed nothing (text clipped,
+    the button an empty outline, no retry)."""
+    window = create_window(app)
+    qtbot.addWidget(window)
+    name = "tiny-llama-Q8_0.gguf"
+    tiny = Suggestion(GGUF_REPO, name, "Q8_0", 170_000, "0.1M", "Tiny Llama", "For tests.")
+    dialog = WelcomeDialog(
+        app, window.bridge, machine(16), [RankedSuggestion(tiny, FitLevel.FITS, 100.0)], parent=window
+    )
+    qtbot.addWidget(dialog)
+    dialog.show()
+    card = dialog.cards[0]
+    assert card.button.width() >= card.button.fontMetrics().horizontalAdvance("Downloaded ✓")
+    hub.faults.corrupt.add(f"{GGUF_REPO}/{name}")  # arrives damaged: the checksum fails after the download starts
+    card.button.click()
+    qtbot.waitUntil(lambda: card.button.text() == "Try again", timeout=30_000)
+    assert card.button.isEnabled() and card.error.isVisible() and card.error.text()
+    assert card.error.height() >= card.error.heightForWidth(card.error.width())  # the message is not clipped
+    hub.faults.corrupt.clear()
+    card.button.click()
+    qtbot.waitUntil(lambda: card.button.text() == "Downloaded ✓", timeout=30_000)
+    assert [i.state for i in app.downloads.list()] == [DownloadState.DONE]  # the same download, resumed
+    dialog.close()

@@ -3,7 +3,9 @@
 Every command is listed in ``COMMANDS`` (name, module, help) and is a module in this package with
 ``add_arguments(parser)`` and ``run(app, args) -> int``. Commands never import Qt, so they start fast and run
 on machines without a display. On failure a command prints one line (``hangar: error: ...``) to stderr, and
-with ``--json`` also an ``{"error": {...}}`` object to stdout, and exits non-zero.
+with ``--json`` also an ``{"error": {...}}`` object to stdout, and exits non-zero; the traceback of an unexpected
+error goes to the log (and, with ``-v``, to stderr). What the person must hear once (a damaged file kept aside)
+is printed as ``hangar: warning: ...`` lines. A closed stdout (``| head``) ends the command quietly with 141.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import importlib
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,9 +58,21 @@ COMMANDS: tuple[Command, ...] = (
         "ui.cli.move_models_cmd",
         "move the models folder (downloads and imported copies) to DIR; linked models stay where they are",
     ),
+    Command(
+        "eval", "ui.cli.eval_cmd", "perplexity of a model on a text (llama-perplexity's method); KL vs a reference"
+    ),
+    Command("bench", "ui.cli.bench_cmd", "prompt and generation speed of a model on this machine (as llama-bench)"),
+    Command("compare", "ui.cli.compare_cmd", "models or quants side by side: size, memory, speed, perplexity, KL"),
+    Command("quantize", "ui.cli.quantize_cmd", "quantize an F16/BF16/F32 GGUF to Q4_K_M, Q6_K, … with llama.cpp"),
+    Command("convert", "ui.cli.convert_cmd", "convert a Hugging Face safetensors llama model to GGUF"),
+    Command("remote", "ui.cli.remote_cmd", "add, list or remove remote OpenAI-compatible servers to chat through"),
+    Command("worker", "ui.cli.worker_cmd", "run a llama.cpp RPC worker here, so another machine can use its memory"),
     Command("docs", "ui.cli.docs_cmd", "collections of your documents for chat: add, ls, rm, search"),
     Command("mcp", "ui.cli.mcp_cmd", "list the tools of the MCP servers in an mcp.json"),
     Command("jobs", "ui.cli.jobs_cmd", "list background jobs and their state"),
+    Command(
+        "serve", "ui.cli.serve_cmd", "serve the library's models over a local OpenAI- and Anthropic-compatible API"
+    ),
     Command("paths", "ui.cli.paths_cmd", "show where Hangar keeps settings, models, the database and logs"),
 )
 COMMAND_NAMES = frozenset(command.name for command in COMMANDS)
@@ -122,9 +137,15 @@ def run_command(args: argparse.Namespace, make_app: Callable[[argparse.Namespace
     module = args._module
     as_json = bool(getattr(args, "json", False))
     app = None
+    said: set[str] = set()
     try:
         app = make_app(args)
-        return int(module.run(app, args) or 0)
+        _announce(app, said)
+        code = int(module.run(app, args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except CancelledError:
         _fail("cancelled", "Cancelled.", as_json)
         return EXIT_CANCELLED
@@ -137,20 +158,61 @@ def run_command(args: argparse.Namespace, make_app: Callable[[argparse.Namespace
     except HangarError as exc:
         _fail(exc.code, str(exc), as_json)
         return EXIT_FAILURE
-    except Exception as exc:  # a bug: still one line for the user, the traceback in the log
+    except sqlite3.DatabaseError as exc:
+        logger.exception("command %s: database error", args.command)
+        _fail("store", f"Hangar's database failed: {exc}. Details are in the log.", as_json)
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: still one line for the user, the traceback in the log (and with -v, here)
         logger.exception("command %s failed", args.command)
-        _fail("internal", f"Unexpected error: {exc} (details in the log)", as_json)
+        detail = str(exc) or type(exc).__name__
+        _fail("internal", f"Unexpected error: {detail} (details in the log; -v shows them here)", as_json)
         return EXIT_FAILURE
     finally:
         if app is not None:
+            _announce(app, said)  # services started by the command may have something to say (a database kept aside)
             app.close()
+
+
+def _announce(app: AppContext, said: set[str]) -> None:
+    for notice in app.notices:
+        if notice not in said:
+            said.add(notice)
+            _say(f"hangar: warning: {' '.join(notice.split())}")
+
+
+#: What a command exits with when its reader went away (``hangar search --json | head``): 128 + SIGPIPE.
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away: stop quietly, as other command-line tools do, and make sure the
+    interpreter's last flush of stdout cannot complain either."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, file=sys.stderr)
+    except (BrokenPipeError, ValueError):
+        pass
 
 
 def _fail(code: str, message: str, as_json: bool) -> None:
     one_line = " ".join(message.split())
     if as_json:
-        print(json.dumps({"error": {"code": code, "message": one_line}}))
-    print(f"hangar: error: {one_line}", file=sys.stderr)
+        try:
+            print(json.dumps({"error": {"code": code, "message": one_line}}), flush=True)
+        except BrokenPipeError:
+            _stdout_closed()
+    _say(f"hangar: error: {one_line}")
 
 
 def emit_json(value: object) -> None:

@@ -8,24 +8,32 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.chat.models import ResolvedModel, load_options, resolve_model, spec_for
-from core.chat.session import ChatSession, ReplyDelta
-from core.chat.store import ChatSettings, ChatStore, MessageState
-from core.engine.host import ChatMessage, EngineHost, LoadProgress
-from core.errors import UsageError
+from core.chat.session import ChatSession, ReplyDelta, ReplyRestarted, SessionEvent
+from core.chat.store import ChatStore, MessageState
+from core.engine.host import EngineHost
+from core.engine.protocol import ChatMessage, EngineEvent, EngineRecovering, GenerationParams, LoadOptions, LoadProgress
+from core.errors import HangarError, UsageError
+from core.remote.rpc import parse_endpoints
 from ui.cli import emit_json
 
 if TYPE_CHECKING:
     from core.app import AppContext
 
-REPL_HELP = "Commands: /regen  /continue  /system TEXT  /new  /exit   (Ctrl-C stops a reply)"
+REPL_HELP = (
+    "Commands: /regen  /continue  /system TEXT  /new  /load [MODEL]  /exit   (Ctrl-C stops a reply; /load reloads "
+    "the model after a failure or switches to another)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "model", metavar="MODEL", help="a library name (see `hangar ls`), a .gguf file or an MLX folder"
+        "model",
+        metavar="MODEL",
+        help="a library name (see `hangar ls`), a .gguf file, an MLX folder, or REMOTE[:MODEL] (see `hangar remote`)",
     )
     parser.add_argument("--prompt", help="ask one question, print the answer and exit")
     parser.add_argument("--system", default="", help="system prompt")
@@ -41,59 +49,111 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="answer from a document collection (`hangar docs`); replies cite their sources",
     )
+    parser.add_argument("--mcp-config", type=Path, metavar="FILE", help="tools from the MCP servers of an mcp.json")
+    parser.add_argument(
+        "--tool-choice",
+        metavar="NAME|auto|required",
+        default=None,
+        help="auto (the model decides), required (it must call one) or a tool's name; implies --allow-tools",
+    )
+    parser.add_argument(
+        "--allow-tools", action="store_true", help="run the model's tool calls without asking (else each is asked)"
+    )
+    parser.add_argument(
+        "--rpc",
+        metavar="HOST:PORT,...",
+        default=None,
+        help="spread the model over these llama.cpp RPC workers (`hangar worker` on each)",
+    )
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
-    settings = ChatSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
-    from core.library.service import Library
-
+    settings = GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
     if args.docs:
         app.docs.index.info(args.docs)  # an unknown collection fails before the model loads
-    model = resolve_model(args.model, Library.for_app(app))
+    if args.tool_choice and not args.mcp_config:
+        raise UsageError("--tool-choice needs --mcp-config FILE (the tools to choose from).")
+    model = resolve_model(args.model, app.library, app.remotes)
     options = load_options(
         app.settings.current,
         context_length=args.context_length,
         gpu_layers=args.gpu_layers,
         lora_path=args.lora,
+        model=model,
+        rpc_servers=parse_endpoints(args.rpc),
     )
+    if options.rpc_servers and model.engine != "llama":
+        raise UsageError("RPC workers take GGUF models (llama.cpp) only.")
     host = app.new_engine_host("chat")
     quiet = bool(args.json)
-    disconnect = None
-    if not quiet:
-        print(f"Loading {model.name} ({model.engine})…", file=sys.stderr, flush=True)
-        disconnect = host.events.connect(_progress_printer())
+    disconnect = host.events.connect(_show_recovery)
+    try:
+        safe_mode = _load(host, model, options, quiet)
+        if args.prompt is not None:
+            return _one_shot(host, args, settings, model.engine, safe_mode, app)
+        return _repl(app, host, args, settings, model, options)
+    finally:
+        disconnect()
+
+
+def _load(host: EngineHost, model: ResolvedModel, options: LoadOptions, quiet: bool) -> tuple[str, ...]:
+    """Load (in safe mode if the engine crashes, or if it is known to here); say what safe mode changed."""
+    if quiet:
+        info = host.load_blocking(spec_for(model, options))
+        return info.safe_mode
+    print(f"Loading {model.name} ({model.engine})…", file=sys.stderr, flush=True)
+    disconnect = host.events.connect(_show_progress)
     try:
         info = host.load_blocking(spec_for(model, options))
     finally:
-        if disconnect:
-            disconnect()
-    if not quiet:
-        print(f"\rLoaded in {info.load_seconds:.1f} s, context {info.context_length} tokens.", file=sys.stderr)
-    if args.prompt is not None:
-        return _one_shot(host, args, settings, model.engine, app)
-    return _repl(app, host, args, settings, model)
+        disconnect()
+    print(f"\rLoaded in {info.load_seconds:.1f} s, context {info.context_length} tokens.", file=sys.stderr)
+    if info.safe_mode:
+        print(f"Safe mode: {'; '.join(info.safe_mode)}.", file=sys.stderr)
+        if info.safe_mode_reason:
+            print(f"  (because {_lower_first(info.safe_mode_reason)})", file=sys.stderr)
+    return info.safe_mode
 
 
-def _progress_printer():
-    def show(event: object) -> None:
-        if isinstance(event, LoadProgress) and event.fraction is not None:
-            print(f"\r  {event.fraction * 100:3.0f}%", end="", file=sys.stderr, flush=True)
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
-    return show
+
+def _show_progress(event: EngineEvent) -> None:
+    if isinstance(event, LoadProgress) and event.fraction is not None:
+        print(f"\r  {event.fraction * 100:3.0f}%", end="", file=sys.stderr, flush=True)
+
+
+def _show_recovery(event: EngineEvent) -> None:
+    """What crashed and what safe mode changes (on stderr, so ``--json`` keeps stdout pure)."""
+    if isinstance(event, EngineRecovering):
+        print(f"\n({event.describe()})", file=sys.stderr, flush=True)
 
 
 def _one_shot(
-    host: EngineHost, args: argparse.Namespace, settings: ChatSettings, engine: str, app: AppContext | None = None
+    host: EngineHost,
+    args: argparse.Namespace,
+    settings: GenerationParams,
+    engine: str,
+    safe_mode: tuple[str, ...],
+    app: AppContext,
 ) -> int:
-    sources = app.docs.sources_for(args.docs, args.prompt) if app is not None and args.docs else None
+    sources = app.docs.sources_for(args.docs, args.prompt) if args.docs else None
     system = "\n\n".join(part for part in (args.system, sources.system_text() if sources else "") if part)
     messages = [ChatMessage("system", system)] if system else []
     messages.append(ChatMessage("user", args.prompt))
     on_chunk = None if args.json else (lambda text: print(text, end="", flush=True))
-    stats = host.generate_blocking(messages, settings.to_params(), on_chunk=on_chunk)
+    calls: list[Any] = []
+    if args.mcp_config:
+        from ui.cli.chat_tools import run_with_tools
+
+        stats, calls = run_with_tools(host, messages, settings, args, on_chunk)
+    else:
+        stats = host.generate_blocking(messages, settings, on_chunk=on_chunk)
     if args.json:
+        model = host.model
         emit_json(
             {
                 "text": stats.text,
@@ -103,7 +163,9 @@ def _one_shot(
                 "time_to_first_token_ms": round(stats.time_to_first_token_ms, 2),
                 "stop_reason": stats.stop_reason,
                 "engine": engine,
+                "safe_mode": list(model.safe_mode if model else safe_mode),
                 **({"sources": sources.to_json(), "retrieval": sources.retrieval} if sources else {}),
+                **({"tool_calls": [c.to_json() for c in calls]} if args.mcp_config else {}),
             }
         )
     else:
@@ -121,7 +183,12 @@ def _stats_line(tokens: int | None, tps: float | None, ttft: float | None) -> st
 
 
 def _repl(
-    app: AppContext, host: EngineHost, args: argparse.Namespace, settings: ChatSettings, model: ResolvedModel
+    app: AppContext,
+    host: EngineHost,
+    args: argparse.Namespace,
+    settings: GenerationParams,
+    model: ResolvedModel,
+    options: LoadOptions,
 ) -> int:
     chats = ChatStore(app.store)
     conversation = chats.create(
@@ -131,7 +198,7 @@ def _repl(
         settings=settings,
     )
     session = ChatSession(chats, host, conversation.id)
-    session.events.connect(lambda e: print(e.text, end="", flush=True) if isinstance(e, ReplyDelta) else None)
+    session.events.connect(_print_reply_event)
     print(REPL_HELP, file=sys.stderr)
     try:
         while True:
@@ -156,14 +223,15 @@ def _repl(
                 )
                 session.close()
                 session = ChatSession(chats, host, conversation.id)
-                session.events.connect(
-                    lambda e: print(e.text, end="", flush=True) if isinstance(e, ReplyDelta) else None
-                )
+                session.events.connect(_print_reply_event)
                 print("(new conversation)", file=sys.stderr)
                 continue
             if text.startswith("/system"):
                 chats.update(conversation.id, system_prompt=text[len("/system") :].strip())
                 print("(system prompt set)", file=sys.stderr)
+                continue
+            if text == "/load" or text.startswith("/load "):
+                model = _reload(app, host, chats, conversation.id, model, options, text[len("/load") :].strip())
                 continue
             try:
                 if text == "/regen":
@@ -175,17 +243,45 @@ def _repl(
                     continue
                 else:
                     session.send(text)
-            except UsageError as exc:
-                print(f"({exc})", file=sys.stderr)
+            except HangarError as exc:  # a usage slip, or no model after a failure: one line, the chat goes on
+                hint = "" if host.model is not None else " Type /load to load the model again."
+                print(f"({exc}){hint}", file=sys.stderr)
                 continue
-            _await_reply(session)
+            _await_reply(session, host)
     finally:
         session.close()
     print(f"Saved as conversation {conversation.id}.", file=sys.stderr)
     return 0
 
 
-def _await_reply(session: ChatSession) -> None:
+def _print_reply_event(event: SessionEvent) -> None:
+    if isinstance(event, ReplyDelta):
+        print(event.text, end="", flush=True)
+    elif isinstance(event, ReplyRestarted):
+        print("\n(the reply starts over)", file=sys.stderr, flush=True)
+
+
+def _reload(
+    app: AppContext,
+    host: EngineHost,
+    chats: ChatStore,
+    conversation_id: int,
+    model: ResolvedModel,
+    options: LoadOptions,
+    name: str,
+) -> ResolvedModel:
+    """``/load [MODEL]``: load the model again (after a crash or a failure) or switch to another one."""
+    try:
+        if name:
+            model = resolve_model(name, app.library, app.remotes)
+        _load(host, model, options, quiet=False)
+        chats.update(conversation_id, model=str(model.path), engine=model.engine)
+    except HangarError as exc:
+        print(f"({exc})", file=sys.stderr)
+    return model
+
+
+def _await_reply(session: ChatSession, host: EngineHost) -> None:
     try:
         reply = session.wait()
     except KeyboardInterrupt:
@@ -193,7 +289,8 @@ def _await_reply(session: ChatSession) -> None:
         reply = session.wait(30)
     print()
     if reply.state == MessageState.FAILED:
-        print(f"(the reply failed: {reply.error})", file=sys.stderr)
+        hint = "" if host.model is not None else " Type /load to load the model again."
+        print(f"(the reply failed: {reply.error}){hint}", file=sys.stderr)
     elif reply.state == MessageState.STOPPED:
         print("(stopped)", file=sys.stderr)
     else:

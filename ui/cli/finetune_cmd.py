@@ -3,6 +3,10 @@
 With ``--json`` every line is one JSON object: ``{"event": "memory", ...}`` before training, ``{"step", "train_loss",
 ...}`` per step, ``{"step", "val_loss"}`` per evaluation, and a final ``{"adapter_path", ...}``. Ctrl+C cancels
 (the last checkpoint is kept: ``--resume JOB_ID`` continues from it).
+
+Settings start from the backend's defaults (``core.finetune.presets``: mlx-lm's for MLX, PEFT's for PEFT), or from
+``--preset quick|balanced|thorough``; each option given changes only its own setting. Only JSON reaches stdout
+with ``--json``: the training child's own output goes to the log file.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import CancelledError, FinetuneError
 from core.finetune.datasets import CsvColumns, load_dataset
+from core.finetune.presets import Preset, default_config, preset_config
 from core.finetune.types import (
     ExportFormat,
     FinetuneBackend,
@@ -42,21 +47,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--completion-column", help="CSV: the completion column")
     parser.add_argument("--skip-bad-rows", action="store_true", help="train on the good rows of a dataset")
     parser.add_argument("--backend", choices=[b.value for b in FinetuneBackend], default="peft")
-    parser.add_argument("--iters", type=int, default=DEFAULTS.iters, help="training steps")
+    parser.add_argument(
+        "--preset",
+        choices=[p.value for p in Preset],
+        help="quick: one pass, small adapter; balanced: three passes; thorough: five passes, larger adapter "
+        "(the options below override it)",
+    )
+    # Unset options take the backend's defaults (core.finetune.presets): mlx-lm's for MLX, PEFT's for PEFT.
+    parser.add_argument("--iters", type=int, help=f"training steps (default {DEFAULTS.iters})")
     parser.add_argument("--epochs", type=float, help="train for this many passes instead of --iters")
-    parser.add_argument("--rank", type=int, default=DEFAULTS.rank)
-    parser.add_argument("--alpha", type=float, help="LoRA alpha (default: twice the rank)")
-    parser.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
-    parser.add_argument("--target-modules", default=",".join(DEFAULTS.target_modules), help="comma-separated")
-    parser.add_argument("--layers", type=int, default=DEFAULTS.num_layers, help="last N layers (-1: all)")
-    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
-    parser.add_argument("--schedule", choices=[s.value for s in LrSchedule], default=DEFAULTS.schedule.value)
-    parser.add_argument("--warmup", type=int, default=0, help="warm-up steps")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    parser.add_argument("--max-length", type=int, default=DEFAULTS.max_length)
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    parser.add_argument("--eval-every", type=int, default=DEFAULTS.eval_every)
-    parser.add_argument("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every)
+    parser.add_argument("--rank", type=int, help="LoRA rank (default: 16 for PEFT, 8 for MLX)")
+    parser.add_argument("--alpha", type=float, help="LoRA alpha; scale = alpha / rank (2 for PEFT, 20 for MLX)")
+    parser.add_argument("--dropout", type=float)
+    parser.add_argument("--target-modules", help="comma-separated (default: every linear projection)")
+    parser.add_argument("--layers", type=int, help="last N layers (-1: all, the default)")
+    parser.add_argument("--learning-rate", type=float, help="default: 2e-4 for PEFT, 1e-5 for MLX")
+    parser.add_argument(
+        "--schedule",
+        choices=[s.value for s in LrSchedule],
+        help="default: linear with warm-up for PEFT, constant for MLX",
+    )
+    parser.add_argument("--warmup", type=int, help="warm-up steps (default: 5 for PEFT, 0 for MLX)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--max-length", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--eval-every", type=int)
+    parser.add_argument("--checkpoint-every", type=int)
     parser.add_argument("--qlora", action="store_true", help="4-bit base weights (CUDA with bitsandbytes, or MLX)")
     parser.add_argument("--grad-checkpoint", action="store_true", help="trade speed for activation memory")
     parser.add_argument("--resume", metavar="JOB_ID", help="continue a stopped run from its last checkpoint")
@@ -70,26 +86,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="where the export goes (default: inside the run's folder)")
 
 
+#: ``FinetuneConfig`` field for each option that sets one directly.
+_FIELDS = {
+    "iters": "iters",
+    "epochs": "epochs",
+    "rank": "rank",
+    "alpha": "alpha",
+    "dropout": "dropout",
+    "layers": "num_layers",
+    "learning_rate": "learning_rate",
+    "warmup": "warmup_steps",
+    "batch_size": "batch_size",
+    "max_length": "max_length",
+    "seed": "seed",
+    "eval_every": "eval_every",
+    "checkpoint_every": "checkpoint_every",
+}
+
+
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
-    return FinetuneConfig(
-        rank=args.rank,
-        alpha=args.alpha if args.alpha is not None else 2.0 * args.rank,
-        dropout=args.dropout,
-        target_modules=tuple(m.strip() for m in args.target_modules.split(",") if m.strip()),
-        num_layers=args.layers,
-        learning_rate=args.learning_rate,
-        schedule=LrSchedule(args.schedule),
-        warmup_steps=args.warmup,
-        iters=args.iters,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        seed=args.seed,
-        eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every,
-        quantize_4bit=args.qlora,
-        grad_checkpoint=args.grad_checkpoint,
-    ).validate()
+    """The backend's defaults (or the preset's), then every option the user gave."""
+    base = preset_config(args.preset, args.backend) if args.preset else default_config(args.backend)
+    changes: dict[str, object] = {
+        name: getattr(args, option) for option, name in _FIELDS.items() if getattr(args, option) is not None
+    }
+    if args.rank is not None and args.alpha is None:
+        changes["alpha"] = base.scale * args.rank  # keep the backend's LoRA scale
+    if args.iters is not None and args.epochs is None:
+        changes["epochs"] = None  # an explicit step count wins over a preset's passes
+    if args.target_modules is not None:
+        changes["target_modules"] = tuple(m.strip() for m in args.target_modules.split(",") if m.strip())
+    if args.schedule is not None:
+        changes["schedule"] = LrSchedule(args.schedule)
+    changes["quantize_4bit"] = args.qlora
+    changes["grad_checkpoint"] = args.grad_checkpoint
+    return base.with_(**changes).validate()
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:

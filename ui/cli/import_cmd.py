@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.models.types import ImportMode
+from core.text import printable
 from ui.cli import emit_json
 
 if TYPE_CHECKING:
@@ -27,19 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
-    from core.library.service import Library
-
-    library = Library.for_app(app)
+    library = app.library
     report = library.import_paths([Path(p) for p in args.paths], args.mode, progress=_Progress(args.json))
     if args.json:
         emit_json(report.to_json())
     else:
         for entry in report.imported:
-            print(f"Imported {entry.name} ({entry.format}, {_size(entry.size_bytes)}, {entry.origin}): {entry.root}")
+            size, where = human_size(entry.size_bytes), printable(str(entry.root))
+            print(f"Imported {printable(entry.name)} ({entry.format}, {size}, {entry.origin}): {where}")
         for path, existing in report.duplicates:
-            print(f"Already in the library as {existing.name}: {path}")
+            print(f"Already in the library as {printable(existing.name)}: {printable(str(path))}")
         for problem in report.problems:
-            print(f"hangar: not imported: {problem.message}", file=sys.stderr)
+            print(f"hangar: not imported: {printable(problem.message)}", file=sys.stderr)
     return 1 if report.problems else 0
 
 
@@ -60,7 +60,7 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.1f} {unit}" if unit != "bytes" else f"{n} bytes"

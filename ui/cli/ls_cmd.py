@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
+from core.text import printable
 from ui.cli import emit_json
-from ui.cli.import_cmd import _size
+from ui.cli.import_cmd import human_size
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -19,12 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
-    from core.library.service import Library
-
-    library = Library.for_app(app)
+    library = app.library
     if args.rescan:
-        library.rescan()
+        report = library.rescan()
+        for problem in report.problems:
+            print(f"hangar: skipped: {printable(problem.message)}", file=sys.stderr)
     entries = library.list()
+    if library.unreadable:
+        ids = ", ".join(library.unreadable)
+        print(
+            f"hangar: warning: {len(library.unreadable)} library entries could not be read ({ids}); skipped.",
+            file=sys.stderr,
+        )
     if args.json:
         emit_json([e.to_json() for e in entries])
         return 0
@@ -34,9 +42,11 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     for e in entries:
         meta = e.metadata
         params = f"{meta.parameter_count / 1e9:.2f}B" if meta.parameter_count else "?"
-        where = e.origin.value + (f" ({e.source})" if e.source else "")
+        where = e.origin.value + (f" ({printable(e.source)})" if e.source else "")
+        arch = printable(meta.architecture or "?")
+        quant = printable(meta.quant or "?")
         print(
-            f"{e.name:<40} {e.format.value:<10} {meta.architecture or '?':<10} {params:>8} {meta.quant or '?':<8} "
-            f"{_size(e.size_bytes):>10}  {where}"
+            f"{printable(e.name):<40} {e.format.value:<10} {arch:<10} {params:>8} {quant:<8} "
+            f"{human_size(e.size_bytes):>10}  {where}"
         )
     return 0

@@ -18,13 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
-    from core.library.move import relocate_models
-
     def progress(fraction: float, message: str) -> None:
         if not args.json:
             print(f"{fraction * 100:5.1f}%  {message}", file=sys.stderr)
 
-    report = relocate_models(app, Path(args.folder), progress=progress)
+    report = app.move_models(Path(args.folder), progress=progress)
     if args.json:
         emit_json({"models_dir": str(report.target), "moved": list(report.moved), "bytes": report.bytes_moved})
     else:

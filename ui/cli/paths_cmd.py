@@ -20,7 +20,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     rows = {
         "config": paths.config_dir,
         "data": paths.data_dir,
-        "models": paths.models_dir,
+        "models": app.models_dir,  # as set in Settings (after "Move models"), else the data folder's
         "cache": paths.cache_dir,
         "logs": paths.log_dir,
         "settings": paths.settings_file,

@@ -12,11 +12,12 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from core.downloads.manager import DownloadItem, DownloadState, failure_of, for_app
+from core.downloads.manager import DownloadItem, DownloadState, failure_of
 from ui.cli import emit_json
 
 if TYPE_CHECKING:
     from core.app import AppContext
+    from core.models.types import LibraryEntry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
-    manager = for_app(app, auto_resume=False)
+    manager = app.downloads  # a finished download enters the library there (core.library.downloads)
     finished = threading.Event()
     printer = _Progress()
 
@@ -53,10 +54,11 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     printer.done()
     if item.state != DownloadState.DONE:
         raise failure_of(item)
-    from core.library.downloads import index_download
-    from core.library.service import Library
-
-    entries = index_download(Library.for_app(app), item)
+    entries: list[LibraryEntry] = []
+    for path in item.paths:
+        entry = app.library.find_by_path(path)
+        if entry is not None and entry.id not in {e.id for e in entries}:
+            entries.append(entry)
     if args.json:
         emit_json(
             {

@@ -7,7 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from ui.cli import emit_json
-from ui.cli.import_cmd import _size
+from ui.cli.import_cmd import human_size
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -24,9 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(app: AppContext, args: argparse.Namespace) -> int:
-    from core.library.service import Library
-
-    result = Library.for_app(app).remove(args.model, delete_files=args.delete_files)
+    result = app.library.remove(args.model, delete_files=args.delete_files)
     if args.json:
         emit_json(
             {
@@ -36,7 +34,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
             }
         )
     elif result.files_deleted:
-        print(f"Removed {result.entry.name} and deleted its files ({_size(result.freed_bytes)} freed).")
+        print(f"Removed {result.entry.name} and deleted its files ({human_size(result.freed_bytes)} freed).")
     else:
         print(f"Removed {result.entry.name} from the library; its files were left in {result.entry.root}.")
     return 0

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -28,7 +29,7 @@ from core.chat.models import estimated_bytes, memory_advice, memory_lines
 from core.chat.service import ChatService, ModelChoice
 from core.chat.session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
 from core.chat.store import ChatSettings, Message
-from core.engine.host import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
+from core.engine.protocol import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
 from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
 from ui.pages.chat_list import ConversationColumn
@@ -36,6 +37,7 @@ from ui.pages.chat_settings import ChatSettingsPanel
 from ui.pages.chat_transcript import TranscriptView, copy_to_clipboard
 from ui.qtfix import emit
 from ui.theme import current_colors
+from ui.units import format_bytes
 from ui.widgets.common import EmptyState, Page
 
 if TYPE_CHECKING:
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
     from ui.bridge import Bridge
 
 logger = logging.getLogger(__name__)
-_MIB = 1024 * 1024
 
 
 class ChatPage(Page):
@@ -56,10 +57,12 @@ class ChatPage(Page):
         super().__init__("Chat", "Talk to a local model. Nothing leaves this machine.", parent)
         self.app = app
         self.bridge = bridge
-        self.service = ChatService(app)
+        self.service: ChatService = app.chat
         self.conversation_id: int | None = None
         self.editing_id: int | None = None
         self._load_request: int | None = None
+        #: Send was pressed with no model loaded: the selected model is loading, and the message goes when it is in.
+        self._send_after_load = False
         self._hooked: set[int] = set()
         self._extra_models: list[str] = []
 
@@ -186,6 +189,9 @@ class ChatPage(Page):
             self.cancel_load_button,
         ):
             act.addWidget(widget)
+            if isinstance(widget, QPushButton):  # in a narrow window the label wraps; buttons never shrink ("nloa")
+                widget.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         act.addWidget(self.model_label, 1)
         self.model_bar = QVBoxLayout()
         self.model_bar.setSpacing(4)
@@ -201,6 +207,7 @@ class ChatPage(Page):
             lambda: self.service.choices(extra),
             on_success=self._show_choices,
             on_failure=lambda exc: logger.warning("model list failed: %s", exc),
+            owner=self,
         )
 
     def _show_choices(self, choices: list[ModelChoice]) -> None:
@@ -226,16 +233,44 @@ class ChatPage(Page):
         self.refresh_models()
 
     def open_payload(self, payload: object) -> None:
-        """My Models' "Chat" sends a library id; a path works too."""
+        """My Models' "Chat" (a library id, or a path): one click loads the model — an adapter with its base model —
+        and opens a new chat with it."""
+        from dataclasses import replace
+
+        from core.models.types import ModelFormat
+
+        options = self.load_options or self.service.default_options()
         if isinstance(payload, Path) or (isinstance(payload, str) and Path(payload).exists()):
-            self.add_model_path(str(payload))
+            path, lora = str(payload), None
         elif isinstance(payload, str):
             try:
-                entry = self.service.library().get(payload)
+                library = self.service.library()
+                entry = library.get(payload)
+                if entry.format == ModelFormat.LORA:
+                    if not entry.base_model_id:
+                        self.show_banner(
+                            f"The adapter {entry.name} has no base model in My Models: import the model it was "
+                            "trained on, then choose Chat again."
+                        )
+                        return
+                    path, lora = str(library.get(entry.base_model_id).load_path), str(entry.load_path)
+                else:
+                    path, lora = str(entry.load_path), None
             except Exception as exc:
                 self.show_banner(str(exc))
                 return
-            self.add_model_path(str(entry.load_path))
+        else:
+            return
+        self.add_model_path(path)
+        self.load_options = replace(options, lora_path=lora)
+        loaded = self.service.loaded
+        already = (
+            loaded is not None and str(loaded.model.path) == path and loaded.options.lora_path == lora
+        ) or self.progress.isVisible()
+        if not already:
+            self.load_selected()
+        if self._load_request is not None or already:
+            self.new_chat()
 
     def _browse_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", "", "GGUF models (*.gguf)")
@@ -266,7 +301,9 @@ class ChatPage(Page):
     def edit_load_options(self) -> None:
         from ui.pages.chat_load import LoadOptionsDialog
 
-        dialog = LoadOptionsDialog(self.load_options or self.service.default_options(), self)
+        hardware = self.service.hardware()
+        gpu = hardware is None or bool(hardware.gpus)  # unknown: offer it
+        dialog = LoadOptionsDialog(self.load_options or self.service.default_options(), self, gpu=gpu)
         if dialog.exec():
             self.load_options = dialog.options
 
@@ -277,6 +314,8 @@ class ChatPage(Page):
         self.service.unload()
 
     def _loading(self, on: bool) -> None:
+        if (self.load_button.hasFocus() and on) or (self.cancel_load_button.hasFocus() and not on):
+            self.composer.setFocus(Qt.FocusReason.OtherFocusReason)  # see _update_buttons
         self.progress.setVisible(on)
         self.cancel_load_button.setVisible(on)
         self.load_button.setEnabled(not on)
@@ -292,10 +331,10 @@ class ChatPage(Page):
         lines = memory_lines(loaded.info, loaded.estimate)
         total = sum(loaded.info.allocated.values())
         expected = estimated_bytes(loaded.estimate)
-        guess = f" (estimated {expected / _MIB:,.1f} MiB)" if expected is not None else ""
+        guess = f" (estimated {format_bytes(expected)})" if expected is not None else ""
         self.model_label.setText(
             f"{loaded.model.name} · {loaded.model.engine}, {loaded.info.device.upper()} · "
-            f"{total / _MIB:,.1f} MiB allocated{guess}"
+            f"{format_bytes(total)} allocated{guess}"
         )
         self.model_label.setToolTip("\n".join(lines))
 
@@ -306,13 +345,22 @@ class ChatPage(Page):
                 self.progress.setValue(int(event.fraction * 100))
         elif isinstance(event, ModelLoaded) and event.request_id == self._load_request:
             self._loading(False)
-            self.service.finish_load(event.info)
+            loaded = self.service.finish_load(event.info)
+            if loaded is not None:  # the picker always shows the model that is loaded
+                path = str(loaded.model.path)
+                if self.model_picker.findData(path) < 0:
+                    self.add_model_path(path)
+                self.model_picker.setCurrentIndex(self.model_picker.findData(path))
             self._set_model_label()
             emit(self.model_state_changed, "loaded")
             self._refresh_usage()
+            if self._send_after_load:
+                self._send_after_load = False
+                self.send()
         elif isinstance(event, RequestFailed) and event.request_id == self._load_request:
             self._loading(False)
             self._load_request = None
+            self._send_after_load = False  # the message stays in the composer
             self._set_model_label()
             self._refresh_usage()
             if event.code == CancelledError.code:
@@ -332,6 +380,7 @@ class ChatPage(Page):
             emit(self.model_state_changed, "unloaded")
         elif isinstance(event, EngineCrashed):
             self._loading(False)
+            self._send_after_load = False
             self.service.loaded = None
             self._set_model_label()
             self._refresh_usage()
@@ -415,6 +464,18 @@ class ChatPage(Page):
         text = self.composer.toPlainText().strip()
         if not text:
             return
+        if self.service.loaded is None:
+            # Nothing loaded: load the selected model and send when it is in (no empty conversation meanwhile).
+            if not self.model_picker.currentData():
+                self.show_banner("No model is loaded: choose one above (or Browse…), and Send loads it.")
+                return
+            if not self.progress.isVisible():
+                self.load_selected()
+                if self._load_request is None:
+                    return  # refused at once; the banner says why
+            self._send_after_load = True
+            emit(self.bridge.status_message, "Loading the model; your message is sent when it is ready.", 5000)
+            return
         if self.conversation_id is None:
             self.new_chat()
         editing = self.editing_id
@@ -446,7 +507,7 @@ class ChatPage(Page):
             self._update_buttons()
 
         # counting tokens asks the engine process: off the GUI thread
-        run_in_background(lambda: calls[action](*args), on_success=started, on_failure=failed)
+        run_in_background(lambda: calls[action](*args), on_success=started, on_failure=failed, owner=self)
 
     def stop(self) -> None:
         if self.conversation_id is not None:
@@ -512,6 +573,10 @@ class ChatPage(Page):
 
     def _update_buttons(self) -> None:
         busy = self.conversation_id is not None and self.service.session(self.conversation_id).busy
+        # A focused button that is disabled hands the focus to the next widget (the system prompt), where the next
+        # typed message would land: keep it in the composer instead.
+        if (self.stop_button.hasFocus() and not busy) or (self.send_button.hasFocus() and busy):
+            self.composer.setFocus(Qt.FocusReason.OtherFocusReason)
         self.send_button.setEnabled(not busy)
         self.stop_button.setEnabled(busy)
 
@@ -525,6 +590,7 @@ class ChatPage(Page):
             session.refresh_usage,
             on_success=self._show_usage,
             on_failure=lambda exc: logger.info("context count failed: %s", exc),
+            owner=self,
         )
 
     def _show_usage(self, usage: ContextUsage | None) -> None:

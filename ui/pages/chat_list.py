@@ -69,7 +69,7 @@ class ConversationColumn(QWidget):
     def __init__(self, chats: ChatStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.chats = chats
-        self.setFixedWidth(200)
+        self.setFixedWidth(180)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search chats")
         self.search.setClearButtonEnabled(True)

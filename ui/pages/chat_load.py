@@ -20,14 +20,15 @@ from PySide6.QtWidgets import (
 )
 
 from core.chat.models import AUTO_GPU_LAYERS
-from core.engine.host import LoadOptions
+from core.engine.protocol import LoadOptions
 from ui.theme import current_colors
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
 
 
 class LoadOptionsDialog(QDialog):
-    def __init__(self, options: LoadOptions, parent: QWidget | None = None) -> None:
+    def __init__(self, options: LoadOptions, parent: QWidget | None = None, *, gpu: bool = True) -> None:
+        """``gpu``: False on a machine with no GPU Hangar can use; the GPU layers control is then not offered."""
         super().__init__(parent)
         self.setWindowTitle("Load options")
         self.context = QSpinBox()
@@ -62,6 +63,7 @@ class LoadOptionsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Context length", self.context)
         form.addRow("GPU layers", self.gpu_layers)
+        form.setRowVisible(self.gpu_layers, gpu)
         form.addRow("KV cache", self.kv_cache)
         form.addRow("", self.flash)
         form.addRow("Threads", self.threads)

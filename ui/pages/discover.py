@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QItemSelection, Qt, QThreadPool, QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -26,12 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.downloads.manager import DownloadManager, for_app
-from core.estimate.llama import EngineSettings
-from core.hub.client import FormatFilter, HubClient, ModelDetail, SearchPage, SearchQuery, SearchSort
 from core.hub.files import FileGroup
-from core.hub.fit import ESTIMATED_KINDS, QuantFit, best_fit, fit_all
-from core.secrets import SecretStore
 from ui.operations import run_in_background
 from ui.pages.discover_detail import InlineMessage, ModelDetailView
 from ui.pages.discover_models import ITEM_ROLE, ResultsModel
@@ -39,12 +35,17 @@ from ui.widgets.common import EmptyState, Page, size_columns
 
 if TYPE_CHECKING:
     from core.app import AppContext
+    from core.downloads.manager import DownloadManager
+    from core.hub.client import HubClient, ModelDetail, SearchPage, SearchQuery
+    from core.hub.fit import QuantFit
+    from core.secrets import SecretStore
     from ui.bridge import Bridge
 
 logger = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 300
 PAGE_SIZE = 30
+POPULAR_DELAY_MS = 150
 
 
 class DiscoverPage(Page):
@@ -56,13 +57,16 @@ class DiscoverPage(Page):
         )
         self.app = app
         self.bridge = bridge
-        self.secrets = SecretStore.shared()
-        self.client = HubClient(self.secrets.get_token)
+        # The Hub client, the keyring and the download manager are imported on first use: a fast start.
+        self._secrets: SecretStore | None = None
+        self._client: HubClient | None = None
         self._downloads: DownloadManager | None = None
         self._search_generation = 0
         self._detail_generation = 0
         self._next_url: str | None = None
-        self._query = SearchQuery()
+        self._query: SearchQuery | None = None
+        self._popular = False
+        self._shown_once = False
         self._loading = False
         self._fit_pool = QThreadPool(self)
         self._fit_pool.setMaxThreadCount(1)
@@ -74,19 +78,20 @@ class DiscoverPage(Page):
         self.search.setToolTip("Search Hugging Face by name, author or keyword; results update as you type (Ctrl+K)")
         self.format = QComboBox()
         for label, value in (
-            ("GGUF and MLX", FormatFilter.ANY),
-            ("GGUF", FormatFilter.GGUF),
-            ("MLX", FormatFilter.MLX),
+            # core.hub.client's FormatFilter and SearchSort values (that module loads huggingface_hub)
+            ("GGUF and MLX", "any"),
+            ("GGUF", "gguf"),
+            ("MLX", "mlx"),
         ):
             self.format.addItem(label, value)
         self.format.setAccessibleName("Format")
         self.format.setToolTip("GGUF runs with llama.cpp on any machine; MLX runs on Apple silicon only")
         self.sort = QComboBox()
         for label, value in (
-            ("Most downloaded", SearchSort.DOWNLOADS),
-            ("Most liked", SearchSort.LIKES),
-            ("Trending", SearchSort.TRENDING),
-            ("Recently updated", SearchSort.UPDATED),
+            ("Most downloaded", "downloads"),
+            ("Most liked", "likes"),
+            ("Trending", "trending"),
+            ("Recently updated", "updated"),
         ):
             self.sort.addItem(label, value)
         self.sort.setAccessibleName("Sort")
@@ -112,7 +117,8 @@ class DiscoverPage(Page):
         self.results.verticalHeader().setVisible(False)
         self.results.setAlternatingRowColors(True)
         self.results.setWordWrap(False)
-        self.results.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the distinctive end of a repo name
+        # Cut at the end ("lmquant/Qwen2.5-7B-Ins…"): two repos cut in the middle read alike; the tooltip has it all.
+        self.results.setTextElideMode(Qt.TextElideMode.ElideRight)
         header = self.results.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         size_columns(
@@ -177,8 +183,37 @@ class DiscoverPage(Page):
         for spin in (self.min_params, self.max_params):
             spin.valueChanged.connect(lambda _v: self._debounce.start())
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            if not self.search.text() and not self.results_model.rows:
+                # Popular models once the window has painted (the Hub client is imported then, not at start-up).
+                QTimer.singleShot(POPULAR_DELAY_MS, self._show_popular)
+
+    def _show_popular(self) -> None:
+        if not self.search.text() and not self.results_model.rows and not self._loading:
+            self.search_now()
+
+    # -- services, on first use -----------------------------------------------------------------------------------
+    @property
+    def secrets(self) -> SecretStore:
+        if self._secrets is None:
+            self._secrets = self.app.secrets
+        return self._secrets
+
+    @property
+    def client(self) -> HubClient:
+        if self._client is None:
+            from core.hub.client import HubClient
+
+            self._client = HubClient(self.secrets.get_token)
+        return self._client
+
     # -- search -------------------------------------------------------------------------------------------------
     def current_query(self) -> SearchQuery:
+        from core.hub.client import FormatFilter, SearchQuery, SearchSort
+
         return SearchQuery(
             text=self.search.text().strip(),
             # Qt hands enum item data back as plain strings
@@ -195,10 +230,8 @@ class DiscoverPage(Page):
         self._debounce.stop()
         self._search_generation += 1
         query = self.current_query()
-        if not query.text and query.format == FormatFilter.ANY and not (query.min_params_b or query.max_params_b):
-            self.results_model.reset([])
-            self.left_stack.setCurrentIndex(0)
-            return
+        # No words: the Hub's most popular models (in the chosen order), so Discover never opens empty.
+        self._popular = not query.text
         generation = self._search_generation
         self._query = query
         self._next_url = None
@@ -212,7 +245,7 @@ class DiscoverPage(Page):
         )
 
     def load_more(self) -> None:
-        if self._loading or not self._next_url:
+        if self._loading or not self._next_url or self._query is None:
             return
         generation, query, url = self._search_generation, self._query, self._next_url
         self._loading = True
@@ -235,11 +268,19 @@ class DiscoverPage(Page):
         self._next_url = page.next_url
         if reset:
             self.results_model.reset(list(page.results))
+            if getattr(self, "_open_repo", None) not in {r.repo_id for r in page.results}:
+                self._detail_generation += 1  # drop a detail still on its way for the previous search
+                self._open_repo = None
+                self.detail.show_nothing()
         else:
             self.results_model.append(list(page.results))
         self.results_message.clear()
         if not self.results_model.rows:
             self.results_message.show_message("No models match.", error=False)
+        elif self._popular:
+            self.results_message.show_message(
+                f"Popular on Hugging Face ({self.sort.currentText().lower()}) — type a name to search.", error=False
+            )
         self.more.setText("Load more")
         self.more.setVisible(bool(page.next_url))
 
@@ -300,6 +341,8 @@ class DiscoverPage(Page):
     def _on_detail(self, generation: int, detail: ModelDetail) -> None:
         if generation != self._detail_generation:
             return
+        from core.hub.fit import ESTIMATED_KINDS
+
         self.detail.show_detail(detail)
         quants = [g for g in detail.groups if g.kind in ESTIMATED_KINDS]
         if quants:
@@ -310,18 +353,23 @@ class DiscoverPage(Page):
             self.detail.show_error(str(error))
 
     def _start_fit(self, generation: int, detail: ModelDetail, quants: list[FileGroup]) -> None:
+        from core.estimate.llama import EngineSettings
+        from core.hub.fit import best_fit, fit_all
+
         secrets = self.secrets
         settings = EngineSettings(context_length=self.app.settings.current.default_context_length)
 
         def work() -> list[QuantFit]:
             from core.hardware import cached_hardware
 
+            hardware = cached_hardware()
+            self.bridge.call_soon(self._guard(self._set_fit_hardware), generation, hardware)
             return fit_all(
                 detail.summary.repo_id,
                 detail.commit,
                 quants,
                 token=secrets.get_token(),  # here: a keyring lookup may block
-                hardware=cached_hardware(),
+                hardware=hardware,
                 settings=settings,
                 on_result=lambda fit: self.bridge.call_soon(self._guard(self._on_fit), generation, fit),
                 cancelled=lambda: generation != self._detail_generation,
@@ -342,6 +390,10 @@ class DiscoverPage(Page):
 
         run_in_background(work, on_success=self._guard(done), on_failure=self._guard(failed), pool=self._fit_pool)
 
+    def _set_fit_hardware(self, generation: int, hardware: object) -> None:
+        if generation == self._detail_generation:
+            self.detail.files_model.hardware = hardware  # type: ignore[assignment]
+
     def _on_fit(self, generation: int, fit: QuantFit) -> None:
         if generation == self._detail_generation:
             self.detail.files_model.set_fit(fit)
@@ -350,7 +402,7 @@ class DiscoverPage(Page):
     @property
     def downloads(self) -> DownloadManager:
         if self._downloads is None:
-            self._downloads = for_app(self.app)
+            self._downloads = self.app.downloads
         return self._downloads
 
     def _download(self, group: FileGroup) -> None:

@@ -4,6 +4,7 @@ fit badges, and the download action. It only displays; the page does the loading
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -19,11 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.hub.client import ModelDetail
-from core.hub.files import FileGroup, GroupKind
-from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count
+from core.hub.files import FileGroup
+from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count, preferred_group
 from ui.theme import current_colors
 from ui.widgets.common import size_columns
+
+if TYPE_CHECKING:
+    from core.hub.client import ModelDetail
 
 
 class InlineMessage(QWidget):
@@ -98,7 +101,7 @@ class ModelDetailView(QWidget):
         self.files.verticalHeader().setVisible(False)
         self.files.setAlternatingRowColors(True)
         self.files.setWordWrap(False)
-        self.files.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.files.setTextElideMode(Qt.TextElideMode.ElideRight)  # the full name is in each row's tooltip
         header = self.files.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         # The fit column holds "★ Fits (CPU) · 201.6 MB" in bold for the best quant.
@@ -131,6 +134,12 @@ class ModelDetailView(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(split, 1)
 
+    def show_nothing(self) -> None:
+        """No model open (a new search does not list it): nothing of the previous one stays on screen."""
+        self.show_loading("")
+        self.title.setText("Choose a model")
+        self.stats.setText("")
+
     def show_loading(self, repo_id: str) -> None:
         self.detail = None
         self.title.setText(repo_id)
@@ -161,11 +170,9 @@ class ModelDetailView(QWidget):
         self.message.clear()
         self.card.setMarkdown(detail.card_markdown or "*This model has no model card.*")
         self.files_model.reset(list(detail.groups))
-        first_model = next(
-            (row for row, g in enumerate(detail.groups) if g.kind in (GroupKind.QUANT, GroupKind.MLX)), None
-        )
-        if first_model is not None:
-            self.files.selectRow(first_model)
+        preferred = preferred_group(detail.groups)  # never the smallest quant by default
+        if preferred is not None:
+            self.files.selectRow(list(detail.groups).index(preferred))
         self._update_button()
 
     def show_error(self, text: str) -> None:

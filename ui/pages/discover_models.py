@@ -4,30 +4,44 @@ their fit badges."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont
 
-from core.estimate.llama import Estimate, Verdict
-from core.hub.client import ModelSummary
 from core.hub.files import FileGroup, GroupKind
-from core.hub.fit import ESTIMATED_KINDS, QuantFit
 from ui.theme import current_colors
+from ui.units import format_bytes
 from ui.widgets.fit_badge import badge_color, badge_text, badge_tooltip
 from ui.widgets.record_model import RecordTableModel
+
+if TYPE_CHECKING:
+    from core.hardware import Hardware
+    from core.hub.client import ModelSummary
+    from core.hub.fit import QuantFit
+
+#: core.hub.fit's ESTIMATED_KINDS (that module loads the GGUF reader, imported when a fit arrives)
+ESTIMATED_KINDS = (GroupKind.QUANT, GroupKind.MLX)
+#: The quant offered before (or without) an estimate: a common middle ground, never the smallest (Q2_K).
+PREFERRED_QUANTS = ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q4_0", "Q5_0", "Q6_K", "Q8_0")
+
+
+def preferred_group(groups: Sequence[FileGroup]) -> FileGroup | None:
+    """The file to select first: a preferred quant if the repo has one, else the middle of its model files."""
+    models = [g for g in groups if g.kind in ESTIMATED_KINDS]
+    for quant in PREFERRED_QUANTS:
+        found = next((g for g in models if (g.quant or "").upper() == quant), None)
+        if found is not None:
+            return found
+    return models[len(models) // 2] if models else None
+
 
 Index = QModelIndex | QPersistentModelIndex
 ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def human_size(count: int | None) -> str:
-    if count is None:
-        return "?"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} B"
+    return "?" if count is None else format_bytes(count)
 
 
 def human_params(count: int | None) -> str:
@@ -128,6 +142,8 @@ class FilesModel(RecordTableModel):
         self.fits: dict[str, QuantFit] = {}
         self.best: str | None = None
         self.fit_available = True
+        #: The machine, for a size-based verdict where a file's header gives no estimate (set by the page).
+        self.hardware: Hardware | None = None
 
     def records(self) -> Sequence[Any]:
         return self.groups
@@ -137,14 +153,24 @@ class FilesModel(RecordTableModel):
             return ""
         fit = self.fits.get(group.key)
         if fit is None:
-            return FIT_PENDING if self.fit_available else FIT_UNKNOWN
+            return FIT_PENDING if self.fit_available else self.rough_fit_text(group)
         if fit.estimate is None:
-            return FIT_UNKNOWN
+            return self.rough_fit_text(group)
+        from core.estimate.llama import Estimate, Verdict
+
         where = ""
         if isinstance(fit.estimate, Estimate) and fit.estimate.verdict == Verdict.CPU_ONLY:
             where = " (CPU)"
         text = f"{badge_text(fit.level)}{where} · {human_size(fit.estimate.total_bytes)}"
         return f"★ {text}" if group.key == self.best else text
+
+    def rough_fit_text(self, group: FileGroup) -> str:
+        """No estimate from the header (no shape data): a verdict from the file size, marked as such."""
+        if self.hardware is None or not group.size:
+            return FIT_UNKNOWN
+        from core.estimate.fitting import rough_fit_level
+
+        return f"≈ {badge_text(rough_fit_level(group.size, self.hardware))} · {human_size(group.size)} (by size)"
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.groups):

@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -50,9 +51,22 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+CHOOSE_FIRST = "Choose a base model and a dataset first."
+
+
+def run_status(state: str, detail: str) -> str:
+    """ "Cancelled." — not "Cancelled. Cancelled." when the job's own message already says the state."""
+    detail = detail.strip()
+    if detail.lower().startswith(state.lower()):
+        return detail
+    head = f"{state.capitalize()}."
+    return f"{head} {detail}" if detail else head
+
 
 def _bytes(n: int) -> str:
-    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
+    from ui.units import format_bytes
+
+    return format_bytes(n)
 
 
 class FinetunePage(Page):
@@ -81,6 +95,8 @@ class FinetunePage(Page):
 
         # left: settings, data preview, memory
         self.form = FinetuneForm()
+        self.form.model_path.textChanged.connect(lambda _text: self._inputs_changed())
+        self.form.data_path.textChanged.connect(lambda _text: self._inputs_changed())
         self.memory_label = QLabel("Choose a base model to see how much memory training needs.")
         self.memory_label.setWordWrap(True)
         self.memory_label.setObjectName("Muted")
@@ -152,8 +168,8 @@ class FinetunePage(Page):
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
         # The settings at their natural width, the chart and list take the rest.
-        scroll.setMinimumWidth(min(560, left.sizeHint().width() + 16))
-        right.setMinimumWidth(360)
+        scroll.setMinimumWidth(min(460, left.sizeHint().width() + 16))  # the form scrolls in a small window
+        right.setMinimumWidth(300)
         self.body.addWidget(splitter, 1)
 
         self._estimate_timer = QTimer(self)
@@ -169,11 +185,18 @@ class FinetunePage(Page):
         self.reload()
 
     # -- actions ---------------------------------------------------------------------------------------------
+    def _inputs_changed(self) -> None:
+        """A new model or dataset: what was said about the old ones no longer holds."""
+        if self.message.text() == CHOOSE_FIRST:
+            self.message.clear()
+        if self.form.token_summary.text() != "Counting…":  # a count (or a refusal) of the old inputs
+            self.form.token_summary.setText("")
+
     def start(self) -> None:
         self.message.clear()
         model, data = self.form.model_path.text().strip(), self.form.data_path.text().strip()
         if not model or not data:
-            self.message.setText("Choose a base model and a dataset first.")
+            self.message.setText(CHOOSE_FIRST)
             return
         try:
             config = self.form.config()
@@ -192,6 +215,7 @@ class FinetunePage(Page):
             start,
             on_success=self._started,
             on_failure=self._failed_to_start,
+            owner=self,
         )
 
     def _started(self, job_id: str) -> None:
@@ -227,12 +251,12 @@ class FinetunePage(Page):
                 self.message.setText(str(exc))
                 return
             self._exports[export_id] = job_id
-            self.log.appendPlainText(f"Exporting {fmt}…")
+            self.append_log(f"Exporting {fmt}…")
 
     def measure_tokens(self) -> None:
         model, data = self.form.model_path.text().strip(), self.form.data_path.text().strip()
         if not model or not data:
-            self.form.token_summary.setText("Choose a base model and a dataset first.")
+            self.form.token_summary.setText(CHOOSE_FIRST)
             return
         max_length = self.form.max_length.value()
         self.form.measure_button.setEnabled(False)
@@ -254,6 +278,7 @@ class FinetunePage(Page):
             lambda: self.app.finetune.measure_tokens(model, load_dataset(data, strict=False), max_length),
             on_success=done,
             on_failure=failed,
+            owner=self,
         )
 
     def preview_dataset(self, path: str) -> None:
@@ -277,6 +302,7 @@ class FinetunePage(Page):
             lambda: load_dataset(path, columns=columns, strict=False),
             on_success=lambda dataset: self._show_dataset(dataset, generation),
             on_failure=lambda error: self._show_dataset_error(error, generation),
+            owner=self,
         )
 
     def _show_dataset_error(self, error: Exception, generation: int) -> None:
@@ -316,7 +342,9 @@ class FinetunePage(Page):
 
             return plan_training_memory(model, config, backend, self.app.hardware())
 
-        run_in_background(plan, on_success=self._show_estimate, on_failure=lambda e: self.memory_label.setText(str(e)))
+        run_in_background(
+            plan, on_success=self._show_estimate, on_failure=lambda e: self.memory_label.setText(str(e)), owner=self
+        )
 
     def _show_estimate(self, plan: TrainingMemoryPlan) -> None:
         text = ("✔ " if plan.fits else "⚠ ") + plan.summary()
@@ -339,12 +367,26 @@ class FinetunePage(Page):
             self._select_row(row)
         self._update_buttons()
 
-    def open_payload(self, payload: object) -> None:
-        """``navigate_requested("finetune", library entry id)`` from My Models: that model becomes the base."""
-        from core.library.service import Library
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.refresh_library_models()
+
+    def refresh_library_models(self) -> None:
+        """The base-model picker lists My Models' fine-tunable models (full weights: MLX/safetensors folders)."""
+        from core.models.types import ModelFormat
 
         try:
-            entry = Library.for_app(self.app).get(str(payload))
+            entries = self.app.library.list(format=ModelFormat.MLX)
+        except HangarError as exc:
+            logger.warning("no library models for fine-tuning: %s", exc)
+            entries = []
+        self.form.set_library_models([(e.name, str(e.root)) for e in entries if e.available])
+
+    def open_payload(self, payload: object) -> None:
+        """``navigate_requested("finetune", library entry id)`` from My Models: that model becomes the base."""
+
+        try:
+            entry = self.app.library.get(str(payload))
         except HangarError as exc:
             self.message.setText(str(exc))
             return
@@ -364,10 +406,20 @@ class FinetunePage(Page):
             [(p.step, p.loss) for p in run.train_curve], [(p.step, p.loss) for p in run.val_curve], run.total_steps
         )
         self.log.setPlainText("\n".join(self.app.finetune.log(run.job.id)))
-        state = str(run.job.state)
-        detail = run.job.error or run.job.message
+        self._follow_log(True)
         adapter = f" Adapter: {run.adapter_path}" if run.adapter_path else ""
-        self.stats.setText(f"{state.capitalize()}. {detail}{adapter}".strip())
+        self.stats.setText(run_status(str(run.job.state), run.job.error or run.job.message) + adapter)
+
+    def append_log(self, line: str) -> None:
+        """Add a line to the log, following new lines unless the person scrolled up to read."""
+        bar = self.log.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 2
+        self.log.appendPlainText(line)
+        self._follow_log(at_end)
+
+    def _follow_log(self, follow: bool) -> None:
+        if follow:
+            self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
 
     def _update_buttons(self) -> None:
         job = self._selected()
@@ -391,9 +443,9 @@ class FinetunePage(Page):
             source = self._exports.pop(job.id)
             if source == self.selected_job:
                 if job.state == JobState.SUCCEEDED and job.result:
-                    self.log.appendPlainText(f"Exported {job.result.get('format')} to {job.result.get('path')}.")
+                    self.append_log(f"Exported {job.result.get('format')} to {job.result.get('path')}.")
                 else:
-                    self.log.appendPlainText(f"⚠ {job.title} failed: {job.error or job.state}")
+                    self.append_log(f"⚠ {job.title} failed: {job.error or job.state}")
             return
         if job.kind != "finetune":
             return
@@ -422,6 +474,6 @@ class FinetunePage(Page):
         elif isinstance(event, TrainingStarted):
             self.chart.set_total_steps(event.total_steps)
         elif isinstance(event, (TrainingLog, TrainingFailed)):
-            self.log.appendPlainText(
+            self.append_log(
                 event.message if isinstance(event, TrainingLog) and event.level == "info" else f"⚠ {event.message}"
             )

@@ -55,6 +55,10 @@ def _double(low: float, high: float, value: float, name: str, tip: str, step: fl
     return box
 
 
+#: The form's rows that only "Advanced settings" shows.
+ADVANCED_ROWS = ("LoRA", "Targets", "Learning rate", "Batches", "Every N steps", "Seed", "Memory")
+
+
 class FinetuneForm(QFrame):
     #: Something that changes the memory estimate or the data preview was edited.
     changed = Signal()
@@ -69,7 +73,16 @@ class FinetuneForm(QFrame):
         form.setSpacing(8)
         # Centred on the row's controls (which are taller than a label), not a few pixels above them.
         form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        # Simple by default: a model, a dataset, the backend and the length of the run; the defaults (tuned for a
+        # first adapter) fill in the rest. "Advanced" shows every setting.
+        self.advanced = QCheckBox("Advanced settings")
+        self.advanced.setAccessibleName("Advanced settings")
+        self.advanced.setToolTip(
+            "Show LoRA, learning-rate, batch, checkpoint and memory settings (the defaults suit a first adapter)"
+        )
+        outer.addWidget(self.advanced, 0, Qt.AlignmentFlag.AlignRight)
         outer.addLayout(form)
+        self._form = form
 
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText("A Hugging Face or MLX model folder (safetensors)")
@@ -77,9 +90,16 @@ class FinetuneForm(QFrame):
         self.model_path.setToolTip(
             "The model to adapt: a folder with its full weights (safetensors) and tokenizer, not a GGUF file"
         )
-        form.addRow(
-            "Base model", self._with_browse(self.model_path, self._choose_model, "Pick the base model's folder")
-        )
+        base_row = self._with_browse(self.model_path, self._choose_model, "Pick the base model's folder")
+        #: Fine-tunable models of My Models (full weights: safetensors folders); the page fills it.
+        self.from_library = QComboBox()
+        self.from_library.setAccessibleName("Base model from My Models")
+        self.from_library.setToolTip("A model from My Models with its full weights (safetensors), ready to fine-tune")
+        self.from_library.setMinimumContentsLength(12)
+        self.from_library.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.from_library.activated.connect(self._library_model_chosen)
+        base_row.insertWidget(1, self.from_library)
+        form.addRow("Base model", base_row)
         self.data_path = QLineEdit()
         self.data_path.setPlaceholderText("JSONL, JSON or CSV, or a folder with train.jsonl")
         self.data_path.setAccessibleName("Dataset")
@@ -183,7 +203,11 @@ class FinetuneForm(QFrame):
         self.schedule.setAccessibleName("Learning-rate schedule")
         self.schedule.setToolTip("How the learning rate changes over the run (cosine decays it smoothly to zero)")
         self.warmup = _spin(
-            0, 100_000, 0, "Warm-up steps", "Steps that ramp the learning rate up from zero; steadies the first steps"
+            0,
+            100_000,
+            DEFAULTS.warmup_steps,
+            "Warm-up steps",
+            "Steps that ramp the learning rate up from zero; steadies the first steps",
         )
         row = QHBoxLayout()
         row.addWidget(self.learning_rate, 1)
@@ -264,6 +288,9 @@ class FinetuneForm(QFrame):
         row.addStretch(1)
         form.addRow("Memory", row)
 
+        self.advanced.toggled.connect(self.set_advanced)
+        self.set_advanced(False)
+
         self.data_path.editingFinished.connect(lambda: self.dataset_changed.emit(self.data_path.text().strip()))
         for signal in (
             self.model_path.editingFinished,
@@ -277,6 +304,33 @@ class FinetuneForm(QFrame):
             self.targets.editingFinished,
         ):
             signal.connect(lambda *_: self.changed.emit())
+
+    def set_library_models(self, models: list[tuple[str, str]]) -> None:
+        """Offer ``(name, folder)`` pairs from My Models as base models."""
+        self.from_library.clear()
+        self.from_library.addItem("From My Models…" if models else "No fine-tunable models yet", "")
+        for name, folder in models:
+            self.from_library.addItem(name, folder)
+            self.from_library.setItemData(self.from_library.count() - 1, folder, Qt.ItemDataRole.ToolTipRole)
+        self.from_library.setEnabled(bool(models))
+
+    def _library_model_chosen(self, index: int) -> None:
+        folder = self.from_library.itemData(index)
+        if folder:
+            self.model_path.setText(folder)
+            self.changed.emit()
+        self.from_library.setCurrentIndex(0)
+
+    def set_advanced(self, on: bool) -> None:
+        """Show (True) or hide the settings a newcomer can leave at their defaults."""
+        if self.advanced.isChecked() != on:
+            self.advanced.setChecked(on)  # comes back here through toggled
+            return
+        for row in range(self._form.rowCount()):
+            label = self._form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+            text = label.widget().text() if label is not None and isinstance(label.widget(), QLabel) else ""
+            if text in ADVANCED_ROWS:
+                self._form.setRowVisible(row, on)
 
     def _with_browse(self, edit: QLineEdit, choose: object, tip: str) -> QHBoxLayout:
         button = QPushButton("Choose…")

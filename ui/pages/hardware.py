@@ -107,14 +107,17 @@ class HardwarePage(Page):
         machine, machine_layout = _card("This machine")
         self.machine_form = QFormLayout()
         machine_layout.addLayout(self.machine_form)
-        self.system_label, self.cpu_label, self.memory_label, self.engines_label = (
-            QLabel("Detecting…") for _ in range(4)
+        self.system_label, self.cpu_label, self.memory_label, self.engines_label, self.accuracy_label = (
+            QLabel("Detecting…") for _ in range(5)
         )
+        self.accuracy_label.setWordWrap(True)
+        self.accuracy_label.setToolTip("Memory estimates against what llama.cpp really allocated on this machine")
         for title, label in (
             ("System", self.system_label),
             ("Processor", self.cpu_label),
             ("Memory", self.memory_label),
             ("Engines", self.engines_label),
+            ("Estimates", self.accuracy_label),
         ):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.machine_form.addRow(title, label)
@@ -191,7 +194,10 @@ class HardwarePage(Page):
         """Detect in the background (importing the engines to probe them takes a moment)."""
         self.refresh_button.setEnabled(False)
         run_in_background(
-            lambda: self.app.hardware(refresh=force), on_success=self.show_hardware, on_failure=self._hardware_failed
+            lambda: self.app.hardware(refresh=force),
+            on_success=self.show_hardware,
+            on_failure=self._hardware_failed,
+            owner=self,
         )
 
     def _hardware_failed(self, error: Exception) -> None:
@@ -221,6 +227,9 @@ class HardwarePage(Page):
         self.notes.setText("\n".join(hardware.notes))
         self.notes.setVisible(bool(hardware.notes))
         self.panel.set_hardware(hardware)
+        from core.estimate.calibrate import estimate_accuracy
+
+        self.accuracy_label.setText(estimate_accuracy(self.app.store).words)
 
     # -- estimates -------------------------------------------------------------------------------------------------
     def estimate_target(self) -> None:
@@ -230,7 +239,9 @@ class HardwarePage(Page):
         self.estimate_button.setEnabled(False)
         self.target_error.hide()
         self.model_label.setText(f"Reading {text}…")
-        run_in_background(lambda: read_target(text), on_success=self.show_model, on_failure=self._target_failed)
+        run_in_background(
+            lambda: read_target(text), on_success=self.show_model, on_failure=self._target_failed, owner=self
+        )
 
     def _target_failed(self, error: Exception) -> None:
         self.estimate_button.setEnabled(True)

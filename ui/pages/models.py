@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QItemSelection, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QItemSelection, QObject, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,10 +32,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from core.downloads.manager import for_app as downloads_for_app
 from core.jobs import Job, JobState
-from core.library.downloads import follow_downloads, index_all
-from core.library.service import Library
 from core.models.types import ImportPreview, LibraryEntry, ModelFormat
 from ui.operations import run_in_background
 from ui.widgets.common import EmptyState, Page, size_columns
@@ -84,7 +81,7 @@ class ModelsPage(Page):
         super().__init__("My Models", "Everything on this machine that Hangar can run or fine-tune.", parent)
         self.app = app
         self.bridge = bridge
-        self.library = Library.for_app(app)
+        self.library = app.library
         self.import_dialog: ImportDialog | None = None
         self.delete_dialog: DeleteDialog | None = None
         self.overlay: DropOverlay | None = None
@@ -139,7 +136,7 @@ class ModelsPage(Page):
         # matches them too); the table keeps what people compare at a glance.
         for column in (COL_ARCH, COL_CONTEXT, COL_ORIGIN):
             self.table.setColumnHidden(column, True)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)  # names cut at the end; tooltips hold them whole
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
@@ -249,10 +246,10 @@ class ModelsPage(Page):
         bridge.connect_hook(self.library.changed, self.refresh)
         bridge.connect_hook(app.jobs.changed, self._on_job_changed)
 
-        # Whoever starts a download (Discover, `hangar pull`), it lands here when it finishes.
-        self._downloads = downloads_for_app(app)
-        self._stop_following = follow_downloads(self.library, self._downloads, index_finished=False)
-        run_in_background(lambda: index_all(self.library, self._downloads))
+        # Whoever starts a download (Discover, `hangar pull`), it enters the library when it finishes (wired
+        # once, in core.app); what finished while no Hangar was running is indexed here, off the GUI thread.
+        self._downloads = app.downloads
+        run_in_background(app.index_finished_downloads, owner=self)
 
         self.refresh()
         # The window does not exist yet while pages are built; attach once the event loop runs.
@@ -261,8 +258,7 @@ class ModelsPage(Page):
         QTimer.singleShot(0, self._detect_hardware)
 
     def shutdown(self) -> None:
-        """The window is closing: stop indexing downloads into a library that is about to close."""
-        self._stop_following()
+        """The window is closing; the app closes its services (and stops indexing downloads) itself."""
 
     # -- the window-wide drop target ------------------------------------------------------------------------
     def attach_to_window(self) -> bool:
@@ -296,7 +292,7 @@ class ModelsPage(Page):
                 urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
                 paths = [Path(u.toLocalFile()) for u in urls if u.isLocalFile()]
                 if paths and self.accepts_drop(paths):
-                    self.overlay.show_for(len(paths))
+                    self.overlay.show_for(len(paths), [p.name for p in paths])
             elif kind in (QEvent.Type.DragLeave, QEvent.Type.Drop) or isinstance(event, QDropEvent):
                 self.overlay.hide()
         return False
@@ -309,20 +305,35 @@ class ModelsPage(Page):
             self.select(payload)
 
     # -- import ---------------------------------------------------------------------------------------------
+    def last_folder(self) -> str:
+        """Where the file dialogs open: the folder models were last imported from (home the first time)."""
+        state = QSettings(str(self.app.paths.window_state_file), QSettings.Format.IniFormat)
+        folder = str(state.value("import/last_folder", "") or "")
+        return folder if folder and Path(folder).is_dir() else str(Path.home())
+
+    def remember_folder(self, folder: Path) -> None:
+        state = QSettings(str(self.app.paths.window_state_file), QSettings.Format.IniFormat)
+        state.setValue("import/last_folder", str(folder))
+        state.sync()
+
     def choose_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Import models", str(Path.home()), "GGUF models (*.gguf);;All files (*)"
+            self, "Import models", self.last_folder(), "GGUF models (*.gguf);;All files (*)"
         )
         if files:
+            self.remember_folder(Path(files[0]).parent)
             self.start_import([Path(f) for f in files])
 
     def start_import(self, paths: list[Path]) -> None:
         """Recognise and validate ``paths`` off the GUI thread, then show the import dialog."""
+        if paths:  # dropped or chosen: the next file dialog opens where they came from
+            self.remember_folder(paths[0].parent)
         self.message.setText(f"Checking {len(paths)} item{'s' if len(paths) != 1 else ''}…")
         run_in_background(
             lambda: self.library.preview_import(paths),
             on_success=self._show_import_dialog,
             on_failure=lambda error: self.message.setText(str(error)),
+            owner=self,
         )
 
     def _show_import_dialog(self, preview: ImportPreview) -> None:
@@ -379,7 +390,9 @@ class ModelsPage(Page):
 
     # -- scanning -------------------------------------------------------------------------------------------
     def choose_scan_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Look for models in", str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(self, "Look for models in", self.last_folder())
+        if folder:
+            self.remember_folder(Path(folder))
         if folder:
             self.add_scan_folder(Path(folder))
 
@@ -410,20 +423,23 @@ class ModelsPage(Page):
             self.rescan_button.setEnabled(True)
             self.message.setText(f"Scanning other apps' folders failed: {error}")
 
-        run_in_background(self.library.rescan, on_success=done, on_failure=failed)
+        run_in_background(self.library.rescan, on_success=done, on_failure=failed, owner=self)
 
     # -- table and details ----------------------------------------------------------------------------------
     def refresh(self) -> None:
         selected = self.selected_entry()
         self.model.set_entries(self.library.list())
         self.content.setCurrentIndex(1 if self.model.rowCount() else 0)
-        if selected is not None:
-            self.select(selected.id)
-        else:
-            self._show_details(None)
+        if selected is None or not self.select(selected.id):
+            self.table.clearSelection()
+            self._show_details(None)  # the selected model is gone: no details, no live buttons for it
 
     def select(self, entry_id: str) -> bool:
         row = self.model.row_of(entry_id)
+        if row is None:  # just added (a download that finished a moment ago): the change may still be queued
+            self.model.set_entries(self.library.list())
+            self.content.setCurrentIndex(1 if self.model.rowCount() else 0)
+            row = self.model.row_of(entry_id)
         if row is None:
             return False
         index = self.proxy.mapFromSource(self.model.index(row, 0))
@@ -469,6 +485,7 @@ class ModelsPage(Page):
             lambda: self.app.hardware(),
             on_success=self._hardware_detected,
             on_failure=lambda error: logger.warning("hardware detection failed: %s", error),
+            owner=self,
         )
 
     def _hardware_detected(self, hardware: Any) -> None:
@@ -497,6 +514,7 @@ class ModelsPage(Page):
             lambda: read_target(str(entry.load_path)),
             on_success=show,
             on_failure=lambda error: logger.info("no estimate for %s: %s", entry.name, error),
+            owner=self,
         )
 
     # -- actions --------------------------------------------------------------------------------------------
@@ -545,6 +563,7 @@ class ModelsPage(Page):
             lambda: self.library.remove(entry.id, delete_files=delete_files),
             on_success=done,
             on_failure=lambda error: self.message.setText(str(error)),
+            owner=self,
         )
 
 

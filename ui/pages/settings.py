@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -21,6 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import HangarError
+from core.jobs import JobKind
+from ui.operations import run_in_background
 from ui.widgets.common import Page
 from ui.widgets.hf_token import HfTokenBox
 
@@ -56,7 +59,7 @@ class SettingsPage(Page):
         self.theme.currentIndexChanged.connect(lambda _: self._save(theme=self.theme.currentData()))
         form.addRow("Theme", self.theme)
 
-        self.models_dir = QLineEdit(current.models_dir or str(app.paths.models_dir))
+        self.models_dir = QLineEdit(str(app.models_dir))
         self.models_dir.setReadOnly(True)
         self.models_dir.setAccessibleName("Models folder")
         self.models_dir.setToolTip("Where Hangar keeps downloaded and copied models; use Choose… to change it")
@@ -96,6 +99,8 @@ class SettingsPage(Page):
             lambda: self._save(gpu_layers=self.gpu_layers.currentText().strip())
         )
         form.addRow("GPU layers", self.gpu_layers)
+        self._form = form
+        run_in_background(app.hardware, on_success=self._hardware_known, owner=self)
 
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 8)
@@ -127,11 +132,10 @@ class SettingsPage(Page):
 
     def change_models_dir(self, folder: Path, *, ask: bool = True) -> None:
         """Switch the models folder, offering to move what Hangar keeps in the old one (a background job)."""
-        from core.library.move import plan_move, relocate_models
-        from core.library.service import Library
+        from core.library.move import plan_move
 
         try:
-            plan = plan_move(Library.for_app(self.app), folder)
+            plan = plan_move(self.app.library, folder)
         except HangarError as exc:
             self.error.setText(str(exc))
             self.error.show()
@@ -156,18 +160,15 @@ class SettingsPage(Page):
         if not move:
             self._save(models_dir=str(plan.target))
             self.models_dir.setText(str(plan.target))
-            manager = self.app.__dict__.get("_download_manager")
-            if manager is not None:
-                manager.models_dir = plan.target
             return
 
         def job(ctx):  # type: ignore[no-untyped-def]
-            report = relocate_models(self.app, folder, progress=ctx.report, token=ctx.token)
+            report = self.app.move_models(folder, progress=ctx.report, token=ctx.token)
             return {"models_dir": str(report.target), "moved": list(report.moved)}
 
         self.models_dir.setText(f"Moving to {plan.target}…")
         self.browse.setEnabled(False)
-        job_id = self.app.jobs.submit("move-models", f"Move models to {plan.target}", job)
+        job_id = self.app.jobs.submit(JobKind.MOVE_MODELS, f"Move models to {plan.target}", job)
         self._move_job = job_id
 
     def _on_job_changed(self, job) -> None:  # type: ignore[no-untyped-def]
@@ -175,12 +176,17 @@ class SettingsPage(Page):
             return
         self._move_job = None
         self.browse.setEnabled(True)
-        self.models_dir.setText(str(self.app.settings.current.models_dir or self.app.paths.models_dir))
+        self.models_dir.setText(str(self.app.models_dir))
         if job.error:
             self.error.setText(f"Moving the models stopped: {job.error} Every model is complete in one place.")
             self.error.show()
         else:
             self.bridge.status_message.emit(f"Moved {len(job.result.get('moved', []))} models.", 4000)
+
+    def _hardware_known(self, hardware: object) -> None:
+        """No GPU Hangar can use: no GPU layers control (everything runs on the CPU anyway)."""
+        if shiboken6.isValid(self):
+            self._form.setRowVisible(self.gpu_layers, bool(getattr(hardware, "gpus", ())))
 
     def _save(self, **changes: object) -> None:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTableView, QVBoxLayout, QWidget
 
@@ -18,7 +18,8 @@ class PageHeader(QWidget):
         self.subtitle = QLabel(subtitle)
         self.subtitle.setObjectName("PageSubtitle")
         self.subtitle.setWordWrap(True)
-        self.subtitle.setVisible(bool(subtitle))
+        if not subtitle:  # never show() a label before it has a parent: it would flash as a window of its own
+            self.subtitle.hide()
         text = QVBoxLayout()
         text.setSpacing(2)
         text.addWidget(self.title)
@@ -53,10 +54,12 @@ class EmptyState(QWidget):
         self.text.setObjectName("EmptyText")
         self.text.setWordWrap(True)
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text.setFixedWidth(460)
-        # A wrapped label inside an aligned layout item gets no height-for-width; give it its real height.
+        # At most 460 px wide, but free to narrow in a small window (a fixed width pushed whole pages off-screen).
+        self.text.setMinimumWidth(220)
+        self.text.setMaximumWidth(460)
+        # A wrapped label inside an aligned layout item gets no height-for-width; give it room for its narrowest.
         self.text.ensurePolished()
-        self.text.setMinimumHeight(self.text.heightForWidth(460) + 4)
+        self.text.setMinimumHeight(self.text.heightForWidth(220) + 4)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(picture)
@@ -77,11 +80,21 @@ class CollapsingLabel(QLabel):
 
     def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(text, parent)
-        self.setVisible(bool(text))
+        self.setText(text)
 
     def setText(self, text: str) -> None:
         super().setText(text)
-        self.setVisible(bool(text))
+        if not text:
+            self.hide()
+        elif self.parentWidget() is not None:
+            self.show()
+        # Without a parent, show() would open the label as a window of its own (taking the focus from the main
+        # window); it shows when it gets one (event() below).
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ParentChange and self.text() and self.parentWidget() is not None:
+            self.setVisible(True)
+        return super().event(event)
 
 
 def size_columns(view: QTableView, widths: dict[int, int]) -> None:

@@ -20,8 +20,15 @@ class DropOverlay(QWidget):
         self.hide()
         parent.installEventFilter(self)
 
-    def show_for(self, count: int) -> None:
+    def show_for(self, count: int, names: list[str] | None = None) -> None:
+        """Show over the window while ``count`` items (named ``names``) are dragged over it."""
         self.text = f"Drop {count} item{'s' if count != 1 else ''} to import into My Models"
+        shown = ", ".join((names or [])[:3]) + (f" and {count - 3} more" if count > 3 else "")
+        self.detail = (
+            f"{shown} — you choose to copy or link them next; the originals are never moved"
+            if shown
+            else ".gguf files, split sets, MLX folders, or a folder of models"
+        )
         self.setGeometry(self.parentWidget().rect())
         self.raise_()
         self.show()

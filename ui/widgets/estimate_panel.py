@@ -26,6 +26,7 @@ from core.estimate.mlx import MlxEstimate
 from core.gguf import GGUFInfo
 from core.hardware import Hardware
 from ui.theme import current_colors
+from ui.units import format_bytes, format_speed
 from ui.widgets.common import CollapsingLabel
 from ui.widgets.fit_badge import FitBadge
 
@@ -42,12 +43,7 @@ SEGMENTS = (
 
 
 def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
+    return format_bytes(n)  # one unit system in the window (ui/units.py)
 
 
 class BreakdownBar(QWidget):
@@ -111,6 +107,12 @@ class EstimatePanel(QWidget):
         )
         self.context_label = QLabel()
         self.context_label.setMinimumWidth(90)
+        self.beyond = QCheckBox("Beyond the trained length (RoPE scaling)")
+        self.beyond.setToolTip(
+            "The slider stops at the context the model was trained for; past it, answers degrade unless the model "
+            "is run with RoPE scaling. Tick to estimate such a run"
+        )
+        self.beyond.setVisible(False)
         self.kv_type = QComboBox()
         self.kv_type.addItems(KV_CHOICES)
         self.kv_type.setToolTip(
@@ -147,12 +149,14 @@ class EstimatePanel(QWidget):
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         form.addRow("Context", context_row)
+        form.addRow("", self.beyond)
         kv_row = QHBoxLayout()
         kv_row.addWidget(self.kv_type)
         kv_row.addWidget(self.flash)
         kv_row.addStretch(1)
         form.addRow("KV cache", kv_row)
         form.addRow("GPU layers", self.gpu_layers)
+        self._form = form
         verdict_row = QHBoxLayout()
         verdict_row.addWidget(self.badge)
         verdict_row.addWidget(self.verdict, 1)
@@ -165,6 +169,7 @@ class EstimatePanel(QWidget):
         layout.addWidget(self.details)
 
         self.context.valueChanged.connect(self._changed)
+        self.beyond.toggled.connect(lambda _on: self._apply_context_cap())
         self.kv_type.currentTextChanged.connect(self._kv_changed)
         self.flash.toggled.connect(self._changed)
         self.gpu_layers.valueChanged.connect(self._changed)
@@ -174,6 +179,30 @@ class EstimatePanel(QWidget):
     # -- inputs ----------------------------------------------------------------------------------------------------
     def set_hardware(self, hardware: Hardware | None) -> None:
         self.hardware = hardware
+        # No GPU Hangar can use: no GPU layers control (unknown hardware: keep offering it).
+        self._form.setRowVisible(self.gpu_layers, hardware is None or bool(hardware.gpus))
+        self._changed()
+
+    def trained_context(self) -> int | None:
+        """The context length the model was trained for, from its header (None when it does not say)."""
+        if self.header is None:
+            return None
+        if self.header.gguf is not None:
+            trained = self.header.gguf.context_length
+        elif self.header.safetensors is not None:
+            trained = self.header.safetensors.config.get("max_position_embeddings")
+        else:
+            trained = None
+        return trained if isinstance(trained, int) and trained > 0 else None
+
+    def _apply_context_cap(self) -> None:
+        """Cap the slider at the trained length (a 2,048-token model offers no 4,096); past it only by choice."""
+        trained = self.trained_context()
+        self.beyond.setVisible(trained is not None)
+        top = len(CONTEXTS) - 1
+        if trained is not None and not self.beyond.isChecked():
+            top = max((i for i, c in enumerate(CONTEXTS) if c <= trained), default=0)
+        self.context.setMaximum(top)  # moves a value past it down to it
         self._changed()
 
     def set_model(self, model: ModelHeader | GGUFInfo | None) -> None:
@@ -183,7 +212,8 @@ class EstimatePanel(QWidget):
         layers = model.gguf.block_count + 1 if model and model.gguf else 1
         self.gpu_layers.setRange(-1, layers)
         self.gpu_layers.setEnabled(bool(model and model.gguf))
-        self._changed()
+        self.beyond.setChecked(False)
+        self._apply_context_cap()
 
     def set_settings(self, settings: EngineSettings) -> None:
         index = min(range(len(CONTEXTS)), key=lambda i: abs(CONTEXTS[i] - (settings.context_length or 4096)))
@@ -253,14 +283,14 @@ class EstimatePanel(QWidget):
             mapped = (
                 f" (+{human_bytes(device.reclaimable)} of the file mapped and read once)" if device.reclaimable else ""
             )
-            title = f"{name}: {human_bytes(device.resident)} of {human_bytes(device.budget)}{mapped}"
+            title = f"{name}: {human_bytes(device.resident)} of a {human_bytes(device.budget)} budget{mapped}"
             rows.append((title, segments, device.budget))
         self._show_bars(rows)
         self.verdict.setText(estimate.verdict_text + ".")
-        speed = f"about {estimate.tokens_per_second:,.0f} tokens/s" if estimate.tokens_per_second else "unknown"
+        speed = format_speed(estimate.tokens_per_second)
         self.details.setText(
             f"{human_bytes(estimate.resident_bytes)} in all at {estimate.n_ctx:,} tokens. "
-            f"Largest context that fits: {estimate.max_context:,} tokens. "
+            f"{self._largest_context(estimate.max_context)} "
             f"Expected decode speed: {speed}."
         )
 
@@ -273,10 +303,22 @@ class EstimatePanel(QWidget):
             ("Overhead", estimate.overhead, colors["overhead"]),
         ]
         self._show_bars(
-            [(f"MLX: {human_bytes(estimate.total_bytes)} of {human_bytes(estimate.budget)}", segments, estimate.budget)]
+            [
+                (
+                    f"MLX: {human_bytes(estimate.total_bytes)} of a {human_bytes(estimate.budget)} budget",
+                    segments,
+                    estimate.budget,
+                )
+            ]
         )
         self.verdict.setText("Fits with MLX." if estimate.fits else "Does not fit in memory with MLX.")
-        self.details.setText(f"Largest context that fits: {estimate.max_context:,} tokens.")
+        self.details.setText(self._largest_context(estimate.max_context))
+
+    def _largest_context(self, fits: int) -> str:
+        trained = self.trained_context()
+        if trained is not None and not self.beyond.isChecked() and fits >= trained:
+            return f"Largest context that fits: all {trained:,} tokens it was trained for."
+        return f"Largest context that fits: {fits:,} tokens."
 
     def _show_bars(self, rows: list[tuple[str, list[tuple[str, int, QColor]], int | None]]) -> None:
         while len(self.bars) > len(rows):
@@ -285,7 +327,7 @@ class EstimatePanel(QWidget):
             bar.deleteLater()
         while len(self.bars) < len(rows):
             label, bar = QLabel(), BreakdownBar()
-            label.setWordWrap(True)  # "RAM: 5.2 GiB of 21.6 GiB (+3.7 GiB of the file mapped…)" in a narrow pane
+            label.setWordWrap(True)  # "RAM: 5.2 GiB of a 21.6 GiB budget (+3.7 GiB of the file…)" in a narrow pane
             self.bars_box.addWidget(label)
             self.bars_box.addWidget(bar)
             self.bars.append((label, bar))

@@ -11,19 +11,15 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QWidget
 
-from core.estimate.fitting import FitLevel, fit_level
 from ui.theme import current_colors
 
 if TYPE_CHECKING:
+    from core.estimate.fitting import FitLevel
     from core.estimate.llama import Estimate
     from core.estimate.mlx import MlxEstimate
 
-_TEXT = {
-    FitLevel.FITS: "Fits",
-    FitLevel.PARTIAL: "Partial",
-    FitLevel.TOO_LARGE: "Too large",
-    FitLevel.UNKNOWN: "Unknown",
-}
+# Keyed by FitLevel's (string) values: core.estimate.fitting loads the GGUF reader, imported on first estimate.
+_TEXT = {"fits": "Fits", "partial": "Partial", "too_large": "Too large", "unknown": "Unknown"}
 
 
 def badge_text(level: FitLevel) -> str:
@@ -33,12 +29,7 @@ def badge_text(level: FitLevel) -> str:
 def badge_color(level: FitLevel) -> QColor:
     colors = current_colors()
     return QColor(
-        {
-            FitLevel.FITS: colors.good,
-            FitLevel.PARTIAL: colors.warn,
-            FitLevel.TOO_LARGE: colors.bad,
-            FitLevel.UNKNOWN: colors.muted,
-        }[level]
+        {"fits": colors.good, "partial": colors.warn, "too_large": colors.bad, "unknown": colors.muted}[level]
     )
 
 
@@ -47,16 +38,17 @@ def badge_tooltip(estimate: Estimate | MlxEstimate | None) -> str:
     if estimate is None:
         return "Not estimated yet."
     from core.estimate.llama import Estimate
+    from ui.units import format_bytes
 
     if isinstance(estimate, Estimate):
-        gib = estimate.resident_bytes / 2**30
         return (
-            f"{estimate.verdict_text}: about {gib:.1f} GiB at {estimate.n_ctx} tokens of context; "
-            f"up to {estimate.max_context} tokens fit."
+            f"{estimate.verdict_text}: about {format_bytes(estimate.resident_bytes)} at {estimate.n_ctx:,} tokens of "
+            f"context; up to {estimate.max_context:,} tokens fit."
         )
-    gib = estimate.total_bytes / 2**30
     verdict = "Fits" if estimate.fits else "Does not fit"
-    return f"{verdict} (MLX): about {gib:.1f} GiB at {estimate.context_length} tokens of context."
+    return (
+        f"{verdict} (MLX): about {format_bytes(estimate.total_bytes)} at {estimate.context_length:,} tokens of context."
+    )
 
 
 class FitBadge(QLabel):
@@ -64,6 +56,8 @@ class FitBadge(QLabel):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        from core.estimate.fitting import FitLevel
+
         self.level = FitLevel.UNKNOWN
         self.set_level(FitLevel.UNKNOWN)
 
@@ -78,4 +72,6 @@ class FitBadge(QLabel):
         self.style().polish(self)
 
     def set_estimate(self, estimate: Estimate | MlxEstimate | None) -> None:
+        from core.estimate.fitting import fit_level
+
         self.set_level(fit_level(estimate), badge_tooltip(estimate))

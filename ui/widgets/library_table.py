@@ -96,10 +96,37 @@ class LibraryTableModel(RecordTableModel):
         return rough_fit_level(entry.size_bytes, self._hardware)
 
     def set_entries(self, entries: Sequence[LibraryEntry]) -> None:
-        """Replace everything (a wholesale reload after the index changed)."""
-        self.beginResetModel()
-        self._entries = list(entries)
-        self.endResetModel()
+        """Show ``entries``: rows of entries that are gone are removed, changed ones updated in place and new ones
+        appended, so a selection, the scroll position and the sort survive a library change (no model reset)."""
+        wanted = {e.id: e for e in entries}
+        if not self._entries or not wanted:
+            self.beginResetModel()  # the first fill, or everything went: a reset is the honest signal
+            self._entries = list(entries)
+            self.endResetModel()
+            return
+        # Remove from the bottom up, one contiguous run of rows at a time.
+        gone = [row for row, e in enumerate(self._entries) if e.id not in wanted]
+        while gone:
+            last = gone.pop()
+            first = last
+            while gone and gone[-1] == first - 1:
+                first = gone.pop()
+            self.beginRemoveRows(QModelIndex(), first, last)
+            del self._entries[first : last + 1]
+            self.endRemoveRows()
+        last_column = len(self.HEADERS) - 1
+        for row, old in enumerate(self._entries):
+            new = wanted[old.id]
+            if new != old:
+                self._entries[row] = new
+                self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
+        present = {e.id for e in self._entries}
+        added = [e for e in entries if e.id not in present]
+        if added:
+            start = len(self._entries)
+            self.beginInsertRows(QModelIndex(), start, start + len(added) - 1)
+            self._entries.extend(added)
+            self.endInsertRows()
 
     def entry(self, row: int) -> LibraryEntry:
         return self._entries[row]

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 
 from PySide6.QtCharts import QChart, QChartView, QLineSeries, QScatterSeries, QValueAxis
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -20,21 +20,15 @@ class LossChart(QChartView):
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setMinimumHeight(220)
         self.setAccessibleName("Loss chart")
-        colors = current_colors()
         chart.setBackgroundVisible(False)
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
-        chart.legend().setLabelColor(QColor(colors.text))
         chart.setMargins(chart.margins().__class__(4, 4, 4, 4))
         self.train = QLineSeries()
         self.train.setName("Training loss")
-        self.train.setPen(QPen(QColor(colors.accent), 2))
         self.val = QLineSeries()
         self.val.setName("Validation loss")
-        self.val.setPen(QPen(QColor(colors.warn), 2, Qt.PenStyle.DashLine))
         self.val_points = QScatterSeries()
         self.val_points.setMarkerSize(7)
-        self.val_points.setColor(QColor(colors.warn))
-        self.val_points.setBorderColor(QColor(colors.warn))
         for series in (self.train, self.val, self.val_points):
             chart.addSeries(series)
         chart.legend().markers(self.val_points)[0].setVisible(False)
@@ -45,15 +39,33 @@ class LossChart(QChartView):
         self.y_axis.setTitleText("Loss")
         self.y_axis.setLabelFormat("%.2f")
         for axis, side in ((self.x_axis, Qt.AlignmentFlag.AlignBottom), (self.y_axis, Qt.AlignmentFlag.AlignLeft)):
-            axis.setLabelsColor(QColor(colors.muted))
-            axis.setTitleBrush(QColor(colors.muted))
-            axis.setGridLineColor(QColor(colors.border))
             chart.addAxis(axis, side)
             for series in (self.train, self.val, self.val_points):
                 series.attachAxis(axis)
+        self.apply_colors()
         self._max_step = 10  # an empty chart still shows whole steps on its axis
         self._max_loss = 1.0
         self._rescale()
+
+    def apply_colors(self) -> None:
+        """The theme's colours on the legend, axes and lines (again whenever the theme changes: a legend left in
+        the light theme's dark grey is nearly invisible on the dark one)."""
+        colors = current_colors()
+        chart = self.chart()
+        chart.legend().setLabelColor(QColor(colors.text))
+        self.train.setPen(QPen(QColor(colors.accent), 2))
+        self.val.setPen(QPen(QColor(colors.warn), 2, Qt.PenStyle.DashLine))
+        self.val_points.setColor(QColor(colors.warn))
+        self.val_points.setBorderColor(QColor(colors.warn))
+        for axis in (self.x_axis, self.y_axis):
+            axis.setLabelsColor(QColor(colors.muted))
+            axis.setTitleBrush(QColor(colors.muted))
+            axis.setGridLineColor(QColor(colors.border))
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
+            self.apply_colors()
+        super().changeEvent(event)
 
     # -- data --------------------------------------------------------------------------------------------------
     def clear(self) -> None:

@@ -1,0 +1,1 @@
+"""The Workshop: evaluate (perplexity, KL divergence), benchmark, compare, quantize and convert models."""
