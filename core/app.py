@@ -27,6 +27,7 @@ from core.store import Store
 
 if TYPE_CHECKING:
     from core.chat.service import ChatService
+    from core.docs.service import DocumentService
     from core.downloads.manager import DownloadManager
     from core.engine.safemode import SafeModeBook
     from core.finetune.service import FinetuneService
@@ -255,6 +256,15 @@ class AppContext:
         from core.remote.service import RemoteService, keyring_keys
 
         return RemoteService(self.store, keyring_keys())
+
+    @cached_property
+    def docs(self) -> DocumentService:
+        """Document collections for chat (indexed as jobs; embeddings in an engine child process)."""
+        from core.docs.service import DocumentService
+
+        service = DocumentService(self.store, self.jobs, self.new_engine_host)
+        self._closers.insert(0, service.close)
+        return service
 
     def hardware(self, *, refresh: bool = False) -> Hardware:
         """This machine's devices and memory (``core.hardware``), detected once; ``refresh`` re-reads free memory."""

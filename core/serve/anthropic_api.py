@@ -11,11 +11,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from core.engine.host import ChatMessage, GenerationStats
-from core.serve import tools as toolkit
 from core.serve.common import Job, build_params, collect, merge_system, start_generation
 from core.serve.errors import ApiError
 from core.serve.http import ApiContext, EventStream, sse
 from core.serve.schemas import AnthropicBlock, MessagesBody
+from core.tools import calling as toolkit
 
 router = APIRouter()
 

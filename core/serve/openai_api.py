@@ -13,7 +13,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from core.engine.host import ChatMessage, EmbeddingsReady, GenerationStats, TokenLogprob
-from core.serve import tools as toolkit
 from core.serve.common import (
     Job,
     build_params,
@@ -28,6 +27,7 @@ from core.serve.errors import ApiError
 from core.serve.http import ApiContext, EventStream, sse
 from core.serve.runner import Delta, raise_for
 from core.serve.schemas import ChatCompletionBody, ChatMessageIn, CompletionBody, EmbeddingBody
+from core.tools import calling as toolkit
 
 router = APIRouter()
 

@@ -9,8 +9,8 @@ import pytest
 
 from core.engine.host import ChatMessage, GenerationParams
 from core.errors import SettingsError, UsageError
-from core.serve import tools
 from core.serve.config import ServeConfig, is_loopback, load_config, save_config
+from core.tools import calling as tools
 
 WEATHER = tools.Tool("weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}})
 TIME = tools.Tool("time", "", {"type": "object", "properties": {}})

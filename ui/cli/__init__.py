@@ -67,6 +67,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("convert", "ui.cli.convert_cmd", "convert a Hugging Face safetensors llama model to GGUF"),
     Command("remote", "ui.cli.remote_cmd", "add, list or remove remote OpenAI-compatible servers to chat through"),
     Command("worker", "ui.cli.worker_cmd", "run a llama.cpp RPC worker here, so another machine can use its memory"),
+    Command("docs", "ui.cli.docs_cmd", "collections of your documents for chat: add, ls, rm, search"),
+    Command("mcp", "ui.cli.mcp_cmd", "list the tools of the MCP servers in an mcp.json"),
     Command("jobs", "ui.cli.jobs_cmd", "list background jobs and their state"),
     Command(
         "serve", "ui.cli.serve_cmd", "serve the library's models over a local OpenAI- and Anthropic-compatible API"

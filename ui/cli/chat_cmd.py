@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.chat.models import ResolvedModel, load_options, resolve_model, spec_for
 from core.chat.session import ChatSession, ReplyDelta, ReplyRestarted, SessionEvent
@@ -43,6 +44,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-layers", default=None, help="'auto' (default), -1 for all, or a number")
     parser.add_argument("--lora", default=None, help="a LoRA adapter to apply (GGUF for llama.cpp, MLX folder)")
     parser.add_argument(
+        "--docs",
+        metavar="COLLECTION",
+        default=None,
+        help="answer from a document collection (`hangar docs`); replies cite their sources",
+    )
+    parser.add_argument("--mcp-config", type=Path, metavar="FILE", help="tools from the MCP servers of an mcp.json")
+    parser.add_argument(
+        "--tool-choice",
+        metavar="NAME|auto|required",
+        default=None,
+        help="auto (the model decides), required (it must call one) or a tool's name; implies --allow-tools",
+    )
+    parser.add_argument(
+        "--allow-tools", action="store_true", help="run the model's tool calls without asking (else each is asked)"
+    )
+    parser.add_argument(
         "--rpc",
         metavar="HOST:PORT,...",
         default=None,
@@ -54,6 +71,10 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
     settings = GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
+    if args.docs:
+        app.docs.index.info(args.docs)  # an unknown collection fails before the model loads
+    if args.tool_choice and not args.mcp_config:
+        raise UsageError("--tool-choice needs --mcp-config FILE (the tools to choose from).")
     model = resolve_model(args.model, app.library, app.remotes)
     options = load_options(
         app.settings.current,
@@ -71,7 +92,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     try:
         safe_mode = _load(host, model, options, quiet)
         if args.prompt is not None:
-            return _one_shot(host, args, settings, model.engine, safe_mode)
+            return _one_shot(host, args, settings, model.engine, safe_mode, app)
         return _repl(app, host, args, settings, model, options)
     finally:
         disconnect()
@@ -112,12 +133,25 @@ def _show_recovery(event: EngineEvent) -> None:
 
 
 def _one_shot(
-    host: EngineHost, args: argparse.Namespace, settings: GenerationParams, engine: str, safe_mode: tuple[str, ...]
+    host: EngineHost,
+    args: argparse.Namespace,
+    settings: GenerationParams,
+    engine: str,
+    safe_mode: tuple[str, ...],
+    app: AppContext,
 ) -> int:
-    messages = [ChatMessage("system", args.system)] if args.system else []
+    sources = app.docs.sources_for(args.docs, args.prompt) if args.docs else None
+    system = "\n\n".join(part for part in (args.system, sources.system_text() if sources else "") if part)
+    messages = [ChatMessage("system", system)] if system else []
     messages.append(ChatMessage("user", args.prompt))
     on_chunk = None if args.json else (lambda text: print(text, end="", flush=True))
-    stats = host.generate_blocking(messages, settings, on_chunk=on_chunk)
+    calls: list[Any] = []
+    if args.mcp_config:
+        from ui.cli.chat_tools import run_with_tools
+
+        stats, calls = run_with_tools(host, messages, settings, args, on_chunk)
+    else:
+        stats = host.generate_blocking(messages, settings, on_chunk=on_chunk)
     if args.json:
         model = host.model
         emit_json(
@@ -130,10 +164,14 @@ def _one_shot(
                 "stop_reason": stats.stop_reason,
                 "engine": engine,
                 "safe_mode": list(model.safe_mode if model else safe_mode),
+                **({"sources": sources.to_json(), "retrieval": sources.retrieval} if sources else {}),
+                **({"tool_calls": [c.to_json() for c in calls]} if args.mcp_config else {}),
             }
         )
     else:
         print()
+        for n, hit in enumerate(sources.hits if sources else (), start=1):
+            print(f"[{n}] {hit.path} ({hit.place})", file=sys.stderr)
         print(
             _stats_line(stats.completion_tokens, stats.tokens_per_second, stats.time_to_first_token_ms), file=sys.stderr
         )

@@ -1,5 +1,6 @@
-"""Tool calling for models that have no native tool parser here: the tools are described in the system prompt
-(the ``<tool_call>`` convention most open chat models are trained on), and the answer is read back.
+"""Tool calling for models that have no native tool parser here (the API server and chat both use it): the tools
+are described in the system prompt (the ``<tool_call>`` convention most open chat models are trained on), and the
+answer is read back.
 
 ``tool_choice`` ``required`` and a named function are enforced by a JSON-schema grammar, so the arguments always
 parse and match the function's schema; ``auto`` lets the model choose and reads any ``<tool_call>`` it wrote.
