@@ -10,8 +10,8 @@ TORCH  ?= torch==2.13.0
 # llama.cpp build flags. RPC is on so that a model can be spread over worker machines; add e.g. -DGGML_CUDA=on for
 # NVIDIA GPUs (Metal is on by default on macOS): LLAMA_CMAKE_ARGS="-DGGML_RPC=ON -DGGML_CUDA=on".
 LLAMA_CMAKE_ARGS ?= -DGGML_RPC=ON
-EXTRAS_RUN  := llama,mlx,finetune,docs,tools
-EXTRAS_TEST := llama,mlx,finetune,docs,tools,dev
+EXTRAS_RUN  := llama,mlx,finetune,serve,docs,tools
+EXTRAS_TEST := llama,mlx,finetune,serve,docs,tools,dev
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
