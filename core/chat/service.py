@@ -53,6 +53,10 @@ class LoadedModel:
     estimate: Estimate | MlxEstimate | None
 
 
+#: The most models offered per remote server (a server with hundreds lists them in `hangar remote ls`).
+MAX_REMOTE_MODELS = 30
+
+
 class ChatService:
     def __init__(self, app: AppContext) -> None:
         self.app = app
@@ -64,6 +68,8 @@ class ChatService:
         self.last_request: tuple[ResolvedModel, LoadOptions] | None = None
         self._sessions: dict[int, ChatSession] = {}
         self._lock = threading.Lock()
+        #: The RPC workers registered in the current engine child (``LoadOptions.rpc_servers``).
+        self._rpc_in_child: tuple[str, ...] = ()
 
     # -- models ---------------------------------------------------------------------------------------------------
     def choices(self, extra: list[str] | None = None) -> list[ModelChoice]:
@@ -84,7 +90,27 @@ class ChatService:
             except Exception:
                 continue
             seen[path] = self._choice(path, engine)
-        return list(seen.values())
+        return list(seen.values()) + self.remote_choices()
+
+    def remote_choices(self, timeout: float = 3.0) -> list[ModelChoice]:
+        """The models of every saved remote server that answers now (``core.remote``), as ``SERVER:MODEL``."""
+        choices = []
+        try:
+            statuses = self.app.remotes.statuses(timeout=timeout)
+        except Exception as exc:  # remote servers never keep local models from being offered
+            logger.info("remote servers not listed: %s", exc)
+            return []
+        for status in statuses:
+            probe, name = status.probe, status.server.name
+            if not probe.answered:
+                continue
+            for model in (probe.models or (probe.default_model,))[:MAX_REMOTE_MODELS]:
+                if model:
+                    label = model.rsplit("/", 1)[-1]
+                    choices.append(
+                        ModelChoice(Path(f"{name}:{model}"), "remote", f"{label} · {name}", f"remote, {probe.kind}")
+                    )
+        return choices
 
     def _choice(self, path: Path, engine: str) -> ModelChoice:
         name = path.stem if path.is_file() else path.name
@@ -113,8 +139,12 @@ class ChatService:
 
     def load(self, name_or_path: str, options: LoadOptions | None = None) -> int:
         """Start loading; the result arrives as ``ModelLoaded`` / ``RequestFailed`` on ``host.events``."""
-        model = resolve_model(name_or_path, self.library())
+        model = resolve_model(name_or_path, self.library(), self.app.remotes)
         options = options or self.default_options(model=model)
+        if self._rpc_in_child and options.rpc_servers != self._rpc_in_child:
+            # RPC workers are registered in the engine child for its lifetime: other workers need a new child
+            self.host.shutdown()
+        self._rpc_in_child = options.rpc_servers
         request_id = self.host.load(spec_for(model, options))
         with self._lock:
             self._pending = (request_id, model, options)

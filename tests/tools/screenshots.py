@@ -33,9 +33,9 @@ def _models_scene(name: str, window: object) -> None:
 
 
 def _hardware_scene(name: str, window: object) -> None:
-    from ui.pages import hardware
+    from tests.tools import hardware_scenes
 
-    getattr(hardware, name)(window)
+    getattr(hardware_scenes, name)(window)
 
 
 def _welcome(window: object) -> object:

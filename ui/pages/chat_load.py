@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
 
 from core.chat.models import AUTO_GPU_LAYERS
 from core.engine.protocol import LoadOptions
+from core.errors import HangarError
+from core.remote.rpc import parse_endpoints
 from ui.theme import current_colors
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -57,6 +59,12 @@ class LoadOptionsDialog(QDialog):
         lora_row = QHBoxLayout()
         lora_row.addWidget(self.lora, 1)
         lora_row.addWidget(browse)
+        self.rpc = QLineEdit(", ".join(options.rpc_servers))
+        self.rpc.setPlaceholderText("none — e.g. 192.168.1.20:50052, 192.168.1.21:50052")
+        self.rpc.setToolTip(
+            "llama.cpp RPC workers (`hangar worker` on each machine) that hold part of a GGUF model's layers"
+        )
+        self.rpc.setAccessibleName("RPC workers")
         self.error = QLabel()
         self.error.setStyleSheet(f"color: {current_colors().bad};")
         self.error.hide()
@@ -68,6 +76,7 @@ class LoadOptionsDialog(QDialog):
         form.addRow("", self.flash)
         form.addRow("Threads", self.threads)
         form.addRow("LoRA adapter", lora_row)
+        form.addRow("RPC workers", self.rpc)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
@@ -95,6 +104,10 @@ class LoadOptionsDialog(QDialog):
             raise ValueError("GPU layers must be auto, all or a whole number.")
         if self.kv_cache.currentText() != "f16" and not self.flash.isChecked():
             raise ValueError("A quantized KV cache needs flash attention.")
+        try:
+            workers = parse_endpoints(self.rpc.text())
+        except HangarError as exc:
+            raise ValueError(str(exc)) from None
         return LoadOptions(
             context_length=self.context.value(),
             gpu_layers=layers,
@@ -102,6 +115,7 @@ class LoadOptionsDialog(QDialog):
             flash_attention=self.flash.isChecked(),
             threads=self.threads.value() or None,
             lora_path=self.lora.text().strip() or None,
+            rpc_servers=workers,
         )
 
     def _accept(self) -> None:
