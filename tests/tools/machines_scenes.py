@@ -24,7 +24,15 @@ def scene_machines(window) -> None:  # type: ignore[no-untyped-def]
     if app.remotes.find("gpu-box") is None:
         app.remotes.add("gpu-box", url)
         app.remotes.add("laptop", f"http://127.0.0.1:{free_port()}", check=False, timeout=2)
-    page._show(app.remotes.statuses(timeout=2))
+    import time
+
+    from PySide6.QtWidgets import QApplication
+
+    page.refresh()
+    deadline = time.monotonic() + 15
+    while not page.refresh_button.isEnabled() and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.05)
     page.host.setCurrentIndex(1)
 
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import HangarError
 from ui.operations import run_in_background
+from ui.theme import current_colors
 from ui.widgets.common import Page
 from ui.widgets.record_model import RecordTableModel
 
@@ -138,8 +139,9 @@ class MachinesPage(Page):
         self.app = app
         self.bridge = bridge
         self.worker: WorkerProcess | None = None
+        self._refreshes = 0
         self.body.addWidget(self._remote_card(), 3)
-        self.body.addWidget(self._worker_card(), 2)
+        self.body.addWidget(self._worker_card())
         self.refresh()
 
     # -- remote servers --------------------------------------------------------------------------------------------
@@ -190,7 +192,14 @@ class MachinesPage(Page):
     def refresh(self) -> None:
         self.refresh_button.setEnabled(False)
         self.remote_status.setText("Checking…")
-        run_in_background(lambda: self.app.remotes.statuses(timeout=5), on_success=self._show, on_failure=self._failed)
+        self._refreshes += 1
+        ticket = self._refreshes  # an older check that ends later must not overwrite a newer one
+
+        def show(statuses: list[RemoteStatus]) -> None:
+            if ticket == self._refreshes:
+                self._show(statuses)
+
+        run_in_background(lambda: self.app.remotes.statuses(timeout=5), on_success=show, on_failure=self._failed)
 
     def _show(self, statuses: list[RemoteStatus]) -> None:
         self.model.set_statuses(statuses)
@@ -287,7 +296,7 @@ class MachinesPage(Page):
         row.addStretch(1)
         row.addWidget(self.start_button)
         self.warning = QLabel()
-        self.warning.setObjectName("Danger")
+        self.warning.setStyleSheet(f"color: {current_colors().bad};")
         self.warning.setWordWrap(True)
         self.worker_status = QLabel("Not running.")
         self.worker_status.setObjectName("Muted")
@@ -295,6 +304,7 @@ class MachinesPage(Page):
         self.clients.setAccessibleName("Connected machines")
         self.clients.setToolTip("Machines using this worker now")
         self.clients.setMaximumHeight(80)
+        self.clients.hide()  # shown while machines are connected
         layout.addWidget(title)
         layout.addWidget(hint)
         layout.addLayout(row)
@@ -351,12 +361,14 @@ class MachinesPage(Page):
         elif isinstance(event, WorkerStopped) and self.worker is not None and not self.worker.running:
             self.worker = None
             self._stopped(event.message)
+        self.clients.setVisible(self.clients.count() > 0)
 
     def _stopped(self, message: str) -> None:
         self.start_button.setEnabled(True)
         self.start_button.setText("Start worker")
         self._set_inputs_enabled(True)
         self.clients.clear()
+        self.clients.hide()
         self.worker_status.setText(message)
 
     def _set_inputs_enabled(self, enabled: bool) -> None:
