@@ -11,15 +11,11 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
-    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -29,10 +25,11 @@ from core.chat.models import estimated_bytes, memory_advice, memory_lines
 from core.chat.service import ChatService, ModelChoice
 from core.chat.session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
 from core.chat.store import ChatSettings, Message
-from core.engine.protocol import EngineCrashed, LoadOptions, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
+from core.engine.protocol import EngineCrashed, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
 from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
 from ui.pages.chat_list import ConversationColumn
+from ui.pages.chat_model_bar import ModelBarMixin
 from ui.pages.chat_settings import ChatSettingsPanel
 from ui.pages.chat_transcript import TranscriptView, copy_to_clipboard
 from ui.qtfix import emit
@@ -47,7 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class ChatPage(Page):
+class ChatPage(ModelBarMixin, Page):
     #: A reply ended (for tests and the status bar): the final message.
     reply_finished = Signal(object)
     #: The model bar changed: "loading", "loaded", "failed", "unloaded", "crashed".
@@ -146,61 +143,6 @@ class ChatPage(Page):
         self._set_model_label()
 
     # -- model bar ------------------------------------------------------------------------------------------------
-    def _build_model_bar(self) -> None:
-        self.model_picker = QComboBox()
-        self.model_picker.setMinimumWidth(160)
-        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.model_picker.setAccessibleName("Model")
-        self.model_picker.setToolTip("The model to chat with: your library, with a fit badge for this machine")
-        self.browse_button = QPushButton("Browse…")
-        menu = QMenu(self.browse_button)
-        menu.addAction("GGUF file…", self._browse_file)
-        menu.addAction("MLX model folder…", self._browse_folder)
-        self.browse_button.setMenu(menu)
-        self.browse_button.setToolTip("Chat with a GGUF file or MLX folder that is not in your library")
-        self.load_button = QPushButton("Load")
-        self.load_button.setToolTip("Load the chosen model into memory (in a separate engine process)")
-        self.options_button = QPushButton("Options…")
-        self.options_button.setToolTip("Context length, GPU layers, KV cache, threads, LoRA adapter")
-        self.options_button.clicked.connect(self.edit_load_options)
-        self.load_options: LoadOptions | None = None  # None: from Settings
-        self.unload_button = QPushButton("Unload")
-        self.unload_button.setToolTip("Free the memory the model uses; conversations are kept")
-        self.progress = QProgressBar()
-        self.progress.setFixedWidth(140)
-        self.progress.hide()
-        self.cancel_load_button = QPushButton("Cancel")
-        self.cancel_load_button.setToolTip("Stop loading; nothing stays in memory")
-        self.cancel_load_button.hide()
-        self.model_label = QLabel()
-        self.model_label.setObjectName("ModelStatus")
-        self.model_label.setWordWrap(True)
-        self.model_label.setStyleSheet(f"color: {current_colors().muted};")
-        # two rows: the model and where it comes from; then what to do with it and what it holds now
-        choose = QHBoxLayout()
-        choose.addWidget(self.model_picker, 1)
-        choose.addWidget(self.browse_button)
-        act = QHBoxLayout()
-        for widget in (
-            self.load_button,
-            self.unload_button,
-            self.options_button,
-            self.progress,
-            self.cancel_load_button,
-        ):
-            act.addWidget(widget)
-            if isinstance(widget, QPushButton):  # in a narrow window the label wraps; buttons never shrink ("nloa")
-                widget.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        act.addWidget(self.model_label, 1)
-        self.model_bar = QVBoxLayout()
-        self.model_bar.setSpacing(4)
-        self.model_bar.addLayout(choose)
-        self.model_bar.addLayout(act)
-        self.load_button.clicked.connect(self.load_selected)
-        self.unload_button.clicked.connect(self.unload)
-        self.cancel_load_button.clicked.connect(self.cancel_load)
-
     def refresh_models(self) -> None:
         extra = list(self._extra_models)
         run_in_background(
@@ -271,16 +213,6 @@ class ChatPage(Page):
             self.load_selected()
         if self._load_request is not None or already:
             self.new_chat()
-
-    def _browse_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", "", "GGUF models (*.gguf)")
-        if path:
-            self.add_model_path(path)
-
-    def _browse_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose an MLX model folder")
-        if path:
-            self.add_model_path(path)
 
     def load_selected(self) -> None:
         path = self.model_picker.currentData()
