@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backends.llama_log import LlamaLog, parse_buffer_sizes
 from core.estimate.facts import FACTS_FILE, DeviceFact, EngineFacts, ExtraBuffer, cpu_key, load_cached, save_cached
 from core.jobs import CancelToken
 from core.process import describe_exit, run_child
@@ -46,7 +47,6 @@ PROBE_TYPES = (
     "IQ4_XS",
     "MXFP4",
 )
-_BUFFER = re.compile(r"^\s*([\w.\-\[\]:]+)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB")
 _MEMORY_SIZE = re.compile(r"^(llama_kv_cache|llama_memory_recurrent)\w*:\s+size\s*=\s*([\d.]+)\s*MiB")
 _N_CTX = re.compile(r"^llama_context:\s+n_ctx\s*=\s*(\d+)")
 _DEVICE_KINDS = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel"}
@@ -55,43 +55,6 @@ FIT_TIMEOUT = 120.0
 
 
 # -- in the child ----------------------------------------------------------------------------------------------
-class _Log:
-    """llama.cpp's log lines, collected through its log callback (nothing reaches stdout)."""
-
-    def __init__(self) -> None:
-        import llama_cpp
-
-        self.lines: list[str] = []
-        self._partial = ""
-
-        @llama_cpp.llama_log_callback
-        def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            self._partial += text.decode("utf-8", errors="replace")
-            while "\n" in self._partial:
-                line, self._partial = self._partial.split("\n", 1)
-                self.lines.append(line)
-
-        self._callback = callback  # llama.cpp keeps only the pointer
-        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
-
-    def take(self) -> list[str]:
-        lines, self.lines = self.lines, []
-        return lines
-
-
-def _buffers(lines: list[str]) -> dict[str, int]:
-    """``<kind>:<buffer>`` → bytes from the ``… buffer size = X MiB`` lines."""
-    sizes: dict[str, int] = {}
-    for line in lines:
-        text = line.split(":", 1)[1] if ":" in line else line
-        match = _BUFFER.match(text)
-        if match:
-            name, kind, mib = match.groups()
-            key = f"{kind.lower()}:{name}"
-            sizes[key] = sizes.get(key, 0) + round(float(mib) * _MIB)
-    return sizes
-
-
 @dataclass(frozen=True)
 class ZeroModel:
     """The shape of a llama model written with zero weights: llama.cpp loads, repacks and runs it exactly as a
@@ -210,7 +173,7 @@ def measure_facts(key: str) -> EngineFacts:
     engine child; loading tiny models takes about a second in all)."""
     import llama_cpp
 
-    log = _Log()
+    log = LlamaLog()
     llama_cpp.llama_backend_init()
     taken: dict[str, dict[str, float]] = {}
     probed = []
@@ -231,7 +194,7 @@ def measure_facts(key: str) -> EngineFacts:
                 logger.info("probe model for %s did not load: %s", type_name, lines[-1:] if lines else "")
                 continue
             probed.append(type_name)
-            for key_name, size in _buffers(lines).items():
+            for key_name, size in parse_buffer_sizes(lines).items():
                 kind, name = key_name.split(":", 1)
                 if kind != "model" or name in ("CPU", "CPU_Mapped") or size <= 0:
                     continue
@@ -296,7 +259,7 @@ def fit_pass(request: dict[str, Any]) -> dict[str, Any]:
     reports. Returns {"n_ctx", "kv", "compute": {device: bytes}, "output": {device: bytes}, "model_buffers"}."""
     import llama_cpp
 
-    log = _Log()
+    log = LlamaLog()
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = int(request.get("gpu_layers", 0))
@@ -338,7 +301,7 @@ def parse_fit_log(lines: list[str]) -> dict[str, Any]:
         n_ctx = _N_CTX.match(line)
         if n_ctx:
             result["n_ctx"] = int(n_ctx.group(1))
-    for key, value in _buffers(lines).items():
+    for key, value in parse_buffer_sizes(lines).items():
         kind, name = key.split(":", 1)
         if kind in ("compute", "output"):
             result[kind][name] = result[kind].get(name, 0) + value

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import ctypes
 import json
 import logging
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.chat_template import ChatTemplate
+from backends.llama_log import LlamaLog, parse_buffer_sizes
 from backends.textstream import find_stop, role_text_prompt, safe_emit_length
 from backends.utf8guard import Utf8Guard, Utf8Tables
 from core.engine.protocol import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
@@ -27,58 +27,16 @@ from core.models.check import check_gguf_file
 
 logger = logging.getLogger(__name__)
 _MIB = 1024 * 1024
-#: ``<device> <kind> buffer size = X MiB``; RPC devices are named ``RPC0[host:port]``.
-_BUFFER_LINE = re.compile(
-    r"^\s*([\w.\-]+(?:\[[^\]\s]+\])?)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB"
-)
-
 #: ``(token text, log-probability, top alternatives)`` for each generated token.
 LogprobSink = Callable[[str, float, tuple[tuple[str, float], ...]], None]
 
 FALLBACK_TEMPLATE_NOTE = "This model has no chat template; Hangar uses a plain 'Role: text' format."
 
 
-class _LogCapture:
-    """Collects llama.cpp's log lines to read the real buffer sizes after a load."""
-
-    def __init__(self) -> None:
-        import llama_cpp
-
-        self.lines: list[str] = []
-        self._partial = ""
-
-        @llama_cpp.llama_log_callback
-        def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            self._partial += text.decode("utf-8", errors="replace")
-            while "\n" in self._partial:
-                line, self._partial = self._partial.split("\n", 1)
-                self.lines.append(line)
-
-        self._callback = callback  # keep a reference: llama.cpp holds only the pointer
-        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
-
-    def take(self) -> list[str]:
-        lines, self.lines = self.lines, []
-        return lines
-
-
-def parse_buffer_sizes(lines: Sequence[str]) -> dict[str, int]:
-    """Sum llama.cpp's ``<device> <kind> buffer size = X MiB`` lines into bytes per ``<kind>:<device>``."""
-    sizes: dict[str, int] = {}
-    for line in lines:
-        text = line.split(":", 1)[1] if ":" in line else line
-        match = _BUFFER_LINE.match(text)
-        if match:
-            device, kind, mib = match.groups()
-            key = f"{kind.lower()}:{device}"
-            sizes[key] = sizes.get(key, 0) + round(float(mib) * _MIB)
-    return sizes
-
-
 class LlamaEngine:
     def __init__(self) -> None:
         self._llm: Any = None
-        self._log: _LogCapture | None = None
+        self._log: LlamaLog | None = None
         self._template: ChatTemplate | None = None
         self._path: str | None = None
         self._embedder: Any = None  # a second, embedding-mode context, opened on the first embed request
@@ -92,7 +50,7 @@ class LlamaEngine:
         path = Path(spec.path)
         check_gguf_file(path)  # refuse broken or hostile files before the native loader sees them
         if self._log is None:
-            self._log = _LogCapture()
+            self._log = LlamaLog()
         self._log.take()
         opts = spec.options
         if opts.rpc_servers:
