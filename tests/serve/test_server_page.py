@@ -41,6 +41,7 @@ def test_start_request_log_and_stop(qtbot, page, served_models: list[str]) -> No
     }
     assert request(base_url, "POST", "/chat/completions", chat)[0] == 200
     qtbot.waitUntil(lambda: page.log_model.rowCount() == 1, timeout=10000)
+    assert page.log_view.parentWidget().currentIndex() == 0  # the table, no longer the empty note
     row = [page.log_model.index(0, c).data() for c in range(page.log_model.columnCount())]
     assert row[1] == "chat/completions" and row[2] == served_models[0] and row[3] == "200"
     assert int(row[5]) > 0 and row[7].endswith("ms")
@@ -98,3 +99,21 @@ def test_model_defaults_saved_in_the_window_apply_to_api_loads(qtbot, page, serv
     box.layers_edit.setText("lots")
     box.save_button.click()
     assert "GPU layers" in box.message.text()
+
+
+def test_stopped_page_says_where_it_will_listen_and_what_that_exposes(qtbot, page) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QStackedWidget
+
+    page.port_spin.setValue(9123)
+    assert page.url_edit.text() == "" and "127.0.0.1:9123/v1" in page.url_edit.placeholderText()
+    assert "http://127.0.0.1:9123/v1" in page.snippet.toPlainText() and not page.copy_url.isEnabled()
+    assert "this machine only" in page.exposure_label.text()
+    page.host_edit.setText("0.0.0.0")
+    assert "any computer" in page.exposure_label.text() and "0.0.0.0:9123" in page.exposure_label.text()
+    for view in (page.models_view, page.log_view):  # empty tables give way to a note
+        stack = view.parentWidget()
+        assert isinstance(stack, QStackedWidget) and stack.currentIndex() == 1
+    page.host_edit.setText("127.0.0.1")
+    base_url = page.service.start(port=0).base_url
+    qtbot.waitUntil(lambda: page.url_edit.text() == base_url and page.copy_url.isEnabled(), timeout=10000)
+    assert "Running on" in page.status_label.text()

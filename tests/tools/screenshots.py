@@ -129,6 +129,9 @@ def render(
                 target.close()  # type: ignore[attr-defined]
             written.append(path)
         window.close()
+        from PySide6.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().waitForDone(10000)  # estimates and listings still running on pool threads
         context.close()
     return written
 

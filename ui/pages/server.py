@@ -14,19 +14,24 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
+    QFrame,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from core.serve.config import is_loopback
 from core.serve.keys import new_key
 from core.serve.pool import LoadedSummary
 from core.serve.runner import RequestRecord
@@ -194,9 +199,18 @@ class ServerPage(Page):
         form.addRow("API key", key_row)
         form.addRow("Unload after", self.idle_spin)
         form.addRow("", self.autostart)
+        self.exposure_label = QLabel()
+        self.exposure_label.setWordWrap(True)
+        self.exposure_label.setObjectName("Muted")
+        self.host_edit.textChanged.connect(self._show_exposure)
+        self.port_spin.valueChanged.connect(self._show_exposure)
+        form.addRow(self.exposure_label)
+        connection = QGroupBox("Connection")
+        connection.setLayout(form)
 
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
+        self.status_label.setAccessibleName("Server status")
         self.error_label = CollapsingLabel()
         self.error_label.setObjectName("ErrorText")
         self.error_label.setWordWrap(True)
@@ -204,55 +218,83 @@ class ServerPage(Page):
         self.url_edit.setReadOnly(True)
         self.url_edit.setAccessibleName("Base URL")
         self.url_edit.setToolTip("The base URL to give OpenAI- and Anthropic-compatible clients")
-        copy_url = QPushButton("Copy URL")
-        copy_url.setToolTip("Copy the base URL for OpenAI-compatible clients")
-        copy_url.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.url_edit.text()))
+        self.copy_url = QPushButton("Copy URL")
+        self.copy_url.setToolTip("Copy the base URL for OpenAI-compatible clients")
+        self.copy_url.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.url_edit.text()))
         url_row = QHBoxLayout()
         url_row.addWidget(self.url_edit, 1)
-        url_row.addWidget(copy_url)
+        url_row.addWidget(self.copy_url)
         self.snippet = QPlainTextEdit()
         self.snippet.setReadOnly(True)
         self.snippet.setAccessibleName("Example request")
         self.snippet.setToolTip("A ready curl command and Python example")
-        self.snippet.setMaximumHeight(150)
+        self.snippet.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.snippet.setFixedHeight(150)
         copy_snippet = QPushButton("Copy example")
         copy_snippet.setToolTip("Copy the curl and Python examples")
         copy_snippet.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.snippet.toPlainText()))
+        use = QVBoxLayout()
+        use.addWidget(self.status_label)
+        use.addWidget(self.error_label)
+        use.addLayout(url_row)
+        use.addWidget(self.snippet)
+        use.addWidget(copy_snippet, 0, Qt.AlignmentFlag.AlignLeft)
+        usage = QGroupBox("Use it from other apps")
+        usage.setLayout(use)
 
-        left = QVBoxLayout()
-        left.addLayout(form)
-        left.addWidget(self.status_label)
-        left.addWidget(self.error_label)
-        left.addLayout(url_row)
-        left.addWidget(self.snippet)
-        left.addWidget(copy_snippet, 0, Qt.AlignmentFlag.AlignLeft)
         self.defaults_box = ModelDefaultsBox(app)
+        left_widget = QWidget()
+        left = QVBoxLayout(left_widget)
+        left.setContentsMargins(0, 0, 8, 0)
+        left.addWidget(usage)
+        left.addWidget(connection)
         left.addWidget(self.defaults_box)
         left.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(left_widget)
+        scroll.setMinimumWidth(360)
 
         self.models_model = LoadedModelsModel(self)
         self.models_view = _table(self.models_model, "Loaded models", "Models the server has loaded")
+        self.models_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.unload_button = QPushButton("Unload")
         self.unload_button.setToolTip("Unload the selected model now")
         self.unload_button.clicked.connect(self._unload_selected)
         self.log_model = RequestLogModel(self)
         self.log_view = _table(self.log_model, "Request log", "Requests answered, newest first")
-        right = QVBoxLayout()
-        right.addWidget(QLabel("Loaded models"))
-        right.addWidget(self.models_view, 1)
-        right.addWidget(self.unload_button, 0, Qt.AlignmentFlag.AlignRight)
-        right.addWidget(QLabel("Requests"))
-        right.addWidget(self.log_view, 3)
+        self.models_empty = _empty_note("No model loaded. A request loads the model it names; idle ones unload.")
+        self.log_empty = _empty_note("No requests yet. Point a client at the URL on the left.")
+        models_title = QLabel("Loaded models")
+        models_title.setObjectName("SectionTitle")
+        models_head = QHBoxLayout()
+        models_head.addWidget(models_title, 1)
+        models_head.addWidget(self.unload_button)
+        log_title = QLabel("Requests")
+        log_title.setObjectName("SectionTitle")
+        right_widget = QWidget()
+        right = QVBoxLayout(right_widget)
+        right.setContentsMargins(8, 0, 0, 0)
+        right.addLayout(models_head)
+        right.addWidget(_stack(self.models_view, self.models_empty), 1)
+        right.addSpacing(6)
+        right.addWidget(log_title)
+        right.addWidget(_stack(self.log_view, self.log_empty), 3)
 
         split = QSplitter()
-        for layout in (left, right):
-            holder = QWidget()
-            layout.setContentsMargins(0, 0, 0, 0)
-            holder.setLayout(layout)
-            split.addWidget(holder)
-        split.setStretchFactor(1, 2)
+        split.addWidget(scroll)
+        split.addWidget(right_widget)
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
         self.body.addWidget(split, 1)
         size_columns(self.log_view, {0: 70, 1: 150, 2: 150, 3: 50, 4: 50, 5: 50, 6: 60, 7: 70})
+        self.log_view.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.log_model.rowsInserted.connect(self._show_emptiness)
+        self.log_model.modelReset.connect(self._show_emptiness)
+        self.models_model.modelReset.connect(self._show_emptiness)
 
         bridge.connect_hook(self.service.state_changed, self._show_state)
         bridge.connect_hook(self.service.request_logged, self.log_model.add)
@@ -263,6 +305,7 @@ class ServerPage(Page):
         for record in self.service.log:
             self.log_model.add(record)
         self._show_state(self.service.state)
+        self._show_exposure()
         if config.start_with_app and not self.service.running:
             self.start()
 
@@ -343,16 +386,48 @@ class ServerPage(Page):
         endpoint = self.service.endpoint
         if running and endpoint is not None:
             auth = "clients must send the API key" if endpoint.auth else "no key: only this machine can connect"
-            self.status_label.setText(f"Running on {endpoint.host}:{endpoint.port} — {auth}.")
+            self._set_status(f"● Running on {endpoint.host}:{endpoint.port} — {auth}.", "fits")
             self.url_edit.setText(endpoint.base_url)
             self.snippet.setPlainText(snippet(endpoint.base_url, endpoint.auth, self._example_model()))
             self._ticker.start()
         else:
-            self.status_label.setText("Stopped." if state == ServerState.STOPPED else f"{state.value.title()}…")
+            if state == ServerState.STOPPED:
+                self._set_status("● Stopped. Start the server to reach your models from other apps.", "")
+            else:
+                self._set_status(f"● {state.value.title()}…", "partial")
+            future = f"http://{_url_host(self.host_edit.text().strip() or '127.0.0.1')}:{self.port_spin.value()}/v1"
             self.url_edit.setText("")
-            self.snippet.setPlainText("")
+            self.url_edit.setPlaceholderText(f"{future} (once started)")
+            self.snippet.setPlainText(
+                "# Once the server runs:\n" + snippet(future, bool(self.key_edit.text().strip()), self._example_model())
+            )
             self._ticker.stop()
+        self.copy_url.setEnabled(running)
         self.refresh_models()
+
+    def _set_status(self, text: str, badge: str) -> None:
+        self.status_label.setText(text)
+        self.status_label.setProperty("badge", badge)
+        self.status_label.style().unpolish(self.status_label)
+        self.status_label.style().polish(self.status_label)
+
+    def _show_exposure(self) -> None:
+        host = self.host_edit.text().strip()
+        if not host or is_loopback(host):
+            self.exposure_label.setText("Listens on this machine only: other computers cannot connect.")
+        else:
+            self.exposure_label.setText(
+                f"⚠ Listens on {host}:{self.port_spin.value()}: any computer that can reach this address can use "
+                "your models, so an API key is required. Prefer a private network or an SSH tunnel."
+            )
+        if self.service.state == ServerState.STOPPED:
+            self._show_state(self.service.state)
+
+    def _show_emptiness(self) -> None:
+        for view, model in ((self.models_view, self.models_model), (self.log_view, self.log_model)):
+            stack = view.parentWidget()
+            if isinstance(stack, QStackedWidget):
+                stack.setCurrentIndex(0 if model.rowCount() else 1)
 
     def _example_model(self) -> str:
         try:
@@ -386,6 +461,33 @@ def _table(model: RecordTableModel, name: str, tip: str) -> QTableView:
     view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     view.horizontalHeader().setStretchLastSection(True)
     return view
+
+
+def _empty_note(text: str) -> QLabel:
+    note = QLabel(text)
+    note.setObjectName("EmptyText")
+    note.setWordWrap(True)
+    note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    note.setMargin(16)
+    return note
+
+
+def _stack(view: QTableView, note: QLabel) -> QStackedWidget:
+    """The table, or a one-line note in its place while it has no rows (an empty grid says nothing)."""
+    frame = QFrame()
+    frame.setObjectName("Card")
+    QVBoxLayout(frame).addWidget(note)
+    stack = QStackedWidget()
+    stack.addWidget(view)
+    stack.addWidget(frame)
+    stack.setCurrentWidget(frame)
+    return stack
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"  # what a client on this machine uses
+    return f"[{host}]" if ":" in host else host
 
 
 def _duration(seconds: float) -> str:

@@ -77,7 +77,10 @@ class ModelDefaultsBox(QGroupBox):
                 self.model_combo.addItem(entry.name, entry.id)
         index = self.model_combo.findData(current)
         self.model_combo.setCurrentIndex(max(index, 0))
+        self.model_combo.setPlaceholderText("No models in My Models yet")
         self.model_combo.blockSignals(False)
+        for widget in (self.model_combo, self.save_button):
+            widget.setEnabled(self.model_combo.count() > 0)
         self.show_defaults()
 
     def show_defaults(self) -> None:
