@@ -150,3 +150,36 @@ def test_endpoints_and_exposure_are_checked() -> None:
     assert exposure_warning("::1", 50052) is None
     warning = exposure_warning("0.0.0.0", 50052)
     assert warning and "no authentication" in warning and "ssh -L 50052" in warning
+
+
+def test_chat_over_workers_records_estimate_vs_actual_per_device(tiny_gguf: Path, workers, tmp_path: Path) -> None:
+    from core.estimate.calibrate import estimate_accuracy
+    from core.estimate.records import load_history
+    from core.paths import AppPaths
+    from core.store import Store
+
+    endpoints = [w.endpoint for w in workers]
+    argv = ["chat", str(tiny_gguf), "--prompt", "hi", "--max-tokens", "2", "--context-length", "512", "--json"]
+    result = subprocess.run(
+        [sys.executable, "main.py", *argv, "--rpc", ",".join(endpoints)],
+        cwd=ROOT,
+        env=dict(os.environ, HANGAR_DATA_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    allocation = json.loads(result.stdout)["allocation"]
+    assert allocation["source"] == "analytic"
+    rows = {row["device"]: row for row in allocation["devices"]}
+    assert list(rows) == ["CPU", *(f"RPC0[{e}]" for e in endpoints)]
+    for row in rows.values():  # weights, KV and compute per device, as llama.cpp placed them
+        assert row["actual_mib"] > 0 and row["estimate_mib"] > 0
+        assert abs(row["error_pct"]) <= 3, allocation
+    # recorded per device, as local loads are recorded, and counted by the Hardware page's accuracy
+    store = Store(AppPaths.under(tmp_path).database_file)
+    history = load_history(store)
+    assert sorted(r.device for r in history) == sorted(rows)
+    assert all(r.actual_total > 0 and r.estimated_total > 0 for r in history)
+    accuracy = estimate_accuracy(store)
+    assert accuracy.count == 3 and "3 of them per device" in accuracy.words
