@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.hardware import GpuDevice, Hardware
 from core.remote.rpc import WorkerDevice, WorkerInfo
@@ -102,3 +102,22 @@ def estimate_for_load(path: Path, options: LoadOptions, hardware: Hardware | Non
     spread, names = with_workers(hardware, workers)
     estimate = estimate_load(path, options, spread, gpu_layers=rpc_gpu_layers(options.gpu_layers))
     return name_devices(estimate, names) if estimate is not None else None
+
+
+def refine_over_workers(
+    estimate: Estimate, path: Path, runner: Any, endpoints: tuple[str, ...], n_embd: int
+) -> Estimate:
+    """llama.cpp's fit pass with the workers registered in its child: each device's compute buffer from the
+    allocator itself (``source`` says "llama.cpp fit"; the analytic split stands if the pass cannot run). The dry
+    run keeps four micro-batch rows alive on the device holding the output layer that a real load reuses (on the
+    bundled build, six shapes: exactly ``16 * n_ub * n_embd`` bytes) when it also holds blocks; it is corrected."""
+    from core.estimate.exact import refine
+    from core.estimate.llama import SOURCE_FIT
+
+    refined = refine(estimate, path, runner, endpoints)
+    last = refined.devices[-1]
+    if refined.source != SOURCE_FIT or not last.device.startswith("RPC") or not last.kv:  # kv: it holds blocks
+        return refined
+    n_ub = min(refined.settings.n_ubatch, refined.settings.n_batch, refined.n_ctx)
+    kept = min(last.compute, 16 * n_ub * n_embd)
+    return replace(refined, devices=(*refined.devices[:-1], replace(last, compute=last.compute - kept)))

@@ -92,6 +92,32 @@ def test_estimate_plans_the_split_per_device(tiny_gguf: Path, workers, tmp_path:
     assert devices[0] == "CPU" and devices[1:] == [f"RPC0[{w.endpoint}]" for w in workers]
     assert data["gpu_layers"] == data["n_layer"] + 1 and data["fits"] is True
     assert sum(row["weights_bytes"] for row in data["split"][1:]) > 0  # the layers are on the workers
+    # llama.cpp's own fit pass sized the devices, the workers registered in its child; the analytic split agrees
+    assert data["source"] == "llama.cpp fit"
+    analytic = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "estimate",
+            str(tiny_gguf),
+            "--ctx",
+            "512",
+            "--rpc",
+            endpoints,
+            "--json",
+            "--no-fit",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, HANGAR_DATA_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    plain = json.loads(analytic.stdout)
+    assert plain["source"] == "analytic"
+    for fit_row, row in zip(data["split"], plain["split"], strict=True):
+        assert row["device"] == fit_row["device"]
+        assert abs(row["compute_bytes"] - fit_row["compute_bytes"]) <= 0.03 * fit_row["compute_bytes"] + 65536
 
 
 def test_a_down_worker_fails_in_one_line(tiny_gguf: Path, tmp_path: Path) -> None:
