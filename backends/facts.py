@@ -261,6 +261,10 @@ def fit_pass(request: dict[str, Any]) -> dict[str, Any]:
 
     log = LlamaLog()
     llama_cpp.llama_backend_init()
+    if request.get("rpc"):  # the workers become devices of this child, as in the engine
+        from backends.rpc_worker import register_workers
+
+        register_workers(tuple(request["rpc"]))
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = int(request.get("gpu_layers", 0))
     params.no_alloc = True

@@ -54,14 +54,15 @@ class LlamaEngine:
         self._log.take()
         opts = spec.options
         if opts.rpc_servers:
-            from backends.rpc_worker import register_workers
+            from backends.rpc_worker import register_workers, worker_memory
 
             register_workers(tuple(opts.rpc_servers))  # the workers become devices, before the model is placed
+            rpc_memory = worker_memory()  # what llama.cpp is about to split the layers by
             # With workers, "auto" (or 0, which would leave them idle) puts every layer on them, split by their free
             # memory; a number N puts the last N layers on them and keeps the first ones on this machine.
             gpu_layers = -1 if opts.gpu_layers in (AUTO_GPU_LAYERS, 0) else int(opts.gpu_layers)
         else:
-            gpu_layers = _resolve_gpu_layers(path, opts)
+            gpu_layers, rpc_memory = _resolve_gpu_layers(path, opts), {}
         self._gpu_layers = gpu_layers
         kwargs: dict[str, Any] = dict(
             model_path=str(path),
@@ -118,6 +119,7 @@ class LlamaEngine:
             allocated=allocated,
             load_seconds=time.perf_counter() - started,
             device="gpu" if gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload() else "cpu",
+            rpc_memory=rpc_memory,
         )
 
     def _explain_load_failure(self, path: Path, exc: Exception) -> Exception:

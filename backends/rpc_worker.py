@@ -28,6 +28,7 @@ from core.remote.rpc import (
 logger = logging.getLogger(__name__)
 
 _registered: tuple[str, ...] = ()
+_regs: list[tuple[str, int]] = []  # (endpoint, ggml backend registry of its devices)
 
 
 def _ggml() -> Any:
@@ -69,8 +70,34 @@ def register_workers(endpoints: tuple[str, ...]) -> None:
         if not reg:
             raise EngineError(f"The RPC worker at {endpoint} offers no device.")
         lib.ggml_backend_register(reg)
+        _regs.append((endpoint, reg))
     _registered = endpoints
     logger.info("registered RPC workers %s", ", ".join(endpoints))
+
+
+def worker_memory() -> dict[str, tuple[int, int]]:
+    """Free and total bytes of each registered worker device, named as llama.cpp names its buffers
+    (``RPC0[host:port]``), asked through ggml as llama.cpp asks when it splits the layers by free memory."""
+    if not _regs:
+        return {}
+    lib = _ggml()
+    size_p = ctypes.POINTER(ctypes.c_size_t)
+    for fn, res, args in (
+        ("ggml_backend_dev_memory", None, [ctypes.c_void_p, size_p, size_p]),
+        ("ggml_backend_reg_dev_count", ctypes.c_size_t, [ctypes.c_void_p]),
+        ("ggml_backend_reg_dev_get", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t]),
+    ):
+        getattr(lib, fn).restype = res
+        getattr(lib, fn).argtypes = args
+    memory = {}
+    for endpoint, reg in _regs:
+        for index in range(lib.ggml_backend_reg_dev_count(reg)):
+            device = lib.ggml_backend_reg_dev_get(reg, index)
+            free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+            lib.ggml_backend_dev_memory(device, ctypes.byref(free), ctypes.byref(total))
+            # the device's name counts over all workers (RPC1 for the second); its buffers count per worker
+            memory[f"RPC{index}[{endpoint}]"] = (int(free.value), int(total.value))
+    return memory
 
 
 # -- a worker machine: the server ---------------------------------------------------------------------------------

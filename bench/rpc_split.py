@@ -27,15 +27,15 @@ def main() -> int:
     parser.add_argument("--worker-threads", type=int, default=1)
     args = parser.parse_args()
 
+    from backends.facts import fit_in_child
     from backends.rpc_worker import serve as serve_worker
     from backends.worker import serve
     from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
     from core.engine.host import ChatMessage, EngineHost, GenerationParams, LoadOptions, ModelSpec
-    from core.estimate.fitting import estimate_header, read_target
-    from core.estimate.llama import EngineSettings
+    from core.estimate.records import split_by_device
     from core.hardware import detect_hardware
-    from core.remote.rpc import WorkerProcess, WorkerRequest, query_worker
-    from core.remote.split import name_devices, with_workers
+    from core.remote.rpc import WorkerProcess, WorkerRequest
+    from core.remote.split import estimate_for_load, refine_over_workers
     from tests.support.servers import free_port
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,7 +70,7 @@ def main() -> int:
                 base_speed = base_speed or stats.tokens_per_second
                 base_load = base_load or load
                 same = "yes" if stats.text == text0 else "NO"
-                rows.append((count, stats.tokens_per_second, load, same, info.allocated, endpoints))
+                rows.append((count, stats.tokens_per_second, load, same, info, endpoints))
             print(
                 f"model: {args.layers} layers x {args.embd} wide, {size / MIB:.0f} MiB F16; {args.tokens} tokens greedy"
             )
@@ -79,26 +79,36 @@ def main() -> int:
                 print(
                     f"{count:>7} {speed:13.1f} {speed / base_speed:8.2f}x {load:7.2f} {load / base_load:8.2f}x  {same}"
                 )
-            # estimate vs actual per device, with 2 workers
-            _, _, _, _, allocated, endpoints = rows[2]
-            infos = [query_worker(e) for e in endpoints]
-            hardware, names = with_workers(detect_hardware(), infos)
-            header = read_target(str(model))
-            estimate = name_devices(
-                estimate_header(header, EngineSettings(context_length=1024, gpu_layers=-1), hardware), names
+            # estimate vs actual per device, with 2 workers: the analytic split (what a load records, from the free
+            # memory the engine saw) and llama.cpp's fit pass with the workers registered in its child
+            _, _, _, _, info, endpoints = rows[2]
+            spec_options = LoadOptions(context_length=1024, rpc_servers=endpoints)
+            analytic = estimate_for_load(model, spec_options, detect_hardware(), info)
+            assert analytic is not None
+            fit = refine_over_workers(analytic, model, fit_in_child, endpoints, args.embd)
+            print(f"\nestimate vs llama.cpp's allocation with 2 workers, MiB (fit: {fit.source})")
+            print(
+                f"{'device':<24} {'analytic':>9} {'fit':>9} {'actual':>9}  "
+                f"{'compute: analytic':>17} {'fit':>6} {'actual':>7}"
             )
-            print("\nestimate vs llama.cpp's allocation with 2 workers (weights + KV + compute, MiB)")
-            print(f"{'device':<24} {'estimate':>9} {'actual':>9}")
-            for device in estimate.devices:
-                actual = sum(v for k, v in allocated.items() if k.split(":", 1)[1].startswith(device.device))
-                if device.device == "CPU":
-                    actual = sum(v for k, v in allocated.items() if ":CPU" in k)
-                est = device.weights + device.repack + device.kv + device.compute + device.output
-                print(f"{device.device:<24} {est / MIB:9.1f} {actual / MIB:9.1f}")
+            by_device = split_by_device(info.allocated)
+            for a, f in zip(analytic.devices, fit.devices, strict=True):
+                own = by_device.get(a.device, {})
+                actual = sum(own.values())
+                actual_compute = sum(v for k, v in own.items() if k.startswith("compute:"))
+                print(
+                    f"{a.device:<24} {_buffers(a) / MIB:9.1f} {_buffers(f) / MIB:9.1f} {actual / MIB:9.1f}  "
+                    f"{a.compute / MIB:17.1f} {f.compute / MIB:6.1f} {actual_compute / MIB:7.1f}"
+                )
         finally:
             for worker in workers:
                 worker.stop()
     return 0
+
+
+def _buffers(device: object) -> int:
+    """What llama.cpp reports for a device: weights, KV, compute and output (no process overheads)."""
+    return sum(getattr(device, part) for part in ("weights", "repack", "kv", "compute", "output"))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from core.estimate.plan import default_context, estimated_bytes
 from core.estimate.plan import estimate_load as estimate_load
 from core.estimate.plan import estimate_mlx_load as estimate_mlx_load
 from core.estimate.plan import memory_advice as memory_advice
+from core.estimate.records import device_allocation
 
 if TYPE_CHECKING:
     from core.estimate.llama import Estimate
@@ -168,6 +169,11 @@ def memory_lines(info: ModelInfo, estimate: Estimate | MlxEstimate | None) -> li
         expected = estimated_bytes(estimate)
         guess = f" (estimated {expected / _MIB:,.1f} MiB)" if expected is not None else ""
         lines.append(f"Total allocated: {total / _MIB:,.1f} MiB{guess}")
+    if info.rpc_memory:  # spread over RPC workers: each device's share, allocated and estimated
+        lines.append("Per device:")
+        for row in device_allocation(estimate if hasattr(estimate, "component") else None, info.allocated):  # type: ignore[arg-type]
+            guess = f" (estimated {row['estimate_mib']:,.1f} MiB)" if row["estimate_mib"] is not None else ""
+            lines.append(f"  {row['device']}: {row['actual_mib']:,.1f} MiB{guess}")
     return lines
 
 

@@ -23,6 +23,7 @@ from core.chat.session import ChatSession
 from core.chat.store import ChatStore
 from core.engine.host import EngineHost
 from core.engine.protocol import LoadOptions, ModelInfo
+from core.remote.split import estimate_for_load
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -164,8 +165,7 @@ class ChatService:
         if model.engine == "mlx":
             estimate = estimate_mlx_load(model.path, options, self.hardware())
         elif model.engine == "llama":
-            layers = 0 if info.device == "cpu" else (None if options.gpu_layers < -1 else options.gpu_layers)
-            estimate = estimate_load(model.path, options, self.hardware(), gpu_layers=layers)
+            estimate = estimate_for_load(model.path, options, self.hardware(), info)  # per device over RPC workers
             self._record_load(estimate, info)
         self.loaded = LoadedModel(model, options, info, estimate)
         return self.loaded

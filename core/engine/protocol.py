@@ -102,6 +102,9 @@ class ModelInfo:
     safe_mode: tuple[str, ...] = ()
     #: Why safe mode is on: the crash that made it necessary (a sentence), empty when it is off.
     safe_mode_reason: str = ""
+    #: A load over RPC workers: each worker device's (free, total) bytes when llama.cpp split the layers by them,
+    #: named as its buffers are (``RPC0[host:port]``), so that the estimate of the same split can be made.
+    rpc_memory: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,10 @@ class Accuracy:
     def words(self) -> str:
         if not self.count:
             return "No model has been loaded yet: estimates are not checked on this machine so far."
+        devices = sum(1 for r in self.records if r.device)
+        part = f", {devices} of them per device of a load over RPC workers" if devices else ""
         return (
-            f"The last {self.count} memory estimates were off by {self.mean_abs_error_pct:.1f}% on average "
+            f"The last {self.count} memory estimates{part} were off by {self.mean_abs_error_pct:.1f}% on average "
             f"(worst {self.worst_error_pct:+.1f}%) against what llama.cpp really allocated."
         )
 
@@ -59,10 +61,11 @@ def estimate_accuracy(store: Store, limit: int = 10) -> Accuracy:
 
 def memory_correction(store: Store, limit: int = 20) -> dict[str, float]:
     """Per component (weights, kv, compute, output): the median of actual ÷ estimated over the last analytic
-    estimates on this machine; only components that are off by more than 1% over at least two loads."""
+    estimates of whole loads on this machine (a split over RPC workers, recorded per device, corrects nothing
+    here); only components that are off by more than 1% over at least two loads."""
     migrate(store)
     rows = store.query(
-        "SELECT estimated_json, actual_json FROM fit_records WHERE source = ? ORDER BY id DESC LIMIT ?",
+        "SELECT estimated_json, actual_json FROM fit_records WHERE source = ? AND device = '' ORDER BY id DESC LIMIT ?",
         (SOURCE_ANALYTIC, limit),
     )
     from core.estimate.records import actual_components

@@ -24,9 +24,12 @@ logger = logging.getLogger(__name__)
 FitRunner = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def fit_request(path: Path, estimate: Estimate) -> dict[str, Any]:
+def fit_request(path: Path, estimate: Estimate, rpc: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fit pass's request; ``rpc``: workers the child registers first, so that llama.cpp sizes their buffers
+    too (each worker serves one client at a time: only while no engine uses them)."""
     settings = estimate.settings
     return {
+        "rpc": list(rpc),
         "path": str(path),
         "n_ctx": estimate.n_ctx,
         "n_batch": settings.n_batch,
@@ -72,12 +75,13 @@ def apply_fit(estimate: Estimate, fit: dict[str, Any]) -> Estimate:
     return replace(estimate, devices=tuple(devices), verdict=verdict, source=SOURCE_FIT, notes=notes)
 
 
-def refine(estimate: Estimate, path: Path, runner: FitRunner | None) -> Estimate:
-    """Run the fit pass for ``path`` and apply it; on any failure keep the analytic estimate, with a note."""
+def refine(estimate: Estimate, path: Path, runner: FitRunner | None, rpc: tuple[str, ...] = ()) -> Estimate:
+    """Run the fit pass for ``path`` (with the RPC workers ``rpc`` as devices) and apply it; on any failure keep
+    the analytic estimate, with a note."""
     if runner is None or estimate.source != SOURCE_ANALYTIC or not path.is_file():
         return estimate
     try:
-        fit = runner(fit_request(path, estimate))
+        fit = runner(fit_request(path, estimate, rpc))
     except Exception as error:  # the child crashed or refused the file: the analytic answer stands
         logger.info("llama.cpp fit pass for %s failed: %s", path, error)
         return replace(estimate, notes=(*estimate.notes, f"llama.cpp's fit pass did not run ({error}); analytic."))

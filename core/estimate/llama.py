@@ -25,6 +25,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UsageError
+from core.estimate.rpc import host_compute as rpc_host_compute
+from core.estimate.rpc import output_compute as rpc_output_compute
+from core.estimate.rpc import worker_compute as rpc_worker_compute
 from core.estimate.speed import SpeedPrediction, predict
 from core.estimate.types import (
     ASSUMED_REPACK,
@@ -326,8 +329,11 @@ def _place(
     )
     output_buf = 4 * info.vocab_size * settings.n_seq
     host_kv = _kv_bytes(info, cpu_blocks, kv_size, type_k, type_v, swa_size)
+    rpc = any(g.api == "rpc" for g in gpus)
     if not gpus or ngl == 0:
         host_compute = compute
+    elif len(cpu_blocks) == 0 and output_on_gpu and rpc:
+        host_compute = rpc_host_compute(info, n_ctx, n_ub, settings.flash_attention)
     elif len(cpu_blocks) == 0 and output_on_gpu:
         host_compute = 4 * n_ub * (info.embedding_length + n_ctx)  # inputs only: embeddings and the mask
     else:
@@ -346,7 +352,7 @@ def _place(
     )
     devices = [host]
     if gpus and ngl:
-        shares = _split_blocks(list(gpu_blocks), gpus)
+        shares = _split_blocks(list(gpu_blocks), gpus, output_on_gpu)
         for index, (gpu, blocks) in enumerate(zip(gpus, shares, strict=True)):
             last = index == len(gpus) - 1
             tensors = [t for il in blocks for t in layout.blocks[il]]
@@ -359,6 +365,10 @@ def _place(
             kv = sum(_kv_bytes(info, range(il, il + 1), kv_size, type_k, type_v, swa_size) for il in blocks)
             partial = ngl < n_layer + 1
             gpu_compute = int(compute * (1.3 if partial and not info.is_moe else 2.7 if partial else 1.0))
+            if gpu.api == "rpc" and blocks:
+                gpu_compute = rpc_worker_compute(info, compute, n_ctx, n_ub, settings.flash_attention)
+            elif gpu.api == "rpc":
+                gpu_compute = rpc_output_compute(info, n_ub) if last and output_on_gpu else 0
             devices.append(
                 DeviceUsage(
                     gpu.device_name,
@@ -377,18 +387,23 @@ def _place(
     return tuple(devices)
 
 
-def _split_blocks(blocks: list[int], gpus: list[Any]) -> list[list[int]]:
-    """llama.cpp's default layer split: contiguous ranges proportional to each GPU's free memory."""
+def _split_blocks(blocks: list[int], gpus: list[Any], output: bool = True) -> list[list[int]]:
+    """llama.cpp's default layer split: the offloaded layers (the output layer counted as the last one) cut into
+    contiguous ranges by the devices' cumulative share of free memory: layer ``i`` of ``n`` goes to the first
+    device whose cumulative share exceeds ``i / n``."""
     if len(gpus) == 1:
         return [blocks]
     weights = [max(g.budget_bytes, 1) for g in gpus]
     total = sum(weights)
-    shares: list[list[int]] = []
-    start = 0
-    for i, w in enumerate(weights):
-        end = len(blocks) if i == len(gpus) - 1 else start + round(len(blocks) * w / total)
-        shares.append(blocks[start:end])
-        start = end
+    bounds, running = [], 0
+    for w in weights:
+        running += w
+        bounds.append(running / total)
+    count = len(blocks) + (1 if output else 0)
+    shares: list[list[int]] = [[] for _ in gpus]
+    for position, block in enumerate(blocks):
+        share = position / count
+        shares[next((i for i, b in enumerate(bounds) if b > share), len(gpus) - 1)].append(block)
     return shares
 
 

@@ -3,7 +3,8 @@ estimator predicted, so the UI can show both and the error history stays visible
 
 ``compare`` turns ``ModelInfo.allocated`` (llama.cpp's logged ``<kind>:<buffer>`` sizes in bytes) into the
 same components the estimator reports; ``record_load`` saves one comparison (the chat feature calls it after
-each load).
+each load). A load spread over RPC workers is recorded per device (the host, each ``RPC0[host:port]``), with
+the device as the record's key; ``device_allocation`` puts estimate and actual side by side per device.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from core.hardware import Hardware
 
 logger = logging.getLogger(__name__)
+_MIB = 1024 * 1024
 
 COMPONENTS = ("weights", "kv", "compute", "output")
 _KIND_TO_COMPONENT = {"model": "weights", "kv": "kv", "compute": "compute", "output": "output", "rs": "kv"}
@@ -49,6 +51,10 @@ CREATE INDEX fit_records_model ON fit_records (model, created_at);
 #: Which estimator answered ("analytic" or "llama.cpp fit"): only analytic estimates are corrected by records.
 SQL_V2 = """
 ALTER TABLE fit_records ADD COLUMN source TEXT NOT NULL DEFAULT 'analytic';
+"""
+#: The device a record is about: empty for a whole load on one machine, else llama.cpp's device name.
+SQL_V3 = """
+ALTER TABLE fit_records ADD COLUMN device TEXT NOT NULL DEFAULT '';
 """
 
 
@@ -91,6 +97,7 @@ class FitRecord:
     estimated_total: int
     actual_total: int
     error_pct: float
+    device: str = ""
 
 
 def actual_components(allocated: Mapping[str, int]) -> dict[str, int]:
@@ -118,19 +125,81 @@ def compare(estimate: Estimate, allocated: Mapping[str, int]) -> Comparison:
 
 
 def migrate(store: Store) -> None:
-    store.migrate("fit", [SQL_V1, SQL_V2])
+    store.migrate("fit", [SQL_V1, SQL_V2, SQL_V3])
+
+
+def device_of(buffer: str) -> str:
+    """The device a llama.cpp buffer lives on: host buffers (mapped, repacked, pinned: CPU_Mapped, the CPU's
+    extra buffer types, CUDA_Host) are the host, "CPU"; devices are numbered (CUDA0) or named RPC0[host:port]."""
+    if buffer in HOST_BUFFERS or buffer.startswith("CPU") or buffer.endswith("_Host"):
+        return "CPU"
+    return buffer if "[" in buffer or buffer[-1:].isdigit() else "CPU"
+
+
+def split_by_device(allocated: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """``<kind>:<buffer>`` sizes grouped by the device each buffer lives on."""
+    devices: dict[str, dict[str, int]] = {}
+    for key, size in allocated.items():
+        _, _, buffer = key.partition(":")
+        devices.setdefault(device_of(buffer), {})[key] = int(size)
+    return devices
+
+
+def is_split(estimate: Estimate) -> bool:
+    """Whether the estimate spreads the model over RPC workers (recorded per device)."""
+    return any(d.device.startswith("RPC") for d in estimate.devices)
+
+
+def device_allocation(estimate: Estimate | None, allocated: Mapping[str, int]) -> list[dict[str, object]]:
+    """Per device: what the estimate said and what llama.cpp allocated (llama.cpp's buffers: weights, KV,
+    compute, output), in MiB, with the signed error."""
+    actual = {name: sum(sizes.values()) for name, sizes in split_by_device(allocated).items()}
+    rows: list[dict[str, object]] = []
+    named = [d.device for d in estimate.devices] if estimate is not None else []
+    for name in [*named, *(n for n in actual if n not in named)]:
+        device = next((d for d in estimate.devices if d.device == name), None) if estimate is not None else None
+        guess = device.weights + device.repack + device.kv + device.compute + device.output if device else None
+        real = actual.get(name, 0)
+        rows.append(
+            {
+                "device": name,
+                "estimate_mib": round(guess / _MIB, 1) if guess is not None else None,
+                "actual_mib": round(real / _MIB, 1),
+                "error_pct": round(100.0 * (guess - real) / real, 1) + 0.0 if guess is not None and real else None,
+            }
+        )
+    return rows
 
 
 def record_load(store: Store, estimate: Estimate, allocated: Mapping[str, int]) -> FitRecord:
-    """Save one real load next to its estimate; returns the stored record."""
+    """Save one real load next to its estimate; returns the stored record. A load over RPC workers is saved as
+    one record per device (the host's is returned)."""
     migrate(store)
-    comparison = compare(estimate, allocated)
+    if not is_split(estimate):
+        return _insert(store, estimate, compare(estimate, allocated), allocated, "")
+    by_device = split_by_device(allocated)
+    records = []
+    for device in estimate.devices:
+        own = by_device.get(device.device, {})
+        estimated = {
+            "weights": device.weights + device.repack,
+            "kv": device.kv,
+            "compute": device.compute,
+            "output": device.output,
+        }
+        records.append(_insert(store, estimate, Comparison(estimated, actual_components(own)), own, device.device))
+    return records[0]
+
+
+def _insert(
+    store: Store, estimate: Estimate, comparison: Comparison, allocated: Mapping[str, int], device: str
+) -> FitRecord:
     now = time.time()
     settings = estimate.settings
     cursor = store.execute(
         "INSERT INTO fit_records (created_at, model, n_ctx, gpu_layers, kv_cache_type, flash_attention, "
-        "estimated_total, actual_total, error_pct, estimated_json, actual_json, source) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        "estimated_total, actual_total, error_pct, estimated_json, actual_json, source, device) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             now,
             estimate.model,
@@ -144,10 +213,12 @@ def record_load(store: Store, estimate: Estimate, allocated: Mapping[str, int]) 
             json.dumps(comparison.estimated),
             json.dumps(dict(allocated)),
             estimate.source,
+            device,
         ),
     )
     if abs(comparison.error_pct) > 3:
-        logger.warning("estimate for %s was off by %.1f%%", estimate.model, comparison.error_pct)
+        where = f" on {device}" if device else ""
+        logger.warning("estimate for %s%s was off by %.1f%%", estimate.model, where, comparison.error_pct)
     return FitRecord(
         int(cursor.lastrowid or 0),
         now,
@@ -159,6 +230,7 @@ def record_load(store: Store, estimate: Estimate, allocated: Mapping[str, int]) 
         comparison.estimated_total,
         comparison.actual_total,
         comparison.error_pct,
+        device,
     )
 
 
@@ -168,7 +240,7 @@ def load_history(store: Store, model: str | None = None, limit: int = 100) -> li
     where, params = ("WHERE model = ?", (model, limit)) if model else ("", (limit,))
     rows = store.query(
         f"SELECT id, created_at, model, n_ctx, gpu_layers, kv_cache_type, flash_attention, estimated_total, "
-        f"actual_total, error_pct FROM fit_records {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+        f"actual_total, error_pct, device FROM fit_records {where} ORDER BY created_at DESC, id DESC LIMIT ?",
         params,
     )
     return [
@@ -183,6 +255,7 @@ def load_history(store: Store, model: str | None = None, limit: int = 100) -> li
             r["estimated_total"],
             r["actual_total"],
             r["error_pct"],
+            r["device"],
         )
         for r in rows
     ]

@@ -92,6 +92,32 @@ def test_estimate_plans_the_split_per_device(tiny_gguf: Path, workers, tmp_path:
     assert devices[0] == "CPU" and devices[1:] == [f"RPC0[{w.endpoint}]" for w in workers]
     assert data["gpu_layers"] == data["n_layer"] + 1 and data["fits"] is True
     assert sum(row["weights_bytes"] for row in data["split"][1:]) > 0  # the layers are on the workers
+    # llama.cpp's own fit pass sized the devices, the workers registered in its child; the analytic split agrees
+    assert data["source"] == "llama.cpp fit"
+    analytic = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "estimate",
+            str(tiny_gguf),
+            "--ctx",
+            "512",
+            "--rpc",
+            endpoints,
+            "--json",
+            "--no-fit",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, HANGAR_DATA_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    plain = json.loads(analytic.stdout)
+    assert plain["source"] == "analytic"
+    for fit_row, row in zip(data["split"], plain["split"], strict=True):
+        assert row["device"] == fit_row["device"]
+        assert abs(row["compute_bytes"] - fit_row["compute_bytes"]) <= 0.03 * fit_row["compute_bytes"] + 65536
 
 
 def test_a_down_worker_fails_in_one_line(tiny_gguf: Path, tmp_path: Path) -> None:
@@ -150,3 +176,36 @@ def test_endpoints_and_exposure_are_checked() -> None:
     assert exposure_warning("::1", 50052) is None
     warning = exposure_warning("0.0.0.0", 50052)
     assert warning and "no authentication" in warning and "ssh -L 50052" in warning
+
+
+def test_chat_over_workers_records_estimate_vs_actual_per_device(tiny_gguf: Path, workers, tmp_path: Path) -> None:
+    from core.estimate.calibrate import estimate_accuracy
+    from core.estimate.records import load_history
+    from core.paths import AppPaths
+    from core.store import Store
+
+    endpoints = [w.endpoint for w in workers]
+    argv = ["chat", str(tiny_gguf), "--prompt", "hi", "--max-tokens", "2", "--context-length", "512", "--json"]
+    result = subprocess.run(
+        [sys.executable, "main.py", *argv, "--rpc", ",".join(endpoints)],
+        cwd=ROOT,
+        env=dict(os.environ, HANGAR_DATA_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    allocation = json.loads(result.stdout)["allocation"]
+    assert allocation["source"] == "analytic"
+    rows = {row["device"]: row for row in allocation["devices"]}
+    assert list(rows) == ["CPU", *(f"RPC0[{e}]" for e in endpoints)]
+    for row in rows.values():  # weights, KV and compute per device, as llama.cpp placed them
+        assert row["actual_mib"] > 0 and row["estimate_mib"] > 0
+        assert abs(row["error_pct"]) <= 3, allocation
+    # recorded per device, as local loads are recorded, and counted by the Hardware page's accuracy
+    store = Store(AppPaths.under(tmp_path).database_file)
+    history = load_history(store)
+    assert sorted(r.device for r in history) == sorted(rows)
+    assert all(r.actual_total > 0 and r.estimated_total > 0 for r in history)
+    accuracy = estimate_accuracy(store)
+    assert accuracy.count == 3 and "3 of them per device" in accuracy.words

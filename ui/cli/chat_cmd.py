@@ -91,8 +91,9 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     disconnect = host.events.connect(_show_recovery)
     try:
         safe_mode = _load(host, model, options, quiet)
+        allocation = _allocation(app, model, options, host.model)
         if args.prompt is not None:
-            return _one_shot(host, args, settings, model.engine, safe_mode, app)
+            return _one_shot(host, args, settings, model.engine, safe_mode, app, allocation)
         return _repl(app, host, args, settings, model, options)
     finally:
         disconnect()
@@ -117,6 +118,26 @@ def _load(host: EngineHost, model: ResolvedModel, options: LoadOptions, quiet: b
     return info.safe_mode
 
 
+def _allocation(app: AppContext, model: ResolvedModel, options: LoadOptions, info: Any) -> dict[str, Any] | None:
+    """A llama.cpp load recorded next to its estimate, per device over RPC workers, as the chat window records
+    it; ``--json`` reports it as ``allocation`` (estimate and actual MiB per device, and which estimator)."""
+    if model.engine != "llama" or info is None or not info.allocated:
+        return None
+    from core.estimate.records import device_allocation, record_load
+    from core.remote.split import estimate_for_load
+
+    estimate = estimate_for_load(model.path, options, app.hardware(), info)
+    if estimate is not None:
+        try:
+            record_load(app.store, estimate, info.allocated)
+        except Exception as exc:  # a record is a nicety: it never fails a chat
+            print(f"(load not recorded: {exc})", file=sys.stderr)
+    return {
+        "source": estimate.source if estimate is not None else None,
+        "devices": device_allocation(estimate, info.allocated),
+    }
+
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
@@ -139,6 +160,7 @@ def _one_shot(
     engine: str,
     safe_mode: tuple[str, ...],
     app: AppContext,
+    allocation: dict[str, Any] | None = None,
 ) -> int:
     sources = app.docs.sources_for(args.docs, args.prompt) if args.docs else None
     system = "\n\n".join(part for part in (args.system, sources.system_text() if sources else "") if part)
@@ -164,6 +186,7 @@ def _one_shot(
                 "stop_reason": stats.stop_reason,
                 "engine": engine,
                 "safe_mode": list(model.safe_mode if model else safe_mode),
+                **({"allocation": allocation} if allocation else {}),
                 **({"sources": sources.to_json(), "retrieval": sources.retrieval} if sources else {}),
                 **({"tool_calls": [c.to_json() for c in calls]} if args.mcp_config else {}),
             }

@@ -92,14 +92,15 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
 
 
 def _plan_rpc(app: AppContext, args: argparse.Namespace, header: object, settings: object, hardware: object) -> int:
-    """The split over RPC workers: each worker's devices join this machine's as offload devices (the analytic
-    model; llama.cpp's fit pass here cannot see the workers), with llama.cpp's buffer names per device."""
+    """The split over RPC workers: each worker's devices join this machine's as offload devices, with llama.cpp's
+    buffer names per device; for a file on disk llama.cpp's fit pass sizes them, the workers registered in its
+    child (the analytic split stands if it cannot run; ``source`` says which answered)."""
     from dataclasses import replace
 
     from core.estimate.fitting import estimate_header
     from core.estimate.mlx import MlxEstimate
     from core.remote.rpc import parse_endpoints, require_workers
-    from core.remote.split import name_devices, split_of, with_workers
+    from core.remote.split import name_devices, refine_over_workers, split_of, with_workers
 
     workers = require_workers(parse_endpoints(args.rpc))
     spread, names = with_workers(hardware, workers)  # type: ignore[arg-type]
@@ -109,6 +110,11 @@ def _plan_rpc(app: AppContext, args: argparse.Namespace, header: object, setting
     if isinstance(estimate, MlxEstimate):
         raise UsageError("RPC workers take GGUF models (llama.cpp) only.")
     estimate = name_devices(estimate, names)
+    local = _local_gguf(args.target, header)
+    gguf = getattr(header, "gguf", None)
+    if local is not None and gguf is not None and not args.no_fit:  # llama.cpp's own pass, workers registered
+        endpoints = tuple(w.endpoint for w in workers)
+        estimate = refine_over_workers(estimate, local, app.fit_runner, endpoints, gguf.embedding_length)
     fits = all(d.fits for d in estimate.devices)
     verdict = "Fits: every device holds its share" if fits else "Does not fit: a device is over its budget"
     data = estimate.as_dict()

@@ -277,7 +277,8 @@ class HardwarePage(Page):
             self.history.setText("")
             return
         lines = [
-            f"{r.n_ctx:,} tokens: estimated {human_bytes(r.estimated_total)}, llama.cpp allocated "
+            f"{r.n_ctx:,} tokens{f' on {r.device}' if r.device else ''}: estimated {human_bytes(r.estimated_total)}, "
+            "llama.cpp allocated "
             f"{human_bytes(r.actual_total)} ({r.error_pct:+.1f}%)"
             for r in records
         ]
