@@ -494,6 +494,11 @@ def _load_progress(progress: Callable[[float | None], None], *, use_extra_bufts:
         formatters.Jinja2ChatFormatter = original_formatter
 
 
+def plain_load(*, use_extra_bufts: bool = True) -> contextlib.AbstractContextManager[None]:
+    """A ``Llama()`` load with the model parameters it has no argument for (the probes use it)."""
+    return _load_progress(lambda _fraction: None, use_extra_bufts=use_extra_bufts)
+
+
 class _UnusedFormatter:
     """Stands in for llama-cpp-python's template formatter during a load: takes the template, compiles nothing."""
 

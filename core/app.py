@@ -280,7 +280,14 @@ class AppContext:
         """What safe mode learned about models that crash the engine here (``known_crash(path)`` for badges)."""
         from core.engine.safemode import SafeModeBook
 
-        return SafeModeBook(self.store)
+        return SafeModeBook(self.store, machine_reason=self._extra_buffers_crash)
+
+    def _extra_buffers_crash(self) -> str:
+        facts = self.hardware().engines.facts
+        if facts is None or not facts.extra_buffers_crash:
+            return ""
+        names = ", ".join(b.name for b in facts.extra_buffers) or "repacked weights"
+        return f"llama.cpp's decode crashes on this CPU with its extra buffer types ({names}) on"
 
     def new_engine_host(self, name: str = "engine") -> EngineHost:
         host = EngineHost(self.worker_entry, name=name, safe_modes=self.safe_modes)

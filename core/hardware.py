@@ -109,6 +109,9 @@ class EngineFacts:
     #: The weight bytes per second llama.cpp's CPU decode really read in the probe (GB/s, the engine's own
     #: threads and kernels on a Q4_K model); 0 when not measured.
     decode_gbs: float = 0.0
+    #: The probe's decode crashed inside llama.cpp with the extra buffer types on and ran with them off (AMX on
+    #: some Xeons): the engine then loads every model with them off, and estimates count no repacked copies.
+    extra_buffers_crash: bool = False
 
     def repack(self, type_name: str) -> tuple[str, float] | None:
         """(buffer name, size ratio) of the extra buffer that takes matrices of ``type_name``, if any."""
@@ -138,6 +141,7 @@ class EngineFacts:
             probed_types=tuple(str(t) for t in data.get("probed_types", ())),
             probed_at=float(data.get("probed_at", 0.0)),
             decode_gbs=float(data.get("decode_gbs", 0.0)),
+            extra_buffers_crash=bool(data.get("extra_buffers_crash", False)),
         )
 
 

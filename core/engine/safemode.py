@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -91,8 +92,11 @@ class SafeModeRecord:
 class SafeModeBook:
     """The records, in the app's SQLite store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, machine_reason: Callable[[], str] | None = None) -> None:
+        """``machine_reason()``: why every llama.cpp load on this machine starts with the extra buffer types off
+        ("" when nothing is known) — the engine probe saw them crash here (``EngineFacts.extra_buffers_crash``)."""
         self._store = store
+        self._machine_reason = machine_reason
         store.migrate("engine_safe_mode", SCHEMA)
 
     def lookup(self, path: str | Path, engine: str = "llama") -> SafeModeRecord | None:
@@ -129,12 +133,25 @@ class SafeModeBook:
             logger.warning("safe-mode record unreadable: %s", exc)
             return 0, (), ""
         steps = safe_steps(spec.options)
+        if record is None and steps and spec.options.use_extra_bufts:
+            reason = self._machine_wide()
+            if reason:
+                return 1, steps[0][1], reason
         if record is None or not steps:
             return 0, (), ""
         level = min(len(steps), record.level if record.runs else len(steps))
         if level <= 0:
             return 0, (), ""
         return level, steps[level - 1][1], record.reason
+
+    def _machine_wide(self) -> str:
+        if self._machine_reason is None:
+            return ""
+        try:
+            return self._machine_reason()
+        except Exception as exc:  # a help, never a reason not to load
+            logger.warning("could not read the engine's facts for safe mode: %s", exc)
+            return ""
 
     def known_crash(self, path: str | Path, engine: str = "llama") -> SafeModeRecord | None:
         """The record of a model that crashed the engine on this machine (runs in safe mode, or not at all)."""

@@ -37,6 +37,7 @@ def fit_request(path: Path, estimate: Estimate, rpc: tuple[str, ...] = ()) -> di
         "gpu_layers": estimate.gpu_layers,
         "kv_type": ggml_type_from_name(settings.kv_cache_type),
         "flash_attention": settings.flash_attention,
+        "extra_buffers": settings.extra_buffers,
     }
 
 

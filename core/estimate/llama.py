@@ -165,6 +165,9 @@ def estimate_llama(
     no budgets, CPU only). ``settings.gpu_layers=None`` picks the most layers that fit."""
     if info.block_count <= 0 or info.embedding_length <= 0:
         return _size_based(info, settings, hardware)
+    facts = hardware.engines.facts if hardware is not None else None
+    if settings.extra_buffers and facts is not None and facts.extra_buffers_crash:
+        settings = replace(settings, extra_buffers=False)  # what the engine will load with here
     layout = _layout(info)
     gpus = _usable_gpus(hardware)
     n_total = info.block_count + 1
@@ -314,7 +317,7 @@ def _place(
     type_v = type_k
     kv_size = n_ctx
     swa_size = kv_size if settings.swa_full else min(kv_size, _pad(info.sliding_window * settings.n_seq + n_ub, 256))
-    repack, _ = repack_table(hardware)
+    repack = repack_table(hardware)[0] if settings.extra_buffers else {}
     first_gpu_block = n_layer + 1 - ngl if ngl else n_layer + 1  # blocks >= this go to GPUs
     cpu_blocks = range(0, min(first_gpu_block, n_layer))
     gpu_blocks = range(min(first_gpu_block, n_layer), n_layer)

@@ -58,6 +58,9 @@ class EngineSettings:
     n_ubatch: int = 512
     n_seq: int = 1
     swa_full: bool = True  # llama-cpp-python keeps a full-size sliding-window cache
+    #: llama.cpp's extra CPU buffer types (repacked weights: AMX, CPU_REPACK, KleidiAI); off in safe mode and on
+    #: machines where the engine probe saw them crash (``EngineFacts.extra_buffers_crash``).
+    extra_buffers: bool = True
     #: Keep this much free on every GPU and in RAM (driver spikes, the desktop, other programs).
     gpu_margin: int = 512 * MIB
     host_margin: int = 1 * GIB

@@ -264,3 +264,25 @@ def test_starter_suggestions_never_promise_implausible_speeds() -> None:
     assert speed is not None and speed <= MAX_GPU_TPS and speed == round_speed(speed)
     cpu = rough_speed(400 * 1024 * 1024, FitLevel.FITS, machine(bandwidth=20.0))
     assert cpu is not None and 5 < cpu < MAX_CPU_TPS
+
+
+def test_a_machine_whose_extra_buffers_crash_counts_no_repacked_copies(q8: GGUFInfo, tmp_path: Path) -> None:
+    """Where the probe saw the extra buffer types crash, the engine loads with them off: the estimate (and the
+    request for llama.cpp's own fit pass) follow, instead of counting an AMX copy that will never exist."""
+    from core.estimate.exact import fit_request
+
+    buffers = (ExtraBuffer("AMX", {"Q8_0": 1.0, "F16": 1.0}),)
+    settings = EngineSettings(context_length=1024, gpu_layers=0)
+    works = estimate_llama(q8, settings, machine(EngineFacts("0.3.36", "k", extra_buffers=buffers)))
+    crashes = estimate_llama(
+        q8, settings, machine(EngineFacts("0.3.36", "k", extra_buffers=buffers, extra_buffers_crash=True))
+    )
+    assert works.host.repack > 0 and crashes.host.repack == 0
+    assert crashes.host.total < works.host.total and not crashes.settings.extra_buffers
+    assert fit_request(tmp_path / "m.gguf", crashes)["extra_buffers"] is False
+    assert fit_request(tmp_path / "m.gguf", works)["extra_buffers"] is True
+    # and the cache keeps the fact
+    path = tmp_path / FACTS_FILE
+    facts = EngineFacts("0.3.36", "k", extra_buffers=buffers, extra_buffers_crash=True, decode_gbs=4.2)
+    save_cached(path, facts)
+    assert load_cached(path, "0.3.36", "k") == facts

@@ -80,3 +80,23 @@ def test_the_chat_picker_badges_a_model_that_crashed_here(app, tiny_gguf: Path) 
     choices = ChatService(app).choices(extra=[str(tiny_gguf)])
     choice = next(c for c in choices if c.path == tiny_gguf)
     assert not choice.fits and choice.badge == "Crashes the engine on this machine (the engine crashed)"
+
+
+def test_a_machine_whose_probe_crashed_starts_every_load_with_extra_buffers_off(tmp_path: Path) -> None:
+    """The engine probe saw llama.cpp's repacked-weight path crash here: loads start at the first safe step (no
+    crash per model), a model's own record still wins, and options that already have them off start as asked."""
+    from core.engine.protocol import LoadOptions, ModelSpec
+
+    store = Store(tmp_path / "hangar.sqlite3")
+    reason = "llama.cpp's decode crashes on this CPU with its extra buffer types (AMX) on"
+    book = SafeModeBook(store, machine_reason=lambda: reason)
+    spec = ModelSpec("llama", str(model(tmp_path / "a.gguf")))
+    level, changes, why = book.starting_step(spec)
+    assert level == 1 and why == reason and "repacked" in changes[0]
+    assert book.starting_step(ModelSpec("llama", spec.path, LoadOptions(use_extra_bufts=False)))[0] == 0
+    assert book.starting_step(ModelSpec("mlx", spec.path))[0] == 0
+    book.remember(spec.path, "llama", level=2, changes=("a", "b"), reason="it crashed again", runs=True)
+    assert book.starting_step(spec)[2] == "it crashed again"  # what this file needed wins
+    failing = SafeModeBook(store, machine_reason=lambda: 1 / 0)  # type: ignore[arg-type, return-value]
+    assert failing.starting_step(ModelSpec("llama", str(model(tmp_path / "b.gguf", b"GGUF" * 9000))))[0] == 0
+    store.close()
