@@ -9,7 +9,6 @@ lineage.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import CancelledError, EngineError, HangarError, ModelFileError, UsageError, error_from_code
+from core.estimate.speed import hardware_fingerprint
 from core.jobs import Job, JobContext, JobKind, JobManager, JobState
 from core.process import describe_exit, run_child
 from core.store import Store
@@ -44,13 +44,6 @@ KIND = JobKind.WORKSHOP
 WorkshopEntry = Callable[[Any, Any, Any], None]
 #: ``add(path, source_path) -> library entry id`` for a file the Workshop made.
 ModelRegistrar = Callable[[Path, Path], str]
-
-
-def hardware_fingerprint(hardware: dict[str, Any]) -> str:
-    """A stable id of the machine a speed was measured on: CPU, threads, memory size, GPUs (not free memory)."""
-    gpus = [(g.get("name"), g.get("memory_total_bytes") or g.get("total_bytes")) for g in hardware.get("gpus", [])]
-    key = (hardware.get("cpu_name"), hardware.get("cpu_threads"), hardware.get("ram_total_bytes"), gpus)
-    return hashlib.sha256(repr(key).encode()).hexdigest()[:12]
 
 
 class WorkshopService:
