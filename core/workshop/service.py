@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -345,7 +345,7 @@ class WorkshopService:
     def history(self, limit: int = 100) -> list[Job]:
         return self.jobs.list(KIND, limit=limit)
 
-    def lineage(self, path: str | Path) -> Lineage | None:
+    def lineage(self, path: str | Path | Iterable[str | Path]) -> Lineage | None:
         return self.records.lineage(path)
 
 
