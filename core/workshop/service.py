@@ -293,6 +293,12 @@ class WorkshopService:
         outcome, exitcode = run_child(
             self.entry, request, ctx.token, on_event, is_final=is_final, grace=self.cancel_grace, name=name
         )
+        if outcome is None and not ctx.token.cancelled and getattr(request, "extra_buffers", False):
+            # a native crash: llama.cpp's repacked CPU paths (AMX on some Xeons) are the known cause; once more
+            # without them, as the chat engine's safe mode does
+            logger.warning("%s crashed (%s); again with extra buffer types off", name, describe_exit(exitcode))
+            ctx.report(None, "The engine crashed; trying again with llama.cpp's repacked weights off")
+            return self._child(ctx, replace(request, extra_buffers=False), name)
         if isinstance(outcome, WorkFailed):
             raise error_from_code(outcome.code, outcome.message)
         if outcome is None or (isinstance(outcome, WorkFinished) and outcome.stopped):
