@@ -113,14 +113,26 @@ def main() -> int:
     rows = [("model", "history", "predicted tok/s", "confidence", "measured tok/s", "predicted/measured")]
     for name in names:
         rows.append(
-            (name, "none", f"{fresh[name]['tps']:.1f}", fresh[name].get("confidence", "?"), f"{measured[name]:.1f}",
-             f"{fresh[name]['tps'] / measured[name]:.2f}")
+            (
+                name,
+                "none",
+                f"{fresh[name]['tps']:.1f}",
+                fresh[name].get("confidence", "?"),
+                f"{measured[name]:.1f}",
+                f"{fresh[name]['tps'] / measured[name]:.2f}",
+            )
         )
     for name in names:
         history = "other models' chats" if name == names[0] else "one saved chat"
         rows.append(
-            (name, history, f"{after[name]['tps']:.1f}", after[name].get("confidence", "?"), f"{again[name]:.1f}",
-             f"{after[name]['tps'] / again[name]:.2f}")
+            (
+                name,
+                history,
+                f"{after[name]['tps']:.1f}",
+                after[name].get("confidence", "?"),
+                f"{again[name]:.1f}",
+                f"{after[name]['tps'] / again[name]:.2f}",
+            )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:

@@ -109,3 +109,17 @@ def test_a_chat_measurement_comes_before_a_speed_run(tmp_path: Path, models: tup
     own = apply_history(replace(estimate), store, str(target), hw)
     assert own.speed is not None and own.tokens_per_second == 41.0 and "chat replies" in own.speed.basis
     store.close()
+
+
+def test_the_engines_decode_rate_follows_the_bytes_a_token_reads() -> None:
+    """A small probe model decodes from the CPU's caches, a large one from memory: a model between takes a rate
+    between (log scale), a model beyond either end that end's rate; one probe alone answers for every size."""
+    from core.hardware import EngineFacts
+
+    facts = EngineFacts("v", "cpu", decode_gbs=16.0, decode_bytes=30e6, decode_gbs_large=6.0, decode_bytes_large=250e6)
+    assert facts.decode_gbs_for(2e6) == 16.0 and facts.decode_gbs_for(30e6) == 16.0
+    assert facts.decode_gbs_for(250e6) == 6.0 and facts.decode_gbs_for(4e9) == 6.0
+    middle = facts.decode_gbs_for((30e6 * 250e6) ** 0.5)
+    assert middle == pytest.approx((16.0 * 6.0) ** 0.5)
+    assert EngineFacts("v", "cpu", decode_gbs=16.0).decode_gbs_for(4e9) == 16.0  # an older cache: one probe
+    assert EngineFacts.from_dict(facts.as_dict()) == facts
