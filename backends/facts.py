@@ -17,7 +17,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +200,6 @@ def measure_facts(key: str) -> EngineFacts:
                     continue
                 taken.setdefault(name, {})[type_name] = round(size / matrices, 2)
             llama_cpp.llama_model_free(model)
-        decode_gbs = _decode_probe(Path(folder))
     return EngineFacts(
         llama_version=str(llama_cpp.__version__),
         cpu_key=key,
@@ -208,31 +207,45 @@ def measure_facts(key: str) -> EngineFacts:
         devices=_devices(),
         probed_types=tuple(probed),
         probed_at=time.time(),
-        decode_gbs=decode_gbs,
     )
 
 
 #: The decode probe's model: Q4_K_M-shaped, about 27 MiB of weights: long enough per token to measure, short to run.
 DECODE_PROBE = ZeroModel("Q4_K", n_embd=1024, n_ff=2816, n_layer=4, n_head=16, n_head_kv=4, n_vocab=8000, k_m_mix=True)
+#: The same shape at about 250 MB, beyond what a CPU core's caches hold (a 27 MiB model decodes twice as fast per
+#: byte as a 200 MB one on a Xeon with large caches): real models' decode is this probe's, not the small one's.
+DECODE_PROBE_LARGE = replace(DECODE_PROBE, n_layer=36)
 
 
-def _decode_probe(folder: Path, tokens: int = 16) -> float:
-    """Decode a few tokens of ``DECODE_PROBE`` with llama-cpp-python's default threads (as Hangar's engine does)
-    and return the weight bytes read per second (GB/s), after the per-token work the speed model counts apart."""
+def _decode_probe(
+    folder: Path, model: ZeroModel = DECODE_PROBE, tokens: int = 16, extra_buffers: bool = True
+) -> tuple[int, float]:
+    """Decode a few tokens of ``model`` with llama-cpp-python's default threads (as Hangar's engine does) and
+    return the bytes a token reads and the weight bytes read per second (GB/s), after the per-token work the
+    speed model counts apart.
+    Run in a child of its own (``engine_facts``): llama.cpp's repacked CPU paths can crash while decoding (AMX on
+    some Xeons), and a crash here must not cost the buffer facts measured before it."""
     import llama_cpp
 
     from core.estimate.llama import EngineSettings, estimate_llama
     from core.estimate.speed import seconds_per_token
     from core.gguf import read_gguf
 
-    path = folder / "decode-probe.gguf"
-    write_zero_gguf(path, DECODE_PROBE)
+    path = folder / f"decode-probe-{model.n_layer}.gguf"
+    write_zero_gguf(path, model)
     per_token = estimate_llama(read_gguf(path), EngineSettings(context_length=256, gpu_layers=0)).bytes_per_token
+    from backends.llama import plain_load
+
+    if extra_buffers and os.environ.get("HANGAR_TEST_ENGINE_CRASH") == "probe":  # the test-only fault switch
+        from backends.worker import _TestFault
+
+        _TestFault.crash()
     try:
-        llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, n_gpu_layers=0, verbose=False)
+        with plain_load(use_extra_bufts=extra_buffers):
+            llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, n_gpu_layers=0, verbose=False)
     except Exception as error:  # the probe is a nicety: the bandwidth probe still answers
         logger.info("decode probe did not load: %s", error)
-        return 0.0
+        return per_token, 0.0
     try:
         best = float("inf")
         for _ in range(2):
@@ -248,10 +261,10 @@ def _decode_probe(folder: Path, tokens: int = 16) -> float:
                 best = min(best, (time.perf_counter() - started) / (count - 1))
     finally:
         llm.close()
-    fixed = seconds_per_token(0, 0, DECODE_PROBE.n_layer, 1.0, 1.0)  # the speed model's per-token work
+    fixed = seconds_per_token(0, 0, model.n_layer, 1.0, 1.0)  # the speed model's per-token work
     if best == float("inf") or best <= fixed:
-        return 0.0
-    return round(per_token / (best - fixed) / 1e9, 2)
+        return per_token, 0.0
+    return per_token, round(per_token / (best - fixed) / 1e9, 2)
 
 
 def fit_pass(request: dict[str, Any]) -> dict[str, Any]:
@@ -324,6 +337,12 @@ def _child(request: dict[str, Any], events: Any, cancel: Any) -> None:
     try:
         if request["what"] == "facts":
             events.put(("ok", measure_facts(request["key"]).as_dict()))
+        elif request["what"] == "decode":
+            extra = bool(request["extra_buffers"])
+            with tempfile.TemporaryDirectory(prefix="hangar-probe-") as folder:
+                small = _decode_probe(Path(folder), DECODE_PROBE, extra_buffers=extra)
+                large = _decode_probe(Path(folder), DECODE_PROBE_LARGE, extra_buffers=extra)
+            events.put(("ok", {"small": small, "large": large}))
         else:
             events.put(("ok", fit_pass(request)))
     except Exception as error:  # reported to the parent, which falls back to the analytic model
@@ -331,9 +350,16 @@ def _child(request: dict[str, Any], events: Any, cancel: Any) -> None:
 
 
 # -- in the app ------------------------------------------------------------------------------------------------
+class ChildCrashed(RuntimeError):
+    """The child died inside llama.cpp (a native crash), not of an error it could report."""
+
+
 def _run(request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run one request in a spawned child; raise RuntimeError with the reason if it fails or crashes."""
+    """Run one request in a spawned child; raise RuntimeError with the reason if it fails (``ChildCrashed`` if it
+    crashed natively)."""
     import threading
+
+    from core.process import is_native_crash
 
     token = CancelToken()
     timer = threading.Timer(timeout, token.cancel)
@@ -345,6 +371,8 @@ def _run(request: dict[str, Any], timeout: float) -> dict[str, Any]:
     finally:
         timer.cancel()
     if outcome is None:
+        if exitcode is not None and is_native_crash(exitcode):
+            raise ChildCrashed(describe_exit(exitcode))
         raise RuntimeError(describe_exit(exitcode))
     status, value = outcome
     if status != "ok":
@@ -371,10 +399,36 @@ def engine_facts(cache_dir: Path, *, refresh: bool = False, timeout: float = 60.
     except RuntimeError as error:
         logger.warning("llama.cpp facts probe failed: %s", error)
         return None
+    facts = decode_speed(facts, timeout)
     try:
         save_cached(path, facts)
     except OSError as error:
         logger.info("engine facts not cached: %s", error)
+    return facts
+
+
+def decode_speed(facts: EngineFacts, timeout: float = 60.0) -> EngineFacts:
+    """``facts`` with llama.cpp's own CPU decode here (``_decode_probe``, a small and a large model) measured in a
+    child process; after a native crash measured again with the extra buffer types off, as safe mode would
+    load. Unchanged (no decode rate) when neither ran."""
+    crashed = False
+    for extra_buffers in (True, False):
+        try:
+            answer = _run({"what": "decode", "extra_buffers": extra_buffers}, timeout)
+        except RuntimeError as error:
+            logger.warning("llama.cpp decode probe failed (extra buffer types %s): %s", extra_buffers, error)
+            crashed = crashed or (extra_buffers and isinstance(error, ChildCrashed))
+            continue
+        (small_bytes, small_gbs), (large_bytes, large_gbs) = answer["small"], answer["large"]
+        return replace(
+            facts,
+            # crashed with them on, ran with them off: the engine loads every model that way here
+            extra_buffers_crash=crashed and not extra_buffers and bool(facts.extra_buffers),
+            decode_gbs=float(small_gbs),
+            decode_bytes=float(small_bytes),
+            decode_gbs_large=float(large_gbs),
+            decode_bytes_large=float(large_bytes),
+        )
     return facts
 
 

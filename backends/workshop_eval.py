@@ -38,20 +38,23 @@ def _threads(requested: int | None) -> int:
     return requested or max(1, (os.cpu_count() or 2))
 
 
-def load(path: str, n_ctx: int, n_batch: int, n_ubatch: int, threads: int | None) -> Any:
+def load(path: str, n_ctx: int, n_batch: int, n_ubatch: int, threads: int | None, extra_buffers: bool = True) -> Any:
     import llama_cpp
 
+    from backends.llama import plain_load
+
     try:
-        return llama_cpp.Llama(
-            path,
-            n_ctx=n_ctx,
-            n_batch=n_batch,
-            n_ubatch=n_ubatch,
-            n_threads=_threads(threads),
-            n_threads_batch=_threads(threads),
-            n_gpu_layers=-1,
-            verbose=False,
-        )
+        with plain_load(use_extra_bufts=extra_buffers):
+            return llama_cpp.Llama(
+                path,
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_ubatch=n_ubatch,
+                n_threads=_threads(threads),
+                n_threads_batch=_threads(threads),
+                n_gpu_layers=-1,
+                verbose=False,
+            )
     except ValueError as exc:
         raise EngineError(f"llama.cpp could not load {Path(path).name}: {exc}") from exc
 
@@ -170,7 +173,7 @@ def evaluate(request: EvalRequest, progress: Progress) -> EvalResult:
     ctx = request.ctx
     first = ctx // 2
     scored = ctx - 1 - first
-    llm = load(request.model, ctx, ctx, min(ctx, 512), request.threads)
+    llm = load(request.model, ctx, ctx, min(ctx, 512), request.threads, request.extra_buffers)
     tokens = _tokens(llm, request.text)
     n_chunk = plan_chunks(len(tokens), ctx, request.chunks)
     passes = 2 if request.reference else 1
@@ -179,7 +182,7 @@ def evaluate(request: EvalRequest, progress: Progress) -> EvalResult:
     ref_ppl: float | None = None
     try:
         if request.reference:
-            ref = load(request.reference, ctx, ctx, min(ctx, 512), request.threads)
+            ref = load(request.reference, ctx, ctx, min(ctx, 512), request.threads, request.extra_buffers)
             try:
                 if _tokens(ref, request.text) != tokens or ref.n_vocab() != llm.n_vocab():
                     raise UsageError(
@@ -304,7 +307,7 @@ def bench(request: BenchRequest, progress: Progress) -> BenchResult:
     threads = _threads(request.threads)
     n_ctx = max(request.depths) + request.n_prompt + request.n_gen + 16
     n_batch = 2048
-    llm = load(request.model, n_ctx, n_batch, 512, threads)
+    llm = load(request.model, n_ctx, n_batch, 512, threads, request.extra_buffers)
     rng = random.Random(0)
     n_vocab = llm.n_vocab()
     batch = _Batch(n_batch)

@@ -9,6 +9,7 @@ or library, an error or a timeout all mean "not present", with a note saying why
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import subprocess
@@ -107,11 +108,26 @@ class EngineFacts:
     probed_types: tuple[str, ...] = ()
     probed_at: float = 0.0
     #: The weight bytes per second llama.cpp's CPU decode really read in the probe (GB/s, the engine's own
-    #: threads and kernels on a Q4_K model); 0 when not measured.
+    #: threads and kernels on a Q4_K model); 0 when not measured. Two probes: a small model (``decode_bytes`` a
+    #: token, mostly in the CPU's caches) and a large one (``decode_bytes_large``, beyond them: memory decides).
     decode_gbs: float = 0.0
+    decode_bytes: float = 0.0
+    decode_gbs_large: float = 0.0
+    decode_bytes_large: float = 0.0
     #: The probe's decode crashed inside llama.cpp with the extra buffer types on and ran with them off (AMX on
     #: some Xeons): the engine then loads every model with them off, and estimates count no repacked copies.
     extra_buffers_crash: bool = False
+
+    def decode_gbs_for(self, bytes_per_token: float) -> float:
+        """The engine's decode rate (GB/s) for a model reading ``bytes_per_token``: the small probe's up to its
+        size, the large probe's from its size on, interpolated (log scale) between; 0 when not measured."""
+        small, large = self.decode_bytes, self.decode_bytes_large
+        if not (self.decode_gbs_large and small and large > small) or bytes_per_token <= small:
+            return self.decode_gbs
+        if bytes_per_token >= large or not self.decode_gbs:
+            return self.decode_gbs_large
+        share = math.log(bytes_per_token / small) / math.log(large / small)
+        return self.decode_gbs * (self.decode_gbs_large / self.decode_gbs) ** share
 
     def repack(self, type_name: str) -> tuple[str, float] | None:
         """(buffer name, size ratio) of the extra buffer that takes matrices of ``type_name``, if any."""
@@ -141,6 +157,9 @@ class EngineFacts:
             probed_types=tuple(str(t) for t in data.get("probed_types", ())),
             probed_at=float(data.get("probed_at", 0.0)),
             decode_gbs=float(data.get("decode_gbs", 0.0)),
+            decode_bytes=float(data.get("decode_bytes", 0.0)),
+            decode_gbs_large=float(data.get("decode_gbs_large", 0.0)),
+            decode_bytes_large=float(data.get("decode_bytes_large", 0.0)),
             extra_buffers_crash=bool(data.get("extra_buffers_crash", False)),
         )
 

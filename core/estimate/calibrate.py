@@ -1,5 +1,5 @@
 """What this machine's history teaches the estimator: every load records estimate vs actual
-(``core.estimate.records``) and every chat reply its decode speed (``core.chat.store``). ``apply_history`` corrects
+(``core.estimate.records``), every chat reply and every Workshop speed run its decode speed. ``apply_history`` corrects
 a new estimate with them; ``estimate_accuracy`` says how accurate the last estimates were (the Hardware page).
 """
 
@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 
 from core.estimate.llama import SOURCE_ANALYTIC, EngineSettings, Estimate, Verdict, estimate_llama
 from core.estimate.records import COMPONENTS, FitRecord, load_history, migrate
-from core.estimate.speed import Confidence, SpeedSample, calibrated, measured_speeds, prediction, same_model
+from core.estimate.speed import (
+    Confidence,
+    SpeedSample,
+    bench_speeds,
+    calibrated,
+    hardware_fingerprint,
+    measured_speeds,
+    prediction,
+    same_model,
+)
 
 if TYPE_CHECKING:
     from core.hardware import Hardware
@@ -133,9 +142,14 @@ def _speed_ratios(samples: list[SpeedSample], hardware: Hardware | None) -> list
 
 def apply_history(estimate: Estimate, store: Store, model_path: str | None, hardware: Hardware | None) -> Estimate:
     """The estimate corrected by this machine's records: memory by earlier loads' errors, speed by the decode
-    speeds chats measured (this model's own if it has any, else other models' as a correction factor)."""
+    speeds chats and Workshop speed runs measured here (this model's own if it has any, its chats before its speed
+    runs; else other models' as a correction factor)."""
     estimate = _corrected_memory(estimate, memory_correction(store))
     speeds = measured_speeds(store)
+    if hardware is not None:  # a speed run counts where no chat measured the model
+        for model, sample in bench_speeds(store, hardware_fingerprint(hardware.as_dict())).items():
+            if not any(same_model(model, m) for m in speeds):
+                speeds[model] = sample
     own = next((s for m, s in speeds.items() if model_path and same_model(m, model_path)), None)
     others = [s for m, s in speeds.items() if not (model_path and same_model(m, model_path))]
     if own is None and not others:
@@ -143,7 +157,7 @@ def apply_history(estimate: Estimate, store: Store, model_path: str | None, hard
     gpu = estimate.gpu_layers != 0 and estimate.verdict is not Verdict.CPU_ONLY
     speed = None
     if own is not None:
-        speed = prediction(own.tokens_per_second, gpu, Confidence.MEASURED, f"{own.replies} chat replies here")
+        speed = prediction(own.tokens_per_second, gpu, Confidence.MEASURED, own.basis)
     elif estimate.speed is not None and estimate.speed.confidence in (Confidence.PROBED, Confidence.ROUGH):
         ratios = _speed_ratios(others, hardware)
         if ratios:

@@ -16,7 +16,7 @@ from core.hardware import DeviceFact, EngineFacts, ExtraBuffer
 
 logger = logging.getLogger(__name__)
 
-FACTS_VERSION = 2
+FACTS_VERSION = 3  # 3: the decode probe at two sizes
 FACTS_FILE = "engine-facts.json"
 
 

@@ -507,7 +507,7 @@ def _speed(
         n_layer,
         host_gbs=hardware.ram_bandwidth_gbs if hardware is not None else None,
         gpu_gbs=min(bandwidths) if bandwidths else None,
-        engine_gbs=hardware.engines.facts.decode_gbs if hardware is not None and hardware.engines.facts else None,
+        engine_gbs=hardware.engines.facts.decode_gbs_for(cpu_bytes) if hardware and hardware.engines.facts else None,
     )
     return speed, int(cpu_bytes + gpu_bytes)
 

@@ -1,11 +1,13 @@
 """Decode speed predicted from this machine: the bytes a token reads over the memory bandwidth measured here
 (``core.hardware.host_bandwidth``), plus a per-token cost for the engine's own work, then corrected by the decode
-speeds Hangar's chats really measured (``measured_speeds``). Every prediction says how sure it is and is capped
-and rounded to what is plausible (never "about 37,235 tokens/s").
+speeds Hangar's chats really measured (``measured_speeds``) and the Workshop's speed runs on this machine
+(``bench_speeds``). Every prediction says how sure it is and is capped and rounded to what is plausible (never
+"about 37,235 tokens/s").
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import sqlite3
@@ -75,11 +77,18 @@ class SpeedPrediction:
 
 @dataclass(frozen=True)
 class SpeedSample:
-    """A model's decode speed as Hangar's chats measured it (the median of its replies)."""
+    """A model's decode speed measured here: the median of its chat replies, or a Workshop speed run."""
 
-    model: str  # the model's path, as chats store it
+    model: str  # the model's path, as chats and the Workshop store it
     tokens_per_second: float
-    replies: int
+    replies: int  # chat replies (0 for a speed run)
+    bench_tokens: int = 0  # a Workshop speed run: the tokens it generated per test (tg128: 128)
+
+    @property
+    def basis(self) -> str:
+        if self.bench_tokens and not self.replies:
+            return f"a Workshop speed run here (tg{self.bench_tokens})"
+        return f"{self.replies} chat replies here"
 
 
 def round_speed(value: float) -> float:
@@ -119,8 +128,8 @@ def predict(
     read here (``EngineFacts.decode_gbs``), preferred to the copy bandwidth. None when a GPU's bandwidth is
     unknown and nothing was measured."""
     gpu = bool(gpu_bytes)
-    if own is not None and own.replies > 0:
-        return prediction(own.tokens_per_second, gpu, Confidence.MEASURED, f"{own.replies} chat replies here")
+    if own is not None and (own.replies > 0 or own.bench_tokens > 0):
+        return prediction(own.tokens_per_second, gpu, Confidence.MEASURED, own.basis)
     if gpu_bytes and not gpu_gbs:
         return None
     if engine_gbs:
@@ -138,7 +147,8 @@ def predict(
 def calibrated(value: float, gpu: bool, ratios: Sequence[float]) -> SpeedPrediction:
     """``value`` corrected by the median of measured ÷ predicted over other models on this machine."""
     factor = statistics.median(ratios)
-    return prediction(value * factor, gpu, Confidence.CALIBRATED, f"corrected by {len(ratios)} models' chats here")
+    words = f"corrected by {len(ratios)} other models' measured speeds here (chats, speed runs)"
+    return prediction(value * factor, gpu, Confidence.CALIBRATED, words)
 
 
 def prediction(value: float, gpu: bool, confidence: str, basis: str) -> SpeedPrediction:
@@ -172,6 +182,33 @@ def measured_speeds(store: Store, min_tokens: int = MIN_TOKENS) -> dict[str, Spe
     return {m: SpeedSample(m, statistics.median(v[:20]), len(v)) for m, v in by_model.items()}
 
 
+def hardware_fingerprint(hardware: dict[str, Any]) -> str:
+    """A stable id of the machine a speed was measured on: CPU, threads, memory size, GPUs (not free memory)."""
+    gpus = [(g.get("name"), g.get("memory_total_bytes") or g.get("total_bytes")) for g in hardware.get("gpus", [])]
+    key = (hardware.get("cpu_name"), hardware.get("cpu_threads"), hardware.get("ram_total_bytes"), gpus)
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+
+
+def bench_speeds(store: Store, hardware_id: str) -> dict[str, SpeedSample]:
+    """Per model (its path): the generation speed of its newest Workshop speed run on this machine, at an empty
+    context (the Workshop's ``workshop_speed`` table, read by SQL: the Workshop sits above the estimator)."""
+    try:
+        rows = store.query(
+            "SELECT model_path, n_gen, tg_tokens_per_second AS tps FROM workshop_speed "
+            "WHERE hardware_id = ? AND depth = 0 AND tg_tokens_per_second > 0 ORDER BY at DESC, id DESC LIMIT 2000",
+            (hardware_id,),
+        )
+    except sqlite3.Error as error:  # no speed runs yet: the table does not exist
+        logger.debug("no speed runs: %s", error)
+        return {}
+    newest: dict[str, SpeedSample] = {}
+    for row in rows:
+        model = str(row["model_path"])
+        if model not in newest:
+            newest[model] = SpeedSample(model, float(row["tps"]), 0, int(row["n_gen"]))
+    return newest
+
+
 def same_model(a: str, b: str) -> bool:
     try:
         return Path(a).resolve() == Path(b).resolve()
@@ -183,8 +220,10 @@ __all__ = [
     "Confidence",
     "SpeedPrediction",
     "SpeedSample",
+    "bench_speeds",
     "calibrated",
     "format_speed",
+    "hardware_fingerprint",
     "measured_speeds",
     "predict",
     "prediction",

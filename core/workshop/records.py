@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,14 @@ class Lineage:
     @property
     def words(self) -> str:
         return f"{self.detail}, made from {self.source_name}"
+
+    @property
+    def how(self) -> str:
+        """The operation and its detail, as the details pane shows them after the source: "quantize, Q4_K_M"."""
+        return f"{self.operation}, {self.detail}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def text_digest(text: str) -> str:
@@ -205,8 +214,13 @@ class WorkshopRecords:
         )
         return lineage
 
-    def lineage(self, path: str | Path) -> Lineage | None:
-        r = self._store.query_one("SELECT * FROM workshop_lineage WHERE path = ?", (model_key(path),))
+    def lineage(self, path: str | Path | Iterable[str | Path]) -> Lineage | None:
+        """What made the file at ``path`` (or at any of several paths: a library entry's folder and files)."""
+        keys = [model_key(path)] if isinstance(path, str | Path) else [model_key(p) for p in path]
+        if not keys:
+            return None
+        marks = ",".join("?" * len(keys))
+        r = self._store.query_one(f"SELECT * FROM workshop_lineage WHERE path IN ({marks}) ORDER BY at DESC", keys)
         return (
             Lineage(r["path"], r["source_path"], r["source_name"], r["operation"], r["detail"], r["at"]) if r else None
         )

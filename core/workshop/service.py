@@ -9,15 +9,15 @@ lineage.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from core.errors import CancelledError, EngineError, HangarError, ModelFileError, UsageError, error_from_code
+from core.estimate.speed import hardware_fingerprint
 from core.jobs import Job, JobContext, JobKind, JobManager, JobState
 from core.process import describe_exit, run_child
 from core.store import Store
@@ -44,13 +44,6 @@ KIND = JobKind.WORKSHOP
 WorkshopEntry = Callable[[Any, Any, Any], None]
 #: ``add(path, source_path) -> library entry id`` for a file the Workshop made.
 ModelRegistrar = Callable[[Path, Path], str]
-
-
-def hardware_fingerprint(hardware: dict[str, Any]) -> str:
-    """A stable id of the machine a speed was measured on: CPU, threads, memory size, GPUs (not free memory)."""
-    gpus = [(g.get("name"), g.get("memory_total_bytes") or g.get("total_bytes")) for g in hardware.get("gpus", [])]
-    key = (hardware.get("cpu_name"), hardware.get("cpu_threads"), hardware.get("ram_total_bytes"), gpus)
-    return hashlib.sha256(repr(key).encode()).hexdigest()[:12]
 
 
 class WorkshopService:
@@ -300,6 +293,12 @@ class WorkshopService:
         outcome, exitcode = run_child(
             self.entry, request, ctx.token, on_event, is_final=is_final, grace=self.cancel_grace, name=name
         )
+        if outcome is None and not ctx.token.cancelled and getattr(request, "extra_buffers", False):
+            # a native crash: llama.cpp's repacked CPU paths (AMX on some Xeons) are the known cause; once more
+            # without them, as the chat engine's safe mode does
+            logger.warning("%s crashed (%s); again with extra buffer types off", name, describe_exit(exitcode))
+            ctx.report(None, "The engine crashed; trying again with llama.cpp's repacked weights off")
+            return self._child(ctx, replace(request, extra_buffers=False), name)
         if isinstance(outcome, WorkFailed):
             raise error_from_code(outcome.code, outcome.message)
         if outcome is None or (isinstance(outcome, WorkFinished) and outcome.stopped):
@@ -352,7 +351,7 @@ class WorkshopService:
     def history(self, limit: int = 100) -> list[Job]:
         return self.jobs.list(KIND, limit=limit)
 
-    def lineage(self, path: str | Path) -> Lineage | None:
+    def lineage(self, path: str | Path | Iterable[str | Path]) -> Lineage | None:
         return self.records.lineage(path)
 
 

@@ -78,6 +78,7 @@ class EvalRequest:
     reference: str | None = None
     threads: int | None = None
     scratch_dir: str | None = None  # where the reference's log-probabilities wait for the second pass
+    extra_buffers: bool = True  # False: llama.cpp's repacked CPU weights (AMX, CPU_REPACK) off, after a crash
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class BenchRequest:
     depths: tuple[int, ...] = (0, 1024)
     repetitions: int = 2
     threads: int | None = None
+    extra_buffers: bool = True
 
 
 @dataclass(frozen=True)

@@ -40,3 +40,23 @@ def test_real_machine_detection_never_fails() -> None:
     assert hardware.gpus == ()  # no GPU here, and no fake leaks into the real path
     data = hardware.as_dict()
     assert data["engines"]["summary"]["llama.cpp"] == "CPU only"
+
+
+def test_a_decode_probe_that_crashes_with_extra_buffers_is_measured_without_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp's repacked-weight path crashing in the probe (AMX on some Xeons; here the test-only fault switch
+    on any CPU) costs neither the buffer facts nor the decode rate, and is recorded for the engine and estimator."""
+    from backends.facts import engine_facts
+
+    monkeypatch.setenv("HANGAR_TEST_ENGINE_CRASH", "probe")
+    facts = engine_facts(tmp_path, refresh=True)
+    assert facts is not None and facts.decode_gbs > 0
+    # a CPU whose llama.cpp has no extra buffer type has nothing to turn off
+    assert facts.extra_buffers_crash == bool(facts.extra_buffers)
+    monkeypatch.delenv("HANGAR_TEST_ENGINE_CRASH")
+    from core.estimate.facts import FACTS_FILE, load_cached
+
+    cached = json.loads((tmp_path / FACTS_FILE).read_text())["facts"]
+    assert cached["extra_buffers_crash"] == facts.extra_buffers_crash
+    assert load_cached(tmp_path / FACTS_FILE, facts.llama_version, facts.cpu_key) == facts

@@ -125,6 +125,7 @@ def test_engine_facts_are_cached_per_build_and_cpu(tmp_path: Path) -> None:
     assert first is not None and set(first.probed_types) <= set(PROBE_TYPES) and "F16" in first.probed_types
     assert any(d.kind == "cpu" and d.total_bytes > 0 for d in first.devices)
     assert first.decode_gbs > 0  # llama.cpp's own decode speed on this machine, the speed model's input
+    assert first.decode_bytes_large > first.decode_bytes > 0 and first.decode_gbs_large > 0  # in memory, not cache
     for buffer in first.extra_buffers:
         assert buffer.name not in HOST_MAPPED and all(0.5 < r < 2.0 for r in buffer.types.values())
     again = engine_facts(tmp_path)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.text import printable
 from ui.cli import emit_json
@@ -12,6 +13,7 @@ from ui.cli.import_cmd import human_size
 
 if TYPE_CHECKING:
     from core.app import AppContext
+    from core.models.types import LibraryEntry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +36,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.json:
-        emit_json([e.to_json() for e in entries])
+        emit_json([_with_lineage(app, e.to_json(), e) for e in entries])
         return 0
     if not entries:
         print("No models yet. Add one with `hangar import PATH`.")
@@ -50,3 +52,13 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
             f"{human_size(e.size_bytes):>10}  {where}"
         )
     return 0
+
+
+def _with_lineage(app: AppContext, data: dict[str, Any], entry: LibraryEntry) -> dict[str, Any]:
+    """A model the Workshop made (quantize, convert) carries ``lineage``: its source, the operation and detail,
+    and the source's library id when the source is in the library."""
+    made = app.workshop.lineage([entry.root, *entry.files])
+    if made is not None:
+        source = app.library.find_by_path(Path(made.source_path))
+        data["lineage"] = {**made.as_dict(), "source_id": source.id if source else None}
+    return data

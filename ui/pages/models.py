@@ -146,6 +146,7 @@ class ModelsPage(Page):
         )
 
         self.details = ModelDetails()
+        self.details.source_requested.connect(self.select)  # "Made from X": X's link selects X
         #: The fit feature's estimate (memory needed, will it fit) for the selected model.
         self.estimate = EstimatePanel()
         self.estimate.setVisible(False)  # until a model with an engine is selected
@@ -465,7 +466,9 @@ class ModelsPage(Page):
         if entry is not None and entry.base_model_id:
             row = self.model.row_of(entry.base_model_id)
             base = self.model.entry(row).name if row is not None else None
-        self.details.set_entry(entry, base)
+        made = self.app.workshop.lineage([entry.root, *entry.files]) if entry is not None else None
+        source = self.library.find_by_path(Path(made.source_path)) if made is not None else None
+        self.details.set_entry(entry, base, made, source.id if source is not None else None)
         has = entry is not None
         self.chat_button.setEnabled(has and entry.available)
         can_tune = has and entry.format == ModelFormat.MLX and entry.available

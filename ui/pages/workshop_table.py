@@ -107,7 +107,7 @@ class TradeoffChart(QChartView):
         self.y_axis = QValueAxis()
         self.y_axis.setTitleText("Perplexity")
         self.k_axis = QValueAxis()
-        self.k_axis.setTitleText("KL divergence")
+        self.k_axis.setTitleText("KL div.")  # fits a small window
         for axis, side in (
             (self.x_axis, Qt.AlignmentFlag.AlignBottom),
             (self.y_axis, Qt.AlignmentFlag.AlignLeft),
@@ -116,6 +116,7 @@ class TradeoffChart(QChartView):
             axis.setLabelsColor(QColor(colors.muted))
             axis.setTitleBrush(QColor(colors.muted))
             axis.setGridLineColor(QColor(colors.border))
+            axis.setLabelFormat("%.4g")  # 1458 or 0.0308: four figures, whatever the scale
             chart.addAxis(axis, side)
         for series, y_axis in ((self.ppl, self.y_axis), (self.kld, self.k_axis)):
             series.attachAxis(self.x_axis)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+import html
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from core.models.types import LibraryEntry
 from ui.widgets.library_table import FORMAT_LABELS, human_params, human_size, origin_label
+
+if TYPE_CHECKING:
+    from core.workshop.records import Lineage
 
 FIELDS = (
     "Format",
@@ -20,11 +26,15 @@ FIELDS = (
     "Origin",
     "Repository",
     "Base model",
+    "Made from",
     "Location",
 )
 
 
 class ModelDetails(QWidget):
+    #: The library id of the model this one was made from (its name in "Made from" is a link).
+    source_requested = Signal(str)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = QLabel()
@@ -32,7 +42,7 @@ class ModelDetails(QWidget):
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.values: dict[str, QLabel] = {}
-        form = QFormLayout()
+        self.form = form = QFormLayout()
         # Top: a label lines up with the first line of a value that wraps (the location).
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         for name in FIELDS:
@@ -41,6 +51,10 @@ class ModelDetails(QWidget):
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.values[name] = value
             form.addRow(f"{name}:", value)
+        made_from = self.values["Made from"]
+        made_from.setTextFormat(Qt.TextFormat.RichText)
+        made_from.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        made_from.linkActivated.connect(lambda link: self.source_requested.emit(link.removeprefix("model:")))
         self.warning = QLabel()
         self.warning.setWordWrap(True)
         self.warning.setObjectName("ErrorText")
@@ -51,7 +65,16 @@ class ModelDetails(QWidget):
         layout.addWidget(self.warning)
         self.set_entry(None)
 
-    def set_entry(self, entry: LibraryEntry | None, base_name: str | None = None) -> None:
+    def set_entry(
+        self,
+        entry: LibraryEntry | None,
+        base_name: str | None = None,
+        made_from: Lineage | None = None,
+        source_id: str | None = None,
+    ) -> None:
+        """``made_from``: what the Workshop made this model from (quantize, convert); ``source_id`` the source's
+        library id when it is in the library (its name is then a link that selects it)."""
+        self.form.setRowVisible(self.values["Made from"], entry is not None and made_from is not None)
         if entry is None:
             self.title.setText("Select a model")
             for value in self.values.values():
@@ -80,5 +103,10 @@ class ModelDetails(QWidget):
         }
         for name, text in shown.items():
             self.values[name].setText(text)
+        if made_from is not None:
+            name = html.escape(made_from.source_name)
+            link = f'<a href="model:{html.escape(source_id)}">{name}</a>' if source_id else name
+            self.values["Made from"].setText(f"{link} ({html.escape(made_from.how)})")
+            self.values["Made from"].setToolTip(made_from.source_path)
         self.warning.setVisible(not entry.available)
         self.warning.setText("Some of this model's files are missing; it cannot be loaded until they are back.")
