@@ -120,8 +120,12 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         estimate = estimate_llama(info, settings, hardware)
                         exact = refine(estimate, path, fit_in_child)
-                        options = LoadOptions(
-                            context_length=ctx, kv_cache_type=kv, flash_attention=flash, gpu_layers=ngl
+                        options = LoadOptions(  # as the app's engine loads here (extra buffers off if they crash)
+                            context_length=ctx,
+                            kv_cache_type=kv,
+                            flash_attention=flash,
+                            gpu_layers=ngl,
+                            use_extra_bufts=estimate.settings.extra_buffers,
                         )
                         loaded = host.load_blocking(ModelSpec("llama", str(path), options))
                         result = compare(estimate, loaded.allocated)
