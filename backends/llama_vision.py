@@ -44,14 +44,14 @@ class VisionContext:
 
         self._mtmd = mtmd
         self._llm = llm
-        self._lines: list[str] = []
+        self._lines = _mtmd_log()
+        self._lines.clear()
         info = check_gguf_file(projector)  # a broken file gets a sentence, not a native crash
         if info.architecture != "clip":
             raise ModelFileError(
                 f"{projector.name} is not a vision projector (its architecture is {info.architecture!r}, not 'clip').",
                 hint="Choose the model's mmproj file.",
             )
-        self._quiet_log()
         params = mtmd.mtmd_context_params_default()
         params.use_gpu = use_gpu
         params.print_timings = False
@@ -72,19 +72,6 @@ class VisionContext:
             raise ModelFileError(f"{projector.name} is an audio projector; Hangar takes images only.")
         self.marker = mtmd.mtmd_default_marker().decode("utf-8")
         self.allocated = self._allocated()
-
-    def _quiet_log(self) -> None:
-        """mtmd logs to stderr by default; keep its lines here (its errors explain a refused projector)."""
-        import llama_cpp
-
-        @llama_cpp.llama_log_callback
-        def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            self._lines.extend(text.decode("utf-8", errors="replace").splitlines())
-            del self._lines[:-200]
-
-        self._callback = callback  # keep a reference: the library holds only the pointer
-        self._mtmd.mtmd_log_set(callback, ctypes.c_void_p(0))
-        self._mtmd.mtmd_helper_log_set(callback, ctypes.c_void_p(0))
 
     def _allocated(self) -> int:
         """Bytes the projector took: its weights and its compute buffer, as its loader reported them."""
@@ -176,6 +163,28 @@ class VisionContext:
         if not bitmap:
             raise UsageError(f"{image.name} could not be decoded as an image; it may be damaged.")
         return bitmap
+
+
+_LOG: list[str] = []
+_LOG_CALLBACK: list[Any] = []  # the one callback, alive for the whole process: mtmd keeps only its pointer
+
+
+def _mtmd_log() -> list[str]:
+    """mtmd logs to stderr by default; its lines are kept here instead (its errors explain a refused projector,
+    its sizes what the projector allocated). Installed once per process."""
+    if not _LOG_CALLBACK:
+        import llama_cpp
+        import llama_cpp.mtmd_cpp as mtmd
+
+        @llama_cpp.llama_log_callback
+        def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            _LOG.extend(text.decode("utf-8", errors="replace").splitlines())
+            del _LOG[:-200]
+
+        _LOG_CALLBACK.append(callback)
+        mtmd.mtmd_log_set(callback, ctypes.c_void_p(0))
+        mtmd.mtmd_helper_log_set(callback, ctypes.c_void_p(0))
+    return _LOG
 
 
 class _Chunks:

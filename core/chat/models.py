@@ -164,7 +164,7 @@ def memory_lines(info: ModelInfo, estimate: Estimate | MlxEstimate | None) -> li
             "output": estimate.component("output"),
         }
     lines = []
-    for kind in ("model", "kv", "compute", "output"):
+    for kind in ("model", "kv", "compute", "output", "projector"):
         if kind not in allocated and kind not in estimated:
             continue
         real = f"{allocated[kind] / _MIB:,.1f} MiB" if kind in allocated else "—"
@@ -178,4 +178,10 @@ def memory_lines(info: ModelInfo, estimate: Estimate | MlxEstimate | None) -> li
     return lines
 
 
-_KIND_NAMES = {"model": "Weights", "kv": "KV cache", "compute": "Compute buffers", "output": "Output buffer"}
+_KIND_NAMES = {
+    "model": "Weights",
+    "kv": "KV cache",
+    "compute": "Compute buffers",
+    "output": "Output buffer",
+    "projector": "Vision projector",
+}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from backends.worker import serve
+from core.chat.models import memory_lines
 from core.devkit.modelgen import TinyModelConfig, write_tiny_gguf
 from core.devkit.visiongen import TinyProjectorConfig, png_bytes, write_tiny_mmproj, write_tiny_vision_model
 from core.engine.host import EngineHost
@@ -54,6 +55,7 @@ def test_the_model_loads_with_its_projector_and_says_so(host: EngineHost) -> Non
     assert info is not None and info.vision
     projector = [size for key, size in info.allocated.items() if key.startswith("projector:")]
     assert projector and projector[0] > 40_000  # its weights (about 60 KiB) and its compute buffer
+    assert any(line.startswith("Vision projector: 0.1 MiB") for line in memory_lines(info, None))
 
 
 def test_an_image_is_encoded_counted_and_answered(host: EngineHost) -> None:
