@@ -130,3 +130,17 @@ def test_a_text_model_given_as_projector_is_refused(spare_host: EngineHost, tiny
     spec = ModelSpec("llama", str(tiny_gguf), LoadOptions(context_length=256), projector=str(tiny_gguf))
     with pytest.raises(ModelFileError, match="is not a vision projector"):
         spare_host.load_blocking(spec, timeout=120)
+
+
+def test_a_truncated_projector_is_named_and_nothing_stays_loaded(
+    spare_host: EngineHost, vision_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, projector = vision_files
+    cut = tmp_path / "mmproj-cut.gguf"
+    cut.write_bytes(projector.read_bytes()[: projector.stat().st_size // 2])
+    spec = ModelSpec("llama", str(model), LoadOptions(context_length=256), projector=str(cut))
+    with pytest.raises(ModelFileError, match="mmproj-cut.gguf"):
+        spare_host.load_blocking(spec, timeout=120)
+    assert spare_host.model is None
+    spare_host.load_blocking(ModelSpec("llama", str(model), LoadOptions(context_length=256)), timeout=120)
+    assert spare_host.model is not None and not spare_host.model.vision

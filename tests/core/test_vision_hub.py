@@ -96,7 +96,7 @@ def test_each_quant_is_paired_with_the_preferred_projector_in_its_folder() -> No
 def test_pull_of_a_vision_quant_fetches_its_projector_and_lists_one_model(
     endpoint: LocalHub, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main.main(["pull", VISION_REPO, "--file", "tiny-vision-Q8_0.gguf", "--json"]) == 0
+    assert main.main(["pull", f"{VISION_REPO}:tiny-vision-Q8_0.gguf", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     names = sorted(Path(p).name for p in result["paths"])
     assert names == ["mmproj-tiny-vision-F16.gguf", "tiny-vision-Q8_0.gguf"]
