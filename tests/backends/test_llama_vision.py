@@ -139,7 +139,7 @@ def test_a_truncated_projector_is_named_and_nothing_stays_loaded(
     cut = tmp_path / "mmproj-cut.gguf"
     cut.write_bytes(projector.read_bytes()[: projector.stat().st_size // 2])
     spec = ModelSpec("llama", str(model), LoadOptions(context_length=256), projector=str(cut))
-    with pytest.raises(ModelFileError, match="mmproj-cut.gguf"):
+    with pytest.raises(ModelFileError, match=r"mmproj-cut\.gguf"):
         spare_host.load_blocking(spec, timeout=120)
     assert spare_host.model is None
     spare_host.load_blocking(ModelSpec("llama", str(model), LoadOptions(context_length=256)), timeout=120)
