@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -18,8 +19,10 @@ from typing import Any
 
 from backends.chat_template import ChatTemplate
 from backends.llama_log import LlamaLog, parse_buffer_sizes
+from backends.llama_vision import VisionContext, open_projector, with_markers
 from backends.textstream import find_stop, role_text_prompt, safe_emit_length
 from backends.utf8guard import Utf8Guard, Utf8Tables
+from core.engine.images import count_images, refuse_images
 from core.engine.protocol import ChatMessage, GenerationParams, GenerationStats, ModelInfo, ModelSpec
 from core.errors import ContextLengthError, EngineError, InsufficientMemoryError, ModelFileError, UnsupportedModelError
 from core.estimate.plan import AUTO_GPU_LAYERS, auto_gpu_layers
@@ -42,6 +45,7 @@ class LlamaEngine:
         self._embedder: Any = None  # a second, embedding-mode context, opened on the first embed request
         self._gpu_layers = 0
         self._utf8: Utf8Tables | None = None  # built on the first JSON request, per model
+        self._vision: VisionContext | None = None  # the projector, when the model is loaded with one
 
     # -- load ------------------------------------------------------------------------------------------------
     def load(self, spec: ModelSpec, progress: Callable[[float | None], None]) -> ModelInfo:
@@ -110,6 +114,12 @@ class LlamaEngine:
         self._path = str(path)
         self._template = self._make_template()
         allocated = parse_buffer_sizes(lines)
+        if spec.projector:
+            try:
+                self._vision = open_projector(self._llm, Path(spec.projector), opts, self._gpu_layers, allocated)
+            except Exception:
+                self.unload()
+                raise
         return ModelInfo(
             path=str(path),
             engine="llama",
@@ -120,7 +130,12 @@ class LlamaEngine:
             load_seconds=time.perf_counter() - started,
             device="gpu" if gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload() else "cpu",
             rpc_memory=rpc_memory,
+            vision=self._vision is not None,
         )
+
+    @property
+    def accepts_images(self) -> bool:
+        return self._vision is not None
 
     def _explain_load_failure(self, path: Path, exc: Exception) -> Exception:
         lines = self._log.take() if self._log else []
@@ -183,7 +198,13 @@ class LlamaEngine:
 
     # -- prompts ---------------------------------------------------------------------------------------------
     def _prompt_tokens(self, messages: Sequence[ChatMessage], continue_last: bool) -> list[int]:
-        items = [{"role": m.role, "content": m.content} for m in messages]
+        prompt = self._prompt_text(messages, continue_last)
+        return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=self._needs_bos(prompt), special=True))
+
+    def _prompt_text(self, messages: Sequence[ChatMessage], continue_last: bool) -> str:
+        items: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
+        if self._vision is not None and count_images(messages):
+            items = with_markers(items, messages, self._vision.marker)
         if self._template is not None:
             if continue_last and items and items[-1]["role"] == "assistant":
                 last = items.pop()
@@ -192,13 +213,19 @@ class LlamaEngine:
                 prompt = self._template.render(items)
         else:
             prompt = role_text_prompt(items, continue_last)
-        # The template writes BOS itself when the model wants it; tokenize adds it only if it is missing.
+        return prompt
+
+    def _needs_bos(self, prompt: str) -> bool:
+        """The template writes BOS itself when the model wants it; tokenizing adds it only if it is missing."""
         bos = self._token_text(self._llm.token_bos())
-        add_bos = not (bos and prompt.startswith(bos))
-        return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
+        return not (bos and prompt.startswith(bos))
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         self._require_model()
+        refuse_images(messages, self.accepts_images)
+        if self._vision is not None and count_images(messages):
+            prompt = self._prompt_text(messages, continue_last=False)
+            return self._vision.count(prompt, messages, self._needs_bos(prompt))[0]
         return len(self._prompt_tokens(messages, continue_last=False))
 
     def _require_model(self) -> None:
@@ -216,6 +243,12 @@ class LlamaEngine:
     ) -> GenerationStats:
         self._require_model()
         started = time.perf_counter()
+        refuse_images(messages, self.accepts_images)
+        if self._vision is not None and count_images(messages):
+            text = self._prompt_text(messages, params.continue_last)
+            prompt, image_tokens = self._vision.evaluate(text, messages, self._needs_bos(text))
+            stats = self._run(prompt, params, emit, should_stop, started, on_logprob)
+            return dataclasses.replace(stats, image_tokens=image_tokens)
         prompt = self._prompt_tokens(messages, params.continue_last)
         return self._run(prompt, params, emit, should_stop, started, on_logprob)
 
@@ -411,6 +444,9 @@ class LlamaEngine:
         return None
 
     def unload(self) -> None:
+        if self._vision is not None:  # it holds the model: freed first
+            self._vision.close()
+            self._vision = None
         if self._embedder is not None:
             self._embedder.close()
             self._embedder = None

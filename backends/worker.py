@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from core.engine.images import refuse_images
 from core.engine.protocol import (
     CompletionRequest,
     CountTokensRequest,
@@ -110,6 +111,7 @@ def serve(requests: Any, events: Any, cancel: Any) -> None:
                 emit: Callable[[str], None] = partial(_put_chunk, events, request_id)
                 if fault.applies("generate", loaded):
                     emit = fault.crash_after_first(emit, events)
+                refuse_images(request.messages, bool(getattr(engine, "accepts_images", False)))
                 extra = _logprob_sink(engine, "generate", events, request_id, request.params.logprobs)
                 stats = engine.generate(request.messages, request.params, emit, cancel.is_set, **extra)
                 events.put(GenerationFinished(request_id, stats))
@@ -126,6 +128,7 @@ def serve(requests: Any, events: Any, cancel: Any) -> None:
             elif isinstance(request, CountTokensRequest):
                 if engine is None:
                     raise EngineError("No model is loaded.")
+                refuse_images(request.messages, bool(getattr(engine, "accepts_images", False)))
                 events.put(TokensCounted(request_id, engine.count_tokens(request.messages)))
             elif isinstance(request, UnloadRequest):
                 if engine is not None:

@@ -20,6 +20,7 @@ from core.estimate.plan import estimate_load as estimate_load
 from core.estimate.plan import estimate_mlx_load as estimate_mlx_load
 from core.estimate.plan import memory_advice as memory_advice
 from core.estimate.records import device_allocation
+from core.models.projector import find_projector
 
 if TYPE_CHECKING:
     from core.estimate.llama import Estimate
@@ -40,6 +41,8 @@ class ResolvedModel:
     name: str
     #: Set when the model runs on a remote server (``NAME:MODEL``, ``core.remote``).
     remote: RemoteTarget | None = None
+    #: A vision model's projector (``mmproj*.gguf`` beside it), loaded with it so chats take images.
+    projector: Path | None = None
 
 
 def engine_for(path: Path) -> str:
@@ -92,13 +95,16 @@ def resolve_model(
                 f"The files of {entry.name} are missing from {entry.root}.",
                 hint="Download or import the model again, or remove it from the library.",
             )
-        return ResolvedModel(entry.engine, entry.load_path.resolve(), entry.name)
+        projector = entry.projector.resolve() if entry.projector else None
+        return ResolvedModel(entry.engine, entry.load_path.resolve(), entry.name, projector=projector)
     if not path.exists():
         raise NotFoundError(f"No model at {name_or_path}.", hint="Give the path of a .gguf file or an MLX folder.")
     engine = engine_for(path)
     if engine == "llama" and path.is_dir():
         path = sorted(path.glob("*.gguf"))[0]
-    return ResolvedModel(engine, path.resolve(), path.stem if path.is_file() else path.name)
+    projector = find_projector(path.parent) if engine == "llama" else None
+    name = path.stem if path.is_file() else path.name
+    return ResolvedModel(engine, path.resolve(), name, projector=projector.resolve() if projector else None)
 
 
 def load_options(
@@ -138,7 +144,8 @@ def load_options(
 def spec_for(model: ResolvedModel, options: LoadOptions) -> ModelSpec:
     if model.remote is not None:
         return ModelSpec("remote", str(model.path), options, remote=model.remote)
-    return ModelSpec(model.engine, str(model.path), options)
+    projector = str(model.projector) if model.projector else None
+    return ModelSpec(model.engine, str(model.path), options, projector=projector)
 
 
 def memory_lines(info: ModelInfo, estimate: Estimate | MlxEstimate | None) -> list[str]:
@@ -158,7 +165,7 @@ def memory_lines(info: ModelInfo, estimate: Estimate | MlxEstimate | None) -> li
             "output": estimate.component("output"),
         }
     lines = []
-    for kind in ("model", "kv", "compute", "output"):
+    for kind in ("model", "kv", "compute", "output", "projector"):
         if kind not in allocated and kind not in estimated:
             continue
         real = f"{allocated[kind] / _MIB:,.1f} MiB" if kind in allocated else "—"
@@ -177,4 +184,10 @@ def memory_lines(info: ModelInfo, estimate: Estimate | MlxEstimate | None) -> li
     return lines
 
 
-_KIND_NAMES = {"model": "Weights", "kv": "KV cache", "compute": "Compute buffers", "output": "Output buffer"}
+_KIND_NAMES = {
+    "model": "Weights",
+    "kv": "KV cache",
+    "compute": "Compute buffers",
+    "output": "Output buffer",
+    "projector": "Vision projector",
+}

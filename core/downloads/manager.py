@@ -48,6 +48,7 @@ from core.errors import (
 from core.events import EventHook
 from core.hub.client import HubClient, ModelDetail, gated_message, translate_error
 from core.hub.files import FileGroup, GroupKind, RemoteFile, find_group
+from core.hub.vision import with_remote_projector
 from core.jobs import Job, JobContext, JobKind, JobManager
 from core.paths import AppPaths, safe_join
 from core.store import Store
@@ -158,6 +159,7 @@ class DownloadManager:
         An unfinished download of the same files resumes instead of starting over."""
         detail = detail or self.hub.model_detail(repo_id)
         group = group or self._choose(detail, file=file, quant=quant)
+        group = with_remote_projector(self.hub, repo_id, detail.commit, list(detail.groups), group)  # vision quants
         if not group.downloadable:
             raise safe_join_error(group)
         if detail.summary.gated and not self.hub.headers()[1]:

@@ -7,9 +7,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core.engine.images import ChatImage
 from core.engine.params import GenerationParams
 
 __all__ = [
+    "ChatImage",
     "ChatMessage",
     "CompletionRequest",
     "CountTokensRequest",
@@ -79,12 +81,16 @@ class ModelSpec:
     options: LoadOptions = field(default_factory=LoadOptions)
     #: Set for the "remote" engine: where the model runs.
     remote: RemoteTarget | None = None
+    #: A vision model's projector (``mmproj*.gguf``, llama.cpp): loaded next to the model so messages take images.
+    projector: str | None = None
 
 
 @dataclass(frozen=True)
 class ChatMessage:
     role: str  # "system" | "user" | "assistant"
     content: str
+    #: Images the message shows the model (``core.engine.images``), placed before its text.
+    images: tuple[ChatImage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,8 @@ class ModelInfo:
     #: A load over RPC workers: each worker device's (free, total) bytes when llama.cpp split the layers by them,
     #: named as its buffers are (``RPC0[host:port]``), so that the estimate of the same split can be made.
     rpc_memory: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: A projector is loaded: messages may carry images.
+    vision: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,8 @@ class GenerationStats:
     tokens_per_second: float  # decode speed, first token excluded
     stop_reason: str  # "stop" | "length" | "cancelled"
     text: str = ""
+    #: Of ``prompt_tokens``, the positions the images took.
+    image_tokens: int = 0
 
 
 # requests

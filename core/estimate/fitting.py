@@ -14,6 +14,7 @@ from core.errors import NotFoundError, UsageError
 from core.estimate.llama import EngineSettings, Estimate, Verdict, estimate_llama
 from core.estimate.mlx import MlxEstimate, estimate_mlx
 from core.gguf import GGUFInfo, read_gguf, read_gguf_hub
+from core.models.projector import is_projector_name
 from core.models.safetensors import SafetensorsModel, read_safetensors_dir, read_safetensors_hub
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def read_target(
     path = Path(target).expanduser()
     if path.exists():
         if path.is_dir():
-            ggufs = sorted(path.glob("*.gguf"))
+            ggufs = sorted(p for p in path.glob("*.gguf") if not is_projector_name(p.name))
             if (path / "config.json").is_file():
                 return ModelHeader(target, safetensors=read_safetensors_dir(path))
             if len(ggufs) == 1:

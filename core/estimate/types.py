@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import UsageError
 from core.estimate.speed import SpeedPrediction
+
+if TYPE_CHECKING:
+    from core.estimate.vision import ProjectorUsage
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -131,15 +134,17 @@ class Estimate:
     #: header lacks the model's shape: the file size plus allowances).
     source: str = SOURCE_ANALYTIC
     speed: SpeedPrediction | None = None
+    #: A vision model's projector and one image's encoding (``core.estimate.vision``), counted in the totals.
+    projector: ProjectorUsage | None = None
 
     @property
     def total_bytes(self) -> int:
-        return sum(d.total for d in self.devices)
+        return sum(d.total for d in self.devices) + (self.projector.total if self.projector else 0)
 
     @property
     def resident_bytes(self) -> int:
         """Memory that must stay resident (``total_bytes`` less mapped pages the OS may drop after loading)."""
-        return sum(d.resident for d in self.devices)
+        return sum(d.resident for d in self.devices) + (self.projector.total if self.projector else 0)
 
     @property
     def host(self) -> DeviceUsage:
@@ -166,7 +171,10 @@ class Estimate:
             "max_context": self.max_context,
             "tokens_per_second": self.tokens_per_second,
             "bytes_per_token": self.bytes_per_token,
-            "breakdown": {d.device: d.as_dict() for d in self.devices},
+            "breakdown": {
+                **{d.device: d.as_dict() for d in self.devices},
+                **({"projector": self.projector.as_dict()} if self.projector else {}),
+            },
             "settings": asdict(self.settings),
             "notes": list(self.notes),
             "source": self.source,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 import fnmatch
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from core.errors import UnsafePathError
@@ -204,3 +205,44 @@ def find_group(groups: list[FileGroup], *, file: str | None = None, quant: str |
         if quant is not None and group.kind == GroupKind.QUANT and (group.quant or "").upper() == quant.upper():
             return group
     return None
+
+
+#: Which projector goes with a quant when a repository offers several: the unquantized ones first.
+_PROJECTOR_PREFERENCE = ("F16", "BF16", "F32", "Q8_0")
+
+
+def projector_for(
+    groups: list[FileGroup], group: FileGroup, accept: Callable[[RemoteFile], bool] | None = None
+) -> RemoteFile | None:
+    """The vision projector (``mmproj*.gguf``) a model quant needs: one in the same folder of the repository, so
+    that it lands next to the model (where the library pairs them), and one ``accept`` takes (``core.hub.vision``
+    checks its header). None for other rows or text-only repos."""
+    if group.kind != GroupKind.QUANT or not group.files:
+        return None
+    folder = PurePosixPath(group.files[0].path).parent
+    projectors = [
+        f
+        for g in groups
+        if g.kind == GroupKind.COMPANION
+        for f in g.files
+        if "mmproj" in f.name.lower() and PurePosixPath(f.path).parent == folder
+    ]
+
+    def rank(remote: RemoteFile) -> tuple[int, str]:
+        quant = (quant_of(remote.path) or "").upper()
+        order = _PROJECTOR_PREFERENCE.index(quant) if quant in _PROJECTOR_PREFERENCE else len(_PROJECTOR_PREFERENCE)
+        return order, remote.path
+
+    return next((p for p in sorted(projectors, key=rank) if accept is None or accept(p)), None)
+
+
+def with_projector(
+    groups: list[FileGroup], group: FileGroup, accept: Callable[[RemoteFile], bool] | None = None
+) -> FileGroup:
+    """``group`` with its vision projector as one more file to download (unchanged when it needs none)."""
+    projector = projector_for(groups, group, accept)
+    if projector is None or projector in group.files:
+        return group
+    extra = f"with its vision projector {projector.name}"
+    note = f"{group.note}; {extra}" if group.note else extra
+    return replace(group, files=(*group.files, projector), note=note)

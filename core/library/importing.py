@@ -79,10 +79,11 @@ class Placed:
 
 def destination_for(candidate: Candidate, models_dir: Path) -> tuple[Path, list[tuple[Path, Path]]]:
     """The top-level destination (file or folder) and (source, destination) pairs for every file."""
-    if candidate.format == ModelFormat.GGUF or (candidate.format == ModelFormat.LORA and candidate.root.is_file()):
+    single = candidate.format == ModelFormat.GGUF and len(candidate.files) == 1
+    if single or (candidate.format == ModelFormat.LORA and candidate.root.is_file()):
         top = _unique(models_dir / candidate.root.name)
         return top, [(candidate.root, top)]
-    if candidate.format == ModelFormat.GGUF_SPLIT:
+    if candidate.format in (ModelFormat.GGUF, ModelFormat.GGUF_SPLIT):  # a split set, or a model and its projector
         top = _unique(models_dir / _safe_name(candidate.name))
         return top, [(f, top / f.name) for f in candidate.files]
     top = _unique(models_dir / _safe_name(candidate.root.name))

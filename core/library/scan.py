@@ -239,7 +239,8 @@ def own_folder_diff(
     add: list[tuple[Candidate, Origin]] = []
     for candidate in found.candidates:
         root = str(candidate.root.absolute())
-        if root in known or root in hidden or any(str(f.absolute()) in known for f in candidate.files):
+        own = [f for f in candidate.files if f != candidate.projector]  # a projector may serve several models
+        if root in known or root in hidden or any(str(f.absolute()) in known for f in own):
             continue
         repo_id = _manifest_repo(models_dir, candidate)
         if repo_id is not None:

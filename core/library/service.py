@@ -312,7 +312,7 @@ class Library:
                 f"Hangar only unlinks it there.",
                 hint=f"Use `{_NO_DELETE[entry.source]}` to delete it.",
             )
-        freed = _delete(entry) if delete else 0
+        freed = _delete(entry, self.list()) if delete else 0
         with self._store.transaction() as conn:
             conn.execute("DELETE FROM library_models WHERE id = ?", (entry.id,))
             if not delete:
@@ -471,8 +471,10 @@ class Library:
                 )
 
 
-def _delete(entry: LibraryEntry) -> int:
-    return delete_files(entry.root, entry.files)
+def _delete(entry: LibraryEntry, everyone: builtins.list[LibraryEntry]) -> int:
+    """Delete the entry's files, except those another entry uses too (the projector of two quants of a model)."""
+    shared = {f for other in everyone if other.id != entry.id for f in other.files}
+    return delete_files(entry.root, tuple(f for f in entry.files if f not in shared))
 
 
 def _metadata_values(candidate: Candidate) -> tuple[object, ...]:

@@ -22,6 +22,7 @@ from core.errors import HangarError, ModelFileError
 from core.gguf.source import require_regular_file
 from core.models.folders import folder_files as _folder_files
 from core.models.folders import is_hidden, read_adapter_folder, read_mlx_folder
+from core.models.projector import find_projector, is_projector_name, with_projector
 from core.models.types import Candidate, ImportProblem, ModelFormat, ModelMetadata, Recognition
 from core.text import printable
 
@@ -166,12 +167,13 @@ def _from_gguf_files(folder: Path, files: Sequence[Path], *, ctx: _Ctx) -> tuple
     """Single files become one model each; the parts of a split set (any one part given) become one model."""
     reads: list[Callable[[], tuple[list[Candidate], list[ImportProblem]]]] = []
     done_sets: set[tuple[str, int]] = set()
+    projector = find_projector(folder) if any(not is_projector_name(p.name) for p in files) else None
     for path in files:
-        if path.name.lower().startswith("mmproj") and len(files) > 1:
+        if is_projector_name(path.name) and (projector is not None or len(files) > 1):
             continue  # a vision projector shipped next to its model, not a model of its own
         split = _split_of(path.name)
         if split is None or split.count == 1:
-            reads.append(functools.partial(_read_single, path, ctx))
+            reads.append(functools.partial(_read_single, path, ctx, projector))
         else:
             key = (split.stem, split.count)
             if key in done_sets:
@@ -179,7 +181,7 @@ def _from_gguf_files(folder: Path, files: Sequence[Path], *, ctx: _Ctx) -> tuple
             done_sets.add(key)
             parts = [folder / n for n in _split_names(split)]
             listed = parts if all(p.exists() for p in parts) else [path]
-            reads.append(functools.partial(_read_set, folder, split, parts[0], listed, ctx))
+            reads.append(functools.partial(_read_set, folder, split, parts[0], listed, ctx, projector))
     candidates: list[Candidate] = []
     problems: list[ImportProblem] = []
     for found, trouble in (read() for read in reads):
@@ -188,14 +190,17 @@ def _from_gguf_files(folder: Path, files: Sequence[Path], *, ctx: _Ctx) -> tuple
     return candidates, problems
 
 
-def _read_single(path: Path, ctx: _Ctx) -> tuple[list[Candidate], list[ImportProblem]]:
-    return _guarded(path, [path], lambda: read_gguf_model([path], source=ctx.source), ctx)
+def _read_single(path: Path, ctx: _Ctx, projector: Path | None) -> tuple[list[Candidate], list[ImportProblem]]:
+    files = [path, projector] if projector else [path]
+    return _guarded(path, files, lambda: with_projector(read_gguf_model([path], source=ctx.source), projector), ctx)
 
 
 def _read_set(
-    folder: Path, split: _Split, first: Path, listed: list[Path], ctx: _Ctx
+    folder: Path, split: _Split, first: Path, listed: list[Path], ctx: _Ctx, projector: Path | None
 ) -> tuple[list[Candidate], list[ImportProblem]]:
-    return _guarded(first, listed, lambda: _read_split_set(folder, split, source=ctx.source), ctx)
+    files = [*listed, projector] if projector else listed
+    read = lambda: with_projector(_read_split_set(folder, split, source=ctx.source), projector)  # noqa: E731
+    return _guarded(first, files, read, ctx)
 
 
 def _split_names(split: _Split) -> list[str]:
@@ -257,6 +262,11 @@ def read_gguf_model(parts: Sequence[Path], *, source: str | None = None, name: s
         if problem:
             raise ModelFileError(problem)
     info = _read_gguf_info(parts[0])
+    if info.architecture == "clip":
+        raise ModelFileError(
+            f"{parts[0].name} is a vision projector (mmproj), not a model.",
+            hint="Keep it in the same folder as its model and import that folder; the two load together.",
+        )
     meta = info.metadata
     is_adapter = str(meta.get("general.type", "")).lower() == "adapter"
     metadata = ModelMetadata(

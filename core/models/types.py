@@ -76,6 +76,12 @@ class Candidate:
     def load_path(self) -> Path:
         return self.root
 
+    @property
+    def projector(self) -> Path | None:
+        from core.models.projector import projector_of
+
+        return projector_of(self.files, self.root)
+
 
 @dataclass(frozen=True)
 class LibraryEntry:
@@ -106,6 +112,17 @@ class LibraryEntry:
     def available(self) -> bool:
         return all(f.exists() for f in self.files)
 
+    @property
+    def projector(self) -> Path | None:
+        """A vision model's projector (``mmproj*.gguf``), one of its files (``core.models.projector``)."""
+        from core.models.projector import projector_of
+
+        return projector_of(self.files, self.root)
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        return ("vision",) if self.projector is not None else ()
+
     def to_json(self) -> dict[str, Any]:
         meta = self.metadata
         return {
@@ -126,6 +143,8 @@ class LibraryEntry:
             "base_model_id": self.base_model_id,
             "path": str(self.root),
             "files": [str(f) for f in self.files],
+            "projector": str(self.projector) if self.projector else None,
+            "capabilities": list(self.capabilities),
             "available": self.available,
             "added_at": self.added_at,
         }

@@ -15,8 +15,9 @@ from core.chat.models import ResolvedModel, load_options, resolve_model, spec_fo
 from core.chat.session import ChatSession, ReplyDelta, ReplyRestarted, SessionEvent
 from core.chat.store import ChatStore, MessageState
 from core.engine.host import EngineHost
+from core.engine.images import NO_PROJECTOR, ChatImage, image_from_file
 from core.engine.protocol import ChatMessage, EngineEvent, EngineRecovering, GenerationParams, LoadOptions, LoadProgress
-from core.errors import HangarError, UsageError
+from core.errors import HangarError, UnsupportedModelError, UsageError
 from core.remote.rpc import parse_endpoints
 from ui.cli import emit_json
 
@@ -36,6 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a library name (see `hangar ls`), a .gguf file, an MLX folder, or REMOTE[:MODEL] (see `hangar remote`)",
     )
     parser.add_argument("--prompt", help="ask one question, print the answer and exit")
+    parser.add_argument(
+        "--image",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="show the model an image with --prompt (PNG, JPEG, GIF, BMP; repeat for several); needs a vision "
+        "model with its mmproj file",
+    )
     parser.add_argument("--system", default="", help="system prompt")
     parser.add_argument("--max-tokens", type=int, default=512, help="longest reply in tokens (default 512)")
     parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (0 = greedy)")
@@ -75,7 +85,12 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         app.docs.index.info(args.docs)  # an unknown collection fails before the model loads
     if args.tool_choice and not args.mcp_config:
         raise UsageError("--tool-choice needs --mcp-config FILE (the tools to choose from).")
+    if args.image and args.prompt is None:
+        raise UsageError("--image goes with --prompt (the question about the image).")
+    images = tuple(image_from_file(path) for path in args.image)  # a bad image fails before the model loads
     model = resolve_model(args.model, app.library, app.remotes)
+    if images and model.engine == "llama" and model.projector is None:
+        raise UnsupportedModelError(NO_PROJECTOR)
     options = load_options(
         app.settings.current,
         context_length=args.context_length,
@@ -93,7 +108,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         safe_mode = _load(host, model, options, quiet)
         allocation = _allocation(app, model, options, host.model)
         if args.prompt is not None:
-            return _one_shot(host, args, settings, model.engine, safe_mode, app, allocation)
+            return _one_shot(host, args, settings, model.engine, safe_mode, app, allocation, images)
         return _repl(app, host, args, settings, model, options)
     finally:
         disconnect()
@@ -161,11 +176,12 @@ def _one_shot(
     safe_mode: tuple[str, ...],
     app: AppContext,
     allocation: dict[str, Any] | None = None,
+    images: tuple[ChatImage, ...] = (),
 ) -> int:
     sources = app.docs.sources_for(args.docs, args.prompt) if args.docs else None
     system = "\n\n".join(part for part in (args.system, sources.system_text() if sources else "") if part)
     messages = [ChatMessage("system", system)] if system else []
-    messages.append(ChatMessage("user", args.prompt))
+    messages.append(ChatMessage("user", args.prompt, images=images))
     on_chunk = None if args.json else (lambda text: print(text, end="", flush=True))
     calls: list[Any] = []
     if args.mcp_config:
@@ -180,6 +196,7 @@ def _one_shot(
             {
                 "text": stats.text,
                 "prompt_tokens": stats.prompt_tokens,
+                "image_tokens": stats.image_tokens,
                 "completion_tokens": stats.completion_tokens,
                 "tokens_per_second": round(stats.tokens_per_second, 2),
                 "time_to_first_token_ms": round(stats.time_to_first_token_ms, 2),

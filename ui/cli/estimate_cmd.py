@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import UsageError
 from ui.cli import emit_json
@@ -74,6 +74,7 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         elif header.remote and header.gguf is not None and not args.no_fit and app.fit_runner is not None:
             estimate = _refine_remote(estimate, header.target, header.gguf, app, args.revision)
         estimate = apply_history(estimate, app.store, str(local) if local else None, hardware)
+        estimate = _with_projector(estimate, local, header, args, app)
     data = estimate.as_dict()
     data["target"] = args.target
     if args.json:
@@ -155,6 +156,26 @@ def _refine_remote(estimate: Estimate, target: str, info: GGUFInfo, app: AppCont
         except (HangarError, OSError):
             return estimate
         return refine(estimate, stub, app.fit_runner) if stub is not None else estimate
+
+
+def _with_projector(
+    estimate: Estimate, local: Path | None, header: Any, args: argparse.Namespace, app: Any
+) -> Estimate:
+    """A vision model's projector counted as its own line: the mmproj beside a local file, or the one the
+    repository pairs with a Hub file."""
+    from core.estimate.vision import with_projector
+    from core.gguf import read_gguf
+    from core.hub.vision import remote_projector_header
+    from core.models.projector import find_projector
+
+    info = None
+    if local is not None:
+        projector = find_projector(local.parent)
+        info = read_gguf(projector) if projector else None
+    elif header.remote and ":" in header.target:
+        repo, _, filename = header.target.partition(":")
+        info = remote_projector_header(repo, filename, revision=args.revision, token=app.secrets.get_token())
+    return with_projector(estimate, info) if info is not None else estimate
 
 
 def _local_gguf(target: str, header: object) -> Path | None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("repo", help="the repository, e.g. org/Model-GGUF")
+    parser.add_argument("repo", help="the repository, e.g. org/Model-GGUF (or REPO:FILE, as `estimate` takes it)")
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--file", help="the file to download (a split set comes whole)")
     choice.add_argument("--quant", help="the quantisation to download, e.g. Q4_K_M")
@@ -39,6 +39,8 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
                 finished.set()
 
     current: dict[str, str] = {}
+    if ":" in args.repo and not args.file and not args.quant:
+        args.repo, _, args.file = args.repo.partition(":")
     manager.changed.connect(changed)
     item = manager.enqueue(args.repo, file=args.file, quant=args.quant)
     current["id"] = item.id

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.hub.files import FileGroup
+from core.hub.files import FileGroup, GroupKind
 from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count, preferred_group
 from ui.theme import current_colors
 from ui.widgets.common import size_columns
@@ -156,9 +156,10 @@ class ModelDetailView(QWidget):
         self.title.setText(s.repo_id)
         updated = s.updated.strftime("%Y-%m-%d") if s.updated else "unknown"
         licence = f" · licence {detail.licence}" if detail.licence else ""
+        vision = any(g.kind == GroupKind.COMPANION and "mmproj" in g.label.lower() for g in detail.groups)
         self.stats.setText(
             f"by {s.author} · {human_count(s.downloads)} downloads · {human_count(s.likes)} likes · "
-            f"updated {updated}{licence}"
+            f"updated {updated}{licence}" + (" · vision: takes images (projector included)" if vision else "")
         )
         if s.gated:
             url = html.escape(detail.licence_url)
