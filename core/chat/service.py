@@ -192,12 +192,20 @@ class ChatService:
         self.loaded = None
         self.host.unload()
 
+    def model_name(self) -> str | None:
+        """The loaded model's display name (each reply is labelled with it)."""
+        loaded = self.loaded
+        if loaded is not None:
+            return loaded.model.name
+        model = self.host.model
+        return Path(model.path).name if model is not None else None
+
     # -- sessions -------------------------------------------------------------------------------------------------
     def session(self, conversation_id: int) -> ChatSession:
         with self._lock:
             session = self._sessions.get(conversation_id)
             if session is None:
-                session = ChatSession(self.chats, self.host, conversation_id)
+                session = ChatSession(self.chats, self.host, conversation_id, model_name=self.model_name)
                 self._sessions[conversation_id] = session
             return session
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from core.chat.store import DEFAULT_TITLE, ChatStore, Message, MessageState, title_from
 from core.engine.host import EngineHost
@@ -114,8 +116,17 @@ class ChatSession:
     #: How often streamed text is written to the store.
     FLUSH_SECONDS = 0.1
 
-    def __init__(self, chats: ChatStore, host: EngineHost, conversation_id: int) -> None:
+    def __init__(
+        self,
+        chats: ChatStore,
+        host: EngineHost,
+        conversation_id: int,
+        *,
+        model_name: Callable[[], str | None] | None = None,
+    ) -> None:
         self.chats = chats
+        #: The loaded model's display name, written on each reply (default: the loaded file's name).
+        self.model_name = model_name or self._file_name
         self.host = host
         self.conversation_id = conversation_id
         chats.get(conversation_id)  # NotFoundError early
@@ -208,6 +219,13 @@ class ChatSession:
         return self.usage
 
     # -- internals -------------------------------------------------------------------------------------------
+    def _file_name(self) -> str | None:
+        model = self.host.model
+        if model is None:
+            return None
+        path = Path(model.path)
+        return path.stem if path.suffix == ".gguf" else path.name
+
     def _require_ready(self) -> None:
         if self.busy:
             raise UsageError("A reply is still being written; stop it first.")
@@ -220,7 +238,9 @@ class ChatSession:
         params = replace(settings.validated(), continue_last=continue_message is not None)
         history, left_out, reserved = self._fit(self.history(), params.max_tokens)
         if continue_message is None:
-            message = self.chats.add_message(self.conversation_id, "assistant", "", MessageState.STREAMING)
+            message = self.chats.add_message(
+                self.conversation_id, "assistant", "", MessageState.STREAMING, model=self.model_name()
+            )
         else:
             message = self.chats.finish_message(continue_message.id, continue_message.content, MessageState.STREAMING)
         with self._lock:

@@ -47,7 +47,9 @@ SCHEMA = [
         created_at REAL NOT NULL
     );
     CREATE INDEX chat_messages_by_conversation ON chat_messages(conversation_id, position);
-    """
+    """,
+    # 2: each reply names the model that wrote it (older replies: NULL, unknown)
+    "ALTER TABLE chat_messages ADD COLUMN model TEXT;",
 ]
 
 DEFAULT_TITLE = "New chat"
@@ -118,6 +120,8 @@ class Message:
     completion_tokens: int | None = None
     tokens_per_second: float | None = None
     time_to_first_token_ms: float | None = None
+    #: The display name of the model that wrote this reply (None: a user message, or a reply older than the column).
+    model: str | None = None
 
 
 class ChatStore:
@@ -221,7 +225,13 @@ class ChatStore:
         return _message(row)
 
     def add_message(
-        self, conversation_id: int, role: str, content: str, state: MessageState = MessageState.DONE
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        state: MessageState = MessageState.DONE,
+        *,
+        model: str | None = None,
     ) -> Message:
         if role not in ("user", "assistant"):
             raise UsageError(f"A message's role is user or assistant, not {role!r}.")
@@ -232,9 +242,9 @@ class ChatStore:
                 (conversation_id,),
             ).fetchone()
             cursor = conn.execute(
-                "INSERT INTO chat_messages (conversation_id, position, role, content, state, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, int(row[0]), role, content, state, now),
+                "INSERT INTO chat_messages (conversation_id, position, role, content, state, model, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, int(row[0]), role, content, state, model, now),
             )
             conn.execute("UPDATE chat_conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         return self.message(int(cursor.lastrowid or 0))
@@ -317,4 +327,5 @@ def _message(row: Any) -> Message:
         completion_tokens=row["completion_tokens"],
         tokens_per_second=row["tokens_per_second"],
         time_to_first_token_ms=row["time_to_first_token_ms"],
+        model=row["model"],
     )

@@ -62,6 +62,11 @@ class MessageCard(QFrame):
         )
         self.role = QLabel("You" if message.role == "user" else "Assistant")
         self.role.setStyleSheet("font-weight: 600;")
+        # each reply names the model that wrote it (a small muted caption; kept when the chat is reopened)
+        self.model_caption = QLabel()
+        self.model_caption.setObjectName("ChatModelCaption")
+        self.model_caption.setStyleSheet(f"color: {colors.muted}; font-size: 11px;")
+        self.model_caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.stats = QLabel()
         self.stats.setStyleSheet(f"color: {colors.muted};")
         self.body = QLabel()
@@ -88,6 +93,7 @@ class MessageCard(QFrame):
         self.continue_button.clicked.connect(self.continue_requested)
         header = QHBoxLayout()
         header.addWidget(self.role)
+        header.addWidget(self.model_caption)
         header.addStretch(1)
         header.addWidget(self.stats)
         actions = QHBoxLayout()
@@ -107,6 +113,10 @@ class MessageCard(QFrame):
         self.message = message
         self.is_last = last
         self.set_text(message.content)
+        named = message.role == "assistant" and bool(message.model)
+        self.model_caption.setText(message.model or "" if named else "")
+        self.model_caption.setToolTip(f"Written by {message.model}" if named else "")
+        self.model_caption.setVisible(named)
         streaming = message.state == MessageState.STREAMING
         self.stats.setText("writing…" if streaming else stats_text(message))
         problem = {
