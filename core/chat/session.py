@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from core.chat.session_tools import ToolCallChanged, ToolNotice, ToolReplies
 from core.chat.store import DEFAULT_TITLE, ChatStore, Message, MessageState, title_from
 from core.engine.host import EngineHost
 from core.engine.protocol import (
@@ -22,11 +24,15 @@ from core.engine.protocol import (
     EngineEvent,
     EngineRecovering,
     GenerationFinished,
+    GenerationStats,
     RequestFailed,
     TokenChunk,
 )
 from core.errors import CancelledError, EngineError, UsageError
 from core.events import EventHook
+
+if TYPE_CHECKING:
+    from core.chat.tools import ChatTools, ChatToolStore
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +103,7 @@ class ReplyRestarted:
     notice: str
 
 
-SessionEvent = ReplyStarted | ReplyDelta | ReplyRestarted | ReplyFinished
+SessionEvent = ReplyStarted | ReplyDelta | ReplyRestarted | ReplyFinished | ToolCallChanged | ToolNotice
 
 
 @dataclass
@@ -112,7 +118,7 @@ class _Active:
     left_out: int = 0
 
 
-class ChatSession:
+class ChatSession(ToolReplies):
     #: How often streamed text is written to the store.
     FLUSH_SECONDS = 0.1
 
@@ -123,8 +129,14 @@ class ChatSession:
         conversation_id: int,
         *,
         model_name: Callable[[], str | None] | None = None,
+        tools: ChatTools | None = None,
+        tool_store: ChatToolStore | None = None,
     ) -> None:
         self.chats = chats
+        #: The app's MCP servers and where calls are kept (the window's chat; None: a reply never calls tools).
+        self.tools, self.tool_store = tools, tool_store
+        self._init_tools()
+        self._tool_pending, self._tool_flushed = "", 0.0
         #: The loaded model's display name, written on each reply (default: the loaded file's name).
         self.model_name = model_name or self._file_name
         self.host = host
@@ -189,6 +201,8 @@ class ChatSession:
         return self._start_reply(continue_message=messages[-1])
 
     def stop(self) -> None:
+        if self._stop_tools():
+            return
         with self._lock:
             request_id = self._active.request_id if self._active is not None else None
         if request_id is not None:
@@ -243,6 +257,13 @@ class ChatSession:
             )
         else:
             message = self.chats.finish_message(continue_message.id, continue_message.content, MessageState.STREAMING)
+        options = self.tool_options() if continue_message is None else None
+        if options is not None:
+            with self._lock:
+                self._idle.clear()
+            self.events.emit(ReplyStarted(self.conversation_id, message))
+            self._start_tool_reply(message, history, params, options)
+            return message
         with self._lock:
             self._idle.clear()
             self._active = _Active(None, message.id, message.content, last_flush=time.monotonic())
@@ -311,6 +332,28 @@ class ChatSession:
             self.events.emit(restarted)
             return
         self.events.emit(ReplyDelta(self.conversation_id, active.message_id, event.text))
+
+    def _tool_delta(self, message_id: int, text: str) -> None:
+        self._tool_pending += text
+        now = time.monotonic()
+        if now - self._tool_flushed >= self.FLUSH_SECONDS:
+            self.chats.append_text(message_id, self._tool_pending)
+            self._tool_pending, self._tool_flushed = "", now
+        self.events.emit(ReplyDelta(self.conversation_id, message_id, text))
+
+    def _finish_tool_reply(
+        self, message_id: int, text: str, state: MessageState, stats: GenerationStats | None, error: str
+    ) -> None:
+        message = self.chats.finish_message(message_id, text, state, stats=stats, error=error)
+        if state == MessageState.FAILED:
+            logger.warning("reply %d failed: %s", message_id, error)
+        if stats is not None and self.usage is not None:
+            used = stats.prompt_tokens + stats.completion_tokens
+            self.usage = replace(self.usage, used=used)
+        with self._lock:
+            self._last = message
+            self._idle.set()
+        self.events.emit(ReplyFinished(self.conversation_id, message, self.usage))
 
     def _finish(self, state: MessageState, *, stats: object = None, error: str = "") -> None:
         active = self._active
