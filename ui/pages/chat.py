@@ -31,6 +31,7 @@ from ui.operations import run_in_background
 from ui.pages.chat_list import ConversationColumn
 from ui.pages.chat_model_bar import ModelBarMixin
 from ui.pages.chat_settings import ChatSettingsPanel
+from ui.pages.chat_tools_bar import ToolsBarMixin
 from ui.pages.chat_transcript import TranscriptView, copy_to_clipboard
 from ui.qtfix import emit
 from ui.theme import current_colors
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class ChatPage(ModelBarMixin, Page):
+class ChatPage(ToolsBarMixin, ModelBarMixin, Page):
     #: A reply ended (for tests and the status bar): the final message.
     reply_finished = Signal(object)
     #: The model bar changed: "loading", "loaded", "failed", "unloaded", "crashed".
@@ -84,6 +85,10 @@ class ChatPage(ModelBarMixin, Page):
         self.center_stack = QStackedWidget()
         self.center_stack.addWidget(self.empty)
         self.center_stack.addWidget(self.transcript)
+        self._build_tools_bar()
+        self.extras_row = QHBoxLayout()  # tools, documents and attachments of the next message
+        self.extras_row.addWidget(self.tools_button)
+        self.extras_row.addWidget(self.tools_status, 1)
         self.meter = QProgressBar()
         self.meter.setRange(0, 1000)
         self.meter.setTextVisible(False)
@@ -116,6 +121,7 @@ class ChatPage(ModelBarMixin, Page):
         center.addWidget(self.meter)
         center.addWidget(self.meter_label)
         center.addWidget(self.editing_label)
+        center.addLayout(self.extras_row)
         center.addLayout(composer_row)
         row = QHBoxLayout()
         row.addWidget(self.conversations)
@@ -354,6 +360,7 @@ class ChatPage(ModelBarMixin, Page):
         loaded = self.service.loaded
         engine = loaded.model.engine if loaded and str(loaded.model.path) == path else ""
         conversation = self.service.chats.create(model=path, engine=engine, settings=self.settings_panel.settings())
+        self.service.tool_store.set_options(conversation.id, self.chat_options)  # tools and documents carry over
         self.conversations.refresh(select=conversation.id)
         self.open_conversation(conversation.id)
         self.composer.setFocus()
@@ -368,6 +375,8 @@ class ChatPage(ModelBarMixin, Page):
             self.bridge.connect_hook(session.events, self._on_session_event)
         self.settings_panel.show_settings(conversation.system_prompt, conversation.settings)
         self.transcript.set_messages(self.service.chats.messages(conversation_id))
+        self.transcript.set_calls(self.service.tool_store.calls(conversation_id))
+        self._load_options(conversation_id)
         self.center_stack.setCurrentWidget(self.transcript)
         if (
             conversation.model
@@ -474,6 +483,8 @@ class ChatPage(ModelBarMixin, Page):
         if getattr(event, "conversation_id", None) != self.conversation_id:
             if isinstance(event, ReplyFinished):
                 emit(self.reply_finished, event.message)
+            return
+        if self._on_tool_event(event):
             return
         if isinstance(event, ReplyStarted):
             self._sync_transcript()

@@ -18,7 +18,9 @@ from PySide6.QtWidgets import (
 )
 
 from core.chat.store import Message, MessageState
+from core.chat.tools import ToolCallEntry
 from ui.pages.chat_markdown import COPY_SCHEME, MarkdownRenderer
+from ui.pages.chat_tool_card import ToolCallCard
 from ui.qtfix import emit
 from ui.theme import current_colors
 
@@ -46,10 +48,13 @@ class MessageCard(QFrame):
     edit_requested = Signal(int)
     regenerate_requested = Signal()
     continue_requested = Signal()
+    #: A pending tool call was answered: (call id, ``Approval``).
+    tool_answered = Signal(int, object)
 
     def __init__(self, message: Message, renderer: MarkdownRenderer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.message = message
+        self.tool_cards: dict[int, ToolCallCard] = {}
         self._renderer = renderer
         self._code: tuple[str, ...] = ()
         self._shown: str | None = None  # the text the body shows, to skip redrawing unchanged text
@@ -104,6 +109,9 @@ class MessageCard(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 6)
         layout.addLayout(header)
+        self.tool_area = QVBoxLayout()  # the reply's tool calls, before its words
+        self.tool_area.setSpacing(6)
+        layout.addLayout(self.tool_area)
         layout.addWidget(self.body)
         layout.addWidget(self.error)
         layout.addLayout(actions)
@@ -132,6 +140,18 @@ class MessageCard(QFrame):
         self.continue_button.setVisible(is_assistant and last and not streaming and bool(message.content))
         self.copy_button.setVisible(not streaming)
 
+    def set_call(self, entry: ToolCallEntry) -> ToolCallCard:
+        card = self.tool_cards.get(entry.id)
+        if card is None:
+            card = ToolCallCard(entry)
+            card.answered.connect(self.tool_answered)
+            self.tool_area.addWidget(card)
+            self.tool_cards[entry.id] = card
+        else:
+            card.set_entry(entry)
+        self.body.setVisible(bool(self._shown) or not self.tool_cards)
+        return card
+
     def set_text(self, text: str) -> None:
         if text == self._shown:
             return
@@ -144,6 +164,7 @@ class MessageCard(QFrame):
         rendered = self._renderer.render(text)
         self._code = rendered.code_blocks
         self.body.setText(rendered.html or "<p>&nbsp;</p>")
+        self.body.setVisible(bool(text) or not self.tool_cards)
 
     # slots return nothing (a value returned to PySide from a slot is a needless refcount hazard)
     def _copy_all(self) -> None:
@@ -166,6 +187,7 @@ class TranscriptView(QScrollArea):
     edit_requested = Signal(int)
     regenerate_requested = Signal()
     continue_requested = Signal()
+    tool_answered = Signal(int, object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -190,6 +212,20 @@ class TranscriptView(QScrollArea):
         self.verticalScrollBar().rangeChanged.connect(self._keep_at_bottom)
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.redraws = 0  # for tests and the GUI benchmark
+
+    def set_calls(self, calls: dict[int, list[ToolCallEntry]]) -> None:
+        """The tool calls of the shown messages (by message id), as stored."""
+        for message_id, entries in calls.items():
+            for entry in entries:
+                self.upsert_call(entry)
+            card = self.cards.get(message_id)
+            if card is not None:
+                card.body.setVisible(bool(card.message.content) or not card.tool_cards)
+
+    def upsert_call(self, entry: ToolCallEntry) -> None:
+        card = self.cards.get(entry.message_id)
+        if card is not None:
+            card.set_call(entry)
 
     def set_messages(self, messages: list[Message]) -> None:
         self._timer.stop()
@@ -254,6 +290,7 @@ class TranscriptView(QScrollArea):
         card.edit_requested.connect(self.edit_requested)
         card.regenerate_requested.connect(self.regenerate_requested)
         card.continue_requested.connect(self.continue_requested)
+        card.tool_answered.connect(self.tool_answered)
         self._layout.insertWidget(self._layout.count() - 1, card)
         self.cards[message.id] = card
 
