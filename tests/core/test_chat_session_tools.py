@@ -115,7 +115,7 @@ def test_a_server_that_speaks_garbage_is_one_line_and_the_reply_goes_on(parts, h
 
 
 def test_stop_while_a_call_waits_ends_the_reply(parts, host: EngineHost) -> None:  # type: ignore[no-untyped-def]
-    session, events = _session(parts, host, ("kit",))
+    session, _events = _session(parts, host, ("kit",))
     pending = threading.Event()
     session.events.connect(
         lambda e: pending.set() if isinstance(e, ToolCallChanged) and e.call.state == "pending" else None
