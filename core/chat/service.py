@@ -217,6 +217,7 @@ class ChatService:
                     model_name=self.model_name,
                     tools=self.tools,
                     tool_store=self.tool_store,
+                    docs=lambda: self.app.docs,
                 )
                 self._sessions[conversation_id] = session
             return session

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.chat.documents import Attachment, adhoc_collection, retrieve
 from core.chat.session_tools import ToolCallChanged, ToolNotice, ToolReplies
 from core.chat.store import DEFAULT_TITLE, ChatStore, Message, MessageState, title_from
 from core.engine.host import EngineHost
@@ -33,6 +34,7 @@ from core.events import EventHook
 
 if TYPE_CHECKING:
     from core.chat.tools import ChatTools, ChatToolStore
+    from core.docs.service import DocumentService, Sources
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +133,13 @@ class ChatSession(ToolReplies):
         model_name: Callable[[], str | None] | None = None,
         tools: ChatTools | None = None,
         tool_store: ChatToolStore | None = None,
+        docs: Callable[[], DocumentService] | None = None,
     ) -> None:
         self.chats = chats
         #: The app's MCP servers and where calls are kept (the window's chat; None: a reply never calls tools).
         self.tools, self.tool_store = tools, tool_store
+        #: The app's document collections (None: replies never read documents).
+        self.docs = docs
         self._init_tools()
         self._tool_pending, self._tool_flushed = "", 0.0
         #: The loaded model's display name, written on each reply (default: the loaded file's name).
@@ -159,15 +164,16 @@ class ChatSession(ToolReplies):
         return not self._idle.is_set()
 
     # -- user actions ----------------------------------------------------------------------------------------
-    def send(self, text: str) -> Message:
-        """Add a user message and start the reply; returns the (streaming) assistant message."""
+    def send(self, text: str, attachments: Sequence[Attachment] = ()) -> Message:
+        """Add a user message (with files attached whole) and start the reply; returns the streaming reply."""
         if not text.strip():
             raise UsageError("Type a message first.")
         self._require_ready()
         conversation = self.chats.get(self.conversation_id)
         if conversation.title == DEFAULT_TITLE and not self.chats.messages(self.conversation_id):
             self.chats.update(self.conversation_id, title=title_from(text))
-        self.chats.add_message(self.conversation_id, "user", text)
+        attached = [a.to_json() for a in attachments]
+        self.chats.add_message(self.conversation_id, "user", text, attachments=attached)
         return self._start_reply()
 
     def regenerate(self) -> Message:
@@ -219,7 +225,11 @@ class ChatSession(ToolReplies):
         """What the model sees: the system prompt, then every message with text."""
         conversation = self.chats.get(self.conversation_id)
         items = [ChatMessage("system", conversation.system_prompt)] if conversation.system_prompt.strip() else []
-        items += [ChatMessage(m.role, m.content) for m in self.chats.messages(self.conversation_id) if m.content]
+        for m in self.chats.messages(self.conversation_id):
+            files = [Attachment.from_json(a).prompt_text() for a in m.attachments]
+            content = "\n\n".join([*files, m.content]) if files and m.content else m.content
+            if content:
+                items.append(ChatMessage(m.role, content))
         return items
 
     def refresh_usage(self) -> ContextUsage | None:
@@ -233,6 +243,25 @@ class ChatSession(ToolReplies):
         return self.usage
 
     # -- internals -------------------------------------------------------------------------------------------
+    def _retrieve(self) -> Sources | None:
+        """Passages for the last question from the conversation's collection and its dropped long files."""
+        if self.docs is None or self.tool_store is None:
+            return None
+        options = self.tool_store.options(self.conversation_id)
+        names = [n for n in (options.collection, adhoc_collection(self.conversation_id)) if n]
+        question = next(
+            (m.content for m in reversed(self.chats.messages(self.conversation_id)) if m.role == "user"), ""
+        )
+        if not question.strip():
+            return None
+        docs = self.docs()
+        if options.collection is None and not any(c.name == names[-1] for c in docs.index.collections()):
+            return None
+        sources, problems = retrieve(docs, names, question)
+        for problem in problems:
+            self.events.emit(ToolNotice(self.conversation_id, problem))
+        return sources
+
     def _file_name(self) -> str | None:
         model = self.host.model
         if model is None:
@@ -250,11 +279,17 @@ class ChatSession(ToolReplies):
         conversation = self.chats.get(self.conversation_id)
         settings = conversation.settings
         params = replace(settings.validated(), continue_last=continue_message is not None)
-        history, left_out, reserved = self._fit(self.history(), params.max_tokens)
+        sources = self._retrieve() if continue_message is None else None
+        history = self.history()
+        if sources is not None and sources.hits:
+            history = _with_system(history, sources.system_text())
+        history, left_out, reserved = self._fit(history, params.max_tokens)
         if continue_message is None:
             message = self.chats.add_message(
                 self.conversation_id, "assistant", "", MessageState.STREAMING, model=self.model_name()
             )
+            if sources is not None and sources.hits:
+                message = self.chats.set_sources(message.id, sources.to_json())
         else:
             message = self.chats.finish_message(continue_message.id, continue_message.content, MessageState.STREAMING)
         options = self.tool_options() if continue_message is None else None
@@ -366,3 +401,10 @@ class ChatSession(ToolReplies):
         self._last = message
         self._idle.set()
         self.events.emit(ReplyFinished(self.conversation_id, message, self.usage))
+
+
+def _with_system(history: list[ChatMessage], text: str) -> list[ChatMessage]:
+    """``history`` with ``text`` added to its system prompt (or as one)."""
+    if history and history[0].role == "system":
+        return [ChatMessage("system", f"{history[0].content}\n\n{text}"), *history[1:]]
+    return [ChatMessage("system", text), *history]
