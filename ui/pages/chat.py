@@ -13,7 +13,6 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QStackedWidget,
@@ -28,6 +27,7 @@ from core.chat.store import ChatSettings, Message
 from core.engine.protocol import EngineCrashed, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
 from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
+from ui.pages.chat_docs_bar import ComposerEdit, DocsBarMixin
 from ui.pages.chat_list import ConversationColumn
 from ui.pages.chat_model_bar import ModelBarMixin
 from ui.pages.chat_settings import ChatSettingsPanel
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class ChatPage(ToolsBarMixin, ModelBarMixin, Page):
+class ChatPage(DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
     #: A reply ended (for tests and the status bar): the final message.
     reply_finished = Signal(object)
     #: The model bar changed: "loading", "loaded", "failed", "unloaded", "crashed".
@@ -85,10 +85,6 @@ class ChatPage(ToolsBarMixin, ModelBarMixin, Page):
         self.center_stack = QStackedWidget()
         self.center_stack.addWidget(self.empty)
         self.center_stack.addWidget(self.transcript)
-        self._build_tools_bar()
-        self.extras_row = QHBoxLayout()  # tools, documents and attachments of the next message
-        self.extras_row.addWidget(self.tools_button)
-        self.extras_row.addWidget(self.tools_status, 1)
         self.meter = QProgressBar()
         self.meter.setRange(0, 1000)
         self.meter.setTextVisible(False)
@@ -96,7 +92,7 @@ class ChatPage(ToolsBarMixin, ModelBarMixin, Page):
         self.meter_label = QLabel("Context: —")
         self.editing_label = QLabel("Editing a message — Send resends it, Esc cancels.")
         self.editing_label.hide()
-        self.composer = QPlainTextEdit()
+        self.composer = ComposerEdit()
         self.composer.setPlaceholderText("Message (Ctrl+Enter to send)")
         self.composer.setToolTip("Write your message; Ctrl+Enter sends it")
         self.composer.setAccessibleName("Message")
@@ -110,6 +106,13 @@ class ChatPage(ToolsBarMixin, ModelBarMixin, Page):
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        self._build_tools_bar()
+        self._build_docs_bar()
+        self.extras_row = QHBoxLayout()  # tools, documents and the files attached to the next message
+        for widget in (self.tools_button, self.docs_picker):
+            self.extras_row.addWidget(widget)
+        self.extras_row.addLayout(self.chips)
+        self.extras_row.addStretch(1)
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
         composer_row.addLayout(buttons)
@@ -122,6 +125,8 @@ class ChatPage(ToolsBarMixin, ModelBarMixin, Page):
         center.addWidget(self.meter_label)
         center.addWidget(self.editing_label)
         center.addLayout(self.extras_row)
+        center.addWidget(self.tools_status)
+        center.addWidget(self.docs_status)
         center.addLayout(composer_row)
         row = QHBoxLayout()
         row.addWidget(self.conversations)
@@ -377,6 +382,7 @@ class ChatPage(ToolsBarMixin, ModelBarMixin, Page):
         self.transcript.set_messages(self.service.chats.messages(conversation_id))
         self.transcript.set_calls(self.service.tool_store.calls(conversation_id))
         self._load_options(conversation_id)
+        self.refresh_collections()
         self.center_stack.setCurrentWidget(self.transcript)
         if (
             conversation.model
@@ -430,7 +436,7 @@ class ChatPage(ToolsBarMixin, ModelBarMixin, Page):
             return
         session = self.service.session(self.conversation_id)
         calls = {
-            "send": session.send,
+            "send": lambda text: session.send(text, list(self.attachments)),
             "edit": session.edit_and_resend,
             "regenerate": session.regenerate,
             "continue": session.continue_reply,
@@ -441,6 +447,7 @@ class ChatPage(ToolsBarMixin, ModelBarMixin, Page):
         def started(_message: Message) -> None:
             if action in ("send", "edit"):
                 self.composer.clear()
+                self.clear_attachments()
                 self.cancel_edit()
 
         def failed(exc: Exception) -> None:

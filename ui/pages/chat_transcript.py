@@ -3,7 +3,9 @@ its actions, in a scroll area that follows the newest text while you are at the 
 
 from __future__ import annotations
 
+import html
 import time
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
@@ -24,6 +26,7 @@ from ui.pages.chat_tool_card import ToolCallCard
 from ui.qtfix import emit
 from ui.theme import current_colors
 
+SOURCE_SCHEME = "source:"
 #: Streamed text is redrawn at most this often (about 30 times a second) ...
 FRAME_MS = 33
 #: ... and never takes more than this share of the GUI thread (long replies redraw less often).
@@ -50,6 +53,8 @@ class MessageCard(QFrame):
     continue_requested = Signal()
     #: A pending tool call was answered: (call id, ``Approval``).
     tool_answered = Signal(int, object)
+    #: A citation was clicked: (message id, source number).
+    source_requested = Signal(int, int)
 
     def __init__(self, message: Message, renderer: MarkdownRenderer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,6 +85,11 @@ class MessageCard(QFrame):
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.body.setOpenExternalLinks(False)
         self.body.linkActivated.connect(self._on_link)
+        self.sources = QLabel()  # the reply's citations: file name and place, each opens the file there
+        self.sources.setObjectName("ChatSources")
+        self.sources.setWordWrap(True)
+        self.sources.setTextFormat(Qt.TextFormat.RichText)
+        self.sources.linkActivated.connect(self._on_source)
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setObjectName("ChatError")
@@ -113,6 +123,7 @@ class MessageCard(QFrame):
         self.tool_area.setSpacing(6)
         layout.addLayout(self.tool_area)
         layout.addWidget(self.body)
+        layout.addWidget(self.sources)
         layout.addWidget(self.error)
         layout.addLayout(actions)
         self.set_message(message, last=False)
@@ -125,6 +136,7 @@ class MessageCard(QFrame):
         self.model_caption.setText(message.model or "" if named else "")
         self.model_caption.setToolTip(f"Written by {message.model}" if named else "")
         self.model_caption.setVisible(named)
+        self._show_sources(message)
         streaming = message.state == MessageState.STREAMING
         self.stats.setText("writing…" if streaming else stats_text(message))
         problem = {
@@ -139,6 +151,25 @@ class MessageCard(QFrame):
         self.regenerate_button.setVisible(is_assistant and last and not streaming)
         self.continue_button.setVisible(is_assistant and last and not streaming and bool(message.content))
         self.copy_button.setVisible(not streaming)
+
+    def _show_sources(self, message: Message) -> None:
+        if not message.sources:
+            self.sources.hide()
+            return
+        colors = current_colors()
+        links = []
+        for source in message.sources:
+            name = html.escape(Path(str(source.get("path", ""))).name)
+            place = html.escape(str(source.get("place") or ""))
+            label = f"[{source.get('n')}] {name}" + (f" · {place}" if place else "")
+            links.append(f"<a href='{SOURCE_SCHEME}{source.get('n')}' style='color: {colors.accent};'>{label}</a>")
+        self.sources.setText(f"<span style='color: {colors.muted};'>Sources:</span> " + " &nbsp; ".join(links))
+        self.sources.setToolTip("Click a source to see the passage in its file")
+        self.sources.show()
+
+    def _on_source(self, link: str) -> None:
+        if link.startswith(SOURCE_SCHEME):
+            emit(self.source_requested, self.message.id, int(link[len(SOURCE_SCHEME) :]))
 
     def set_call(self, entry: ToolCallEntry) -> ToolCallCard:
         card = self.tool_cards.get(entry.id)
@@ -188,6 +219,7 @@ class TranscriptView(QScrollArea):
     regenerate_requested = Signal()
     continue_requested = Signal()
     tool_answered = Signal(int, object)
+    source_requested = Signal(int, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -291,6 +323,7 @@ class TranscriptView(QScrollArea):
         card.regenerate_requested.connect(self.regenerate_requested)
         card.continue_requested.connect(self.continue_requested)
         card.tool_answered.connect(self.tool_answered)
+        card.source_requested.connect(self.source_requested)
         self._layout.insertWidget(self._layout.count() - 1, card)
         self.cards[message.id] = card
 
