@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from core.chat.documents import adhoc_collection
 from ui.bridge import Bridge
 from ui.pages.chat import ChatPage
 from ui.pages.chat_viewer import NewCollectionDialog, SourceViewer
@@ -113,3 +114,24 @@ def test_dropped_files(qtbot, page: ChatPage, tmp_path: Path) -> None:  # type: 
     assert page.attachments == []  # long: retrieved, not attached
     reply = _send(qtbot, page, "how many turns of the valve at step 12?")
     assert reply.sources and Path(str(reply.sources[0]["path"])).name == "pump-manual.txt"
+
+    conversation = page.conversation_id
+    page.conversations.deleted.emit(conversation)  # deleting the chat deletes its own collection
+    assert adhoc_collection(conversation) not in {c.name for c in page.app.docs.index.collections()}
+
+
+def test_the_viewer_scrolls_to_a_cited_place_deep_in_a_file(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "notes.txt"
+    log.write_text("".join(f"line {i}\n" for i in range(1, 2001)))
+    source = {"n": 1, "path": str(log), "place": "lines 1500-1502", "first_line": 1500, "last_line": 1502, "text": ""}
+    viewer = SourceViewer(source)
+    qtbot.addWidget(viewer)
+    viewer.show()
+    assert viewer.highlighted_text() == "line 1500\nline 1501\nline 1502"
+    top = viewer.text.cursorForPosition(viewer.text.viewport().rect().topLeft()).block().blockNumber()
+    assert 1400 < top <= 1499  # the cited lines in view, not the start of the file
+
+    log.unlink()  # the file is gone since the reply: said in place, the passage still shown
+    gone = SourceViewer({**source, "text": "line 1500"})
+    qtbot.addWidget(gone)
+    assert gone.error.text().startswith("The file cannot be shown now") and gone.text.toPlainText() == "line 1500"

@@ -148,3 +148,4 @@ def test_mcp_servers_editor_in_settings(qtbot, app) -> None:  # type: ignore[no-
     editor.check_button.click()
     qtbot.waitUntil(lambda: "✓ kit" in editor.status.text() and "✗ noise" in editor.status.text(), timeout=WAIT)
     assert "add, weather, explode, slow" in editor.status.text()
+    assert editor.status.text().count("<br>") == 1  # one line per server

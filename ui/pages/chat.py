@@ -125,8 +125,10 @@ class ChatPage(DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
         center.addWidget(self.meter_label)
         center.addWidget(self.editing_label)
         center.addLayout(self.extras_row)
-        center.addWidget(self.tools_status)
-        center.addWidget(self.docs_status)
+        status_row = QHBoxLayout()  # what the tools and documents say (mostly one line at a time)
+        status_row.addWidget(self.tools_status, 1)
+        status_row.addWidget(self.docs_status, 1)
+        center.addLayout(status_row)
         center.addLayout(composer_row)
         row = QHBoxLayout()
         row.addWidget(self.conversations)
@@ -397,6 +399,7 @@ class ChatPage(DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
 
     def _on_deleted(self, conversation_id: int) -> None:
         self.service.forget(conversation_id)
+        self.forget_documents(conversation_id)
         if conversation_id == self.conversation_id:
             self.conversation_id = None
             self.transcript.set_messages([])

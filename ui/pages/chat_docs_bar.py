@@ -108,6 +108,7 @@ class DocsBarMixin:
         self.docs_picker.activated.connect(self._on_docs_picked)
         self.docs_status = QLabel()
         self.docs_status.setObjectName("DocsStatus")
+        self.docs_status.setWordWrap(True)
         self.docs_status.hide()
         self.chips = QHBoxLayout()
         self.chips.setSpacing(4)
@@ -238,6 +239,15 @@ class DocsBarMixin:
                 widget.setParent(None)
                 widget.deleteLater()
         self.attachments = []
+
+    def forget_documents(self, conversation_id: int) -> None:
+        """A deleted conversation's own collection (its dropped long files) goes with it."""
+        name = adhoc_collection(conversation_id)
+        try:
+            if any(c.name == name for c in self.app.docs.index.collections()):
+                self.app.docs.index.remove(name)
+        except Exception as exc:  # the conversation is gone either way
+            logger.warning("collection %s not removed: %s", name, exc)
 
     # -- citations ----------------------------------------------------------------------------------------------------
     def show_source(self, message_id: int, number: int) -> None:

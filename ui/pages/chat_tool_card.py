@@ -54,15 +54,11 @@ class ToolCallCard(QFrame):
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.PlainText)
         self.title.setStyleSheet("font-weight: 600;")
+        self.title.setWordWrap(True)  # a narrow window wraps the name instead of cutting the card
         self.state = QLabel()
         self.state.setObjectName("ToolCallState")
         self.seconds = QLabel()
         self.seconds.setStyleSheet(f"color: {colors.muted};")
-        header = QHBoxLayout()
-        header.addWidget(self.title)
-        header.addWidget(self.state)
-        header.addStretch(1)
-        header.addWidget(self.seconds)
         self.arguments = QLabel()
         self.arguments.setFont(mono)
         self.arguments.setWordWrap(True)
@@ -72,6 +68,15 @@ class ToolCallCard(QFrame):
         self.toggle.setFlat(True)
         self.toggle.setToolTip("Show or hide what the tool answered")
         self.toggle.clicked.connect(self._toggle)
+        self.toggle.setStyleSheet(
+            f"QPushButton {{ border: none; background: transparent; color: {colors.accent}; padding: 0 2px; }}"
+        )
+        header = QHBoxLayout()
+        header.addWidget(self.title)
+        header.addWidget(self.state)
+        header.addStretch(1)
+        header.addWidget(self.seconds)
+        header.addWidget(self.toggle)
         self.result = QLabel()
         self.result.setFont(mono)
         self.result.setWordWrap(True)
@@ -98,7 +103,6 @@ class ToolCallCard(QFrame):
         layout.addLayout(header)
         layout.addWidget(self.arguments)
         layout.addWidget(self.approval)
-        layout.addWidget(self.toggle, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.result)
         self._expanded: bool | None = None  # None: not chosen by the user yet
         self.set_entry(entry)
@@ -141,7 +145,10 @@ class ToolCallCard(QFrame):
     def _show_result(self, on: bool) -> None:
         self.result.setVisible(on)
         lines = self.entry.result.count("\n") + 1
-        self.toggle.setText("Hide result" if on else f"Show result ({lines} line{'s' if lines != 1 else ''})")
+        self.toggle.setText("Hide result" if on else "Show result")
+        self.toggle.setToolTip(
+            f"{'Hide' if on else 'Show'} what the tool answered ({lines} line{'s' if lines != 1 else ''})"
+        )
 
     def _answer(self, decision: Approval) -> None:
         self.approval.setEnabled(False)  # one answer per call

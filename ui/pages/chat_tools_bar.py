@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QLabel, QMenu, QToolButton
+from PySide6.QtWidgets import QLabel, QMenu, QPushButton
 
 from core.chat.session_tools import ToolCallChanged, ToolNotice
 from core.chat.tools import ConversationOptions
@@ -34,17 +34,15 @@ class ToolsBarMixin:
         #: The options a new chat starts with (the open conversation's, or what was chosen before any).
         self.chat_options = ConversationOptions()
         self._server_tools: dict[str, tuple[str, ...]] = {}
-        self.tools_button = QToolButton()
-        self.tools_button.setText("Tools")
+        self.tools_button = QPushButton("Tools")
         self.tools_button.setToolTip("Let the model call tools of your MCP servers (Settings → MCP servers)")
         self.tools_button.setAccessibleName("Tools")
-        self.tools_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.tools_menu = QMenu(self.tools_button)  # type: ignore[arg-type]
         self.tools_menu.aboutToShow.connect(self._fill_tools_menu)
         self.tools_button.setMenu(self.tools_menu)
         self.tools_status = QLabel()
         self.tools_status.setObjectName("ToolsStatus")
-        self.tools_status.setWordWrap(False)
+        self.tools_status.setWordWrap(True)
         self.tools_status.hide()
         self.transcript.tool_answered.connect(self._on_tool_answered)
         self._fill_tools_menu()

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -77,8 +78,12 @@ class MessageCard(QFrame):
         self.model_caption.setObjectName("ChatModelCaption")
         self.model_caption.setStyleSheet(f"color: {colors.muted}; font-size: 11px;")
         self.model_caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.model_caption.setMinimumWidth(40)  # a long name is cut in a narrow window, not the card
+        self.model_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.stats = QLabel()
         self.stats.setStyleSheet(f"color: {colors.muted};")
+        self.stats.setWordWrap(True)  # wraps in a narrow window instead of widening the card past the view
+        self.stats.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.body = QLabel()
         self.body.setWordWrap(True)
         self.body.setTextFormat(Qt.TextFormat.RichText)

@@ -75,33 +75,33 @@ class SourceViewer(QDialog):
         self._highlight(place.first, place.last)
 
     def _highlight(self, first: int, last: int) -> None:
+        """A band across each cited line, and the place in view a few lines below the top."""
         document = self.text.document()
-        start = document.findBlockByNumber(max(0, first))
-        end = document.findBlockByNumber(max(first, last))
-        if not start.isValid():
-            return
-        cursor = QTextCursor(start)
-        cursor.setPosition(
-            end.position() + end.length() - 1 if end.isValid() else start.position(), QTextCursor.MoveMode.KeepAnchor
-        )
-        selection = QTextEdit.ExtraSelection()
-        fmt = QTextCharFormat()
         color = QColor(current_colors().accent)
         color.setAlpha(70)
-        fmt.setBackground(color)
-        fmt.setProperty(QTextFormat.Property.FullWidthSelection, True)
-        selection.format = fmt  # type: ignore[attr-defined]
-        selection.cursor = cursor  # type: ignore[attr-defined]
-        self.text.setExtraSelections([selection])
-        # the cited place in view, a few lines below the top
-        self.text.setTextCursor(QTextCursor(end if end.isValid() else start))
-        self.text.ensureCursorVisible()
+        selections = []
+        for number in range(max(0, first), max(first, last) + 1):
+            block = document.findBlockByNumber(number)
+            if not block.isValid():
+                break
+            selection = QTextEdit.ExtraSelection()
+            fmt = QTextCharFormat()
+            fmt.setBackground(color)
+            fmt.setProperty(QTextFormat.Property.FullWidthSelection, True)
+            selection.format = fmt  # type: ignore[attr-defined]
+            selection.cursor = QTextCursor(block)  # type: ignore[attr-defined]
+            selections.append(selection)
+        self.text.setExtraSelections(selections)
+        end = document.findBlockByNumber(max(first, last))
+        if end.isValid():
+            self.text.setTextCursor(QTextCursor(end))
+            self.text.ensureCursorVisible()
         self.text.setTextCursor(QTextCursor(document.findBlockByNumber(max(0, first - 3))))
         self.text.ensureCursorVisible()
 
     def highlighted_text(self) -> str:
-        selections = self.text.extraSelections()
-        return selections[0].cursor.selectedText().replace("\u2029", "\n") if selections else ""
+        """The cited lines, as highlighted."""
+        return "\n".join(s.cursor.block().text() for s in self.text.extraSelections())
 
     def open_externally(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.path)))

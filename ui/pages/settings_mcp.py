@@ -4,8 +4,10 @@ tools or its error. Servers start in the background; the chat picks the new file
 
 from __future__ import annotations
 
+import html
 import logging
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
@@ -37,7 +39,8 @@ class McpServersEditor(QFrame):
         self.text.setAccessibleName("mcp.json")
         self.text.setToolTip("The MCP servers the chat can use (JSON)")
         self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.text.setFixedHeight(120)
+        self.text.setMinimumHeight(120)
+        self.text.setMaximumHeight(260)
         try:
             self.text.setPlainText(tools.text())
         except HangarError as exc:
@@ -94,14 +97,19 @@ class McpServersEditor(QFrame):
         if not servers:
             self._say("No servers configured.", bad=False)
             return
+        colors = current_colors()
         lines = []
-        for server in servers:
+        for server in servers:  # each server in its own colour: the ones that answer, the ones that do not
             if server.error:
-                lines.append(f"✗ {server.server}: {server.error}")
+                text, color = f"✗ {server.server}: {server.error}", colors.bad
             else:
                 names = ", ".join(t.name for t in server.tools) or "no tools"
-                lines.append(f"✓ {server.server} ({server.transport}): {names}")
-        self._say("\n".join(lines), bad=any(s.error for s in servers))
+                text, color = f"✓ {server.server} ({server.transport}): {names}", colors.good
+            lines.append(f"<span style='color: {color};'>{html.escape(text)}</span>")
+        self.status.setStyleSheet("")
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.status.setText("<br>".join(lines))
+        self.status.show()
 
     def _failed(self, exc: Exception) -> None:
         self.check_button.setEnabled(True)
@@ -109,6 +117,7 @@ class McpServersEditor(QFrame):
 
     def _say(self, text: str, *, bad: bool) -> None:
         colors = current_colors()
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setStyleSheet(f"color: {colors.bad if bad else colors.muted};")
         self.status.setText(text)
         self.status.show()
