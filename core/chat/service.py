@@ -21,6 +21,7 @@ from core.chat.models import (
 )
 from core.chat.session import ChatSession
 from core.chat.store import ChatStore
+from core.chat.tools import MCP_FILE, ChatTools, ChatToolStore
 from core.engine.host import EngineHost
 from core.engine.protocol import LoadOptions, ModelInfo
 from core.remote.split import estimate_for_load
@@ -62,6 +63,10 @@ class ChatService:
     def __init__(self, app: AppContext) -> None:
         self.app = app
         self.chats = ChatStore(app.store)
+        #: The app's MCP servers (``mcp.json`` in the data folder) and the conversations' tool calls and options.
+        self.tool_store = ChatToolStore(app.store)
+        self.tool_store.interrupt_pending()
+        self.tools = ChatTools(app.paths.data_dir / MCP_FILE)
         self.host: EngineHost = app.new_engine_host("chat")
         self.loaded: LoadedModel | None = None
         self._pending: tuple[int, ResolvedModel, LoadOptions] | None = None
@@ -192,12 +197,28 @@ class ChatService:
         self.loaded = None
         self.host.unload()
 
+    def model_name(self) -> str | None:
+        """The loaded model's display name (each reply is labelled with it)."""
+        loaded = self.loaded
+        if loaded is not None:
+            return loaded.model.name
+        model = self.host.model
+        return Path(model.path).name if model is not None else None
+
     # -- sessions -------------------------------------------------------------------------------------------------
     def session(self, conversation_id: int) -> ChatSession:
         with self._lock:
             session = self._sessions.get(conversation_id)
             if session is None:
-                session = ChatSession(self.chats, self.host, conversation_id)
+                session = ChatSession(
+                    self.chats,
+                    self.host,
+                    conversation_id,
+                    model_name=self.model_name,
+                    tools=self.tools,
+                    tool_store=self.tool_store,
+                    docs=lambda: self.app.docs,
+                )
                 self._sessions[conversation_id] = session
             return session
 
@@ -215,4 +236,5 @@ class ChatService:
     def close(self) -> None:
         for conversation_id in list(self._sessions):
             self.forget(conversation_id)
+        self.tools.close()
         self.host.shutdown()

@@ -10,8 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from core.chat.documents import Attachment, adhoc_collection, retrieve
+from core.chat.session_tools import ToolCallChanged, ToolNotice, ToolReplies
 from core.chat.store import DEFAULT_TITLE, ChatStore, Message, MessageState, title_from
 from core.engine.host import EngineHost
 from core.engine.protocol import (
@@ -20,11 +25,16 @@ from core.engine.protocol import (
     EngineEvent,
     EngineRecovering,
     GenerationFinished,
+    GenerationStats,
     RequestFailed,
     TokenChunk,
 )
 from core.errors import CancelledError, EngineError, UsageError
 from core.events import EventHook
+
+if TYPE_CHECKING:
+    from core.chat.tools import ChatTools, ChatToolStore
+    from core.docs.service import DocumentService, Sources
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +105,7 @@ class ReplyRestarted:
     notice: str
 
 
-SessionEvent = ReplyStarted | ReplyDelta | ReplyRestarted | ReplyFinished
+SessionEvent = ReplyStarted | ReplyDelta | ReplyRestarted | ReplyFinished | ToolCallChanged | ToolNotice
 
 
 @dataclass
@@ -110,12 +120,30 @@ class _Active:
     left_out: int = 0
 
 
-class ChatSession:
+class ChatSession(ToolReplies):
     #: How often streamed text is written to the store.
     FLUSH_SECONDS = 0.1
 
-    def __init__(self, chats: ChatStore, host: EngineHost, conversation_id: int) -> None:
+    def __init__(
+        self,
+        chats: ChatStore,
+        host: EngineHost,
+        conversation_id: int,
+        *,
+        model_name: Callable[[], str | None] | None = None,
+        tools: ChatTools | None = None,
+        tool_store: ChatToolStore | None = None,
+        docs: Callable[[], DocumentService] | None = None,
+    ) -> None:
         self.chats = chats
+        #: The app's MCP servers and where calls are kept (the window's chat; None: a reply never calls tools).
+        self.tools, self.tool_store = tools, tool_store
+        #: The app's document collections (None: replies never read documents).
+        self.docs = docs
+        self._init_tools()
+        self._tool_pending, self._tool_flushed = "", 0.0
+        #: The loaded model's display name, written on each reply (default: the loaded file's name).
+        self.model_name = model_name or self._file_name
         self.host = host
         self.conversation_id = conversation_id
         chats.get(conversation_id)  # NotFoundError early
@@ -136,15 +164,16 @@ class ChatSession:
         return not self._idle.is_set()
 
     # -- user actions ----------------------------------------------------------------------------------------
-    def send(self, text: str) -> Message:
-        """Add a user message and start the reply; returns the (streaming) assistant message."""
+    def send(self, text: str, attachments: Sequence[Attachment] = ()) -> Message:
+        """Add a user message (with files attached whole) and start the reply; returns the streaming reply."""
         if not text.strip():
             raise UsageError("Type a message first.")
         self._require_ready()
         conversation = self.chats.get(self.conversation_id)
         if conversation.title == DEFAULT_TITLE and not self.chats.messages(self.conversation_id):
             self.chats.update(self.conversation_id, title=title_from(text))
-        self.chats.add_message(self.conversation_id, "user", text)
+        attached = [a.to_json() for a in attachments]
+        self.chats.add_message(self.conversation_id, "user", text, attachments=attached)
         return self._start_reply()
 
     def regenerate(self) -> Message:
@@ -178,6 +207,8 @@ class ChatSession:
         return self._start_reply(continue_message=messages[-1])
 
     def stop(self) -> None:
+        if self._stop_tools():
+            return
         with self._lock:
             request_id = self._active.request_id if self._active is not None else None
         if request_id is not None:
@@ -194,7 +225,11 @@ class ChatSession:
         """What the model sees: the system prompt, then every message with text."""
         conversation = self.chats.get(self.conversation_id)
         items = [ChatMessage("system", conversation.system_prompt)] if conversation.system_prompt.strip() else []
-        items += [ChatMessage(m.role, m.content) for m in self.chats.messages(self.conversation_id) if m.content]
+        for m in self.chats.messages(self.conversation_id):
+            files = [Attachment.from_json(a).prompt_text() for a in m.attachments]
+            content = "\n\n".join([*files, m.content]) if files and m.content else m.content
+            if content:
+                items.append(ChatMessage(m.role, content))
         return items
 
     def refresh_usage(self) -> ContextUsage | None:
@@ -208,6 +243,32 @@ class ChatSession:
         return self.usage
 
     # -- internals -------------------------------------------------------------------------------------------
+    def _retrieve(self) -> Sources | None:
+        """Passages for the last question from the conversation's collection and its dropped long files."""
+        if self.docs is None or self.tool_store is None:
+            return None
+        options = self.tool_store.options(self.conversation_id)
+        names = [n for n in (options.collection, adhoc_collection(self.conversation_id)) if n]
+        question = next(
+            (m.content for m in reversed(self.chats.messages(self.conversation_id)) if m.role == "user"), ""
+        )
+        if not question.strip():
+            return None
+        docs = self.docs()
+        if options.collection is None and not any(c.name == names[-1] for c in docs.index.collections()):
+            return None
+        sources, problems = retrieve(docs, names, question)
+        for problem in problems:
+            self.events.emit(ToolNotice(self.conversation_id, problem))
+        return sources
+
+    def _file_name(self) -> str | None:
+        model = self.host.model
+        if model is None:
+            return None
+        path = Path(model.path)
+        return path.stem if path.suffix == ".gguf" else path.name
+
     def _require_ready(self) -> None:
         if self.busy:
             raise UsageError("A reply is still being written; stop it first.")
@@ -218,11 +279,26 @@ class ChatSession:
         conversation = self.chats.get(self.conversation_id)
         settings = conversation.settings
         params = replace(settings.validated(), continue_last=continue_message is not None)
-        history, left_out, reserved = self._fit(self.history(), params.max_tokens)
+        sources = self._retrieve() if continue_message is None else None
+        history = self.history()
+        if sources is not None and sources.hits:
+            history = _with_system(history, sources.system_text())
+        history, left_out, reserved = self._fit(history, params.max_tokens)
         if continue_message is None:
-            message = self.chats.add_message(self.conversation_id, "assistant", "", MessageState.STREAMING)
+            message = self.chats.add_message(
+                self.conversation_id, "assistant", "", MessageState.STREAMING, model=self.model_name()
+            )
+            if sources is not None and sources.hits:
+                message = self.chats.set_sources(message.id, sources.to_json())
         else:
             message = self.chats.finish_message(continue_message.id, continue_message.content, MessageState.STREAMING)
+        options = self.tool_options() if continue_message is None else None
+        if options is not None:
+            with self._lock:
+                self._idle.clear()
+            self.events.emit(ReplyStarted(self.conversation_id, message))
+            self._start_tool_reply(message, history, params, options)
+            return message
         with self._lock:
             self._idle.clear()
             self._active = _Active(None, message.id, message.content, last_flush=time.monotonic())
@@ -292,6 +368,28 @@ class ChatSession:
             return
         self.events.emit(ReplyDelta(self.conversation_id, active.message_id, event.text))
 
+    def _tool_delta(self, message_id: int, text: str) -> None:
+        self._tool_pending += text
+        now = time.monotonic()
+        if now - self._tool_flushed >= self.FLUSH_SECONDS:
+            self.chats.append_text(message_id, self._tool_pending)
+            self._tool_pending, self._tool_flushed = "", now
+        self.events.emit(ReplyDelta(self.conversation_id, message_id, text))
+
+    def _finish_tool_reply(
+        self, message_id: int, text: str, state: MessageState, stats: GenerationStats | None, error: str
+    ) -> None:
+        message = self.chats.finish_message(message_id, text, state, stats=stats, error=error)
+        if state == MessageState.FAILED:
+            logger.warning("reply %d failed: %s", message_id, error)
+        if stats is not None and self.usage is not None:
+            used = stats.prompt_tokens + stats.completion_tokens
+            self.usage = replace(self.usage, used=used)
+        with self._lock:
+            self._last = message
+            self._idle.set()
+        self.events.emit(ReplyFinished(self.conversation_id, message, self.usage))
+
     def _finish(self, state: MessageState, *, stats: object = None, error: str = "") -> None:
         active = self._active
         assert active is not None
@@ -303,3 +401,10 @@ class ChatSession:
         self._last = message
         self._idle.set()
         self.events.emit(ReplyFinished(self.conversation_id, message, self.usage))
+
+
+def _with_system(history: list[ChatMessage], text: str) -> list[ChatMessage]:
+    """``history`` with ``text`` added to its system prompt (or as one)."""
+    if history and history[0].role == "system":
+        return [ChatMessage("system", f"{history[0].content}\n\n{text}"), *history[1:]]
+    return [ChatMessage("system", text), *history]

@@ -8,6 +8,7 @@ reply that was still streaming when the app died is marked ``interrupted`` the n
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -47,7 +48,11 @@ SCHEMA = [
         created_at REAL NOT NULL
     );
     CREATE INDEX chat_messages_by_conversation ON chat_messages(conversation_id, position);
-    """
+    """,
+    # 2: each reply names the model that wrote it (older replies: NULL, unknown)
+    "ALTER TABLE chat_messages ADD COLUMN model TEXT;",
+    # 3: the passages a reply read (its citations) and the files attached whole to a message (JSON lists)
+    "ALTER TABLE chat_messages ADD COLUMN sources TEXT; ALTER TABLE chat_messages ADD COLUMN attachments TEXT;",
 ]
 
 DEFAULT_TITLE = "New chat"
@@ -118,6 +123,12 @@ class Message:
     completion_tokens: int | None = None
     tokens_per_second: float | None = None
     time_to_first_token_ms: float | None = None
+    #: The display name of the model that wrote this reply (None: a user message, or a reply older than the column).
+    model: str | None = None
+    #: The passages the reply read, numbered as it cites them (``core.docs.service.Sources.to_json``).
+    sources: tuple[dict[str, Any], ...] = ()
+    #: Files that went into the prompt whole with this message (``core.chat.documents.Attachment.to_json``).
+    attachments: tuple[dict[str, Any], ...] = ()
 
 
 class ChatStore:
@@ -221,7 +232,14 @@ class ChatStore:
         return _message(row)
 
     def add_message(
-        self, conversation_id: int, role: str, content: str, state: MessageState = MessageState.DONE
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        state: MessageState = MessageState.DONE,
+        *,
+        model: str | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> Message:
         if role not in ("user", "assistant"):
             raise UsageError(f"A message's role is user or assistant, not {role!r}.")
@@ -232,9 +250,19 @@ class ChatStore:
                 (conversation_id,),
             ).fetchone()
             cursor = conn.execute(
-                "INSERT INTO chat_messages (conversation_id, position, role, content, state, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, int(row[0]), role, content, state, now),
+                "INSERT INTO chat_messages"
+                " (conversation_id, position, role, content, state, model, attachments, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    int(row[0]),
+                    role,
+                    content,
+                    state,
+                    model,
+                    json.dumps(attachments) if attachments else None,
+                    now,
+                ),
             )
             conn.execute("UPDATE chat_conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         return self.message(int(cursor.lastrowid or 0))
@@ -243,6 +271,12 @@ class ChatStore:
         """Append streamed text to a reply (called a few times a second while it streams)."""
         if text:
             self._store.execute("UPDATE chat_messages SET content = content || ? WHERE id = ?", (text, message_id))
+
+    def set_sources(self, message_id: int, sources: list[dict[str, Any]]) -> Message:
+        self._store.execute(
+            "UPDATE chat_messages SET sources = ? WHERE id = ?", (json.dumps(sources) if sources else None, message_id)
+        )
+        return self.message(message_id)
 
     def set_content(self, message_id: int, content: str) -> Message:
         self._store.execute("UPDATE chat_messages SET content = ? WHERE id = ?", (content, message_id))
@@ -317,4 +351,17 @@ def _message(row: Any) -> Message:
         completion_tokens=row["completion_tokens"],
         tokens_per_second=row["tokens_per_second"],
         time_to_first_token_ms=row["time_to_first_token_ms"],
+        model=row["model"],
+        sources=_json_list(row["sources"]),
+        attachments=_json_list(row["attachments"]),
     )
+
+
+def _json_list(text: str | None) -> tuple[dict[str, Any], ...]:
+    if not text:
+        return ()
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(item for item in items if isinstance(item, dict)) if isinstance(items, list) else ()

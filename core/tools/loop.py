@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from core.tools.mcp import McpTools, ToolSpec
 
 MAX_ROUNDS = 5
+#: One round of generation: messages, parameters, where streamed text goes (None: nowhere) → the stats.
+Generate = Callable[[Sequence[ChatMessage], GenerationParams, Callable[[str], None] | None], GenerationStats]
 #: Room for the arguments of a forced call (a reply's own max_tokens may be shorter).
 FORCED_CALL_TOKENS = 512
 
@@ -62,6 +64,8 @@ class ToolSession:
     specs: list[ToolSpec]
     approve: Callable[[str, str, Any], Approval]
     always: set[str] = field(default_factory=set)
+    #: Called just before an allowed call runs (server, tool, arguments): the window shows it as running.
+    on_run: Callable[[str, str, Any], None] | None = None
 
     def catalogue(self) -> dict[str, ToolSpec]:
         """Names the model sees: the tool's own name, or ``server__tool`` where two servers share one."""
@@ -86,6 +90,8 @@ class ToolSession:
             self.always.add(key)
         if decision == Approval.DENY:
             return ToolCallRecord(spec.server, spec.name, arguments, "The user denied this call.", True, False, 0.0)
+        if self.on_run is not None:
+            self.on_run(spec.server, spec.name, arguments)
         started = time.monotonic()
         try:
             result = self.tools.call(spec.server, spec.name, arguments if isinstance(arguments, dict) else {})
@@ -113,8 +119,12 @@ def run_turn(
     max_rounds: int = MAX_ROUNDS,
     on_call: Callable[[ToolCallRecord], None] | None = None,
     on_chunk: Callable[[str], None] | None = None,
+    generate: Generate | None = None,
 ) -> ToolTurn:
-    """Generate, run the calls the model makes, feed the results back, repeat; the last answer is in words."""
+    """Generate, run the calls the model makes, feed the results back, repeat; the last answer is in words.
+
+    ``generate`` runs one round (default: ``host.generate_blocking``); the window passes one it can stop."""
+    generate = generate or host.generate_blocking
     tools = [
         Tool(n, s.description, s.input_schema or {"type": "object", "properties": {}})
         for n, s in session.catalogue().items()
@@ -127,7 +137,7 @@ def run_turn(
         forced = current.forced
         if forced:  # a grammar-forced call must be allowed to finish its JSON, whatever the reply's length limit
             run_params = replace(run_params, max_tokens=max(run_params.max_tokens, FORCED_CALL_TOKENS))
-        stats = host.generate_blocking(run_messages, run_params, on_chunk=None if forced else on_chunk)
+        stats = generate(run_messages, run_params, None if forced else on_chunk)
         _text, calls = read_calls(current, stats.text)
         if not calls:
             return ToolTurn(stats, tuple(records), round_number, False)
@@ -143,7 +153,7 @@ def run_turn(
         history.append(ChatMessage("user", "\n".join(results)))
         # after a forced call the model answers freely (it may call again, or say what it found)
         current = plan(tools, ToolChoice.AUTO)
-    final = host.generate_blocking(*apply(plan(tools, ToolChoice.NONE), history, params), on_chunk=on_chunk)
+    final = generate(*apply(plan(tools, ToolChoice.NONE), history, params), on_chunk)
     return ToolTurn(final, tuple(records), max_rounds, True)
 
 

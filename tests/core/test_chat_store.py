@@ -141,3 +141,24 @@ def test_title_from_first_message() -> None:
     assert title_from("  hello\n  world ") == "hello world"
     long = title_from("word " * 40)
     assert len(long) <= 48 and long.endswith("…")
+
+
+def test_replies_name_their_model_and_older_rows_stay_unnamed(db: Path) -> None:
+    """Field report #12 item 14: each reply names its model; rows written before the column existed read None."""
+    from core.chat.store import SCHEMA
+
+    store = Store(db)
+    store.migrate("chat", SCHEMA[:1])  # a database of the version before replies named their model
+    now = 1.0
+    store.execute("INSERT INTO chat_conversations (title, created_at, updated_at) VALUES ('old', ?, ?)", (now, now))
+    store.execute(
+        "INSERT INTO chat_messages (conversation_id, position, role, content, created_at) VALUES (1, 0, 'assistant',"
+        " 'hi', ?)",
+        (now,),
+    )
+    store.close()
+    chats = ChatStore(Store(db))
+    (old,) = chats.messages(1)
+    assert old.content == "hi" and old.model is None
+    new = chats.add_message(1, "assistant", "there", model="tiny-llama")
+    assert chats.message(new.id).model == "tiny-llama"

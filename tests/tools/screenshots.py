@@ -85,9 +85,16 @@ _add_finetune_scenes()
 
 def _feature_scenes() -> list[tuple[str, Callable[[object], None]]]:
     from tests.tools.chat_scenes import SCENES as CHAT_SCENES
+    from tests.tools.chat_tools_scenes import SCENES as CHAT_TOOLS_SCENES
     from tests.tools.machines_scenes import SCENES as MACHINES_SCENES
 
-    return [*CHAT_SCENES, ("workshop", _page("workshop")), ("server", _page("server")), *MACHINES_SCENES]
+    return [
+        *CHAT_SCENES,
+        *CHAT_TOOLS_SCENES,
+        ("workshop", _page("workshop")),
+        ("server", _page("server")),
+        *MACHINES_SCENES,
+    ]
 
 
 SCENES.extend(_feature_scenes())

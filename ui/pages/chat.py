@@ -13,7 +13,6 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QStackedWidget,
@@ -21,20 +20,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.chat.models import estimated_bytes, memory_advice, memory_lines
+from core.chat.models import memory_advice
 from core.chat.service import ChatService, ModelChoice
 from core.chat.session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
 from core.chat.store import ChatSettings, Message
 from core.engine.protocol import EngineCrashed, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
 from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
+from ui.pages.chat_docs_bar import ComposerEdit, DocsBarMixin
 from ui.pages.chat_list import ConversationColumn
 from ui.pages.chat_model_bar import ModelBarMixin
 from ui.pages.chat_settings import ChatSettingsPanel
+from ui.pages.chat_tools_bar import ToolsBarMixin
 from ui.pages.chat_transcript import TranscriptView, copy_to_clipboard
 from ui.qtfix import emit
 from ui.theme import current_colors
-from ui.units import format_bytes
 from ui.widgets.common import EmptyState, Page
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class ChatPage(ModelBarMixin, Page):
+class ChatPage(DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
     #: A reply ended (for tests and the status bar): the final message.
     reply_finished = Signal(object)
     #: The model bar changed: "loading", "loaded", "failed", "unloaded", "crashed".
@@ -91,7 +91,7 @@ class ChatPage(ModelBarMixin, Page):
         self.meter_label = QLabel("Context: —")
         self.editing_label = QLabel("Editing a message — Send resends it, Esc cancels.")
         self.editing_label.hide()
-        self.composer = QPlainTextEdit()
+        self.composer = ComposerEdit()
         self.composer.setPlaceholderText("Message (Ctrl+Enter to send)")
         self.composer.setToolTip("Write your message; Ctrl+Enter sends it")
         self.composer.setAccessibleName("Message")
@@ -105,6 +105,13 @@ class ChatPage(ModelBarMixin, Page):
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        self._build_tools_bar()
+        self._build_docs_bar()
+        self.extras_row = QHBoxLayout()  # tools, documents and the files attached to the next message
+        for widget in (self.tools_button, self.docs_picker):
+            self.extras_row.addWidget(widget)
+        self.extras_row.addLayout(self.chips)
+        self.extras_row.addStretch(1)
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
         composer_row.addLayout(buttons)
@@ -116,6 +123,11 @@ class ChatPage(ModelBarMixin, Page):
         center.addWidget(self.meter)
         center.addWidget(self.meter_label)
         center.addWidget(self.editing_label)
+        center.addLayout(self.extras_row)
+        status_row = QHBoxLayout()  # what the tools and documents say (mostly one line at a time)
+        status_row.addWidget(self.tools_status, 1)
+        status_row.addWidget(self.docs_status, 1)
+        center.addLayout(status_row)
         center.addLayout(composer_row)
         row = QHBoxLayout()
         row.addWidget(self.conversations)
@@ -174,46 +186,6 @@ class ChatPage(ModelBarMixin, Page):
         self.model_picker.setCurrentIndex(self.model_picker.findData(path))
         self.refresh_models()
 
-    def open_payload(self, payload: object) -> None:
-        """My Models' "Chat" (a library id, or a path): one click loads the model — an adapter with its base model —
-        and opens a new chat with it."""
-        from dataclasses import replace
-
-        from core.models.types import ModelFormat
-
-        options = self.load_options or self.service.default_options()
-        if isinstance(payload, Path) or (isinstance(payload, str) and Path(payload).exists()):
-            path, lora = str(payload), None
-        elif isinstance(payload, str):
-            try:
-                library = self.service.library()
-                entry = library.get(payload)
-                if entry.format == ModelFormat.LORA:
-                    if not entry.base_model_id:
-                        self.show_banner(
-                            f"The adapter {entry.name} has no base model in My Models: import the model it was "
-                            "trained on, then choose Chat again."
-                        )
-                        return
-                    path, lora = str(library.get(entry.base_model_id).load_path), str(entry.load_path)
-                else:
-                    path, lora = str(entry.load_path), None
-            except Exception as exc:
-                self.show_banner(str(exc))
-                return
-        else:
-            return
-        self.add_model_path(path)
-        self.load_options = replace(options, lora_path=lora)
-        loaded = self.service.loaded
-        already = (
-            loaded is not None and str(loaded.model.path) == path and loaded.options.lora_path == lora
-        ) or self.progress.isVisible()
-        if not already:
-            self.load_selected()
-        if self._load_request is not None or already:
-            self.new_chat()
-
     def load_selected(self) -> None:
         path = self.model_picker.currentData()
         if not path:
@@ -229,46 +201,6 @@ class ChatPage(ModelBarMixin, Page):
         self._loading(True)
         self.model_label.setText(f"Loading {Path(path).name}…")
         emit(self.model_state_changed, "loading")
-
-    def edit_load_options(self) -> None:
-        from ui.pages.chat_load import LoadOptionsDialog
-
-        hardware = self.service.hardware()
-        gpu = hardware is None or bool(hardware.gpus)  # unknown: offer it
-        dialog = LoadOptionsDialog(self.load_options or self.service.default_options(), self, gpu=gpu)
-        if dialog.exec():
-            self.load_options = dialog.options
-
-    def cancel_load(self) -> None:
-        self.service.cancel_load()
-
-    def unload(self) -> None:
-        self.service.unload()
-
-    def _loading(self, on: bool) -> None:
-        if (self.load_button.hasFocus() and on) or (self.cancel_load_button.hasFocus() and not on):
-            self.composer.setFocus(Qt.FocusReason.OtherFocusReason)  # see _update_buttons
-        self.progress.setVisible(on)
-        self.cancel_load_button.setVisible(on)
-        self.load_button.setEnabled(not on)
-        self.progress.setRange(0, 0)
-
-    def _set_model_label(self) -> None:
-        loaded = self.service.loaded
-        self.unload_button.setEnabled(loaded is not None)
-        if loaded is None:
-            self.model_label.setText("No model loaded")
-            self.model_label.setToolTip("")
-            return
-        lines = memory_lines(loaded.info, loaded.estimate)
-        total = sum(loaded.info.allocated.values())
-        expected = estimated_bytes(loaded.estimate)
-        guess = f" (estimated {format_bytes(expected)})" if expected is not None else ""
-        self.model_label.setText(
-            f"{loaded.model.name} · {loaded.model.engine}, {loaded.info.device.upper()} · "
-            f"{format_bytes(total)} allocated{guess}"
-        )
-        self.model_label.setToolTip("\n".join(lines))
 
     def _on_engine_event(self, event: object) -> None:
         if isinstance(event, LoadProgress) and event.request_id == self._load_request:
@@ -354,6 +286,7 @@ class ChatPage(ModelBarMixin, Page):
         loaded = self.service.loaded
         engine = loaded.model.engine if loaded and str(loaded.model.path) == path else ""
         conversation = self.service.chats.create(model=path, engine=engine, settings=self.settings_panel.settings())
+        self.service.tool_store.set_options(conversation.id, self.chat_options)  # tools and documents carry over
         self.conversations.refresh(select=conversation.id)
         self.open_conversation(conversation.id)
         self.composer.setFocus()
@@ -368,6 +301,9 @@ class ChatPage(ModelBarMixin, Page):
             self.bridge.connect_hook(session.events, self._on_session_event)
         self.settings_panel.show_settings(conversation.system_prompt, conversation.settings)
         self.transcript.set_messages(self.service.chats.messages(conversation_id))
+        self.transcript.set_calls(self.service.tool_store.calls(conversation_id))
+        self._load_options(conversation_id)
+        self.refresh_collections()
         self.center_stack.setCurrentWidget(self.transcript)
         if (
             conversation.model
@@ -382,6 +318,7 @@ class ChatPage(ModelBarMixin, Page):
 
     def _on_deleted(self, conversation_id: int) -> None:
         self.service.forget(conversation_id)
+        self.forget_documents(conversation_id)
         if conversation_id == self.conversation_id:
             self.conversation_id = None
             self.transcript.set_messages([])
@@ -421,7 +358,7 @@ class ChatPage(ModelBarMixin, Page):
             return
         session = self.service.session(self.conversation_id)
         calls = {
-            "send": session.send,
+            "send": lambda text: session.send(text, list(self.attachments)),
             "edit": session.edit_and_resend,
             "regenerate": session.regenerate,
             "continue": session.continue_reply,
@@ -432,6 +369,7 @@ class ChatPage(ModelBarMixin, Page):
         def started(_message: Message) -> None:
             if action in ("send", "edit"):
                 self.composer.clear()
+                self.clear_attachments()
                 self.cancel_edit()
 
         def failed(exc: Exception) -> None:
@@ -474,6 +412,8 @@ class ChatPage(ModelBarMixin, Page):
         if getattr(event, "conversation_id", None) != self.conversation_id:
             if isinstance(event, ReplyFinished):
                 emit(self.reply_finished, event.message)
+            return
+        if self._on_tool_event(event):
             return
         if isinstance(event, ReplyStarted):
             self._sync_transcript()

@@ -1,8 +1,12 @@
-"""The Chat page's model bar: the model picker with Browse, Load / Unload / Options and what the model holds now.
-A mixin of ``ChatPage`` (it calls the page's load actions)."""
+"""The Chat page's model bar: the model picker with Browse, Load / Unload / Options, what the model holds now, and
+"Chat" from My Models (one click loads the model, an adapter with its base). A mixin of ``ChatPage`` (it calls the
+page's load actions)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -15,8 +19,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from core.chat.models import estimated_bytes, memory_lines
 from core.engine.protocol import LoadOptions
 from ui.theme import current_colors
+from ui.units import format_bytes
 
 
 class ModelBarMixin:
@@ -84,3 +90,83 @@ class ModelBarMixin:
         path = QFileDialog.getExistingDirectory(self, "Choose an MLX model folder")
         if path:
             self.add_model_path(path)
+
+    def edit_load_options(self) -> None:
+        from ui.pages.chat_load import LoadOptionsDialog
+
+        hardware = self.service.hardware()
+        gpu = hardware is None or bool(hardware.gpus)  # unknown: offer it
+        dialog = LoadOptionsDialog(self.load_options or self.service.default_options(), self, gpu=gpu)
+        if dialog.exec():
+            self.load_options = dialog.options
+
+    def cancel_load(self) -> None:
+        self.service.cancel_load()
+
+    def unload(self) -> None:
+        self.service.unload()
+
+    def _loading(self, on: bool) -> None:
+        if (self.load_button.hasFocus() and on) or (self.cancel_load_button.hasFocus() and not on):
+            self.composer.setFocus(Qt.FocusReason.OtherFocusReason)  # see _update_buttons
+        self.progress.setVisible(on)
+        self.cancel_load_button.setVisible(on)
+        self.load_button.setEnabled(not on)
+        self.progress.setRange(0, 0)
+
+    def _set_model_label(self) -> None:
+        loaded = self.service.loaded
+        self.unload_button.setEnabled(loaded is not None)
+        if loaded is None:
+            self.model_label.setText("No model loaded")
+            self.model_label.setToolTip("")
+            return
+        lines = memory_lines(loaded.info, loaded.estimate)
+        total = sum(loaded.info.allocated.values())
+        expected = estimated_bytes(loaded.estimate)
+        guess = f" (estimated {format_bytes(expected)})" if expected is not None else ""
+        self.model_label.setText(
+            f"{loaded.model.name} · {loaded.model.engine}, {loaded.info.device.upper()} · "
+            f"{format_bytes(total)} allocated{guess}"
+        )
+        self.model_label.setToolTip("\n".join(lines))
+
+    def open_payload(self, payload: object) -> None:
+        """My Models' "Chat" (a library id, or a path): one click loads the model — an adapter with its base model —
+        and opens a new chat with it."""
+        from dataclasses import replace
+
+        from core.models.types import ModelFormat
+
+        options = self.load_options or self.service.default_options()
+        if isinstance(payload, Path) or (isinstance(payload, str) and Path(payload).exists()):
+            path, lora = str(payload), None
+        elif isinstance(payload, str):
+            try:
+                library = self.service.library()
+                entry = library.get(payload)
+                if entry.format == ModelFormat.LORA:
+                    if not entry.base_model_id:
+                        self.show_banner(
+                            f"The adapter {entry.name} has no base model in My Models: import the model it was "
+                            "trained on, then choose Chat again."
+                        )
+                        return
+                    path, lora = str(library.get(entry.base_model_id).load_path), str(entry.load_path)
+                else:
+                    path, lora = str(entry.load_path), None
+            except Exception as exc:
+                self.show_banner(str(exc))
+                return
+        else:
+            return
+        self.add_model_path(path)
+        self.load_options = replace(options, lora_path=lora)
+        loaded = self.service.loaded
+        already = (
+            loaded is not None and str(loaded.model.path) == path and loaded.options.lora_path == lora
+        ) or self.progress.isVisible()
+        if not already:
+            self.load_selected()
+        if self._load_request is not None or already:
+            self.new_chat()

@@ -3,7 +3,9 @@ its actions, in a scroll area that follows the newest text while you are at the 
 
 from __future__ import annotations
 
+import html
 import time
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
@@ -13,15 +15,19 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from core.chat.store import Message, MessageState
+from core.chat.tools import ToolCallEntry
 from ui.pages.chat_markdown import COPY_SCHEME, MarkdownRenderer
+from ui.pages.chat_tool_card import ToolCallCard
 from ui.qtfix import emit
 from ui.theme import current_colors
 
+SOURCE_SCHEME = "source:"
 #: Streamed text is redrawn at most this often (about 30 times a second) ...
 FRAME_MS = 33
 #: ... and never takes more than this share of the GUI thread (long replies redraw less often).
@@ -46,10 +52,15 @@ class MessageCard(QFrame):
     edit_requested = Signal(int)
     regenerate_requested = Signal()
     continue_requested = Signal()
+    #: A pending tool call was answered: (call id, ``Approval``).
+    tool_answered = Signal(int, object)
+    #: A citation was clicked: (message id, source number).
+    source_requested = Signal(int, int)
 
     def __init__(self, message: Message, renderer: MarkdownRenderer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.message = message
+        self.tool_cards: dict[int, ToolCallCard] = {}
         self._renderer = renderer
         self._code: tuple[str, ...] = ()
         self._shown: str | None = None  # the text the body shows, to skip redrawing unchanged text
@@ -62,14 +73,28 @@ class MessageCard(QFrame):
         )
         self.role = QLabel("You" if message.role == "user" else "Assistant")
         self.role.setStyleSheet("font-weight: 600;")
+        # each reply names the model that wrote it (a small muted caption; kept when the chat is reopened)
+        self.model_caption = QLabel()
+        self.model_caption.setObjectName("ChatModelCaption")
+        self.model_caption.setStyleSheet(f"color: {colors.muted}; font-size: 11px;")
+        self.model_caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.model_caption.setMinimumWidth(40)  # a long name is cut in a narrow window, not the card
+        self.model_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.stats = QLabel()
         self.stats.setStyleSheet(f"color: {colors.muted};")
+        self.stats.setWordWrap(True)  # wraps in a narrow window instead of widening the card past the view
+        self.stats.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.body = QLabel()
         self.body.setWordWrap(True)
         self.body.setTextFormat(Qt.TextFormat.RichText)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.body.setOpenExternalLinks(False)
         self.body.linkActivated.connect(self._on_link)
+        self.sources = QLabel()  # the reply's citations: file name and place, each opens the file there
+        self.sources.setObjectName("ChatSources")
+        self.sources.setWordWrap(True)
+        self.sources.setTextFormat(Qt.TextFormat.RichText)
+        self.sources.linkActivated.connect(self._on_source)
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setObjectName("ChatError")
@@ -88,6 +113,7 @@ class MessageCard(QFrame):
         self.continue_button.clicked.connect(self.continue_requested)
         header = QHBoxLayout()
         header.addWidget(self.role)
+        header.addWidget(self.model_caption)
         header.addStretch(1)
         header.addWidget(self.stats)
         actions = QHBoxLayout()
@@ -98,7 +124,11 @@ class MessageCard(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 6)
         layout.addLayout(header)
+        self.tool_area = QVBoxLayout()  # the reply's tool calls, before its words
+        self.tool_area.setSpacing(6)
+        layout.addLayout(self.tool_area)
         layout.addWidget(self.body)
+        layout.addWidget(self.sources)
         layout.addWidget(self.error)
         layout.addLayout(actions)
         self.set_message(message, last=False)
@@ -107,6 +137,11 @@ class MessageCard(QFrame):
         self.message = message
         self.is_last = last
         self.set_text(message.content)
+        named = message.role == "assistant" and bool(message.model)
+        self.model_caption.setText(message.model or "" if named else "")
+        self.model_caption.setToolTip(f"Written by {message.model}" if named else "")
+        self.model_caption.setVisible(named)
+        self._show_sources(message)
         streaming = message.state == MessageState.STREAMING
         self.stats.setText("writing…" if streaming else stats_text(message))
         problem = {
@@ -122,6 +157,37 @@ class MessageCard(QFrame):
         self.continue_button.setVisible(is_assistant and last and not streaming and bool(message.content))
         self.copy_button.setVisible(not streaming)
 
+    def _show_sources(self, message: Message) -> None:
+        if not message.sources:
+            self.sources.hide()
+            return
+        colors = current_colors()
+        links = []
+        for source in message.sources:
+            name = html.escape(Path(str(source.get("path", ""))).name)
+            place = html.escape(str(source.get("place") or ""))
+            label = f"[{source.get('n')}] {name}" + (f" · {place}" if place else "")
+            links.append(f"<a href='{SOURCE_SCHEME}{source.get('n')}' style='color: {colors.accent};'>{label}</a>")
+        self.sources.setText(f"<span style='color: {colors.muted};'>Sources:</span> " + " &nbsp; ".join(links))
+        self.sources.setToolTip("Click a source to see the passage in its file")
+        self.sources.show()
+
+    def _on_source(self, link: str) -> None:
+        if link.startswith(SOURCE_SCHEME):
+            emit(self.source_requested, self.message.id, int(link[len(SOURCE_SCHEME) :]))
+
+    def set_call(self, entry: ToolCallEntry) -> ToolCallCard:
+        card = self.tool_cards.get(entry.id)
+        if card is None:
+            card = ToolCallCard(entry)
+            card.answered.connect(self.tool_answered)
+            self.tool_area.addWidget(card)
+            self.tool_cards[entry.id] = card
+        else:
+            card.set_entry(entry)
+        self.body.setVisible(bool(self._shown) or not self.tool_cards)
+        return card
+
     def set_text(self, text: str) -> None:
         if text == self._shown:
             return
@@ -134,6 +200,7 @@ class MessageCard(QFrame):
         rendered = self._renderer.render(text)
         self._code = rendered.code_blocks
         self.body.setText(rendered.html or "<p>&nbsp;</p>")
+        self.body.setVisible(bool(text) or not self.tool_cards)
 
     # slots return nothing (a value returned to PySide from a slot is a needless refcount hazard)
     def _copy_all(self) -> None:
@@ -156,6 +223,8 @@ class TranscriptView(QScrollArea):
     edit_requested = Signal(int)
     regenerate_requested = Signal()
     continue_requested = Signal()
+    tool_answered = Signal(int, object)
+    source_requested = Signal(int, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -180,6 +249,20 @@ class TranscriptView(QScrollArea):
         self.verticalScrollBar().rangeChanged.connect(self._keep_at_bottom)
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.redraws = 0  # for tests and the GUI benchmark
+
+    def set_calls(self, calls: dict[int, list[ToolCallEntry]]) -> None:
+        """The tool calls of the shown messages (by message id), as stored."""
+        for message_id, entries in calls.items():
+            for entry in entries:
+                self.upsert_call(entry)
+            card = self.cards.get(message_id)
+            if card is not None:
+                card.body.setVisible(bool(card.message.content) or not card.tool_cards)
+
+    def upsert_call(self, entry: ToolCallEntry) -> None:
+        card = self.cards.get(entry.message_id)
+        if card is not None:
+            card.set_call(entry)
 
     def set_messages(self, messages: list[Message]) -> None:
         self._timer.stop()
@@ -244,6 +327,8 @@ class TranscriptView(QScrollArea):
         card.edit_requested.connect(self.edit_requested)
         card.regenerate_requested.connect(self.regenerate_requested)
         card.continue_requested.connect(self.continue_requested)
+        card.tool_answered.connect(self.tool_answered)
+        card.source_requested.connect(self.source_requested)
         self._layout.insertWidget(self._layout.count() - 1, card)
         self.cards[message.id] = card
 

@@ -123,6 +123,11 @@ class SettingsPage(Page):
 
         self.body.addWidget(card)
         self.body.addWidget(self.error)
+        from core.chat.tools import MCP_FILE, ChatTools
+        from ui.pages.settings_mcp import McpServersEditor
+
+        self.mcp_servers = McpServersEditor(ChatTools(app.paths.data_dir / MCP_FILE))  # the chat's tools
+        self.body.addWidget(self.mcp_servers)
         self.body.addStretch(1)
 
     def _choose_models_dir(self) -> None:
