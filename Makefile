@@ -10,12 +10,16 @@ TORCH  ?= torch==2.13.0
 # llama.cpp build flags. RPC is on so that a model can be spread over worker machines; add e.g. -DGGML_CUDA=on for
 # NVIDIA GPUs (Metal is on by default on macOS): LLAMA_CMAKE_ARGS="-DGGML_RPC=ON -DGGML_CUDA=on".
 LLAMA_CMAKE_ARGS ?= -DGGML_RPC=ON
+# llama.cpp's own llama-perplexity, built once from the sources vendored in llama-cpp-python's sdist into a cache
+# outside the repository (like pip's wheel cache): the Workshop's figures are checked against it in `make test`.
+LLAMA_TOOLS ?= $(HOME)/.cache/hangar
+PERPLEXITY  := $(LLAMA_TOOLS)/llama-build/bin/llama-perplexity
 EXTRAS_RUN  := llama,mlx,finetune,serve,docs,tools
 EXTRAS_TEST := llama,mlx,finetune,serve,docs,tools,dev
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test check lint screenshots bench package clean system-deps
+.PHONY: run test check lint llama-tools screenshots bench package clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,9 +56,14 @@ system-deps:
 run: $(VENV)/.run-installed system-deps
 	$(BIN)/python main.py
 
-test: $(VENV)/.test-installed
+$(PERPLEXITY): | $(VENV)/.test-installed
+	HANGAR_LLAMA_TOOLS=$(LLAMA_TOOLS) $(BIN)/python bench/workshop_llama_tools.py
+
+llama-tools: $(PERPLEXITY)
+
+test: $(VENV)/.test-installed $(PERPLEXITY)
 	$(BIN)/lint-imports
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+	HANGAR_LLAMA_PERPLEXITY=$(PERPLEXITY) QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 # The quick tier: everything but the tests marked slow (real training, long generations), for every commit.
 check: $(VENV)/.test-installed

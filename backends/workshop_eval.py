@@ -43,6 +43,10 @@ def load(path: str, n_ctx: int, n_batch: int, n_ubatch: int, threads: int | None
 
     from backends.llama import plain_load
 
+    if extra_buffers and os.environ.get("HANGAR_TEST_ENGINE_CRASH") == "workshop":  # the test-only fault switch
+        from backends.worker import _TestFault
+
+        _TestFault.crash()
     try:
         with plain_load(use_extra_bufts=extra_buffers):
             return llama_cpp.Llama(

@@ -52,11 +52,15 @@ def _hangar_run(host: EngineHost, tokens: int, prompt: str) -> tuple[float, floa
 
 
 # -- llama.cpp -------------------------------------------------------------------------------------------------
-def _llama_baseline(path: Path):  # type: ignore[no-untyped-def]
-    """A plain llama-cpp-python streaming loop; returns run(tokens) -> (TTFT ms, decode tok/s, tokens)."""
+def _llama_baseline(path: Path, extra_buffers: bool = True):  # type: ignore[no-untyped-def]
+    """A plain llama-cpp-python streaming loop; returns run(tokens) -> (TTFT ms, decode tok/s, tokens).
+    ``extra_buffers`` False: the model parameter ``use_extra_bufts`` off (``Llama`` has no argument for it)."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=CONTEXT, n_threads=THREADS, n_gpu_layers=0, verbose=False)
+    from backends.llama import plain_load
+
+    with plain_load(use_extra_bufts=extra_buffers):
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=CONTEXT, n_threads=THREADS, n_gpu_layers=0, verbose=False)
     vocab = llm._model.vocab
     eog = [t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
 
@@ -88,14 +92,21 @@ def _llama_baseline(path: Path):  # type: ignore[no-untyped-def]
     return run
 
 
-def bench_llama(folder: Path, tokens: int, rounds: int) -> dict[str, float]:
+def bench_llama(folder: Path, tokens: int, rounds: int, model: Path | None = None) -> dict[str, float]:
+    from backends.facts import engine_facts
     from backends.worker import serve
     from core.devkit.modelgen import write_tiny_gguf
 
-    path = write_tiny_gguf(folder / "bench.gguf", CONFIG)
+    path = model or write_tiny_gguf(folder / "bench.gguf", CONFIG)
+    # Both sides load as Hangar's engine does on this machine: with llama.cpp's extra buffer types off where its
+    # probe saw them crash (AMX on some Xeons), on elsewhere.
+    facts = engine_facts(folder / "facts")
+    extra = not (facts is not None and facts.extra_buffers_crash)
+    print(f"{path.name}: extra buffer types {'on' if extra else 'off (they crash decode on this CPU)'}", flush=True)
     host = EngineHost(serve, name="bench-llama")
-    host.load_blocking(ModelSpec("llama", str(path), LoadOptions(context_length=CONTEXT, threads=THREADS)))
-    plain = _llama_baseline(path)
+    options = LoadOptions(context_length=CONTEXT, threads=THREADS, use_extra_bufts=extra)
+    host.load_blocking(ModelSpec("llama", str(path), options))
+    plain = _llama_baseline(path, extra)
     return _compare("llama.cpp", host, plain, tokens, rounds)
 
 
@@ -287,11 +298,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--gui", action="store_true")
+    parser.add_argument("--model", type=Path, help="a GGUF to use instead of the generated one (llama engine)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hangar-bench-") as tmp:
         folder = Path(tmp)
         if args.engine in ("llama", "both"):
-            bench_llama(folder, args.tokens, args.rounds)
+            bench_llama(folder, args.tokens, args.rounds, args.model)
         if args.engine in ("mlx", "both"):
             bench_mlx(folder, args.tokens, args.rounds)
         if args.gui:

@@ -4,8 +4,9 @@ into a cache folder outside the repository, so the Workshop's figures can be che
     python bench/workshop_llama_tools.py            # ~/.cache/hangar/llama-build/bin/llama-perplexity
     HANGAR_LLAMA_TOOLS=/some/dir python bench/workshop_llama_tools.py
 
-Needs cmake, a C++ compiler and the package index; about 15 minutes on two cores. Nothing in ``make test``
-depends on it: the comparison test skips, saying why, when the tool is not built.
+Needs cmake, a C++ compiler and the package index; about 15 minutes on two cores, once (``make test`` builds it
+when the cache lacks it, as pip builds llama-cpp-python's wheel once). Run by hand, the comparison test skips,
+saying why, when the tool is not built.
 """
 
 from __future__ import annotations

@@ -282,6 +282,15 @@ class WorkshopService:
         return result
 
     # -- the child ----------------------------------------------------------------------------------------------
+    def _extra_buffers_crash(self) -> bool:
+        """The engine probe saw llama.cpp's extra buffer types crash decode on this machine (AMX on some Xeons)."""
+        try:
+            facts = (self._hardware().get("engines") or {}).get("facts") or {}
+        except Exception as exc:  # a help, never a reason not to run
+            logger.info("engine facts unavailable for the workshop: %s", exc)
+            return False
+        return bool(facts.get("extra_buffers_crash"))
+
     def _child(self, ctx: JobContext, request: Any, name: str) -> WorkFinished:
         if self.entry is None:
             raise EngineError("The workshop is not available in this build (no llama.cpp backend).")
@@ -289,6 +298,9 @@ class WorkshopService:
         def on_event(event: Any) -> None:
             if isinstance(event, WorkProgress):
                 ctx.report(event.done / event.total if event.total else None, event.message)
+
+        if getattr(request, "extra_buffers", False) and self._extra_buffers_crash():
+            request = replace(request, extra_buffers=False)  # as the chat engine loads here: no crash to wait for
 
         outcome, exitcode = run_child(
             self.entry, request, ctx.token, on_event, is_final=is_final, grace=self.cancel_grace, name=name

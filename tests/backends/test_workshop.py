@@ -363,3 +363,27 @@ def test_an_importance_matrix_unlocks_the_lowest_bit_types(
     )
     assert code != 0 and "importance" in result["error"]["message"]
     assert not (tmp_path / "bad.gguf").exists() and not list(tmp_path.glob(".*.part"))
+
+
+def test_a_machine_whose_extra_buffers_crash_runs_workshop_jobs_without_them(
+    tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine probe saw llama.cpp's extra buffer types crash here (AMX on some Xeons; the fault switch makes
+    any CPU crash so): a Workshop job starts with them off instead of crashing first; without that fact the crash
+    is retried with them off."""
+    from backends.workshop_worker import run
+    from core.jobs import JobManager, JobState
+    from core.store import Store
+    from core.workshop.service import WorkshopService
+
+    monkeypatch.setenv("HANGAR_TEST_ENGINE_CRASH", "workshop")
+    store = Store(tmp_path / "db.sqlite")
+    crash_here = {"engines": {"facts": {"extra_buffers_crash": True}}}
+    for hardware, retried in ((lambda: crash_here, False), (lambda: {}, True)):
+        service = WorkshopService(store, JobManager(store), run, hardware=hardware)
+        messages: list[str] = []
+        service.jobs.changed.connect(lambda job, seen=messages: seen.append(job.message))
+        job = service.wait(service.start_bench(tiny_gguf, n_prompt=32, n_gen=8, depths=(0,), repetitions=1), 120)
+        assert job.state == JobState.SUCCEEDED, job.error
+        assert any("trying again" in m for m in messages) == retried
+    store.close()
