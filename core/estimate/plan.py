@@ -70,6 +70,7 @@ def estimate_load(
             gpu_layers=gpu_layers,
             kv_cache_type=options.kv_cache_type,
             flash_attention=options.flash_attention,
+            extra_buffers=options.use_extra_bufts,
         )
         return estimate_llama(read_gguf(path), settings, hardware)
     except (HangarError, OSError, ValueError) as exc:

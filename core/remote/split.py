@@ -93,6 +93,9 @@ def estimate_for_load(path: Path, options: LoadOptions, hardware: Hardware | Non
     machine alone, or spread over the RPC workers by the free memory they reported to the engine."""
     from core.estimate.plan import estimate_load
 
+    if info.safe_mode:  # the engine loaded in safe mode: its first step turns the extra buffer types off
+        flash = options.flash_attention and not any("flash attention" in change for change in info.safe_mode)
+        options = replace(options, use_extra_bufts=False, flash_attention=flash)
     if not options.rpc_servers:
         layers = 0 if info.device == "cpu" else (None if options.gpu_layers < -1 else options.gpu_layers)
         return estimate_load(path, options, hardware, gpu_layers=layers)

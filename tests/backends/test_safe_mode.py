@@ -206,3 +206,34 @@ def test_the_ladder_climbs_until_the_crash_stops(
     fresh, _ = new_host(hosts, book)  # the switch is read when the engine process starts
     info = fresh.load_blocking(spec(other), timeout=120)
     assert marker.exists() and len(info.safe_mode) == 1
+
+
+def test_a_safe_mode_load_is_recorded_against_an_estimate_without_repacked_copies(
+    tiny_gguf: Path, book: SafeModeBook, hosts: list[EngineHost], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record after a load in safe mode compares with what that load did: no repacked copies, even where the
+    engine facts say this CPU repacks the model's weights (described here, as on an AMX Xeon, whatever runs it)."""
+    from core.estimate.records import compare
+    from core.hardware import EngineFacts, EngineSupport, ExtraBuffer, Hardware
+    from core.remote.split import estimate_for_load
+
+    monkeypatch.setenv("HANGAR_TEST_ENGINE_CRASH", "load")
+    host, _ = new_host(hosts, book)
+    info = host.load_blocking(spec(tiny_gguf), timeout=120)
+    assert info.safe_mode
+    facts = EngineFacts("x", "k", extra_buffers=(ExtraBuffer("AMX", {"F16": 1.0, "Q8_0": 1.0}),))
+    amx = Hardware(
+        os="Linux",
+        machine="x86_64",
+        cpu_name="cpu",
+        cpu_cores=2,
+        cpu_threads=2,
+        cpu_family="x86_avx2",
+        ram_total_bytes=8 << 30,
+        ram_available_bytes=8 << 30,
+        ram_bandwidth_gbs=20.0,
+        engines=EngineSupport(llama_installed=True, facts=facts),
+    )
+    estimate = estimate_for_load(tiny_gguf, OPTIONS, amx, info)
+    assert estimate is not None and not estimate.settings.extra_buffers and estimate.host.repack == 0
+    assert abs(compare(estimate, info.allocated).error_pct) < 3.0
