@@ -135,3 +135,23 @@ def test_pull_of_a_safetensors_repo_downloads_the_set(
     assert result["library"], result  # listed in My Models
     assert main.main(["search", "--format", "safetensors", "--task", "any", "--json"]) == 0
     assert HF_REPO in {r["repo_id"] for r in json.loads(capsys.readouterr().out)}
+
+
+def test_a_paused_set_resumes_without_fetching_a_finished_file_again(app: AppContext, hub: LocalHub) -> None:
+    files = {f.path: f for f in hub.repos[HF_REPO].files}
+    first, second = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
+    hub.faults.throttle_bps = 150_000  # each shard takes about a second
+    manager = make_manager(app)
+    item = manager.enqueue(HF_REPO)
+    assert hub.faults.wait_until_sent(f"{HF_REPO}/{first}", files[first].size, timeout=30)
+    assert hub.faults.wait_until_sent(f"{HF_REPO}/{second}", 20_000, timeout=30)
+    manager.pause(item.id)
+    assert manager.wait(item.id, 30).state == DownloadState.PAUSED
+    hub.faults.throttle_bps = None
+    manager.resume(item.id)
+    done = manager.wait(item.id, 60)
+    assert done.state == DownloadState.DONE, done.message
+    assert hub.faults.body_bytes[f"{HF_REPO}/{first}"] == files[first].size  # verified once, never fetched again
+    assert hub.file_requests(HF_REPO, second)[-1].range not in (None, "bytes=0-")  # resumed, not restarted
+    for path in SET:
+        assert sha256(app.paths.models_dir / HF_REPO / path) == files[path].sha256
