@@ -12,6 +12,7 @@ import enum
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 import traceback
@@ -317,26 +318,46 @@ class JobManager:
                 if token.cancelled:
                     self._finish_cancelled(job_id, token)
                 else:
-                    self._update(job_id, state=JobState.SUCCEEDED, progress=1.0, result=result or {}, message="")
+                    self._settle(job_id, state=JobState.SUCCEEDED, progress=1.0, result=result or {}, message="")
             finally:
                 self._free_slot(kind)
         except CancelledError:
             self._finish_cancelled(job_id, token)
         except HangarError as exc:
             logger.warning("job %s (%s) failed: %s", job_id, kind, exc)
-            self._update(job_id, state=JobState.FAILED, error=str(exc))
+            self._settle(job_id, state=JobState.FAILED, error=str(exc))
+        except sqlite3.Error as exc:
+            # The database itself failed (a full disk): the job's own record cannot be written either.
+            logger.debug("job %s (%s) stopped on a database error", job_id, kind, exc_info=True)
+            self._settle(job_id, state=JobState.FAILED, error=f"Hangar's database could not be written ({exc}).")
         except Exception as exc:
             logger.error("job %s (%s) crashed:\n%s", job_id, kind, traceback.format_exc())
-            self._update(job_id, state=JobState.FAILED, error=f"Unexpected error: {exc}")
+            self._settle(job_id, state=JobState.FAILED, error=f"Unexpected error: {exc}")
         finally:
             with self._lock:
                 self._tokens.pop(job_id, None)
 
     def _finish_cancelled(self, job_id: str, token: CancelToken) -> None:
         if token.pause_requested:
-            self._update(job_id, state=JobState.PAUSED, message="Paused.")
+            self._settle(job_id, state=JobState.PAUSED, message="Paused.")
         else:
-            self._update(job_id, state=JobState.CANCELLED, message="Cancelled.")
+            self._settle(job_id, state=JobState.CANCELLED, message="Cancelled.")
+
+    def _settle(self, job_id: str, **changes: Any) -> None:
+        """Record how a job ended. When the database cannot be written (a full disk), listeners in this process
+        still hear it and the traceback goes to the debug log: the job's owner (the download manager, the CLI)
+        says what happened in one line, and the row reads as interrupted at the next start."""
+        try:
+            self._update(job_id, **changes)
+        except sqlite3.Error as exc:
+            logger.debug("could not record the end of job %s (%s)", job_id, exc, exc_info=True)
+            with self._lock:
+                job = self._cache.get(job_id)
+                if job is None:
+                    return
+                new = Job(**{**job.__dict__, **changes, "updated_at": time.time()})
+                self._cache[job_id] = new
+            self.changed.emit(new)
 
     def _progress(self, job_id: str, progress: float | None, message: str) -> None:
         # Progress can arrive hundreds of times a second; listeners hear every report but the database is

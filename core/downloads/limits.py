@@ -83,7 +83,7 @@ class TransferOptions:
     #: range is only ever split past what was asked, so no byte is sent twice.
     request_max: int = 32 * 1024**2
     check_every: int = DISK_CHECK_EVERY
-    #: Run ranged downloads in a child process (off by default; see ``from_settings``).
+    #: Run ranged downloads in a child process (the app's settings turn it on; see ``from_settings``).
     in_child: bool = False
 
 
@@ -96,10 +96,11 @@ def from_settings(settings: Callable[[], object]) -> TransferOptions:
     def rate() -> float:
         return float(getattr(settings(), "download_limit_mbps", 0) or 0) * MB
 
-    # Ranges run in this process for now: the child-process path (core.downloads.child) works and is tested, but
-    # on the 2-core test machine it did not measurably lower the window's longest stalls (CPU, not the
-    # interpreter, was the limit there); turn it on once measured on a quieter machine.
-    return TransferOptions(connections=connections, bandwidth=Bandwidth(rate), in_child=False)
+    # Ranged downloads run in a child process (core.downloads.child): every network read of every connection
+    # takes the interpreter, and with 8-16 connections in the window's own process the GUI thread waits behind
+    # them. With the local Hub moved out of the measuring process (bench/gui_lag.py), 8 uncapped connections
+    # stalled the window 94-303 ms in process and 58-189 ms from a child, run for run (see the README).
+    return TransferOptions(connections=connections, bandwidth=Bandwidth(rate), in_child=True)
 
 
 __all__ = ["Bandwidth", "TransferOptions", "from_settings"]

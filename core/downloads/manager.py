@@ -56,6 +56,8 @@ from core.store import Store
 logger = logging.getLogger(__name__)
 
 KIND = JobKind.DOWNLOAD
+#: The rows that are a whole model: a GGUF quant (or split set), an MLX folder, a safetensors folder (fine-tuning).
+MODEL_KINDS = (GroupKind.QUANT, GroupKind.MLX, GroupKind.SAFETENSORS)
 #: The longest file name (one path component, in bytes) common file systems store.
 NAME_MAX = 255
 SCHEMA = [
@@ -164,10 +166,10 @@ class DownloadManager:
             raise safe_join_error(group)
         if detail.summary.gated and not self.hub.headers()[1]:
             raise AuthError(gated_message(repo_id, self.hub.endpoint, had_token=False))
-        if group.kind not in (GroupKind.QUANT, GroupKind.MLX):
+        if group.kind not in MODEL_KINDS:
             raise UsageError(
-                f"{group.label} is not a model Hangar can run (a GGUF model or an MLX model folder), "
-                "so it was not downloaded.",
+                f"{group.label} is not a model Hangar can use (a GGUF model, an MLX model folder or a safetensors "
+                "model folder), so it was not downloaded.",
                 hint="Pick a GGUF file or quant (see `hangar search`), or fetch other files with the Hub's own tools.",
             )
         destination = safe_join(self.models_dir, repo_id)
@@ -278,11 +280,11 @@ class DownloadManager:
                     hint=_choices(groups),
                 )
             return found
-        models = [g for g in groups if g.kind in (GroupKind.QUANT, GroupKind.MLX)]
+        models = [g for g in groups if g.kind in MODEL_KINDS]
         if len(models) == 1:
             return models[0]
         if not models:
-            raise NotFoundError(f"{detail.summary.repo_id} has no GGUF or MLX model files Hangar can run.")
+            raise NotFoundError(f"{detail.summary.repo_id} has no GGUF, MLX or safetensors model files Hangar can use.")
         raise UsageError(f"{detail.summary.repo_id} has {len(models)} quants; choose one.", hint=_choices(groups))
 
     def _existing(self, repo_id: str, revision: str, group: FileGroup) -> DownloadItem | None:

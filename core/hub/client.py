@@ -65,6 +65,9 @@ class FormatFilter(enum.StrEnum):
     ANY = "any"
     GGUF = "gguf"
     MLX = "mlx"
+    #: Full-weight transformers models (the Hub's ``safetensors`` filter), the ones a fine-tune starts from:
+    #: GGUF and MLX conversions are left out, they are for running.
+    SAFETENSORS = "safetensors"
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,13 @@ class ModelSummary:
 
     @property
     def formats(self) -> tuple[str, ...]:
-        return tuple(f for f in ("gguf", "mlx") if f in self.tags or self.library == f)
+        found = tuple(f for f in ("gguf", "mlx") if f in self.tags or self.library == f)
+        return found or (("safetensors",) if self.fine_tunable else ())
+
+    @property
+    def fine_tunable(self) -> bool:
+        """Full safetensors weights, not a GGUF or MLX conversion: what the Fine-tune page starts from."""
+        return "safetensors" in self.tags and not {"gguf", "mlx"} & {*self.tags, self.library or ""}
 
 
 @dataclass(frozen=True)
@@ -231,6 +240,8 @@ class HubClient:
             response = self._get(f"{self.endpoint}/api/models", "", params)
         items = response.json()
         results = tuple(_summary(ModelInfo(**{"siblings": None, **item})) for item in items)
+        if query.format == FormatFilter.SAFETENSORS:
+            results = tuple(r for r in results if r.fine_tunable)
         return SearchPage(results, response.links.get("next", {}).get("url"))
 
     # -- detail -------------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """A Hub repository's file list, grouped the way a person chooses what to download.
 
 GGUF repos: one row per quantisation (a split set ``-00001-of-00003.gguf`` is one row), ``mmproj`` projectors
-and other companions marked. MLX/safetensors repos: one row with the files the model needs (config, tokenizer,
-weights). Every other file gets its own row, so the list is complete. Names that would escape the models folder
-are kept in the list but refused.
+and other companions marked. MLX and transformers safetensors repos: one row with the files the model needs
+(config, tokenizer, every weight shard). Every other file gets its own row, so the list is complete. Names that
+would escape the models folder are kept in the list but refused.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class RepoFormat(enum.StrEnum):
 
 class GroupKind(enum.StrEnum):
     QUANT = "quant"  # one GGUF model file or split set
-    MLX = "mlx"  # the files of an MLX / safetensors model
+    MLX = "mlx"  # the files of an MLX model
+    SAFETENSORS = "safetensors"  # the files of a transformers safetensors model (full weights, for fine-tuning)
     COMPANION = "companion"  # mmproj and other files a model uses alongside
     OTHER = "other"  # README, images, anything else
     REFUSED = "refused"  # a name that would escape the models folder
@@ -174,27 +175,38 @@ def group_files(files: list[RemoteFile], tags: tuple[str, ...] = ()) -> list[Fil
             )
         )
     if mlx_files:
-        weights = [f for f in mlx_files if f.path.endswith(".safetensors")]
-        groups.append(
-            FileGroup(
-                "mlx",
-                "MLX model",
-                GroupKind.MLX,
-                tuple(sorted(mlx_files, key=lambda f: f.path)),
-                note=f"config, tokenizer and {len(weights)} weight file(s)",
-            )
-        )
+        groups.append(weights_group(mlx_files, tags))
     for remote in others:
         groups.append(FileGroup(remote.path, remote.path, GroupKind.OTHER, (remote,)))
     order = {
         GroupKind.QUANT: 0,
         GroupKind.MLX: 0,
+        GroupKind.SAFETENSORS: 0,
         GroupKind.COMPANION: 1,
         GroupKind.OTHER: 2,
         GroupKind.REFUSED: 3,
     }
     groups.sort(key=lambda g: (order[g.kind], g.size if g.kind == GroupKind.QUANT else 0, g.key))
     return groups
+
+
+def is_mlx_repo(tags: tuple[str, ...]) -> bool:
+    """Tagged for MLX (an mlx-community conversion, often quantized): run with MLX, not fine-tuned with PEFT."""
+    return "mlx" in tags or "library:mlx" in tags
+
+
+def weights_group(files: list[RemoteFile], tags: tuple[str, ...]) -> FileGroup:
+    """The one row of a folder model: config, tokenizer and every weight shard, downloaded together. An MLX repo's
+    is an "MLX model"; any other safetensors repo's is a "Safetensors model", the full weights a fine-tune starts
+    from (My Models lists both as folders; the Fine-tune page picks them)."""
+    weights = [f for f in files if f.path.endswith(".safetensors")]
+    ordered = tuple(sorted(files, key=lambda f: f.path))
+    note = f"config, tokenizer and {len(weights)} weight file(s)"
+    if is_mlx_repo(tags):
+        return FileGroup("mlx", "MLX model", GroupKind.MLX, ordered, note=note)
+    return FileGroup(
+        "safetensors", "Safetensors model", GroupKind.SAFETENSORS, ordered, note=f"{note} · for fine-tuning"
+    )
 
 
 def find_group(groups: list[FileGroup], *, file: str | None = None, quant: str | None = None) -> FileGroup | None:

@@ -12,6 +12,7 @@ from core.errors import HangarError
 from core.estimate.fitting import FitLevel, ModelHeader, estimate_header, fit_level, preferred_quant
 from core.estimate.llama import EngineSettings, Estimate, Verdict
 from core.estimate.mlx import MlxEstimate
+from core.estimate.training import TrainingEstimate
 from core.gguf import read_gguf_hub
 from core.hardware import Hardware
 from core.hub.files import FileGroup, GroupKind
@@ -19,7 +20,7 @@ from core.models.safetensors import read_safetensors_hub
 
 logger = logging.getLogger(__name__)
 
-ESTIMATED_KINDS = (GroupKind.QUANT, GroupKind.MLX)
+ESTIMATED_KINDS = (GroupKind.QUANT, GroupKind.MLX, GroupKind.SAFETENSORS)
 #: Best first: fully on the GPU beats split across GPU and CPU, which beats the CPU alone.
 _RANK = {Verdict.FULL_GPU: 3, Verdict.PARTIAL: 2, Verdict.CPU_ONLY: 1, Verdict.TOO_LARGE: 0}
 
@@ -30,9 +31,13 @@ class QuantFit:
     estimate: Estimate | MlxEstimate | None = None
     #: Why there is no estimate (the header could not be read, not a model...).
     error: str = ""
+    #: For a safetensors model (fine-tuning): the memory a LoRA run needs here, instead of ``estimate``.
+    training: TrainingEstimate | None = None
 
     @property
     def level(self) -> FitLevel:
+        if self.training is not None:
+            return FitLevel.FITS if self.training.fits else FitLevel.TOO_LARGE
         return fit_level(self.estimate)
 
     @property
@@ -60,6 +65,8 @@ def fit_group(
             header = ModelHeader(
                 group.key, gguf=read_gguf_hub(repo_id, group.files[0].path, revision=revision, token=token)
             )
+        elif group.kind == GroupKind.SAFETENSORS:
+            return _training_fit(repo_id, revision, group, token=token, hardware=hardware)
         elif group.kind == GroupKind.MLX:
             header = ModelHeader(group.key, safetensors=read_safetensors_hub(repo_id, revision=revision, token=token))
         else:
@@ -68,6 +75,14 @@ def fit_group(
     except HangarError as exc:
         logger.info("no fit for %s %s: %s", repo_id, group.key, exc)
         return QuantFit(group.key, error=str(exc))
+
+
+def _training_fit(
+    repo_id: str, revision: str, group: FileGroup, *, token: str | None, hardware: Hardware | None
+) -> QuantFit:
+    from core.hub.tune_fit import training_estimate
+
+    return QuantFit(group.key, training=training_estimate(repo_id, revision, token=token, hardware=hardware))
 
 
 def fit_all(

@@ -185,8 +185,9 @@ def test_a_full_disk_pauses_pull_with_one_line_and_exit_1(hub: LocalHub, tmp_pat
         if process.poll() is None:
             process.kill()
     assert process.returncode == 1, err
-    # The last line is the one for the person. (The job system's own failed write of the paused state still prints
-    # a thread traceback before it: core/jobs.py must guard its store writes; see the merge notes.)
+    # One line for the person: the job system's failed writes of the paused state go to the log, not the screen.
+    assert "Traceback" not in err and "Exception in thread" not in err, err
+    assert len([line for line in err.splitlines() if "error" in line.lower()]) == 1, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("hangar: error:") and "disk" in last.lower(), err
     assert "paused" in last.lower()

@@ -431,6 +431,6 @@ def test_an_over_long_file_name_is_refused_before_downloading(manager: DownloadM
 
 
 def test_a_file_that_is_not_a_model_is_refused(manager: DownloadManager, hub: LocalHub) -> None:
-    with pytest.raises(UsageError, match="not a model Hangar can run"):
+    with pytest.raises(UsageError, match="not a model Hangar can use"):
         manager.enqueue(GGUF_REPO, file="README.md")
     assert manager.list() == []

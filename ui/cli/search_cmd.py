@@ -15,7 +15,11 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", nargs="?", default="", help="words in the model's name")
-    parser.add_argument("--format", choices=["gguf", "mlx"], help="only models in this format")
+    parser.add_argument(
+        "--format",
+        choices=[f.value for f in FormatFilter if f != FormatFilter.ANY],
+        help="only models in this format (safetensors: full weights to fine-tune)",
+    )
     parser.add_argument("--sort", choices=[s.value for s in SearchSort], default="downloads")
     parser.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
     parser.add_argument("--task", default="text-generation", help="pipeline tag ('any' for every task)")

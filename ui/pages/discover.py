@@ -52,7 +52,7 @@ class DiscoverPage(Page):
     def __init__(self, app: AppContext, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(
             "Discover",
-            "Search Hugging Face for GGUF and MLX models and see which quant fits this machine.",
+            "Search Hugging Face for models to run (GGUF, MLX) or fine-tune (safetensors) and see what fits here.",
             parent,
         )
         self.app = app
@@ -82,10 +82,14 @@ class DiscoverPage(Page):
             ("GGUF and MLX", "any"),
             ("GGUF", "gguf"),
             ("MLX", "mlx"),
+            ("Safetensors (fine-tune)", "safetensors"),
         ):
             self.format.addItem(label, value)
         self.format.setAccessibleName("Format")
-        self.format.setToolTip("GGUF runs with llama.cpp on any machine; MLX runs on Apple silicon only")
+        self.format.setToolTip(
+            "GGUF runs with llama.cpp on any machine; MLX runs on Apple silicon only; "
+            "Safetensors are a model's full weights, the base a fine-tune starts from"
+        )
         self.sort = QComboBox()
         for label, value in (
             ("Most downloaded", "downloads"),

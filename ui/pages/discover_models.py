@@ -16,12 +16,13 @@ from ui.widgets.fit_badge import badge_color, badge_text, badge_tooltip
 from ui.widgets.record_model import RecordTableModel
 
 if TYPE_CHECKING:
+    from core.estimate.training import TrainingEstimate
     from core.hardware import Hardware
     from core.hub.client import ModelSummary
     from core.hub.fit import QuantFit
 
 #: core.hub.fit's ESTIMATED_KINDS (that module loads the GGUF reader, imported when a fit arrives)
-ESTIMATED_KINDS = (GroupKind.QUANT, GroupKind.MLX)
+ESTIMATED_KINDS = (GroupKind.QUANT, GroupKind.MLX, GroupKind.SAFETENSORS)
 #: The quant offered before (or without) an estimate: a common middle ground, never the smallest (Q2_K).
 PREFERRED_QUANTS = ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q4_0", "Q5_0", "Q6_K", "Q8_0")
 
@@ -154,6 +155,9 @@ class FilesModel(RecordTableModel):
         fit = self.fits.get(group.key)
         if fit is None:
             return FIT_PENDING if self.fit_available else self.rough_fit_text(group)
+        if fit.training is not None:
+            text = f"{badge_text(fit.level)} (tune) · {human_size(fit.training.total_bytes)}"
+            return f"★ {text}" if group.key == self.best else text
         if fit.estimate is None:
             return self.rough_fit_text(group)
         from core.estimate.llama import Estimate, Verdict
@@ -183,7 +187,7 @@ class FilesModel(RecordTableModel):
             if column == self.COL_NAME:
                 return group.label
             if column == self.COL_QUANT:
-                return group.quant or ("MLX" if group.kind == GroupKind.MLX else "")
+                return group.quant or {GroupKind.MLX: "MLX", GroupKind.SAFETENSORS: "full"}.get(group.kind, "")
             if column == self.COL_SIZE:
                 return human_size(group.size)
             if column == self.COL_KIND:
@@ -195,6 +199,8 @@ class FilesModel(RecordTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             fit = self.fits.get(group.key)
             if column == self.COL_FIT and fit is not None:
+                if fit.training is not None:
+                    return training_tooltip(fit.training)
                 if fit.estimate is None:
                     return f"Fit unknown: {fit.error}"
                 best = "\nThe best choice for this machine." if group.key == self.best else ""
@@ -238,3 +244,17 @@ class FilesModel(RecordTableModel):
         for row, group in enumerate(self.groups):
             if group.key == key:
                 self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+
+
+def training_tooltip(estimate: TrainingEstimate) -> str:
+    """The fine-tuning verdict in words: what the memory figure is for, and against what."""
+    need = human_size(estimate.total_bytes)
+    run = "a LoRA fine-tune (rank 8, 2,048 tokens, batch 1)"
+    if estimate.budget is None:
+        return f"Downloads the full weights for fine-tuning; {run} needs about {need}."
+    have = human_size(estimate.budget)
+    verdict = "fits" if estimate.fits else "does not fit"
+    return (
+        f"Downloads the full weights for fine-tuning; {run} needs about {need} of the {have} available: it "
+        f"{verdict} here (the Fine-tune page suggests smaller settings)."
+    )

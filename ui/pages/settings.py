@@ -9,6 +9,7 @@ import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QFrame,
@@ -109,9 +110,10 @@ class SettingsPage(Page):
         self.parallel.setAccessibleName("Parallel downloads")
         self.parallel.valueChanged.connect(lambda v: self._save(max_parallel_downloads=v))
         form.addRow("Parallel downloads", self.parallel)
+        self._add_download_rows(form, current)
 
         # Choices and numbers at the width of their content; only paths and the token take the whole row.
-        for short in (self.theme, self.context, self.gpu_layers, self.parallel):
+        for short in (self.theme, self.context, self.gpu_layers, self.parallel, self.connections, self.limit):
             short.setFixedWidth(220)
         self.hf_token = HfTokenBox()
         form.addRow("Hugging Face token", self.hf_token)
@@ -129,6 +131,35 @@ class SettingsPage(Page):
         self.mcp_servers = McpServersEditor(ChatTools(app.paths.data_dir / MCP_FILE))  # the chat's tools
         self.body.addWidget(self.mcp_servers)
         self.body.addStretch(1)
+
+    def _add_download_rows(self, form: QFormLayout, current: object) -> None:
+        """Connections per file and the global speed limit: both apply to downloads already running."""
+        self.connections = QSpinBox()
+        self.connections.setRange(0, 16)
+        self.connections.setSpecialValueText("auto")
+        self.connections.setValue(int(getattr(current, "download_connections", 0)))
+        self.connections.setToolTip(
+            "How many connections fetch parts of one file at once: “auto” adds connections while the download "
+            "gets faster (4 to 16), 1 is a single stream; applies to running downloads too"
+        )
+        self.connections.setAccessibleName("Download connections")
+        self.connections.valueChanged.connect(lambda v: self._save(download_connections=int(v)))
+        form.addRow("Download connections", self.connections)
+
+        self.limit = QDoubleSpinBox()
+        self.limit.setRange(0.0, 100_000.0)
+        self.limit.setDecimals(1)
+        self.limit.setSingleStep(1.0)
+        self.limit.setSuffix(" MB/s")
+        self.limit.setSpecialValueText("No limit")
+        self.limit.setValue(float(getattr(current, "download_limit_mbps", 0.0)))
+        self.limit.setToolTip(
+            "The most all downloads together may use, in megabytes per second; 0 is no limit. "
+            "Applies to running downloads at once"
+        )
+        self.limit.setAccessibleName("Download speed limit")
+        self.limit.valueChanged.connect(lambda v: self._save(download_limit_mbps=float(v)))
+        form.addRow("Download speed limit", self.limit)
 
     def _choose_models_dir(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Models folder", self.models_dir.text())

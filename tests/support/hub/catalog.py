@@ -25,6 +25,8 @@ RANGED_FILE = "ranged-llama-F32.gguf"
 #: A repo whose one model file has a name longer than file systems allow.
 LONG_NAME_REPO = "hangar-test/long-name-GGUF"
 LONG_NAME = "l" * 300 + "-Q4_0.gguf"
+#: A transformers model with full safetensors weights in two shards: what a fine-tune starts from.
+HF_REPO = "hangar-test/tunable-lm-hf"
 CROWD = 25
 GATED_TOKEN = "hf_test_granted_token_0123456789"
 UNGRANTED_TOKEN = "hf_test_not_granted_token_98765"
@@ -103,6 +105,35 @@ def safetensors_bytes(rows: int = 64, cols: int = 96) -> bytes:
     ).encode()
     header += b" " * (-len(header) % 8)
     return struct.pack("<Q", len(header)) + header + payload
+
+
+def sharded_hf_model(folder: Path) -> list[HubFile]:
+    """The tiny Hugging Face llama (core.devkit.modelgen_hf), its weights split into two shards with an index, as
+    larger models are published; plus files a fine-tune does not need."""
+    from safetensors.numpy import load_file, save_file
+
+    from core.devkit.modelgen_hf import write_tiny_hf_model
+
+    model = write_tiny_hf_model(folder / "tiny-llama-hf")
+    tensors = load_file(str(model / "model.safetensors"))
+    names = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2]}
+    shards["model-00002-of-00002.safetensors"] = names[len(names) // 2 :]
+    weight_map = {}
+    files = [HubFile(".gitattributes", b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n")]
+    files.append(HubFile("README.md", b"---\nlicense: apache-2.0\nlibrary_name: transformers\n---\n# Tiny llama\n"))
+    for shard, members in shards.items():
+        save_file({n: tensors[n] for n in members}, str(folder / shard), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(members, shard))
+        files.append(HubFile(shard, (folder / shard).read_bytes()))
+    total = sum(t.nbytes for t in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    files.append(HubFile("model.safetensors.index.json", json.dumps(index).encode()))
+    for name in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"):
+        files.append(HubFile(name, (model / name).read_bytes()))
+    files.append(HubFile("special_tokens_map.json", (model / "special_tokens_map.json").read_bytes()))
+    files.append(HubFile("original/consolidated.pth", b"not needed"))
+    return files
 
 
 def build_catalog(hub: LocalHub, folder: Path) -> LocalHub:
@@ -248,6 +279,17 @@ def build_catalog(hub: LocalHub, folder: Path) -> LocalHub:
                 else None,
             )
         )
+    hub.add(
+        HubRepo(
+            HF_REPO,
+            files=sharded_hf_model(folder / "hf"),
+            downloads=300,
+            likes=4,
+            tags=["transformers", "safetensors", "llama", "text-generation", "license:apache-2.0"],
+            library_name="transformers",
+            safetensors={"parameters": {"F16": 70_000}, "total": 70_000},
+        )
+    )
     hub.tokens[GATED_TOKEN] = ("alice", {GATED_REPO})
     hub.tokens[UNGRANTED_TOKEN] = ("bob", set())
     return hub
