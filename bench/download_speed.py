@@ -31,6 +31,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 TARGETS = {"uncapped": 1.0, "capped": 3.0}
+IN_PROCESS = "--in-process" in sys.argv
 REPO = "bench/big-GGUF"
 NAME = "big-Q8_0.gguf"
 
@@ -59,7 +60,11 @@ def _hangar_download(root: Path, stats: dict[str, float] | None = None) -> float
 
     app = AppContext.create(AppPaths.under(root), worker_entry=lambda *a: None)
     try:
-        manager = DownloadManager(app.jobs, app.store, app.paths, HubClient(), auto_resume=False)
+        from core.downloads.limits import TransferOptions
+
+        # the transfer path the app uses: ranged downloads in a child process (IN_PROCESS: the window's own)
+        options = TransferOptions(in_child=not IN_PROCESS)
+        manager = DownloadManager(app.jobs, app.store, app.paths, HubClient(), auto_resume=False, options=options)
         start = time.perf_counter()  # metadata included, as hf_hub_download's HEAD is
         item = manager.enqueue(REPO, file=NAME)
         item = manager.wait(item.id)
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cap-mbps", type=float, default=16.0, help="per-connection cap of the capped case")
     parser.add_argument("--case", choices=["both", "capped", "uncapped"], default="both")
+    parser.add_argument("--in-process", action="store_true", help="ranges in this process, not the app's child")
     args = parser.parse_args(argv)
 
     from tests.support.hub import HubFile, HubRepo, LocalHub

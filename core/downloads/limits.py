@@ -83,8 +83,11 @@ class TransferOptions:
     #: range is only ever split past what was asked, so no byte is sent twice.
     request_max: int = 32 * 1024**2
     check_every: int = DISK_CHECK_EVERY
-    #: Run ranged downloads in a child process (the app's settings turn it on; see ``from_settings``).
+    #: Run ranged downloads in a child process (the app's settings turn it on; see ``from_settings``) when the
+    #: file is at least ``child_min`` bytes: the child costs ~0.5-0.8 s to start, nothing against a long download
+    #: that would otherwise hold the window's interpreter, too much for a file done in a second.
     in_child: bool = False
+    child_min: int = 1024**3
 
 
 def from_settings(settings: Callable[[], object]) -> TransferOptions:

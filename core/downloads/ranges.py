@@ -413,7 +413,7 @@ def fetch_file(
     are fetched in a child process."""
     # Ranges already begun go on as ranges, holes and all.
     ranged = (target.size >= options.split_min and options.connections() != 1) or record_path(target.part).exists()
-    if ranged and options.in_child and origin is not None:
+    if ranged and options.in_child and origin is not None and target.size >= options.child_min:
         from core.downloads.child import run_ranged_in_child
 
         try:

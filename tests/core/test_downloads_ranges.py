@@ -205,7 +205,7 @@ def test_in_a_child_process_ranges_verify_pause_resume_and_follow_the_settings(a
     """As the app runs them: the connections in a child process (the window keeps the interpreter)."""
     hub.faults.throttle_bps = 2_000_000
     connections = Knob(2)
-    manager = ranged_manager(app, connections, in_child=True)
+    manager = ranged_manager(app, connections, in_child=True, child_min=0)
     item = manager.enqueue(RANGED_REPO)
     wait_for(manager, lambda i: i.id == item.id and i.done > 4 * MIB)
     assert hub.faults.peak_streams[KEY] <= 2
@@ -226,7 +226,7 @@ def test_in_a_child_process_ranges_verify_pause_resume_and_follow_the_settings(a
 
 def test_in_a_child_process_hub_errors_read_the_same(app: AppContext, hub: LocalHub) -> None:
     hub.faults.corrupt.add(KEY)
-    manager = ranged_manager(app, Knob(4), in_child=True)
+    manager = ranged_manager(app, Knob(4), in_child=True, child_min=0)
     item = manager.wait(manager.enqueue(RANGED_REPO).id, 90)
     assert item.state == DownloadState.FAILED and item.error_code == "integrity"
     assert "failed its integrity check" in item.message

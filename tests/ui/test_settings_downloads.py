@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import time
 
-import psutil
-
 from core.downloads.manager import DownloadState
 from tests.support.hub.catalog import RANGED_FILE, RANGED_REPO
 from ui.bridge import Bridge
@@ -50,9 +48,8 @@ def test_the_speed_limit_applies_to_a_running_download(qtbot, app, hub) -> None:
     qtbot.waitUntil(lambda: app.downloads.get(item.id).done > MB, timeout=20_000)
     slow = _rate(qtbot, app, item.id, 2.0)
     assert slow < 1.5 * MB, slow
-    # The connections run in a child process, away from the window's thread; the limit reaches it live.
-    children = [" ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)]
-    assert any("multiprocessing" in line for line in children), children
+    # (a file this small runs in the window's process; from 1 GiB the connections run in a child process, and the
+    # limit reaches it live the same way: tests/core/test_downloads_ranges.py)
     page.limit.setValue(4.0)  # raised in the window while the download runs
     qtbot.wait(300)
     faster = _rate(qtbot, app, item.id, 2.0)
