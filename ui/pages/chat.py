@@ -112,8 +112,6 @@ class ChatPage(ImagesMixin, DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
         self.extras_row = QHBoxLayout()  # tools, documents, images, and the files and images for the next message
         for widget in (self.tools_button, self.docs_picker, self.image_button):
             self.extras_row.addWidget(widget)
-        self.extras_row.addLayout(self.chips)
-        self.extras_row.addWidget(self.image_note, 1)
         self.extras_row.addStretch(1)
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
@@ -127,9 +125,11 @@ class ChatPage(ImagesMixin, DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
         center.addWidget(self.meter_label)
         center.addWidget(self.editing_label)
         center.addLayout(self.extras_row)
-        status_row = QHBoxLayout()  # what the tools and documents say (mostly one line at a time)
+        center.addWidget(self.chips_row)
+        status_row = QHBoxLayout()  # what the tools, documents and images say (mostly one line at a time)
         status_row.addWidget(self.tools_status, 1)
         status_row.addWidget(self.docs_status, 1)
+        status_row.addWidget(self.image_note, 1)
         center.addLayout(status_row)
         center.addLayout(composer_row)
         row = QHBoxLayout()
