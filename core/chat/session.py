@@ -19,6 +19,7 @@ from core.chat.documents import Attachment, adhoc_collection, retrieve
 from core.chat.session_tools import ToolCallChanged, ToolNotice, ToolReplies
 from core.chat.store import DEFAULT_TITLE, ChatStore, Message, MessageState, title_from
 from core.engine.host import EngineHost
+from core.engine.images import MAX_IMAGES, NO_PROJECTOR, ChatImage, count_images
 from core.engine.protocol import (
     ChatMessage,
     EngineCrashed,
@@ -29,7 +30,7 @@ from core.engine.protocol import (
     RequestFailed,
     TokenChunk,
 )
-from core.errors import CancelledError, EngineError, UsageError
+from core.errors import CancelledError, EngineError, UnsupportedModelError, UsageError
 from core.events import EventHook
 
 if TYPE_CHECKING:
@@ -164,16 +165,17 @@ class ChatSession(ToolReplies):
         return not self._idle.is_set()
 
     # -- user actions ----------------------------------------------------------------------------------------
-    def send(self, text: str, attachments: Sequence[Attachment] = ()) -> Message:
-        """Add a user message (with files attached whole) and start the reply; returns the streaming reply."""
+    def send(self, text: str, attachments: Sequence[Attachment] = (), images: Sequence[ChatImage] = ()) -> Message:
+        """Add a user message (with files attached whole, and images for a vision model) and start the reply;
+        returns the streaming reply. A model without a projector refuses images before anything is stored."""
         if not text.strip():
             raise UsageError("Type a message first.")
-        self._require_ready()
+        self._require_ready(len(images))
         conversation = self.chats.get(self.conversation_id)
         if conversation.title == DEFAULT_TITLE and not self.chats.messages(self.conversation_id):
             self.chats.update(self.conversation_id, title=title_from(text))
         attached = [a.to_json() for a in attachments]
-        self.chats.add_message(self.conversation_id, "user", text, attachments=attached)
+        self.chats.add_message(self.conversation_id, "user", text, attachments=attached, images=tuple(images))
         return self._start_reply()
 
     def regenerate(self) -> Message:
@@ -228,8 +230,8 @@ class ChatSession(ToolReplies):
         for m in self.chats.messages(self.conversation_id):
             files = [Attachment.from_json(a).prompt_text() for a in m.attachments]
             content = "\n\n".join([*files, m.content]) if files and m.content else m.content
-            if content:
-                items.append(ChatMessage(m.role, content))
+            if content or m.images:
+                items.append(ChatMessage(m.role, content, images=m.images))
         return items
 
     def refresh_usage(self) -> ContextUsage | None:
@@ -269,11 +271,18 @@ class ChatSession(ToolReplies):
         path = Path(model.path)
         return path.stem if path.suffix == ".gguf" else path.name
 
-    def _require_ready(self) -> None:
+    def _require_ready(self, new_images: int = 0) -> None:
         if self.busy:
             raise UsageError("A reply is still being written; stop it first.")
-        if self.host.model is None:
+        model = self.host.model
+        if model is None:
             raise EngineError("No model is loaded.", hint="Load a model for this chat first.")
+        shown = count_images(self.history()) + new_images
+        # the conversation shows images: a model without its projector refuses before anything changes
+        if shown and not model.vision:
+            raise UnsupportedModelError(NO_PROJECTOR)
+        if shown > MAX_IMAGES:
+            raise UsageError(f"{shown} images in one conversation; up to {MAX_IMAGES} are taken. Start a new chat.")
 
     def _start_reply(self, continue_message: Message | None = None) -> Message:
         conversation = self.chats.get(self.conversation_id)

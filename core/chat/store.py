@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core.engine.images import MAX_IMAGES, ChatImage, image_from_bytes
 from core.engine.params import GenerationParams
 from core.engine.protocol import GenerationStats
 from core.errors import NotFoundError, UsageError
@@ -53,6 +54,20 @@ SCHEMA = [
     "ALTER TABLE chat_messages ADD COLUMN model TEXT;",
     # 3: the passages a reply read (its citations) and the files attached whole to a message (JSON lists)
     "ALTER TABLE chat_messages ADD COLUMN sources TEXT; ALTER TABLE chat_messages ADD COLUMN attachments TEXT;",
+    # 4: the images a message shows the model (a copy of their bytes, checked as the engine checks them)
+    """
+    CREATE TABLE chat_images (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id INTEGER NOT NULL REFERENCES chat_messages(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        mime TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX chat_images_by_message ON chat_images(message_id, id);
+    ALTER TABLE chat_messages ADD COLUMN image_tokens INTEGER;
+    """,
 ]
 
 DEFAULT_TITLE = "New chat"
@@ -129,6 +144,10 @@ class Message:
     sources: tuple[dict[str, Any], ...] = ()
     #: Files that went into the prompt whole with this message (``core.chat.documents.Attachment.to_json``).
     attachments: tuple[dict[str, Any], ...] = ()
+    #: Images shown to the model with this message (their bytes are kept in the store with the conversation).
+    images: tuple[ChatImage, ...] = ()
+    #: Of a reply's ``prompt_tokens``, the positions its conversation's images took.
+    image_tokens: int | None = None
 
 
 class ChatStore:
@@ -223,13 +242,26 @@ class ChatStore:
         rows = self._store.query(
             "SELECT * FROM chat_messages WHERE conversation_id = ? ORDER BY position", (conversation_id,)
         )
-        return [_message(row) for row in rows]
+        images = self._images(
+            "SELECT i.* FROM chat_images i JOIN chat_messages m ON m.id = i.message_id WHERE m.conversation_id = ?"
+            " ORDER BY i.id",
+            (conversation_id,),
+        )
+        return [_message(row, images.get(int(row["id"]), ())) for row in rows]
 
     def message(self, message_id: int) -> Message:
         row = self._store.query_one("SELECT * FROM chat_messages WHERE id = ?", (message_id,))
         if row is None:
             raise NotFoundError(f"There is no message {message_id}.")
-        return _message(row)
+        images = self._images("SELECT * FROM chat_images WHERE message_id = ? ORDER BY id", (message_id,))
+        return _message(row, images.get(message_id, ()))
+
+    def _images(self, sql: str, params: tuple[Any, ...]) -> dict[int, tuple[ChatImage, ...]]:
+        found: dict[int, list[ChatImage]] = {}
+        for row in self._store.query(sql, params):
+            image = ChatImage(bytes(row["data"]), row["mime"], int(row["width"]), int(row["height"]), row["name"])
+            found.setdefault(int(row["message_id"]), []).append(image)
+        return {key: tuple(value) for key, value in found.items()}
 
     def add_message(
         self,
@@ -240,9 +272,13 @@ class ChatStore:
         *,
         model: str | None = None,
         attachments: list[dict[str, Any]] | None = None,
+        images: tuple[ChatImage, ...] = (),
     ) -> Message:
         if role not in ("user", "assistant"):
             raise UsageError(f"A message's role is user or assistant, not {role!r}.")
+        if len(images) > MAX_IMAGES:
+            raise UsageError(f"{len(images)} images in one message; up to {MAX_IMAGES} are taken.")
+        checked = [image_from_bytes(i.data, i.name) for i in images]  # the bounds the engine keeps, before storing
         now = time.time()
         with self._store.transaction() as conn:
             row = conn.execute(
@@ -264,8 +300,13 @@ class ChatStore:
                     now,
                 ),
             )
+            message_id = int(cursor.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO chat_images (message_id, name, mime, width, height, data) VALUES (?, ?, ?, ?, ?, ?)",
+                [(message_id, i.name, i.mime, i.width, i.height, i.data) for i in checked],
+            )
             conn.execute("UPDATE chat_conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
-        return self.message(int(cursor.lastrowid or 0))
+        return self.message(message_id)
 
     def append_text(self, message_id: int, text: str) -> None:
         """Append streamed text to a reply (called a few times a second while it streams)."""
@@ -293,7 +334,7 @@ class ChatStore:
     ) -> Message:
         self._store.execute(
             "UPDATE chat_messages SET content = ?, state = ?, error = ?, prompt_tokens = ?,"
-            " completion_tokens = ?, tokens_per_second = ?, time_to_first_token_ms = ? WHERE id = ?",
+            " completion_tokens = ?, tokens_per_second = ?, time_to_first_token_ms = ?, image_tokens = ? WHERE id = ?",
             (
                 content,
                 state,
@@ -302,6 +343,7 @@ class ChatStore:
                 stats.completion_tokens if stats else None,
                 stats.tokens_per_second if stats else None,
                 stats.time_to_first_token_ms if stats else None,
+                stats.image_tokens if stats and stats.image_tokens else None,
                 message_id,
             ),
         )
@@ -338,7 +380,7 @@ def _conversation(row: Any) -> Conversation:
     )
 
 
-def _message(row: Any) -> Message:
+def _message(row: Any, images: tuple[ChatImage, ...] = ()) -> Message:
     return Message(
         id=int(row["id"]),
         conversation_id=int(row["conversation_id"]),
@@ -354,6 +396,8 @@ def _message(row: Any) -> Message:
         model=row["model"],
         sources=_json_list(row["sources"]),
         attachments=_json_list(row["attachments"]),
+        images=images,
+        image_tokens=row["image_tokens"],
     )
 
 

@@ -16,12 +16,12 @@ from typing import Any
 
 from core.errors import HangarError, UsageError
 from core.store import Store
-from core.tools.config import McpServerConfig, load_config, parse_config
+from core.tools.config import APP_CONFIG_FILE, McpServerConfig, load_config, parse_config
 from core.tools.mcp import McpTools, ServerTools
 
 logger = logging.getLogger(__name__)
 
-MCP_FILE = "mcp.json"
+MCP_FILE = APP_CONFIG_FILE
 EXAMPLE_CONFIG = '{\n  "mcpServers": {\n  }\n}\n'
 
 SCHEMA = [

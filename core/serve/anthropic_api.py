@@ -11,7 +11,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from core.engine.host import ChatMessage, GenerationStats
-from core.serve.common import Job, build_params, collect, merge_system, start_generation
+from core.engine.images import ChatImage
+from core.serve.common import (
+    Job,
+    build_params,
+    collect,
+    image_from_base64,
+    merge_system,
+    refuse_blind,
+    start_generation,
+)
 from core.serve.errors import ApiError
 from core.serve.http import ApiContext, EventStream, sse
 from core.serve.schemas import AnthropicBlock, MessagesBody
@@ -20,7 +29,7 @@ from core.tools import calling as toolkit
 router = APIRouter()
 
 
-def _text(content: str | list[AnthropicBlock] | None) -> str:
+def _text(content: str | list[AnthropicBlock] | None, *, images: bool = False) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -29,18 +38,42 @@ def _text(content: str | list[AnthropicBlock] | None) -> str:
     for block in content:
         if block.type == "text":
             parts.append(block.text or "")
+        elif block.type == "image" and images:
+            continue  # read by _images
+        elif block.type == "image":
+            raise ApiError(400, "Images go in user messages.")
         elif block.type == "tool_use":
             parts.append(toolkit.call_text(block.name or "", block.input or {}))
         elif block.type == "tool_result":
             parts.append(toolkit.result_text(_text(block.content)))
         else:
-            raise ApiError(400, f"Content blocks of type “{block.type}” are not supported; send text.")
+            raise ApiError(400, f"Content blocks of type “{block.type}” are not supported; send text and images.")
     return "\n".join(parts)
+
+
+def _images(content: str | list[AnthropicBlock]) -> tuple[ChatImage, ...]:
+    """A user message's ``image`` blocks (``source``: ``{"type": "base64", "media_type", "data"}``), checked."""
+    found = []
+    for block in content if isinstance(content, list) else ():
+        if block.type != "image":
+            continue
+        source = getattr(block, "source", None)
+        if not isinstance(source, dict) or source.get("type") != "base64" or not isinstance(source.get("data"), str):
+            kind = source.get("type") if isinstance(source, dict) else None
+            raise ApiError(
+                400,
+                f"An image block's source must be base64 data, not {kind or 'missing'}; this server fetches no web "
+                "addresses and reads no files.",
+            )
+        found.append(image_from_base64(source["data"], source.get("media_type")))
+    return tuple(found)
 
 
 def messages_of(body: MessagesBody) -> list[ChatMessage]:
     messages = [ChatMessage("system", _text(body.system))] if body.system else []
-    messages += [ChatMessage(m.role, _text(m.content)) for m in body.messages]
+    for m in body.messages:
+        user = m.role == "user"
+        messages.append(ChatMessage(m.role, _text(m.content, images=user), images=_images(m.content) if user else ()))
     return merge_system(messages)
 
 
@@ -74,6 +107,8 @@ async def messages(body: MessagesBody, request: Request) -> Any:
     job = Job(state, "messages", body.model, body.stream)
     plan = tool_plan(body)
     try:
+        chat = messages_of(body)  # a bad image is a 400 before anything loads
+        refuse_blind(state, body.model, chat)
         pooled = await state.pool.get(body.model)
     except Exception as exc:
         raise job.fail(exc) from exc
@@ -81,7 +116,7 @@ async def messages(body: MessagesBody, request: Request) -> Any:
         pooled, state, max_tokens=body.max_tokens, stop=body.stop_sequences, temperature=body.temperature,
         top_p=body.top_p, top_k=body.top_k,
     )  # fmt: skip
-    chat, params = toolkit.apply(plan, messages_of(body), params)
+    chat, params = toolkit.apply(plan, chat, params)
     stream = await start_generation(job, state, lambda host: host.generate(chat, params))
     ident = "msg_" + uuid.uuid4().hex[:24]
     if body.stream:

@@ -14,7 +14,8 @@ from typing import Any
 from starlette.requests import Request
 
 from core.engine.host import ChatMessage, EngineHost, GenerationParams, GenerationStats
-from core.errors import HangarError
+from core.engine.images import NO_PROJECTOR, ChatImage, count_images, image_from_url
+from core.errors import HangarError, UsageError
 from core.serve.errors import ApiError, from_hangar
 from core.serve.http import ApiContext
 from core.serve.pool import PooledModel
@@ -173,8 +174,13 @@ async def _gather(stream: AsyncIterator[Delta | GenerationStats], job: Job) -> t
     return "".join(text), logprobs, job.stats
 
 
-def text_of(content: Any) -> str:
-    """Text of a message's content: a string, or a list of parts of which only text is understood."""
+#: Image parts: OpenAI chat's ``image_url`` and the Responses API's ``input_image`` (both carry a URL).
+IMAGE_PARTS = ("image_url", "input_image")
+
+
+def text_of(content: Any, *, images: bool = False) -> str:
+    """Text of a message's content: a string, or a list of parts of which text is understood, and images are
+    skipped where ``images`` (a user message: ``images_of`` reads them)."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -183,9 +189,61 @@ def text_of(content: Any) -> str:
     for part in content:
         if part.type in ("text", "input_text", "output_text"):
             parts.append(part.text or "")
+        elif part.type in IMAGE_PARTS and images:
+            continue
+        elif part.type in IMAGE_PARTS:
+            raise ApiError(400, "Images go in user messages.", param="messages")
         else:
-            raise ApiError(400, f"Content of type “{part.type}” is not supported; send text.", param="content")
+            raise ApiError(
+                400, f"Content of type “{part.type}” is not supported; send text and images.", param="content"
+            )
     return "".join(parts)
+
+
+def images_of(content: Any) -> tuple[ChatImage, ...]:
+    """The images of a user message's parts, each checked as the engine checks it (a 400 naming what is wrong)."""
+    if content is None or isinstance(content, str):
+        return ()
+    found = []
+    for part in content:
+        if part.type not in IMAGE_PARTS:
+            continue
+        value = getattr(part, "image_url", None)
+        url = value.get("url") if isinstance(value, dict) else value
+        if not isinstance(url, str) or not url:
+            what = "a file_id" if getattr(part, "file_id", None) else "no image_url"
+            raise ApiError(400, f"An {part.type} part has {what}; send the image as a data: URL.", param="messages")
+        found.append(image_from_data_url(url))
+    return tuple(found)
+
+
+def image_from_data_url(url: str) -> ChatImage:
+    """A ``data:`` URL's image. Web addresses are not fetched and the server's own files are not read."""
+    if not url.startswith("data:"):
+        raise ApiError(
+            400,
+            "Images are taken as base64 data: URLs (data:image/png;base64,...); this server fetches no web "
+            "addresses and reads no files.",
+            param="messages",
+        )
+    try:
+        return image_from_url(url)
+    except UsageError as exc:
+        raise ApiError(400, str(exc), param="messages") from None
+
+
+def image_from_base64(data: str, media_type: str | None) -> ChatImage:
+    """An Anthropic ``image`` block's base64 ``source``, checked."""
+    return image_from_data_url(f"data:{media_type or 'image/png'};base64,{data}")
+
+
+def refuse_blind(state: ApiContext, model_name: str, messages: list[ChatMessage]) -> None:
+    """Images for a model without its projector: a 400 before the model is loaded for nothing."""
+    if not count_images(messages):
+        return
+    _, model = state.pool.resolve(model_name)
+    if model.engine != "llama" or model.projector is None:
+        raise ApiError(400, NO_PROJECTOR, param="messages")
 
 
 def merge_system(messages: list[ChatMessage]) -> list[ChatMessage]:

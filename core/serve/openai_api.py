@@ -18,7 +18,9 @@ from core.serve.common import (
     build_params,
     collect,
     finish_reason,
+    images_of,
     merge_system,
+    refuse_blind,
     start_generation,
     text_of,
     usage,
@@ -69,7 +71,7 @@ def chat_messages(items: list[ChatMessageIn]) -> list[ChatMessage]:
             parts += [toolkit.call_text(c.function.name, c.function.arguments) for c in item.tool_calls or []]
             messages.append(ChatMessage("assistant", "\n".join(parts)))
         else:
-            messages.append(ChatMessage("user", text_of(item.content)))
+            messages.append(ChatMessage("user", text_of(item.content, images=True), images=images_of(item.content)))
     return merge_system(messages)
 
 
@@ -127,6 +129,8 @@ async def chat_completions(body: ChatCompletionBody, request: Request) -> Any:
     plan = tool_plan(body)
     kind, schema = response_format(body)
     try:
+        chat = chat_messages(body.messages)  # a bad image is a 400 before anything loads
+        refuse_blind(state, body.model, chat)
         pooled = await state.pool.get(body.model)
     except Exception as exc:
         raise job.fail(exc) from exc
@@ -137,7 +141,7 @@ async def chat_completions(body: ChatCompletionBody, request: Request) -> Any:
         frequency_penalty=body.frequency_penalty, repeat_penalty=body.repeat_penalty, response_format=kind,
         json_schema=schema, logprobs=body.logprobs, top_logprobs=body.top_logprobs or 0, ignore_eos=body.ignore_eos,
     )  # fmt: skip
-    messages, params = toolkit.apply(plan, chat_messages(body.messages), params)
+    messages, params = toolkit.apply(plan, chat, params)
     stream = await start_generation(job, state, lambda host: host.generate(messages, params))
     ident, created = "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time())
     if body.stream:

@@ -219,7 +219,8 @@ class ModelPool:
             raise UnsupportedModelError(f"{entry.name} is a LoRA adapter, not a model to run.")
         if not entry.available:
             raise NotFoundError(f"The files of {entry.name} are missing from {entry.root}.")
-        return entry.id, ResolvedModel(entry.engine, entry.load_path.resolve(), entry.name)
+        projector = entry.projector.resolve() if entry.projector else None  # a vision model's mmproj goes along
+        return entry.id, ResolvedModel(entry.engine, entry.load_path.resolve(), entry.name, projector=projector)
 
     # -- loading --------------------------------------------------------------------------------------------------
     async def get(self, name: str) -> PooledModel:

@@ -12,7 +12,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from core.engine.host import ChatMessage, GenerationStats
-from core.serve.common import Job, build_params, collect, merge_system, start_generation, text_of
+from core.serve.common import (
+    Job,
+    build_params,
+    collect,
+    images_of,
+    merge_system,
+    refuse_blind,
+    start_generation,
+    text_of,
+)
 from core.serve.errors import ApiError
 from core.serve.http import ApiContext, EventStream, sse
 from core.serve.schemas import ResponsesBody
@@ -33,7 +42,9 @@ def messages_of(body: ResponsesBody) -> list[ChatMessage]:
                 messages.append(ChatMessage("user", toolkit.result_text(item.output or "")))
             else:
                 role = "system" if item.role in ("system", "developer") else item.role
-                messages.append(ChatMessage(role, text_of(item.content)))
+                user = role == "user"
+                images = images_of(item.content) if user else ()
+                messages.append(ChatMessage(role, text_of(item.content, images=user), images=images))
     return merge_system(messages)
 
 
@@ -130,6 +141,8 @@ async def responses(body: ResponsesBody, request: Request) -> Any:
     state: ApiContext = request.app.state.hangar
     job = Job(state, "responses", body.model, body.stream)
     try:
+        chat = messages_of(body)  # a bad image is a 400 before anything loads
+        refuse_blind(state, body.model, chat)
         pooled = await state.pool.get(body.model)
     except Exception as exc:
         raise job.fail(exc) from exc
@@ -140,7 +153,7 @@ async def responses(body: ResponsesBody, request: Request) -> Any:
     )  # fmt: skip
     body.sampling_used = params
     plan = tool_plan(body)
-    chat, params = toolkit.apply(plan, messages_of(body), params)
+    chat, params = toolkit.apply(plan, chat, params)
     stream = await start_generation(job, state, lambda host: host.generate(chat, params))
     ident, item_id, created = "resp_" + uuid.uuid4().hex[:24], "msg_" + uuid.uuid4().hex[:24], int(time.time())
     if body.stream:

@@ -13,6 +13,8 @@ from typing import Any
 from core.errors import NotFoundError, UsageError
 
 MAX_CONFIG_BYTES = 1024 * 1024
+#: The app's own configuration, in its data folder (Settings → MCP servers edits it; the CLI uses it by default).
+APP_CONFIG_FILE = "mcp.json"
 _NAME = re.compile(r"^[\w.-]{1,64}$")
 
 
@@ -37,6 +39,21 @@ class McpServerConfig:
         if self.command:
             return " ".join([self.command, *self.args])[:200]
         return str(self.url)
+
+
+def app_config_path(data_dir: Path) -> Path:
+    return data_dir / APP_CONFIG_FILE
+
+
+def load_app_config(data_dir: Path) -> tuple[Path, list[McpServerConfig]]:
+    """The servers of the app's ``mcp.json`` (the one the window's Settings edit), and where it is."""
+    path = app_config_path(data_dir)
+    if not path.is_file():
+        raise NotFoundError(
+            f"No MCP servers are set up yet: add them in Settings → MCP servers (kept in {path}), or name an "
+            "mcp.json of your own."
+        )
+    return path, load_config(path)
 
 
 def load_config(path: Path) -> list[McpServerConfig]:

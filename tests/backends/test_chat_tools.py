@@ -98,3 +98,30 @@ def test_chat_command_with_mcp_tools(tiny_gguf: Path, data_dir: Path, tmp_path: 
     assert "No tool called 'nope'" in capsys.readouterr().err
     assert main.main(["chat", str(tiny_gguf), "--prompt", "x", "--tool-choice", "add"]) == 2
     assert "--mcp-config" in capsys.readouterr().err
+
+
+def test_chat_tools_uses_the_apps_mcp_servers_and_plain_chat_starts_none(  # type: ignore[no-untyped-def]
+    tiny_gguf: Path, data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    from core.paths import AppPaths
+    from core.tools.config import app_config_path
+
+    argv = ["chat", str(tiny_gguf), "--prompt", "2+40?", "--max-tokens", "16", "--seed", "3", "--json"]
+    assert main.main([*argv, "--tools"]) == 1  # no mcp.json yet: one line, before the model loads
+    assert "No MCP servers are set up yet" in json.loads(capsys.readouterr().out)["error"]["message"]
+
+    own = app_config_path(AppPaths.under(data_dir).data_dir)
+    own.parent.mkdir(parents=True, exist_ok=True)
+    started = tmp_path / "started"  # a server that leaves a mark when it is started
+    marker = (
+        f"import pathlib, runpy; pathlib.Path({str(started)!r}).touch();"
+        f" runpy.run_path({str(SERVER)!r}, run_name='__main__')"
+    )
+    own.write_text(json.dumps({"mcpServers": {"kit": {"command": sys.executable, "args": ["-c", marker]}}}))
+
+    assert main.main(argv) == 0
+    assert "tool_calls" not in json.loads(capsys.readouterr().out) and not started.exists()
+
+    assert main.main([*argv, "--tools", "--tool-choice", "add"]) == 0
+    (call,) = json.loads(capsys.readouterr().out)["tool_calls"]
+    assert call["server"] == "kit" and call["tool"] == "add" and started.exists()

@@ -10,6 +10,7 @@ import pytest
 
 import main
 from core.devkit.visiongen import TinyProjectorConfig, png_bytes, write_tiny_vision_model
+from core.engine.images import NO_PROJECTOR
 
 IMAGE_TOKENS = TinyProjectorConfig().image_tokens
 
@@ -91,3 +92,46 @@ def test_a_model_without_projector_says_so(
 def test_image_needs_a_prompt(vision_model: Path, picture: Path, data_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = _chat(capsys, str(vision_model), "--image", str(picture))
     assert code == 2 and "--image goes with --prompt" in json.loads(out)["error"]["message"]
+
+
+def test_the_interactive_chat_attaches_an_image_to_the_next_message(
+    vision_model: Path,
+    picture: Path,
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from core.chat.store import ChatStore
+    from core.paths import AppPaths
+    from core.store import Store
+
+    lines = ["/image /no/such/photo.png", f"/image {picture}", "/image", "What is it?", "And now?", "/exit"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    code = main.main(["chat", str(vision_model), "--max-tokens", "4", "--temperature", "0"])
+    _, err = capsys.readouterr()
+    assert code == 0
+    assert "(No image at /no/such/photo.png.)" in err
+    assert "(image red square.png, 48 × 48, goes with your next message)" in err
+    assert "attached for the next message: red square.png)" in err
+    chats = ChatStore(Store(AppPaths.under(data_dir).database_file))
+    (conversation,) = chats.conversations()
+    first, reply, second, _ = chats.messages(conversation.id)
+    assert first.images[0].data == picture.read_bytes() and second.images == ()  # it went with one message only
+    assert reply.image_tokens == IMAGE_TOKENS and reply.state == "done"
+
+
+def test_the_interactive_chat_says_when_the_model_takes_no_images(
+    tiny_gguf: Path,
+    picture: Path,
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"/image {picture}\nhello\n/exit\n"))
+    assert main.main(["chat", str(tiny_gguf), "--max-tokens", "4"]) == 0
+    _, err = capsys.readouterr()
+    assert f"({NO_PROJECTOR})" in err and "tokens/s" in err  # refused in one line; the message still went

@@ -208,3 +208,27 @@ def test_sending_without_a_model_changes_nothing(chats: ChatStore) -> None:
     assert chats.messages(session.conversation_id) == []
     with pytest.raises(UsageError, match="Type a message"):
         session.send("   ")
+
+
+def test_a_model_without_projector_refuses_a_conversation_with_images_and_changes_nothing(
+    chats: ChatStore, host: EngineHost
+) -> None:
+    from core.devkit.visiongen import png_bytes
+    from core.engine.images import NO_PROJECTOR, image_from_bytes
+    from core.errors import UnsupportedModelError
+
+    picture = image_from_bytes(png_bytes(8, 8), "dot.png")
+    session = new_session(chats, host)
+    with pytest.raises(UnsupportedModelError, match="does not take images"):
+        session.send("What is this?", images=[picture])
+    assert chats.messages(session.conversation_id) == [] and not session.busy
+
+    # a conversation that showed an image earlier (another model read it): this one refuses to go on, and the
+    # last reply is kept, not deleted by a regenerate that cannot run
+    chats.add_message(session.conversation_id, "user", "What is this?", images=(picture,))
+    chats.add_message(session.conversation_id, "assistant", "A dot.")
+    for action in (session.regenerate, lambda: session.send("Bigger?"), session.continue_reply):
+        with pytest.raises(UnsupportedModelError) as caught:
+            action()
+        assert str(caught.value).startswith(NO_PROJECTOR)
+    assert [m.content for m in chats.messages(session.conversation_id)] == ["What is this?", "A dot."]

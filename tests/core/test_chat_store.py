@@ -162,3 +162,33 @@ def test_replies_name_their_model_and_older_rows_stay_unnamed(db: Path) -> None:
     assert old.content == "hi" and old.model is None
     new = chats.add_message(1, "assistant", "there", model="tiny-llama")
     assert chats.message(new.id).model == "tiny-llama"
+
+
+def test_images_are_kept_with_their_message_within_the_engine_bounds(db: Path) -> None:
+    from core.devkit.visiongen import png_bytes
+    from core.engine.images import MAX_IMAGES, ChatImage, image_from_bytes
+
+    store = Store(db)
+    chats = ChatStore(store)
+    conv = chats.create()
+    red, blue = image_from_bytes(png_bytes(8, 4), "red.png"), image_from_bytes(png_bytes(3, 3, (0, 0, 255)), "b.png")
+    message = chats.add_message(conv.id, "user", "Which is bigger?", images=(red, blue))
+    assert message.images == (red, blue)
+    chats.add_message(conv.id, "assistant", "The red one.")
+    store.close()
+
+    chats = ChatStore(Store(db))
+    first, second = chats.messages(conv.id)
+    assert first.images == (red, blue) and second.images == ()
+    assert chats.message(first.id).images[1].data == png_bytes(3, 3, (0, 0, 255))
+
+    # what the engine refuses is never stored: a forged header, too many images
+    forged = ChatImage(b"not a png", "image/png", 1, 1, "forged.png")
+    with pytest.raises(UsageError, match=r"forged\.png is not an image"):
+        chats.add_message(conv.id, "user", "x", images=(forged,))
+    with pytest.raises(UsageError, match=f"up to {MAX_IMAGES} are taken"):
+        chats.add_message(conv.id, "user", "x", images=(red,) * (MAX_IMAGES + 1))
+    assert len(chats.messages(conv.id)) == 2
+    # deleting the messages (regenerate, edit, delete the chat) takes their images along
+    chats.delete_from(conv.id, 0)
+    assert chats._store.query_one("SELECT COUNT(*) AS n FROM chat_images")["n"] == 0

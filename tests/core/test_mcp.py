@@ -102,3 +102,26 @@ def test_mcp_ls_command(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFi
     assert main.main(["mcp", "ls", "--config", str(bad)]) == 1
     out = capsys.readouterr().out
     assert "kit (stdio): 4 tools" in out and 'gone: The MCP server "gone"' in out
+
+
+def test_mcp_ls_defaults_to_the_apps_own_configuration(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import main
+    from core.paths import AppPaths
+    from core.tools.config import app_config_path
+
+    assert main.main(["mcp", "ls", "--json"]) == 1
+    error = json.loads(capsys.readouterr().out)["error"]["message"]
+    assert error.startswith("No MCP servers are set up yet: add them in Settings → MCP servers")
+
+    own = app_config_path(AppPaths.under(data_dir).data_dir)
+    own.parent.mkdir(parents=True, exist_ok=True)
+    own.write_text(json.dumps({"mcpServers": {"kit": {"command": sys.executable, "args": [str(SERVER)]}}}))
+    assert main.main(["mcp", "ls", "--json"]) == 0
+    (server,) = json.loads(capsys.readouterr().out)
+    assert server["server"] == "kit" and server["ok"] and len(server["tools"]) == 4
+    # --config still names another file
+    other = config_file(tmp_path, {})
+    assert main.main(["mcp", "ls", "--config", str(other)]) == 0
+    assert capsys.readouterr().out == f"No MCP servers in {other}.\n"

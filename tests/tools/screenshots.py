@@ -84,6 +84,7 @@ _add_finetune_scenes()
 
 
 def _feature_scenes() -> list[tuple[str, Callable[[object], None]]]:
+    from tests.tools.chat_images_scenes import SCENES as CHAT_IMAGES_SCENES
     from tests.tools.chat_scenes import SCENES as CHAT_SCENES
     from tests.tools.chat_tools_scenes import SCENES as CHAT_TOOLS_SCENES
     from tests.tools.machines_scenes import SCENES as MACHINES_SCENES
@@ -91,6 +92,7 @@ def _feature_scenes() -> list[tuple[str, Callable[[object], None]]]:
     return [
         *CHAT_SCENES,
         *CHAT_TOOLS_SCENES,
+        *CHAT_IMAGES_SCENES,
         ("workshop", _page("workshop")),
         ("server", _page("server")),
         *MACHINES_SCENES,

@@ -92,8 +92,10 @@ def test_collection_from_the_chat_and_citations(qtbot, page: ChatPage, tmp_path:
 
 def test_dropped_files(qtbot, page: ChatPage, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     short = shutil.copy(CORPUS / "bread.md", tmp_path / "bread.md")
-    binary = tmp_path / "photo.png"
+    binary = tmp_path / "photo.bin"
     binary.write_bytes(b"\x89PNG\x00\x00" * 100)
+    broken = tmp_path / "photo.png"  # named as an image: checked as one (tests/ui/test_chat_images.py)
+    broken.write_bytes(b"\x89PNG\x00\x00" * 100)
     long_file = tmp_path / "pump-manual.txt"
     long_file.write_text("".join(f"Step {i}: the pump needs {i % 7} turns of the valve.\n" for i in range(4000)))
 
@@ -107,7 +109,9 @@ def test_dropped_files(qtbot, page: ChatPage, tmp_path: Path) -> None:  # type: 
 
     _drop(page, binary)
     qtbot.waitUntil(lambda: "binary" in page.docs_status.text(), timeout=WAIT)
-    assert page.docs_status.text() == "photo.png: a binary file, not text." and page.attachments == []
+    assert page.docs_status.text() == "photo.bin: a binary file, not text." and page.attachments == []
+    _drop(page, broken)
+    assert page.image_note.text().startswith("photo.png is not an image") and page.images == []
 
     _drop(page, long_file)
     qtbot.waitUntil(lambda: "file(s) indexed" in page.docs_status.text(), timeout=WAIT)

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from core.app import AppContext
 
 REPL_HELP = (
-    "Commands: /regen  /continue  /system TEXT  /new  /load [MODEL]  /exit   (Ctrl-C stops a reply; /load reloads "
-    "the model after a failure or switches to another)"
+    "Commands: /image PATH  /regen  /continue  /system TEXT  /new  /load [MODEL]  /exit   (/image shows a vision "
+    "model an image with your next message; Ctrl-C stops a reply; /load reloads the model after a failure or switches "
+    "to another)"
 )
 
 
@@ -61,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--mcp-config", type=Path, metavar="FILE", help="tools from the MCP servers of an mcp.json")
     parser.add_argument(
+        "--tools",
+        action="store_true",
+        help="tools from the app's MCP servers (the mcp.json that Settings → MCP servers edits); plain chat starts "
+        "no servers",
+    )
+    parser.add_argument(
         "--tool-choice",
         metavar="NAME|auto|required",
         default=None,
@@ -83,8 +90,12 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     settings = GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
     if args.docs:
         app.docs.index.info(args.docs)  # an unknown collection fails before the model loads
+    if args.tools and not args.mcp_config:
+        from core.tools.config import load_app_config
+
+        args.mcp_config, _ = load_app_config(app.paths.data_dir)  # missing or wrong: one line before any load
     if args.tool_choice and not args.mcp_config:
-        raise UsageError("--tool-choice needs --mcp-config FILE (the tools to choose from).")
+        raise UsageError("--tool-choice needs --tools or --mcp-config FILE (the tools to choose from).")
     if args.image and args.prompt is None:
         raise UsageError("--image goes with --prompt (the question about the image).")
     images = tuple(image_from_file(path) for path in args.image)  # a bad image fails before the model loads
@@ -239,6 +250,7 @@ def _repl(
     )
     session = ChatSession(chats, host, conversation.id)
     session.events.connect(_print_reply_event)
+    images: list[ChatImage] = []  # attached with /image, sent with the next message
     print(REPL_HELP, file=sys.stderr)
     try:
         while True:
@@ -270,6 +282,9 @@ def _repl(
                 chats.update(conversation.id, system_prompt=text[len("/system") :].strip())
                 print("(system prompt set)", file=sys.stderr)
                 continue
+            if text == "/image" or text.startswith("/image "):
+                _attach_image(host, images, text[len("/image") :].strip())
+                continue
             if text == "/load" or text.startswith("/load "):
                 model = _reload(app, host, chats, conversation.id, model, options, text[len("/load") :].strip())
                 continue
@@ -282,7 +297,8 @@ def _repl(
                     print(REPL_HELP, file=sys.stderr)
                     continue
                 else:
-                    session.send(text)
+                    session.send(text, images=images)
+                    images.clear()  # sent (kept with the conversation); on a refusal they wait for the next try
             except HangarError as exc:  # a usage slip, or no model after a failure: one line, the chat goes on
                 hint = "" if host.model is not None else " Type /load to load the model again."
                 print(f"({exc}){hint}", file=sys.stderr)
@@ -292,6 +308,24 @@ def _repl(
         session.close()
     print(f"Saved as conversation {conversation.id}.", file=sys.stderr)
     return 0
+
+
+def _attach_image(host: EngineHost, images: list[ChatImage], path: str) -> None:
+    """``/image PATH``: check the image (and that the model reads images) and keep it for the next message."""
+    if not path:
+        names = ", ".join(i.name for i in images) or "none"
+        print(f"(usage: /image PATH; attached for the next message: {names})", file=sys.stderr)
+        return
+    try:
+        model = host.model
+        if model is not None and not model.vision:
+            raise UnsupportedModelError(NO_PROJECTOR)
+        image = image_from_file(Path(path.strip("'\"")))
+    except HangarError as exc:
+        print(f"({exc})", file=sys.stderr)
+        return
+    images.append(image)
+    print(f"(image {image.name}, {image.width} × {image.height}, goes with your next message)", file=sys.stderr)
 
 
 def _print_reply_event(event: SessionEvent) -> None:

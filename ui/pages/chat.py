@@ -28,6 +28,7 @@ from core.engine.protocol import EngineCrashed, LoadProgress, ModelLoaded, Model
 from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
 from ui.pages.chat_docs_bar import ComposerEdit, DocsBarMixin
+from ui.pages.chat_images import ImagesMixin
 from ui.pages.chat_list import ConversationColumn
 from ui.pages.chat_model_bar import ModelBarMixin
 from ui.pages.chat_settings import ChatSettingsPanel
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class ChatPage(DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
+class ChatPage(ImagesMixin, DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
     #: A reply ended (for tests and the status bar): the final message.
     reply_finished = Signal(object)
     #: The model bar changed: "loading", "loaded", "failed", "unloaded", "crashed".
@@ -107,10 +108,10 @@ class ChatPage(DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
         buttons.addWidget(self.stop_button)
         self._build_tools_bar()
         self._build_docs_bar()
-        self.extras_row = QHBoxLayout()  # tools, documents and the files attached to the next message
-        for widget in (self.tools_button, self.docs_picker):
+        self._build_images_bar()
+        self.extras_row = QHBoxLayout()  # tools, documents, images, and the files and images for the next message
+        for widget in (self.tools_button, self.docs_picker, self.image_button):
             self.extras_row.addWidget(widget)
-        self.extras_row.addLayout(self.chips)
         self.extras_row.addStretch(1)
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
@@ -124,9 +125,11 @@ class ChatPage(DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
         center.addWidget(self.meter_label)
         center.addWidget(self.editing_label)
         center.addLayout(self.extras_row)
-        status_row = QHBoxLayout()  # what the tools and documents say (mostly one line at a time)
+        center.addWidget(self.chips_row)
+        status_row = QHBoxLayout()  # what the tools, documents and images say (mostly one line at a time)
         status_row.addWidget(self.tools_status, 1)
         status_row.addWidget(self.docs_status, 1)
+        status_row.addWidget(self.image_note, 1)
         center.addLayout(status_row)
         center.addLayout(composer_row)
         row = QHBoxLayout()
@@ -358,7 +361,7 @@ class ChatPage(DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
             return
         session = self.service.session(self.conversation_id)
         calls = {
-            "send": lambda text: session.send(text, list(self.attachments)),
+            "send": lambda text: session.send(text, list(self.attachments), list(self.images)),
             "edit": session.edit_and_resend,
             "regenerate": session.regenerate,
             "continue": session.continue_reply,
@@ -370,6 +373,7 @@ class ChatPage(DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
             if action in ("send", "edit"):
                 self.composer.clear()
                 self.clear_attachments()
+                self.clear_images()
                 self.cancel_edit()
 
         def failed(exc: Exception) -> None:

@@ -9,8 +9,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QToolButton, QWidget
 
 from core.chat.documents import Attachment, DroppedFile, adhoc_collection, examine_drop
@@ -30,9 +30,27 @@ NEW = "\x00new"  # the picker's "New collection…" entry
 
 
 class ComposerEdit(QPlainTextEdit):
-    """The message box; files dropped on it are handed on (as a copy: the originals are never moved)."""
+    """The message box; files dropped or pasted on it are handed on (as a copy: the originals are never moved), and
+    pasted image data too."""
 
     files_dropped = Signal(list)
+    #: Image data pasted from the clipboard (a ``QImage``).
+    image_pasted = Signal(object)
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        return source.hasImage() or source.hasUrls() or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        if source.hasImage():
+            image = source.imageData()
+            if isinstance(image, QImage) and not image.isNull():
+                self.image_pasted.emit(image)
+                return
+        files = [Path(u.toLocalFile()) for u in source.urls() if u.isLocalFile()] if source.hasUrls() else []
+        if files:
+            self.files_dropped.emit(files)
+            return
+        super().insertFromMimeData(source)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -110,8 +128,10 @@ class DocsBarMixin:
         self.docs_status.setObjectName("DocsStatus")
         self.docs_status.setWordWrap(True)
         self.docs_status.hide()
-        self.chips = QHBoxLayout()
-        self.chips.setSpacing(4)
+        from ui.pages.chat_images import FlowLayout
+
+        self.chips_row = QWidget()  # the files and images attached to the next message, wrapping in a narrow window
+        self.chips = FlowLayout(self.chips_row)
         self._jobs: dict[str, QTimer] = {}
         self.composer.files_dropped.connect(self.handle_drop)
         self.transcript.source_requested.connect(self.show_source)
@@ -197,10 +217,15 @@ class DocsBarMixin:
 
     # -- dropped files ------------------------------------------------------------------------------------------------
     def handle_drop(self, paths: list[Path]) -> None:
-        """Files dropped on the composer: each examined off the GUI thread."""
+        """Files dropped on the chat: images become image chips; documents are each examined off the GUI thread."""
+        from ui.pages.chat_images import is_image_path
+
+        images = [p for p in paths if is_image_path(p)]
+        if images:
+            self.attach_image_files(images)  # type: ignore[attr-defined]
         model = self.service.host.model
         context = model.context_length if model is not None else None
-        for path in paths:
+        for path in (p for p in paths if not is_image_path(p)):
             run_in_background(
                 lambda p=path: examine_drop(p, context),
                 on_success=self._dropped,
@@ -232,10 +257,11 @@ class DocsBarMixin:
         chip.deleteLater()
 
     def clear_attachments(self) -> None:
-        while self.chips.count():
-            item = self.chips.takeAt(0)
+        for index in reversed(range(self.chips.count())):  # the file chips (image chips are the images' own)
+            item = self.chips.itemAt(index)
             widget = item.widget() if item is not None else None
-            if widget is not None:
+            if isinstance(widget, AttachmentChip):
+                self.chips.takeAt(index)
                 widget.setParent(None)
                 widget.deleteLater()
         self.attachments = []

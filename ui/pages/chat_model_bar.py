@@ -72,6 +72,16 @@ class ModelBarMixin:
             if isinstance(widget, QPushButton):  # in a narrow window the label wraps; buttons never shrink ("nloa")
                 widget.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        colors = current_colors()
+        self.vision_tag = QLabel("vision")  # the loaded model reads images (its projector is loaded)
+        self.vision_tag.setObjectName("VisionTag")
+        self.vision_tag.setToolTip("This model reads images: drop, paste or attach one (Image…)")
+        self.vision_tag.setStyleSheet(
+            f"color: {colors.accent}; border: 1px solid {colors.accent}; border-radius: 8px; padding: 0 6px;"
+        )
+        self.vision_tag.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.vision_tag.hide()
+        act.addWidget(self.vision_tag)
         act.addWidget(self.model_label, 1)
         self.model_bar = QVBoxLayout()
         self.model_bar.setSpacing(4)
@@ -117,6 +127,8 @@ class ModelBarMixin:
     def _set_model_label(self) -> None:
         loaded = self.service.loaded
         self.unload_button.setEnabled(loaded is not None)
+        self.vision_tag.setVisible(loaded is not None and loaded.info.vision)
+        self.refresh_image_note()  # type: ignore[attr-defined]
         if loaded is None:
             self.model_label.setText("No model loaded")
             self.model_label.setToolTip("")

@@ -28,6 +28,8 @@ from ui.qtfix import emit
 from ui.theme import current_colors
 
 SOURCE_SCHEME = "source:"
+#: The largest side of an image's thumbnail in a message, in pixels.
+THUMBNAIL = 120
 #: Streamed text is redrawn at most this often (about 30 times a second) ...
 FRAME_MS = 33
 #: ... and never takes more than this share of the GUI thread (long replies redraw less often).
@@ -42,6 +44,8 @@ def stats_text(message: Message) -> str:
         parts.append(f"{message.tokens_per_second:.1f} tok/s")
     if message.time_to_first_token_ms:
         parts.append(f"first token {message.time_to_first_token_ms:.0f} ms")
+    if message.image_tokens:
+        parts.append(f"images: {message.image_tokens} tokens")
     return " · ".join(parts)
 
 
@@ -127,6 +131,9 @@ class MessageCard(QFrame):
         self.tool_area = QVBoxLayout()  # the reply's tool calls, before its words
         self.tool_area.setSpacing(6)
         layout.addLayout(self.tool_area)
+        self.thumbnails: list[QLabel] = []  # the images the message showed the model, before its words
+        if message.images:
+            layout.addLayout(self._image_row(message))
         layout.addWidget(self.body)
         layout.addWidget(self.sources)
         layout.addWidget(self.error)
@@ -156,6 +163,28 @@ class MessageCard(QFrame):
         self.regenerate_button.setVisible(is_assistant and last and not streaming)
         self.continue_button.setVisible(is_assistant and last and not streaming and bool(message.content))
         self.copy_button.setVisible(not streaming)
+
+    def _image_row(self, message: Message) -> QHBoxLayout:
+        from ui.pages.chat_images import image_tooltip, thumbnail
+
+        row = QHBoxLayout()
+        row.setSpacing(6)
+        colors = current_colors()
+        for image in message.images:
+            label = QLabel()
+            label.setObjectName("ChatThumbnail")
+            pixmap = thumbnail(image, THUMBNAIL)
+            if pixmap.isNull():
+                label.setText(image.name)
+            else:
+                label.setPixmap(pixmap)
+            label.setStyleSheet(f"border: 1px solid {colors.border}; border-radius: 4px; padding: 2px;")
+            label.setToolTip(image_tooltip(image))
+            label.setAccessibleName(f"Image {image.name}")
+            row.addWidget(label)
+            self.thumbnails.append(label)
+        row.addStretch(1)
+        return row
 
     def _show_sources(self, message: Message) -> None:
         if not message.sources:
