@@ -298,3 +298,20 @@ def test_unload_frees_the_model(qtbot, page: ChatPage, tiny_gguf: Path) -> None:
         page.unload_button.click()
     assert page.service.host.model is None and page.service.loaded is None
     assert page.model_label.text() == "No model loaded" and not page.unload_button.isEnabled()
+
+
+def test_a_load_in_safe_mode_says_what_crashed_and_what_changed(
+    qtbot, page: ChatPage, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The engine crashes until memory-mapping is off (the fault switch, any CPU): the window says the engine
+    crashed and is trying again, then that the model runs in safe mode and what was turned off; chat works."""
+    monkeypatch.setenv("HANGAR_TEST_ENGINE_CRASH", "load:mmap")
+    notices: list[str] = []
+    original = page.show_banner
+    monkeypatch.setattr(page, "show_banner", lambda text, **kw: (notices.append(text), original(text, **kw)))
+    load(qtbot, page, tiny_gguf)
+    assert any("Trying again in safe mode" in n for n in notices), notices
+    assert "Loaded in safe mode" in page.banner.text() and "memory-mapped" in page.banner.text()
+    assert page.banner.isVisibleTo(page)
+    page.new_chat()
+    assert send(qtbot, page, "Hello").content

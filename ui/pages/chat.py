@@ -24,7 +24,14 @@ from core.chat.models import memory_advice
 from core.chat.service import ChatService, ModelChoice
 from core.chat.session import ContextUsage, ReplyDelta, ReplyFinished, ReplyStarted
 from core.chat.store import ChatSettings, Message
-from core.engine.protocol import EngineCrashed, LoadProgress, ModelLoaded, ModelUnloaded, RequestFailed
+from core.engine.protocol import (
+    EngineCrashed,
+    EngineRecovering,
+    LoadProgress,
+    ModelLoaded,
+    ModelUnloaded,
+    RequestFailed,
+)
 from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
 from ui.pages.chat_docs_bar import ComposerEdit, DocsBarMixin
@@ -219,11 +226,15 @@ class ChatPage(ImagesMixin, DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
                     self.add_model_path(path)
                 self.model_picker.setCurrentIndex(self.model_picker.findData(path))
             self._set_model_label()
+            if event.info.safe_mode:  # what crashed (or is known to crash here) and what was turned off
+                self.show_banner(safe_mode_words(event.info.safe_mode, event.info.safe_mode_reason), warning=True)
             emit(self.model_state_changed, "loaded")
             self._refresh_usage()
             if self._send_after_load:
                 self._send_after_load = False
                 self.send()
+        elif isinstance(event, EngineRecovering) and event.request_id == self._load_request:
+            self.show_banner(event.describe(), warning=True)  # the load goes on in safe mode
         elif isinstance(event, RequestFailed) and event.request_id == self._load_request:
             self._loading(False)
             self._load_request = None
@@ -258,11 +269,11 @@ class ChatPage(ImagesMixin, DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
             emit(self.model_state_changed, "crashed")
 
     # -- banner ---------------------------------------------------------------------------------------------------
-    def show_banner(self, text: str, *, action: tuple[str, Any] | None = None) -> None:
+    def show_banner(self, text: str, *, action: tuple[str, Any] | None = None, warning: bool = False) -> None:
+        """A failure in place (``warning``: something that worked, with a change the person should know of)."""
         colors = current_colors()
-        self.banner.setStyleSheet(
-            f"color: {colors.bad}; padding: 6px; border: 1px solid {colors.bad}; border-radius: 6px;"
-        )
+        colour = colors.warn if warning else colors.bad
+        self.banner.setStyleSheet(f"color: {colour}; padding: 6px; border: 1px solid {colour}; border-radius: 6px;")
         self.banner.setText(text)
         self.banner.show()
         self._banner_callback = action[1] if action else None
@@ -482,3 +493,9 @@ class ChatPage(ImagesMixin, DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
     def shutdown(self) -> None:
         self.service.close()  # stops a reply first, so no background task below waits on the engine
         QThreadPool.globalInstance().waitForDone(5000)
+
+
+def safe_mode_words(changes: tuple[str, ...], reason: str) -> str:
+    """What safe mode changed for this load, and why, in one sentence a person can act on."""
+    why = f" ({reason[0].lower()}{reason[1:].rstrip('.')})" if reason else ""
+    return f"Loaded in safe mode{why}. Changed: {'; '.join(changes)}. Chat works as usual; only speed may differ."
