@@ -81,7 +81,10 @@ class ChatService:
     def choices(self, extra: list[str] | None = None) -> list[ModelChoice]:
         """Models to offer: those used by earlier chats, files in the models folder, and ``extra`` paths."""
         seen: dict[Path, ModelChoice] = {}
-        candidates = [str(e.load_path) for e in self.library().list() if e.engine and e.available]
+        entries = self.library().list()
+        # an embedding model makes vectors for documents (Documents → New collection…); it does not chat
+        documents_only = {e.load_path for e in entries if e.is_embedding}
+        candidates = [str(e.load_path) for e in entries if e.engine and e.available and not e.is_embedding]
         candidates += [c.model for c in self.chats.conversations() if c.model] + list(extra or [])
         models_dir = self.app.models_dir
         if models_dir.is_dir():
@@ -89,7 +92,7 @@ class ChatService:
             candidates += [str(p.parent) for p in sorted(models_dir.rglob("config.json"))]
         for candidate in candidates:
             path = Path(candidate)
-            if path in seen or not path.exists():
+            if path in seen or path in documents_only or not path.exists():
                 continue
             try:
                 engine = engine_for(path)

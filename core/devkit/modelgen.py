@@ -151,6 +151,8 @@ class TinyModelConfig:
     head_dim: int | None = None
     #: Sliding-window size for ``arch="gemma3"`` (5 of every 6 layers use it, as in Gemma 3).
     sliding_window: int = 0
+    #: ``<arch>.pooling_type`` (1 mean, 2 cls, 3 last): set, the file is an embedding model (Qwen3-Embedding's shape).
+    pooling_type: int | None = None
 
     def with_(self, **changes: object) -> TinyModelConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -206,6 +208,8 @@ def write_tiny_gguf(path: Path, config: TinyModelConfig = TinyModelConfig()) -> 
         writer.add_expert_used_count(config.n_expert_used or 1)
     if gemma:
         writer.add_sliding_window(config.sliding_window or 512)
+    if config.pooling_type is not None:
+        writer.add_pooling_type(gguf.PoolingType(config.pooling_type))
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_rope_freq_base(10000.0)
     qtype = gguf.GGMLQuantizationType[config.weight_type]

@@ -39,11 +39,12 @@ LIBRARY_SCHEMA = [
     CREATE INDEX library_by_size ON library_models(size_bytes);
     CREATE TABLE library_hidden (root TEXT PRIMARY KEY, hidden_at REAL NOT NULL);
     """,
+    "ALTER TABLE library_models ADD COLUMN embedding INTEGER NOT NULL DEFAULT 0;",
 ]
 
 COLUMNS = (
     "id, name, format, origin, source, root, files, size_bytes, architecture, parameter_count, quant, "
-    "context_length, has_chat_template, license, model_name, base_model, repo_id, base_model_id, fingerprint, "
+    "context_length, has_chat_template, license, model_name, base_model, embedding, repo_id, base_model_id, fingerprint, "
     "stat_key, added_at"
 )
 
@@ -107,6 +108,7 @@ def row_to_entry(row: Any) -> LibraryEntry:
             license=printable_or_none(row["license"]),
             model_name=printable_or_none(row["model_name"]),
             base_model=printable_or_none(row["base_model"]),
+            embedding=bool(row["embedding"]),
         ),
         source=printable_or_none(row["source"]),
         repo_id=printable_or_none(row["repo_id"]),

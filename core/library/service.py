@@ -375,7 +375,7 @@ class Library:
             name = unique_name(conn, printable(candidate.name) or "model")
             conn.execute("DELETE FROM library_hidden WHERE root = ?", (str(candidate.root.absolute()),))
             conn.execute(
-                f"INSERT INTO library_models ({COLUMNS}) VALUES ({', '.join('?' * 21)})",
+                f"INSERT INTO library_models ({COLUMNS}) VALUES ({', '.join('?' * 22)})",
                 (
                     entry_id,
                     name,
@@ -399,7 +399,7 @@ class Library:
     def _update_description(self, entry_id: str, candidate: Candidate) -> None:
         self._store.execute(
             "UPDATE library_models SET files = ?, size_bytes = ?, architecture = ?, parameter_count = ?, quant = ?, "
-            "context_length = ?, has_chat_template = ?, license = ?, model_name = ?, base_model = ?, "
+            "context_length = ?, has_chat_template = ?, license = ?, model_name = ?, base_model = ?, embedding = ?, "
             "fingerprint = NULL, stat_key = ? WHERE id = ?",
             (
                 json.dumps([str(f.absolute()) for f in candidate.files]),
@@ -478,7 +478,7 @@ def _delete(entry: LibraryEntry, everyone: builtins.list[LibraryEntry]) -> int:
 
 
 def _metadata_values(candidate: Candidate) -> tuple[object, ...]:
-    """The description columns (architecture .. base_model), in table order, for INSERT and UPDATE alike."""
+    """The description columns (architecture .. embedding), in table order, for INSERT and UPDATE alike."""
     meta = candidate.metadata
     return (
         meta.architecture,
@@ -489,4 +489,5 @@ def _metadata_values(candidate: Candidate) -> tuple[object, ...]:
         meta.license,
         meta.model_name,
         meta.base_model,
+        int(meta.embedding),
     )

@@ -20,6 +20,7 @@ from typing import Any
 
 from core.errors import HangarError, ModelFileError
 from core.gguf.source import require_regular_file
+from core.models.embedding import is_embedding_header
 from core.models.folders import folder_files as _folder_files
 from core.models.folders import is_hidden, read_adapter_folder, read_mlx_folder
 from core.models.projector import find_projector, is_projector_name, with_projector
@@ -278,6 +279,7 @@ def read_gguf_model(parts: Sequence[Path], *, source: str | None = None, name: s
         license=_text(meta.get("general.license")),
         model_name=info.model_name,
         base_model=_text(meta.get("general.base_model.0.name")) or _text(meta.get("general.base_model.0.repo_url")),
+        embedding=not is_adapter and is_embedding_header(info.architecture, meta),
     )
     stem = name or parts[0].name[: -len(".gguf")]
     return Candidate(

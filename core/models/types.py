@@ -54,6 +54,8 @@ class ModelMetadata:
     license: str | None = None
     model_name: str | None = None  # general.name / the repository name, when the file says
     base_model: str | None = None  # for adapters: the base the adapter was trained on, as written in it
+    #: An embedding model (``core.models.embedding``): it makes vectors for documents, it does not chat.
+    embedding: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,16 @@ class LibraryEntry:
         return projector_of(self.files, self.root)
 
     @property
+    def is_embedding(self) -> bool:
+        """An embedding model (also one listed before the header's pooling was recorded: by its architecture)."""
+        from core.models.embedding import is_embedding_architecture
+
+        return self.metadata.embedding or is_embedding_architecture(self.metadata.architecture)
+
+    @property
     def capabilities(self) -> tuple[str, ...]:
-        return ("vision",) if self.projector is not None else ()
+        """What the model does besides text chat: ``vision`` (it has a projector), ``embedding`` (documents only)."""
+        return (*(("vision",) if self.projector is not None else ()), *(("embedding",) if self.is_embedding else ()))
 
     def to_json(self) -> dict[str, Any]:
         meta = self.metadata

@@ -194,3 +194,37 @@ def fake_apps(tmp_path: Path) -> FakeApps:
 def library(app):  # -> core.library.service.Library
 
     return app.library
+
+
+#: A real embedding GGUF for llama.cpp: a tiny llama whose header sets mean pooling (as Qwen3-Embedding's does), no
+#: chat template. Its weights are random, so its vectors carry no meaning; the plumbing is real.
+EMBED = TinyModelConfig(pooling_type=1, chat_template=None, name="tiny-embed")
+
+
+def write_embedding_gguf(path: Path, *, seed: int = 0) -> Path:
+    return write_tiny_gguf(path, EMBED.with_(seed=seed))
+
+
+def write_bert_header(path: Path) -> Path:
+    """A GGUF whose header says ``bert`` (an encoder: an embedding model by its architecture), with one tensor."""
+    import gguf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), "bert")
+    writer.add_name("tiny-bert")
+    writer.add_context_length(512)
+    writer.add_embedding_length(32)
+    writer.add_block_count(1)
+    writer.add_head_count(4)
+    writer.add_tensor("token_embd.weight", np.zeros((64, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_embed_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real embedding GGUF (``EMBED``), made once per session."""
+    return write_embedding_gguf(tmp_path_factory.mktemp("embed") / "tiny-embed-F16.gguf")

@@ -47,9 +47,10 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
         where = e.origin.value + (f" ({printable(e.source)})" if e.source else "")
         arch = printable(meta.architecture or "?")
         quant = printable(meta.quant or "?")
+        does = f"  [{', '.join(e.capabilities)}]" if e.capabilities else ""
         print(
             f"{printable(e.name):<40} {e.format.value:<10} {arch:<10} {params:>8} {quant:<8} "
-            f"{human_size(e.size_bytes):>10}  {where}"
+            f"{human_size(e.size_bytes):>10}  {where}{does}"
         )
     return 0
 

@@ -162,7 +162,12 @@ class LibraryTableModel(RecordTableModel):
             return self._sort_key(entry, column)
         if role == Qt.ItemDataRole.ToolTipRole:
             where = str(entry.root) if entry.available else f"Missing: {entry.root}"
-            return f"{entry.name}\n{origin_label(entry)}\n{where}"
+            use = (
+                "\nAn embedding model: it searches your documents by meaning; it does not chat"
+                if entry.is_embedding
+                else ""
+            )
+            return f"{entry.name}\n{origin_label(entry)}\n{where}{use}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (COL_PARAMS, COL_CONTEXT, COL_SIZE):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -172,8 +177,8 @@ class LibraryTableModel(RecordTableModel):
         meta = entry.metadata
         if column == COL_NAME:
             return entry.name
-        if column == COL_FORMAT:
-            return FORMAT_LABELS[entry.format]
+        if column == COL_FORMAT:  # with what the model does besides chat: "GGUF · vision", "GGUF · embedding"
+            return " · ".join((FORMAT_LABELS[entry.format], *entry.capabilities))
         if column == COL_ARCH:
             return meta.architecture or "—"
         if column == COL_PARAMS:
@@ -236,7 +241,15 @@ class LibraryFilterProxy(QSortFilterProxyModel):
         meta = entry.metadata
         haystack = " ".join(
             str(v).lower()
-            for v in (entry.name, meta.architecture, meta.quant, entry.repo_id, origin_label(entry), entry.format.value)
+            for v in (
+                entry.name,
+                meta.architecture,
+                meta.quant,
+                entry.repo_id,
+                origin_label(entry),
+                entry.format.value,
+                *entry.capabilities,
+            )
             if v
         )
         return all(word in haystack for word in self._text.split())
