@@ -121,6 +121,11 @@ class CollectionInfo:
     embed_model: str | None
     size_bytes: int
 
+    @property
+    def retrieval(self) -> str:
+        """How the collection is searched: "hybrid" (full text + vectors) or "full-text" (no embedding model)."""
+        return "hybrid" if self.embed_model else "full-text"
+
     def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,
@@ -129,6 +134,7 @@ class CollectionInfo:
             "chunks": self.chunks,
             "skipped": self.skipped,
             "embed_model": self.embed_model,
+            "retrieval": self.retrieval,
             "size_bytes": self.size_bytes,
         }
 

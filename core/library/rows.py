@@ -44,8 +44,8 @@ LIBRARY_SCHEMA = [
 
 COLUMNS = (
     "id, name, format, origin, source, root, files, size_bytes, architecture, parameter_count, quant, "
-    "context_length, has_chat_template, license, model_name, base_model, embedding, repo_id, base_model_id, fingerprint, "
-    "stat_key, added_at"
+    "context_length, has_chat_template, license, model_name, base_model, embedding, repo_id, base_model_id, "
+    "fingerprint, stat_key, added_at"
 )
 
 

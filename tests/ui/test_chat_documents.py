@@ -68,7 +68,9 @@ def test_collection_from_the_chat_and_citations(qtbot, page: ChatPage, tmp_path:
 
     page.index_collection("notes", [folder], select=True)
     qtbot.waitUntil(lambda: "indexed" in page.docs_status.text(), timeout=WAIT)
-    assert page.docs_status.text().startswith("notes: 8 file(s) indexed · 1 skipped — photo.bin: a binary file")
+    assert page.docs_status.text().startswith(
+        "notes: 8 file(s) indexed · full-text search only · 1 skipped — photo.bin: a binary file"
+    )
     assert page.docs_picker.currentData() == "notes"
     assert page.service.tool_store.options(page.conversation_id).collection == "notes"
 

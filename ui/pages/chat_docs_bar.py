@@ -151,7 +151,9 @@ class DocsBarMixin:
         for info in collections:
             picker.addItem(f"Docs: {info.name}", info.name)
             picker.setItemData(
-                picker.count() - 1, f"{info.files} file(s), {info.chunks} passages", Qt.ItemDataRole.ToolTipRole
+                picker.count() - 1,
+                f"{info.files} file(s), {info.chunks} passages · {search_mode(info.embed_model)}",
+                Qt.ItemDataRole.ToolTipRole,
             )
         picker.addItem("New collection…", NEW)
         index = picker.findData(self.chat_options.collection) if self.chat_options.collection else 0
@@ -174,15 +176,27 @@ class DocsBarMixin:
     def new_collection(self, dialog: Any = None) -> None:
         from ui.pages.chat_viewer import NewCollectionDialog
 
-        dialog = dialog or NewCollectionDialog(self)  # type: ignore[arg-type]
+        dialog = dialog or NewCollectionDialog(self, embedding_models=self.embedding_models())  # type: ignore[arg-type]
         if not dialog.exec():
             return
-        self.index_collection(dialog.name.text().strip(), dialog.chosen(), select=True)
+        self.index_collection(
+            dialog.name.text().strip(), dialog.chosen(), select=True, embed_model=dialog.embed_model()
+        )
 
-    def index_collection(self, name: str, paths: list[Path], *, select: bool) -> None:
-        """Index ``paths`` into ``name`` as a background job; progress and skipped files in the status line."""
+    def embedding_models(self) -> list[tuple[str, Path]]:
+        """The embedding models in My Models (name, file) that are on disk, for search by meaning."""
         try:
-            job_id = self.app.docs.submit_add(name, paths)
+            entries = self.app.library.list()
+        except Exception as exc:  # full-text search still works
+            logger.warning("embedding models not listed: %s", exc)
+            return []
+        return [(e.name, e.load_path) for e in entries if e.is_embedding and e.available]
+
+    def index_collection(self, name: str, paths: list[Path], *, select: bool, embed_model: Path | None = None) -> None:
+        """Index ``paths`` into ``name`` as a background job (with vectors from ``embed_model`` when given); progress
+        and skipped files in the status line."""
+        try:
+            job_id = self.app.docs.submit_add(name, paths, embed_model=embed_model)
         except Exception as exc:
             self._docs_line(str(exc), bad=True)
             return
@@ -209,11 +223,19 @@ class DocsBarMixin:
         counted = int(result.get("added", 0)) + int(result.get("updated", 0)) + int(result.get("unchanged", 0))
         files = max(0, counted - len(skipped))
         line = f"{shown}: {files} file(s) indexed"
+        if not name.startswith("chat-"):
+            line += f" · {search_mode(self._embed_model_of(name))}"
         if skipped:
             line += f" · {len(skipped)} skipped — " + "; ".join(skipped)
         self._docs_line(line, bad=bool(skipped), tooltip="\n".join(skipped))
         if select:
             self.use_collection(name)
+
+    def _embed_model_of(self, name: str) -> str | None:
+        try:
+            return self.app.docs.index.info(name).embed_model
+        except Exception:  # removed meanwhile: said as full text
+            return None
 
     # -- dropped files ------------------------------------------------------------------------------------------------
     def handle_drop(self, paths: list[Path]) -> None:
@@ -293,6 +315,13 @@ class DocsBarMixin:
         self.docs_status.setToolTip(tooltip or text)
         self.docs_status.setStyleSheet(f"color: {colors.bad if bad else colors.muted};")
         self.docs_status.show()
+
+
+def search_mode(embed_model: str | None) -> str:
+    """A collection's search, in words: hybrid with its embedding model, or full text only."""
+    if embed_model:
+        return f"search by meaning and words ({Path(embed_model).name})"
+    return "full-text search only"
 
 
 def _skip_line(path: str, reason: str) -> str:

@@ -1,14 +1,17 @@
 """Dialogs of the chat's documents: a cited file shown at its place (the passage highlighted and scrolled to, with
-"Open in default app"), and "New collection…" (a name and the files and folders to index)."""
+"Open in default app"), and "New collection…" (a name, the files and folders to index, and the embedding model
+that searches them by meaning)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QColor, QDesktopServices, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -107,10 +110,23 @@ class SourceViewer(QDialog):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.path)))
 
 
-class NewCollectionDialog(QDialog):
-    """A collection's name and the files and folders to index into it."""
+#: Shown in "New collection…" when My Models holds no embedding model.
+NO_EMBEDDING_HINT = (
+    "Full-text search only. For search by meaning, get a small embedding model (Discover → ‘For your documents’)."
+)
 
-    def __init__(self, parent: QWidget | None = None, *, name: str = "") -> None:
+
+class NewCollectionDialog(QDialog):
+    """A collection's name, the files and folders to index into it, and the embedding model that searches it by
+    meaning (or full text only)."""
+
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        name: str = "",
+        embedding_models: Sequence[tuple[str, Path]] = (),
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("New document collection")
         self.resize(560, 360)
@@ -130,8 +146,25 @@ class NewCollectionDialog(QDialog):
         self.index_button = self.buttons.addButton("Index", QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.accepted.connect(self._accept)
         self.buttons.rejected.connect(self.reject)
+        self.meaning = QComboBox()
+        self.meaning.setAccessibleName("Search by meaning with")
+        self.meaning.setToolTip(
+            "An embedding model ranks passages by meaning as well as by their words (hybrid search)"
+        )
+        for model_name, path in embedding_models:
+            self.meaning.addItem(model_name, str(path))
+            self.meaning.setItemData(self.meaning.count() - 1, str(path), Qt.ItemDataRole.ToolTipRole)
+        self.meaning.addItem("Full text only", None)
+        self.meaning.setEnabled(bool(embedding_models))
+        self.hint = QLabel(NO_EMBEDDING_HINT)
+        self.hint.setObjectName("EmbeddingHint")
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet(f"color: {current_colors().muted};")
+        self.hint.setVisible(not embedding_models)
         form = QFormLayout()
         form.addRow("Name", self.name)
+        form.addRow("Search by meaning with", self.meaning)
+        form.addRow("", self.hint)
         row = QHBoxLayout()
         row.addWidget(add_files)
         row.addWidget(add_folder)
@@ -151,6 +184,11 @@ class NewCollectionDialog(QDialog):
         for path in paths:
             if path not in known:
                 self.paths.addItem(str(path))
+
+    def embed_model(self) -> Path | None:
+        """The embedding model chosen, or None for full text only."""
+        value = self.meaning.currentData()
+        return Path(value) if value else None
 
     def chosen(self) -> list[Path]:
         return [Path(self.paths.item(i).text()) for i in range(self.paths.count())]
