@@ -187,3 +187,17 @@ def describe_hardware(hardware: Hardware) -> str:
         parts.append(f"{hardware.cpu_name} ({hardware.cpu_cores} cores), no GPU that Hangar can use")
     ram = f"{hardware.ram_total_bytes / _GB:.0f} GB RAM ({hardware.ram_available_bytes / _GB:.0f} GB free)"
     return "; ".join([*parts, ram])
+
+
+#: The embedding model Discover suggests "For your documents": it ranks passages by meaning for the document index
+#: (``core.docs``). nomic-embed-text v1.5 (a ``nomic-bert``, 137M parameters, 2048 tokens here), Q8_0: about 146 MB,
+#: near-lossless against F16, fast on any CPU.
+EMBEDDING_SUGGESTION = Suggestion(
+    "nomic-ai/nomic-embed-text-v1.5-GGUF",
+    "nomic-embed-text-v1.5.Q8_0.gguf",
+    "Q8_0",
+    146_000_000,
+    "137M",
+    "nomic-embed-text v1.5",
+    "Finds passages in your documents by meaning, not only by their words.",
+)

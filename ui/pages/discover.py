@@ -110,6 +110,11 @@ class DiscoverPage(Page):
         for widget in (self.format, self.sort, self.text_only, self.min_params, self.max_params):
             filters.addWidget(widget)
         self.body.addLayout(filters)
+        from ui.pages.discover_docs import DocumentsSuggestion
+
+        self.docs_suggestion = DocumentsSuggestion(app, bridge)  # before the first search: an embedding model
+        self.docs_suggestion.setVisible(False)
+        self.body.addWidget(self.docs_suggestion)
 
         self.results_model = ResultsModel()
         self.results = QTableView()
@@ -236,6 +241,7 @@ class DiscoverPage(Page):
         query = self.current_query()
         # No words: the Hub's most popular models (in the chosen order), so Discover never opens empty.
         self._popular = not query.text
+        self.docs_suggestion.setVisible(self._popular and self.docs_suggestion.wanted())
         generation = self._search_generation
         self._query = query
         self._next_url = None

@@ -293,3 +293,24 @@ def build_catalog(hub: LocalHub, folder: Path) -> LocalHub:
     hub.tokens[GATED_TOKEN] = ("alice", {GATED_REPO})
     hub.tokens[UNGRANTED_TOKEN] = ("bob", set())
     return hub
+
+
+def add_embedding_repo(hub: LocalHub, folder: Path) -> HubRepo:
+    """The suggested embedding model's repo (``core.hub.suggestions.EMBEDDING_SUGGESTION``), holding a tiny real
+    embedding GGUF under the suggested file's name. Returned so a test can take it away again."""
+    from core.hub.suggestions import EMBEDDING_SUGGESTION as S
+    from tests.support.fixtures_library import write_embedding_gguf
+
+    assert S.file is not None
+    data = write_embedding_gguf(folder / "tiny-embed.gguf").read_bytes()
+    return hub.add(
+        HubRepo(
+            S.repo_id,
+            files=[HubFile("README.md", b"# nomic-embed-text v1.5 (tiny stand-in)\n"), HubFile(S.file, data)],
+            downloads=900,
+            tags=["gguf", "nomic-bert", "sentence-similarity"],
+            pipeline_tag="sentence-similarity",
+            library_name="gguf",
+            gguf={"total": TINY_PARAMETERS, "architecture": "llama", "context_length": 2048},
+        )
+    )
