@@ -91,3 +91,23 @@ def test_without_an_embedding_model_full_text_only_and_a_hint(qtbot, app, page: 
     assert "full-text search only" in _tooltip(page, "notes")
     assert app.docs.search("notes", "engine oil change").retrieval == "full-text"
     assert _vectors(app) == 0
+
+
+def test_my_models_tags_it_and_offers_no_chat(qtbot, app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from ui.pages.models import ModelsPage
+    from ui.widgets.library_table import COL_FORMAT
+
+    write_embedding_gguf(tmp_path / "models" / "tiny-embed-F16.gguf")
+    app.library.import_paths([tmp_path / "models"], ImportMode.LINK)
+    page = ModelsPage(app, Bridge())
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: page.proxy.rowCount() == 1, timeout=10_000)
+    assert page.proxy.index(0, COL_FORMAT).data() == "Embedding"
+    page.table.selectRow(0)
+    assert not page.chat_button.isEnabled()
+    assert "embedding model" in page.details.values["Format"].text()
+    page.search.setText("embedding")  # the capability is a word the filter finds
+    qtbot.waitUntil(lambda: page.proxy.rowCount() == 1, timeout=5_000)
+    page.search.setText("vision")
+    qtbot.waitUntil(lambda: page.proxy.rowCount() == 0, timeout=5_000)

@@ -142,7 +142,7 @@ class ModelsPage(Page):
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
         size_columns(
             self.table,
-            {COL_FORMAT: 60, COL_PARAMS: 60, COL_QUANT: 70, COL_SIZE: 74, COL_ORIGIN: 90, COL_FIT: 60},
+            {COL_FORMAT: 76, COL_PARAMS: 60, COL_QUANT: 70, COL_SIZE: 74, COL_ORIGIN: 90, COL_FIT: 60},
         )
 
         self.details = ModelDetails()
@@ -470,7 +470,7 @@ class ModelsPage(Page):
         source = self.library.find_by_path(Path(made.source_path)) if made is not None else None
         self.details.set_entry(entry, base, made, source.id if source is not None else None)
         has = entry is not None
-        self.chat_button.setEnabled(has and entry.available)
+        self.chat_button.setEnabled(has and entry.available and not entry.is_embedding)  # embedding: documents only
         can_tune = has and entry.format == ModelFormat.MLX and entry.available
         self.finetune_button.setEnabled(can_tune)
         self.finetune_button.setToolTip(

@@ -177,8 +177,8 @@ class LibraryTableModel(RecordTableModel):
         meta = entry.metadata
         if column == COL_NAME:
             return entry.name
-        if column == COL_FORMAT:  # with what the model does besides chat: "GGUF · vision", "GGUF · embedding"
-            return " · ".join((FORMAT_LABELS[entry.format], *entry.capabilities))
+        if column == COL_FORMAT:  # an embedding model is told apart at a glance: it does not chat
+            return "Embedding" if entry.is_embedding else FORMAT_LABELS[entry.format]
         if column == COL_ARCH:
             return meta.architecture or "—"
         if column == COL_PARAMS:

@@ -85,7 +85,9 @@ class ModelDetails(QWidget):
         self.title.setText(entry.name)
         parts = len(entry.files)
         shown = {
-            "Format": FORMAT_LABELS[entry.format] + (f", {parts} parts" if entry.format.value == "gguf-split" else ""),
+            "Format": FORMAT_LABELS[entry.format]
+            + (f", {parts} parts" if entry.format.value == "gguf-split" else "")
+            + (" — an embedding model, for searching your documents (not for chat)" if entry.is_embedding else ""),
             "Architecture": meta.architecture or "unknown",
             "Parameters": f"{human_params(meta.parameter_count)} ({meta.parameter_count:,})"
             if meta.parameter_count
