@@ -101,7 +101,11 @@ class ResultsModel(RecordTableModel):
             gated = f"\nGated ({r.gated}): accept the licence on the Hub first." if r.gated else ""
             licence = f"\nLicence: {r.licence}" if r.licence else ""
             tags = f"\nTags: {', '.join(_shown_tags(r))}" if _shown_tags(r) else ""
-            return f"{r.repo_id} by {r.author}\n{r.downloads:,} downloads · {r.likes:,} likes{licence}{tags}{gated}"
+            updated = f" · updated {r.updated:%Y-%m-%d}" if r.updated else ""
+            return (
+                f"{r.repo_id} by {r.author}\n{r.downloads:,} downloads · {r.likes:,} likes{updated}{licence}{tags}"
+                f"{gated}"
+            )
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (
             self.COL_DOWNLOADS,
             self.COL_LIKES,
