@@ -188,6 +188,11 @@ def stylesheet(c: Colors) -> str:
     QTableView, QTreeView, QListView {{ border: 1px solid {c.border}; border-radius: 8px; background: {c.surface};
                                         selection-background-color: {c.accent}; }}
     QTreeView::item {{ padding: 3px 0; }}
+    QListView::item {{ padding: 3px 2px; }}
+    QAbstractItemView::indicator {{
+        width: 14px; height: 14px; border: 1px solid {c.muted}; border-radius: 4px; background: {c.surface};
+    }}
+    QAbstractItemView::indicator:checked {{ background: {c.accent}; border-color: {c.accent}; image: url({tick}); }}
     QCheckBox::indicator, QRadioButton::indicator {{
         width: 14px; height: 14px; border: 1px solid {c.muted}; background: {c.surface};
     }}

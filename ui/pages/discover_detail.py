@@ -111,8 +111,11 @@ class ModelDetailView(QWidget):
             {FilesModel.COL_QUANT: 62, FilesModel.COL_SIZE: 72, FilesModel.COL_KIND: 84, FilesModel.COL_FIT: 168},
         )
         header.setSectionResizeMode(FilesModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
-        # In a narrow pane the notes column gives way before the file names shrink to "t…".
-        self.files_columns = ColumnsThatFit(self.files, FilesModel.COL_NAME, 150, [FilesModel.COL_KIND])
+        # In a narrow pane notes, quant and size give way (all in the row's tooltip) before the file names shrink to
+        # "t…" or the fit column goes out of sight.
+        self.files_columns = ColumnsThatFit(
+            self.files, FilesModel.COL_NAME, 140, [FilesModel.COL_KIND, FilesModel.COL_QUANT, FilesModel.COL_SIZE]
+        )
         self.files.doubleClicked.connect(lambda _index: self._request_download())
         self.files.selectionModel().selectionChanged.connect(lambda *_: self._update_button())
         self.download = QPushButton("Download")

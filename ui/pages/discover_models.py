@@ -203,7 +203,9 @@ class FilesModel(RecordTableModel):
                     return f"Fit unknown: {fit.error}"
                 best = "\nThe best choice for this machine." if group.key == self.best else ""
                 return badge_tooltip(fit.estimate) + best
-            return "\n".join(f.path for f in group.files)
+            # Quant and size are here too: a narrow pane hides their columns (ui/widgets/responsive.py).
+            quant = f"{group.quant} · " if group.quant else ""
+            return "\n".join(f.path for f in group.files) + f"\n{quant}{human_size(group.size)}"
         if role == Qt.ItemDataRole.FontRole and group.key == self.best:
             font = QFont()
             font.setBold(True)
