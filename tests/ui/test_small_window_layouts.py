@@ -180,3 +180,13 @@ def test_the_rpc_worker_row_wraps_in_a_small_window(qtbot, app) -> None:  # type
     assert page.start_button.mapTo(holder.viewport(), page.start_button.rect().topRight()).x() <= (
         holder.viewport().width()
     )
+
+
+def test_server_defaults_offer_gpu_layers_only_with_a_gpu(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    """Item 23: a "GPU layers" control on a machine with no GPU makes no sense."""
+    window = _small_window(qtbot, app, "server")
+    box = window.pages["server"].defaults_box
+    has_gpu = bool(app.hardware().gpus)
+    qtbot.waitUntil(lambda: box._form.isRowVisible(box.layers_edit) == has_gpu, timeout=10_000)
+    qtbot.wait(100)  # nothing later flips it back
+    assert box._form.isRowVisible(box.layers_edit) == has_gpu

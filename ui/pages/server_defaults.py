@@ -19,9 +19,11 @@ from PySide6.QtWidgets import (
 )
 
 from core.serve.defaults import ModelDefaults, ModelDefaultsStore
+from ui.operations import run_in_background
 
 if TYPE_CHECKING:
     from core.app import AppContext
+    from core.hardware import Hardware
 
 
 class ModelDefaultsBox(QGroupBox):
@@ -66,7 +68,14 @@ class ModelDefaultsBox(QGroupBox):
         form.addRow("Temperature", self.temperature_spin)
         form.addRow("Max tokens", self.max_tokens_spin)
         form.addRow(self.save_button, self.message)
+        self._form = form
+        # GPU layers mean nothing on a machine without a GPU: the row shows once detection finds one.
+        form.setRowVisible(self.layers_edit, False)
+        run_in_background(app.hardware, on_success=self.set_hardware, on_failure=lambda _error: None, owner=self)
         self.reload_models()
+
+    def set_hardware(self, hardware: Hardware) -> None:
+        self._form.setRowVisible(self.layers_edit, bool(hardware.gpus))
 
     def reload_models(self) -> None:
         current = self.model_combo.currentData()
