@@ -33,6 +33,9 @@ class ModelDefaultsBox(QGroupBox):
         self.store = ModelDefaultsStore(app.store)
         self.model_combo = QComboBox()
         self.model_combo.setToolTip("The library model these defaults belong to")
+        # A long model name is cut in the box (whole in the list): it never widens the column past the window.
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(16)
         self.model_combo.currentIndexChanged.connect(self.show_defaults)
         self.context_spin = QSpinBox()
         self.context_spin.setRange(0, 1_048_576)

@@ -122,11 +122,13 @@ class FlowLayout(QLayout):
 
 class ResponsiveSplitter(QSplitter):
     """Panes side by side while each gets at least its minimum width, stacked top to bottom otherwise: a small
-    window then scrolls the page down rather than sideways (or cuts a pane off)."""
+    window then scrolls the page down rather than sideways (or cuts a pane off). Stacked, each pane is as tall as
+    its content wants, so a form shows whole instead of in a scrolling sliver."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(Qt.Orientation.Horizontal, parent)
         self.setChildrenCollapsible(False)
+        self._own_min_heights: dict[int, int] = {}
 
     def _panes(self) -> list[QWidget]:
         return [w for w in (self.widget(i) for i in range(self.count())) if w is not None and not w.isHidden()]
@@ -135,14 +137,20 @@ class ResponsiveSplitter(QSplitter):
     def _min_width(widget: QWidget) -> int:
         return max(widget.minimumWidth(), widget.minimumSizeHint().width())
 
+    def _own_min_height(self, widget: QWidget) -> int:
+        return self._own_min_heights.setdefault(id(widget), widget.minimumHeight())
+
     def side_by_side_width(self) -> int:
         """The narrowest width at which the panes still fit side by side."""
         panes = self._panes()
         return sum(self._min_width(w) for w in panes) + self.handleWidth() * max(0, len(panes) - 1)
 
-    def stacked_heights(self) -> list[int]:
-        """Each pane's height when stacked: what it would like, so that nothing is squeezed to a sliver."""
-        return [max(w.minimumHeight(), w.minimumSizeHint().height(), _natural_height(w)) for w in self._panes()]
+    def stacked_heights(self, width: int | None = None) -> list[int]:
+        """Each pane's height when stacked at ``width``: what it would like, so that nothing is squeezed."""
+        width = self.width() if width is None else width
+        return [
+            max(self._own_min_height(w), w.minimumSizeHint().height(), _natural_height(w, width)) for w in self._panes()
+        ]
 
     def minimumSizeHint(self) -> QSize:
         panes = self._panes()
@@ -159,22 +167,33 @@ class ResponsiveSplitter(QSplitter):
 
     def arrange(self, width: int) -> None:
         wanted = Qt.Orientation.Horizontal if width >= self.side_by_side_width() else Qt.Orientation.Vertical
+        panes = self._panes()
+        if wanted == Qt.Orientation.Vertical:
+            heights = self.stacked_heights(width)
+            for pane, height in zip(panes, heights, strict=True):
+                pane.setMinimumHeight(height)
+        else:
+            for pane in panes:
+                pane.setMinimumHeight(self._own_min_height(pane))
         if wanted == self.orientation():
             return
         self.setOrientation(wanted)
         if wanted == Qt.Orientation.Vertical:
-            self.setSizes(self.stacked_heights())
+            self.setSizes(heights)
         else:
-            self.setSizes([max(self._min_width(w), w.sizeHint().width()) for w in self._panes()])
+            self.setSizes([max(self._min_width(w), w.sizeHint().width()) for w in panes])
         self.updateGeometry()
 
 
-def _natural_height(widget: QWidget) -> int:
-    """A scroll area's content at its full height (a stacked form shows whole, without a scroll bar of its own)."""
-    if isinstance(widget, QScrollArea) and widget.widget() is not None:
-        frame = 2 * widget.frameWidth()
-        return widget.widget().sizeHint().height() + frame
-    return widget.sizeHint().height()
+def _natural_height(widget: QWidget, width: int) -> int:
+    """A pane's height at ``width``; a scroll area's is its content's at full height (a stacked form shows whole,
+    without a scroll bar of its own)."""
+    content = widget.widget() if isinstance(widget, QScrollArea) else widget
+    if content is None:
+        return widget.sizeHint().height()
+    height = content.heightForWidth(width) if content.hasHeightForWidth() else -1
+    height = max(height, content.sizeHint().height())
+    return height + (2 * widget.frameWidth() if isinstance(widget, QScrollArea) else 0)
 
 
 class ElidedLabel(QLabel):
