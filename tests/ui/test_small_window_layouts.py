@@ -190,3 +190,32 @@ def test_server_defaults_offer_gpu_layers_only_with_a_gpu(qtbot, app) -> None:  
     qtbot.waitUntil(lambda: box._form.isRowVisible(box.layers_edit) == has_gpu, timeout=10_000)
     qtbot.wait(100)  # nothing later flips it back
     assert box._form.isRowVisible(box.layers_edit) == has_gpu
+
+
+def test_a_long_download_error_on_a_welcome_card_is_not_cut(qtbot, app) -> None:  # type: ignore[no-untyped-def]
+    """Item 22: a failed starter download clipped its message and squeezed the button to an outline."""
+    from core.estimate.fitting import FitLevel
+    from core.hub.suggestions import RankedSuggestion, Suggestion
+    from ui.welcome import WelcomeDialog
+
+    window = create_window(app)
+    qtbot.addWidget(window)
+    picks = [
+        RankedSuggestion(
+            Suggestion("o/r", f"m{i}.gguf", "Q4_K_M", 10**9, "1B", f"Model {i}", "Small."), FitLevel.FITS, 9.0
+        )
+        for i in range(3)
+    ]
+    dialog = WelcomeDialog(app, window.bridge, app.hardware(), picks, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    QApplication.processEvents()
+    card = dialog.cards[0]
+    card.set_failed(
+        "Could not reach huggingface.co: [Errno -3] Temporary failure in name resolution. Check your connection "
+        "and try again."
+    )
+    QApplication.processEvents()
+    assert card.error.height() >= card.error.heightForWidth(card.error.width())
+    assert card.button.height() >= card.button.sizeHint().height()
+    assert card.button.text() == "Try again" and card.button.isEnabled()
