@@ -219,3 +219,12 @@ def test_a_long_download_error_on_a_welcome_card_is_not_cut(qtbot, app) -> None:
     assert card.error.height() >= card.error.heightForWidth(card.error.width())
     assert card.button.height() >= card.button.sizeHint().height()
     assert card.button.text() == "Try again" and card.button.isEnabled()
+
+
+def test_parameter_counts_read_alike_in_discover_and_my_models() -> None:
+    from ui.pages.discover_models import human_params as discover_params
+    from ui.widgets.library_table import human_params as library_params
+
+    for count in (8_030_261_248, 14_000_000_000, 147_500, 3_300_000_000):
+        assert discover_params(count) == library_params(count)
+    assert discover_params(14_000_000_000) == "14B"  # not "14.0B" beside My Models' "8B"

@@ -45,12 +45,10 @@ def human_size(count: int | None) -> str:
 
 
 def human_params(count: int | None) -> str:
-    if not count:
-        return ""
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.1f}{unit}"
-    return str(count)
+    """Written as My Models writes it ("8B", "3.3B", "147.5K"), blank when the Hub does not say."""
+    from ui.widgets.library_table import human_params as library_params
+
+    return library_params(count) if count else ""
 
 
 def human_count(count: int) -> str:
