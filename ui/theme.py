@@ -188,13 +188,16 @@ def stylesheet(c: Colors) -> str:
     QTableView, QTreeView, QListView {{ border: 1px solid {c.border}; border-radius: 8px; background: {c.surface};
                                         selection-background-color: {c.accent}; }}
     QTreeView::item {{ padding: 3px 0; }}
-    QCheckBox::indicator, QRadioButton::indicator {{
+    QListView::item {{ padding: 3px 2px; }}
+    QCheckBox::indicator, QRadioButton::indicator, QAbstractItemView::indicator {{
         width: 14px; height: 14px; border: 1px solid {c.muted}; background: {c.surface};
     }}
-    QCheckBox::indicator {{ border-radius: 4px; }}
+    QCheckBox::indicator, QAbstractItemView::indicator {{ border-radius: 4px; }}
     QRadioButton::indicator {{ border-radius: 8px; }}
     QCheckBox::indicator:hover, QRadioButton::indicator:hover {{ border-color: {c.accent}; }}
-    QCheckBox::indicator:checked {{ background: {c.accent}; border-color: {c.accent}; image: url({tick}); }}
+    QCheckBox::indicator:checked, QAbstractItemView::indicator:checked {{
+        background: {c.accent}; border-color: {c.accent}; image: url({tick});
+    }}
     QRadioButton::indicator:checked {{ border-color: {c.accent}; image: url({dot}); }}
     QCheckBox::indicator:disabled, QRadioButton::indicator:disabled {{ border-color: {c.border};
                                                                      background: {c.window}; }}

@@ -22,4 +22,7 @@ def format_speed(tokens_per_second: float | None) -> str:
     if tokens_per_second > MAX_SHOWN_TOKENS_PER_SECOND:
         return f"over {MAX_SHOWN_TOKENS_PER_SECOND} tokens/s"
     rounded = float(f"{tokens_per_second:.2g}")
-    return f"about {rounded:,.0f} tokens/s" if rounded >= 1 else f"about {rounded:.1g} tokens/s"
+    if rounded < 1:
+        return f"about {rounded:.1g} tokens/s"
+    shown = f"{rounded:,.0f}"
+    return f"about {shown} token/s" if shown == "1" else f"about {shown} tokens/s"  # not "about 1 tokens/s"

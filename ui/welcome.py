@@ -99,8 +99,17 @@ class SuggestionCard(QFrame):
     def _fit(self) -> None:
         """Grow the dialog for a message that appeared (a fixed-size dialog clipped it)."""
         window = self.window()
-        if window is not self and window.isVisible():
-            window.adjustSize()
+        if window is self or not window.isVisible() or window.layout() is None:
+            return
+        # The message's lines at the dialog's own width (adjustSize measured the label before it wrapped and grew
+        # the dialog by one line: a two-line message and the button were cut).
+        layout = window.layout()
+        layout.invalidate()
+        layout.activate()
+        width = window.width()
+        needed = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
+        if needed > window.height():
+            window.resize(width, needed)
 
 
 class WelcomeDialog(QDialog):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.estimate.fitting import FitLevel, rough_fit_level
+from core.estimate.units import format_bytes
 from core.hardware import Hardware
 
 _GB = 1_000_000_000
@@ -174,18 +175,20 @@ def suggest(
 
 
 def describe_hardware(hardware: Hardware) -> str:
-    """The machine in plain words: "NVIDIA GeForce RTX 4070, 11.2 GB free; 32 GB RAM"."""
+    """The machine in plain words, in the window's one unit system: "NVIDIA GeForce RTX 4070, 11.2 GiB free;
+    32 GiB RAM (26 GiB free)"."""
     parts = []
     for gpu in hardware.gpus:
         if gpu.unified_memory and gpu.vendor == "apple":
-            parts.append(f"{gpu.name}, {gpu.budget_bytes / _GB:.0f} GB usable by the GPU")
+            parts.append(f"{gpu.name}, {format_bytes(gpu.budget_bytes, digits=0)} usable by the GPU")
         elif gpu.free_bytes is not None:
-            parts.append(f"{gpu.name}, {gpu.free_bytes / _GB:.1f} GB free")
+            parts.append(f"{gpu.name}, {format_bytes(gpu.free_bytes)} free")
         else:
-            parts.append(f"{gpu.name}, {gpu.total_bytes / _GB:.0f} GB")
+            parts.append(f"{gpu.name}, {format_bytes(gpu.total_bytes, digits=0)}")
     if not hardware.gpus:
         parts.append(f"{hardware.cpu_name} ({hardware.cpu_cores} cores), no GPU that Hangar can use")
-    ram = f"{hardware.ram_total_bytes / _GB:.0f} GB RAM ({hardware.ram_available_bytes / _GB:.0f} GB free)"
+    total, free = format_bytes(hardware.ram_total_bytes, digits=0), format_bytes(hardware.ram_available_bytes, digits=0)
+    ram = f"{total} RAM ({free} free)"
     return "; ".join([*parts, ram])
 
 

@@ -82,8 +82,8 @@ def scene_import_dialog(window: Any) -> None:
     broken.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:4d6a...\nsize 4372812000\n")
     dialog = ImportDialog(page.library.preview_import([fresh, again, broken]), page)
     dialog.setWindowFlags(Qt.WindowType.Widget)
-    dialog.resize(760, 360)
-    dialog.move((page.width() - dialog.width()) // 2, (page.height() - dialog.height()) // 3)
+    dialog.resize(min(760, page.width() - 24), 360)  # inside the page at the minimum window size too
+    dialog.move(max(0, (page.width() - dialog.width()) // 2), (page.height() - dialog.height()) // 3)
     dialog.setAutoFillBackground(True)
     dialog.setObjectName("SceneDialog")
     dialog.setStyleSheet("#SceneDialog { background: palette(window); border: 1px solid palette(mid); }")

@@ -33,6 +33,7 @@ def test_speeds_are_rounded_and_capped() -> None:
     assert format_speed(43.7) == "about 44 tokens/s"
     assert format_speed(123.4) == "about 120 tokens/s"
     assert format_speed(0.456) == "about 0.5 tokens/s"
+    assert format_speed(1.04) == format_speed(1.4) == "about 1 token/s"
     assert format_speed(None) == "unknown"
 
 

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QHBoxLayout,
     QHeaderView,
     QLineEdit,
     QPushButton,
@@ -32,6 +31,7 @@ from ui.operations import run_in_background
 from ui.pages.discover_detail import InlineMessage, ModelDetailView
 from ui.pages.discover_models import ITEM_ROLE, ResultsModel
 from ui.widgets.common import EmptyState, Page, size_columns
+from ui.widgets.responsive import ColumnsThatFit, FlowLayout
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -105,11 +105,12 @@ class DiscoverPage(Page):
         self.text_only.setToolTip("Only models tagged for text generation (hides embedding, vision and audio models)")
         self.min_params = _billions("Min size")
         self.max_params = _billions("Max size")
-        filters = QHBoxLayout()
-        filters.addWidget(self.search, 1)
-        for widget in (self.format, self.sort, self.text_only, self.min_params, self.max_params):
-            filters.addWidget(widget)
-        self.body.addLayout(filters)
+        # One row where there is room; in a small window the filters wrap onto a second line (never sideways).
+        self.filters = FlowLayout()
+        self.search.setMinimumWidth(180)
+        for widget in (self.search, self.format, self.sort, self.text_only, self.min_params, self.max_params):
+            self.filters.addWidget(widget)
+        self.body.addLayout(self.filters)
         from ui.pages.discover_docs import DocumentsSuggestion
 
         self.docs_suggestion = DocumentsSuggestion(app, bridge)  # before the first search: an embedding model
@@ -143,6 +144,10 @@ class DiscoverPage(Page):
         # repository name, the one column people read, gets the room.
         self.results.setColumnHidden(ResultsModel.COL_TAGS, True)
         header.setSectionResizeMode(ResultsModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
+        # In a narrow pane likes and dates give way (both are in each row's tooltip) before names shrink to "c…".
+        self.results_columns = ColumnsThatFit(
+            self.results, ResultsModel.COL_NAME, 150, [ResultsModel.COL_LIKES, ResultsModel.COL_UPDATED]
+        )
         self.results.selectionModel().selectionChanged.connect(self._on_result_selected)
         self.results.verticalScrollBar().valueChanged.connect(self._maybe_load_more)
         self.more = QPushButton("Load more")

@@ -24,6 +24,7 @@ from core.hub.files import FileGroup, GroupKind
 from ui.pages.discover_models import ITEM_ROLE, FilesModel, human_count, preferred_group
 from ui.theme import current_colors
 from ui.widgets.common import size_columns
+from ui.widgets.responsive import ColumnsThatFit, ElidedLabel
 
 if TYPE_CHECKING:
     from core.hub.client import ModelDetail
@@ -73,9 +74,9 @@ class ModelDetailView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.detail: ModelDetail | None = None
-        self.title = QLabel("Choose a model")
+        # A long repository name is cut at the end, whole in the tooltip: it never widens the pane.
+        self.title = ElidedLabel("Choose a model")
         self.title.setObjectName("SectionTitle")
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.stats = QLabel()
         self.stats.setObjectName("PageSubtitle")
         self.stats.setWordWrap(True)
@@ -110,6 +111,11 @@ class ModelDetailView(QWidget):
             {FilesModel.COL_QUANT: 62, FilesModel.COL_SIZE: 72, FilesModel.COL_KIND: 84, FilesModel.COL_FIT: 168},
         )
         header.setSectionResizeMode(FilesModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
+        # In a narrow pane notes, quant and size give way (all in the row's tooltip) before the file names shrink to
+        # "t…" or the fit column goes out of sight.
+        self.files_columns = ColumnsThatFit(
+            self.files, FilesModel.COL_NAME, 140, [FilesModel.COL_KIND, FilesModel.COL_QUANT, FilesModel.COL_SIZE]
+        )
         self.files.doubleClicked.connect(lambda _index: self._request_download())
         self.files.selectionModel().selectionChanged.connect(lambda *_: self._update_button())
         self.download = QPushButton("Download")

@@ -46,12 +46,10 @@ def human_size(count: int | None) -> str:
 
 
 def human_params(count: int | None) -> str:
-    if not count:
-        return ""
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.1f}{unit}"
-    return str(count)
+    """Written as My Models writes it ("8B", "3.3B", "147.5K"), blank when the Hub does not say."""
+    from ui.widgets.library_table import human_params as library_params
+
+    return library_params(count) if count else ""
 
 
 def human_count(count: int) -> str:
@@ -102,7 +100,11 @@ class ResultsModel(RecordTableModel):
             gated = f"\nGated ({r.gated}): accept the licence on the Hub first." if r.gated else ""
             licence = f"\nLicence: {r.licence}" if r.licence else ""
             tags = f"\nTags: {', '.join(_shown_tags(r))}" if _shown_tags(r) else ""
-            return f"{r.repo_id} by {r.author}\n{r.downloads:,} downloads · {r.likes:,} likes{licence}{tags}{gated}"
+            updated = f" · updated {r.updated:%Y-%m-%d}" if r.updated else ""
+            return (
+                f"{r.repo_id} by {r.author}\n{r.downloads:,} downloads · {r.likes:,} likes{updated}{licence}{tags}"
+                f"{gated}"
+            )
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (
             self.COL_DOWNLOADS,
             self.COL_LIKES,
@@ -205,7 +207,9 @@ class FilesModel(RecordTableModel):
                     return f"Fit unknown: {fit.error}"
                 best = "\nThe best choice for this machine." if group.key == self.best else ""
                 return badge_tooltip(fit.estimate) + best
-            return "\n".join(f.path for f in group.files)
+            # Quant and size are here too: a narrow pane hides their columns (ui/widgets/responsive.py).
+            quant = f"{group.quant} · " if group.quant else ""
+            return "\n".join(f.path for f in group.files) + f"\n{quant}{human_size(group.size)}"
         if role == Qt.ItemDataRole.FontRole and group.key == self.best:
             font = QFont()
             font.setBold(True)

@@ -39,7 +39,7 @@ def human_eta(seconds: float | None) -> str:
 
 class DownloadsModel(RecordTableModel):
     COL_NAME, COL_STATE, COL_PROGRESS, COL_SIZE, COL_SPEED, COL_ETA, COL_MESSAGE = range(7)
-    HEADERS = ("Download", "State", "Progress", "Size", "Speed", "Time left", "")
+    HEADERS = ("Download", "State", "Progress", "Size", "Speed", "Time left", "Details")
 
     def __init__(self) -> None:
         super().__init__()

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
-    QSplitter,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -41,6 +40,7 @@ from ui.pages.finetune_form import FinetuneForm
 from ui.pages.finetune_jobs import FinetuneJobsModel
 from ui.widgets.common import Page
 from ui.widgets.loss_chart import LossChart
+from ui.widgets.responsive import ResponsiveSplitter
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -161,12 +161,12 @@ class FinetunePage(Page):
         right_layout.addLayout(exports)
         right_layout.addWidget(self.log)
 
-        splitter = QSplitter(Qt.Orientation.Horizontal)
+        # Side by side where both fit; in a small window the runs go below the form (the page scrolls down).
+        splitter = ResponsiveSplitter()
         splitter.addWidget(scroll)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
-        splitter.setChildrenCollapsible(False)
         # The settings at their natural width, the chart and list take the rest.
         scroll.setMinimumWidth(min(460, left.sizeHint().width() + 16))  # the form scrolls in a small window
         right.setMinimumWidth(300)

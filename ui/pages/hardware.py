@@ -163,6 +163,7 @@ class HardwarePage(Page):
         fit_layout.addWidget(self.target_error)
         self.model_label = CollapsingLabel()
         self.model_label.setObjectName("Muted")
+        self.model_label.setWordWrap(True)  # a long model line never widens the card (sideways scrolling)
         fit_layout.addWidget(self.model_label)
         self.panel = EstimatePanel()
         fit_layout.addWidget(self.panel)

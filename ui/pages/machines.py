@@ -32,6 +32,7 @@ from ui.operations import run_in_background
 from ui.theme import current_colors
 from ui.widgets.common import Page
 from ui.widgets.record_model import RecordTableModel
+from ui.widgets.responsive import FlowLayout
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -263,6 +264,7 @@ class MachinesPage(Page):
         layout = QVBoxLayout(card)
         title = QLabel("Lend this machine's memory (llama.cpp RPC worker)")
         title.setObjectName("SectionTitle")
+        title.setWordWrap(True)
         hint = QLabel(
             "Another Hangar can then spread a model over this machine: Chat → load options → RPC workers, or "
             "`hangar chat MODEL --rpc THIS_HOST:PORT`."
@@ -287,13 +289,16 @@ class MachinesPage(Page):
         self.start_button.setObjectName("Primary")
         self.start_button.setToolTip("Start or stop the RPC worker")
         self.start_button.clicked.connect(self.toggle_worker)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Listen on"))
-        row.addWidget(self.host)
-        row.addWidget(QLabel("Port"))
-        row.addWidget(self.port)
+        # One row where there is room, wrapping in a small window (a label stays with its field).
+        row = FlowLayout()
+        for label, field in (("Listen on", self.host), ("Port", self.port)):
+            pair = QWidget()
+            pair_layout = QHBoxLayout(pair)
+            pair_layout.setContentsMargins(0, 0, 0, 0)
+            pair_layout.addWidget(QLabel(label))
+            pair_layout.addWidget(field)
+            row.addWidget(pair)
         row.addWidget(self.cache)
-        row.addStretch(1)
         row.addWidget(self.start_button)
         self.warning = QLabel()
         self.warning.setStyleSheet(f"color: {current_colors().bad};")

@@ -56,6 +56,7 @@ from ui.widgets.library_table import (
     LibraryTableModel,
 )
 from ui.widgets.model_details import ModelDetails
+from ui.widgets.responsive import ColumnsThatFit
 
 if TYPE_CHECKING:
     from core.app import AppContext
@@ -144,6 +145,8 @@ class ModelsPage(Page):
             self.table,
             {COL_FORMAT: 76, COL_PARAMS: 60, COL_QUANT: 70, COL_SIZE: 74, COL_ORIGIN: 90, COL_FIT: 60},
         )
+        # Narrow (a small window): parameters, format and quant give way (the details pane has them) before names.
+        self.table_columns = ColumnsThatFit(self.table, COL_NAME, 150, [COL_PARAMS, COL_FORMAT, COL_QUANT])
 
         self.details = ModelDetails()
         self.details.source_requested.connect(self.select)  # "Made from X": X's link selects X

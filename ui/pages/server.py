@@ -255,7 +255,10 @@ class ServerPage(Page):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(left_widget)
-        scroll.setMinimumWidth(360)
+        # Never narrower than its content: the column has no sideways scroll bar, so anything wider was cut off.
+        scroll.setMinimumWidth(
+            max(360, left_widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        )
 
         self.models_model = LoadedModelsModel(self)
         self.models_view = _table(self.models_model, "Loaded models", "Models the server has loaded")

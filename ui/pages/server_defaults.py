@@ -19,9 +19,11 @@ from PySide6.QtWidgets import (
 )
 
 from core.serve.defaults import ModelDefaults, ModelDefaultsStore
+from ui.operations import run_in_background
 
 if TYPE_CHECKING:
     from core.app import AppContext
+    from core.hardware import Hardware
 
 
 class ModelDefaultsBox(QGroupBox):
@@ -31,6 +33,9 @@ class ModelDefaultsBox(QGroupBox):
         self.store = ModelDefaultsStore(app.store)
         self.model_combo = QComboBox()
         self.model_combo.setToolTip("The library model these defaults belong to")
+        # A long model name is cut in the box (whole in the list): it never widens the column past the window.
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(16)
         self.model_combo.currentIndexChanged.connect(self.show_defaults)
         self.context_spin = QSpinBox()
         self.context_spin.setRange(0, 1_048_576)
@@ -66,7 +71,14 @@ class ModelDefaultsBox(QGroupBox):
         form.addRow("Temperature", self.temperature_spin)
         form.addRow("Max tokens", self.max_tokens_spin)
         form.addRow(self.save_button, self.message)
+        self._form = form
+        # GPU layers mean nothing on a machine without a GPU: the row shows once detection finds one.
+        form.setRowVisible(self.layers_edit, False)
+        run_in_background(app.hardware, on_success=self.set_hardware, on_failure=lambda _error: None, owner=self)
         self.reload_models()
+
+    def set_hardware(self, hardware: Hardware) -> None:
+        self._form.setRowVisible(self.layers_edit, bool(hardware.gpus))
 
     def reload_models(self) -> None:
         current = self.model_combo.currentData()

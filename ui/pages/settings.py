@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from core.errors import HangarError
 from core.jobs import JobKind
 from ui.operations import run_in_background
+from ui.units import format_bytes
 from ui.widgets.common import Page
 from ui.widgets.hf_token import HfTokenBox
 
@@ -183,7 +184,7 @@ class SettingsPage(Page):
             box.setWindowTitle("Move models?")
             box.setText(
                 f"Move {len(plan.entries)} model{'s' if len(plan.entries) != 1 else ''} "
-                f"({plan.total_bytes / 1e9:.1f} GB) to {plan.target}?"
+                f"({format_bytes(plan.total_bytes)}) to {plan.target}?"
             )
             box.setInformativeText("Linked models and models found in other apps' folders stay where they are.")
             move_button = box.addButton("Move models", QMessageBox.ButtonRole.AcceptRole)

@@ -141,7 +141,9 @@ class WorkshopPage(Page):
         self.progress.setRange(0, 1000)
         self.progress.setAccessibleName("Progress")
         self.progress.setToolTip("Progress of the running job")
-        self.status = QLabel("")
+        self.progress.hide()  # only while a job runs: idle, it was an empty box over the table
+        self.status = QLabel("Tick two or more models, choose a text, then Compare.")
+        self.status.setObjectName("Muted")
         self.status.setWordWrap(True)
         self.table_model = CompareTableModel(self)
         self.table = QTableView()
@@ -264,6 +266,7 @@ class WorkshopPage(Page):
     def _started(self, job_id: str, kind: str) -> None:
         self._job_id, self._job_kind = job_id, kind
         self.progress.setValue(0)
+        self.progress.show()
         self.status.setText("Starting…")
         self.compare_button.setEnabled(False)
         self.quantize_button.setEnabled(False)
@@ -279,6 +282,7 @@ class WorkshopPage(Page):
         if not job.state.finished:
             return
         self._job_id = None
+        self.progress.hide()
         self.compare_button.setEnabled(True)
         self.quantize_button.setEnabled(True)
         self.cancel_button.setEnabled(False)

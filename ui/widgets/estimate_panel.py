@@ -107,7 +107,7 @@ class EstimatePanel(QWidget):
         )
         self.context_label = QLabel()
         self.context_label.setMinimumWidth(90)
-        self.beyond = QCheckBox("Beyond the trained length (RoPE scaling)")
+        self.beyond = QCheckBox("Beyond trained length (RoPE)")
         self.beyond.setToolTip(
             "The slider stops at the context the model was trained for; past it, answers degrade unless the model "
             "is run with RoPE scaling. Tick to estimate such a run"
@@ -139,6 +139,7 @@ class EstimatePanel(QWidget):
         self.details.setWordWrap(True)
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
         self.bars_box = QVBoxLayout()
         self.bars_box.setSpacing(4)
         self.bars: list[tuple[QLabel, BreakdownBar]] = []
@@ -241,7 +242,11 @@ class EstimatePanel(QWidget):
     # -- output ----------------------------------------------------------------------------------------------------
     def _legend(self) -> None:
         self.legend.setText(
-            "&nbsp;&nbsp;".join(f"<span style='color:{color}'>■</span> {label}" for _, label, color in SEGMENTS)
+            # Each square stays with its word; the legend wraps between entries in a narrow pane.
+            " &nbsp;".join(
+                f"<span style='color:{color}'>■</span>&nbsp;{label.replace(' ', '&nbsp;')}"
+                for _, label, color in SEGMENTS
+            )
         )
 
     def _changed(self, *_args: object) -> None:

@@ -37,12 +37,10 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 def human_size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
+    """A model's size in the window's one unit system (GiB/MiB, as memory estimates are written)."""
+    from ui.units import format_bytes
+
+    return format_bytes(n)
 
 
 def human_params(n: int | None) -> str:

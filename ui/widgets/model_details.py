@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from core.models.types import LibraryEntry
 from ui.widgets.library_table import FORMAT_LABELS, human_params, human_size, origin_label
+from ui.widgets.responsive import ElidedLabel
 
 if TYPE_CHECKING:
     from core.workshop.records import Lineage
@@ -37,10 +38,9 @@ class ModelDetails(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel()
+        # A long model name (no spaces to wrap at) is cut at the end, whole in the tooltip: never clipped.
+        self.title = ElidedLabel()
         self.title.setObjectName("EmptyTitle")
-        self.title.setWordWrap(True)
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.values: dict[str, QLabel] = {}
         self.form = form = QFormLayout()
         # Top: a label lines up with the first line of a value that wraps (the location).
