@@ -88,9 +88,9 @@ def document_pages(path: Path) -> list[tuple[int | None, str]]:
         reader = PdfReader(str(path))
         return [(number, page.extract_text() or "") for number, page in enumerate(reader.pages, start=1)]
     if path.suffix.lower() in {".html", ".htm", ".xhtml"}:
-        from core.docs.extract import _html_text
+        from core.docs.extract import html_text
 
-        return [(None, _html_text(path.read_bytes().decode("utf-8", errors="replace")))]
+        return [(None, html_text(path.read_bytes().decode("utf-8", errors="replace")))]
     return [(None, path.read_bytes().decode("utf-8", errors="replace"))]
 
 

@@ -138,7 +138,7 @@ def read_pieces(path: Path) -> list[Piece]:
         raise UnreadableDocument(f"{path.name}: a binary file, not text.")
     text = raw.decode("utf-8", errors="replace")
     if suffix in HTML_SUFFIXES:
-        return _chunk_text(_html_text(text))
+        return _chunk_text(html_text(text))
     if suffix not in TEXT_SUFFIXES and text.count("\ufffd") > len(text) // 20:
         raise UnreadableDocument(f"{path.name}: not readable as text.")
     return _chunk_text(text)
@@ -219,7 +219,7 @@ class _TextOfHtml(html.parser.HTMLParser):
             self.parts.append(data)
 
 
-def _html_text(markup: str) -> str:
+def html_text(markup: str) -> str:
     parser = _TextOfHtml()
     parser.feed(markup)
     parser.close()

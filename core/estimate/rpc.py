@@ -10,7 +10,10 @@ embedding lookup. Measured on the bundled llama.cpp (CPU workers on loopback, si
 
 from __future__ import annotations
 
-from core.gguf.info import GGUFInfo
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the header reader pulls in NumPy: not at start-up
+    from core.gguf.info import GGUFInfo
 
 
 def split_inputs(info: GGUFInfo, n_ctx: int, n_ub: int, flash: bool) -> tuple[int, int, int]:

@@ -13,9 +13,10 @@ import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from core.errors import ModelFileError
 
@@ -30,6 +31,8 @@ _KEEP_SCRATCH = 16 << 20
 def skip_strings(data: Any, count: int, max_len: int) -> tuple[int, int]:
     """Walk up to ``count`` length-prefixed strings at the start of ``data`` (bytes), stopping before one that is
     not wholly inside it. Returns (strings walked, bytes they take)."""
+    import numpy as np  # here, not at import: reading a header must not cost the app's start-up NumPy
+
     size = len(data)
     if size < 8 or count <= 0:
         return 0, 0
@@ -78,6 +81,8 @@ def skip_strings(data: Any, count: int, max_len: int) -> tuple[int, int]:
 def _scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Two boolean work arrays for ``size`` bytes, kept per thread: fresh multi-megabyte arrays for every model
     would cost more in page faults than the work itself."""
+    import numpy as np
+
     held = getattr(_local, "arrays", None)
     if held is None or len(held[0]) < size:
         held = (np.empty(size, dtype=bool), np.empty(size, dtype=bool))
