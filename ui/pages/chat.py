@@ -36,6 +36,7 @@ from core.errors import CancelledError, InsufficientMemoryError
 from ui.operations import run_in_background
 from ui.pages.chat_docs_bar import ComposerEdit, DocsBarMixin
 from ui.pages.chat_images import ImagesMixin
+from ui.pages.chat_layout import SidePanels
 from ui.pages.chat_list import ConversationColumn
 from ui.pages.chat_model_bar import ModelBarMixin
 from ui.pages.chat_settings import ChatSettingsPanel
@@ -124,7 +125,9 @@ class ChatPage(ImagesMixin, DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
         composer_row.addWidget(self.composer, 1)
         composer_row.addLayout(buttons)
 
-        center = QVBoxLayout()
+        self.center = QWidget()  # the model bar, the transcript and the composer: the panels beside it give way
+        center = QVBoxLayout(self.center)
+        center.setContentsMargins(0, 0, 0, 0)
         center.addLayout(self.model_bar)
         center.addLayout(banner_row)
         center.addWidget(self.center_stack, 1)
@@ -133,17 +136,20 @@ class ChatPage(ImagesMixin, DocsBarMixin, ToolsBarMixin, ModelBarMixin, Page):
         center.addWidget(self.editing_label)
         center.addLayout(self.extras_row)
         center.addWidget(self.chips_row)
-        status_row = QHBoxLayout()  # what the tools, documents and images say (mostly one line at a time)
-        status_row.addWidget(self.tools_status, 1)
-        status_row.addWidget(self.docs_status, 1)
-        status_row.addWidget(self.image_note, 1)
-        center.addLayout(status_row)
+        for line in (self.tools_status, self.docs_status, self.image_note):  # what they say, each on its own lines
+            center.addWidget(line)
         center.addLayout(composer_row)
         row = QHBoxLayout()
         row.addWidget(self.conversations)
-        row.addLayout(center, 1)
+        row.addWidget(self.center, 1)
         row.addWidget(self.settings_panel)
         self.body.addLayout(row, 1)
+        self.side_panels = SidePanels(
+            self,
+            row,
+            self.center,
+            [(self.conversations, self.chats_toggle), (self.settings_panel, self.settings_toggle)],
+        )
 
         self.conversations.selected.connect(self.open_conversation)
         self.conversations.new_requested.connect(self.new_chat)

@@ -80,6 +80,13 @@ class ConversationColumn(QWidget):
         self.view.setModel(self.model)
         self.view.setAccessibleName("Conversations")
         self.view.setToolTip("Your conversations, newest first; each keeps its model, settings and messages")
+        # a long title is cut at the end ("Weekend baking and…", the whole title in the row's tooltip): the list
+        # never scrolls sideways
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.view.setWordWrap(False)
+        self.view.setUniformItemSizes(True)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.new_button = QPushButton("New chat")
         self.new_button.setObjectName("Primary")
         self.new_button.setToolTip("Start a new conversation with the loaded model (Ctrl+N)")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QToolButton,
     QVBoxLayout,
 )
 
@@ -23,6 +25,7 @@ from core.chat.models import estimated_bytes, memory_lines
 from core.engine.protocol import LoadOptions
 from ui.theme import current_colors
 from ui.units import format_bytes
+from ui.widgets.responsive import ElidedLabel, FlowLayout
 
 
 class ModelBarMixin:
@@ -52,15 +55,22 @@ class ModelBarMixin:
         self.cancel_load_button = QPushButton("Cancel")
         self.cancel_load_button.setToolTip("Stop loading; nothing stays in memory")
         self.cancel_load_button.hide()
-        self.model_label = QLabel()
+        # One line beside the buttons, cut at the end in a narrow window (the whole line and what the memory holds
+        # in its tooltip); when not even its first word fits there it moves under them rather than being squeezed
+        # ("No / mode / loade").
+        self.model_label = ModelLine()
         self.model_label.setObjectName("ModelStatus")
-        self.model_label.setWordWrap(True)
         self.model_label.setStyleSheet(f"color: {current_colors().muted};")
+        # the side panels' switches: the conversation list, and the system prompt with the sampling settings
+        self.chats_toggle = _toggle("Chats", "Show or hide the list of conversations")
+        self.settings_toggle = _toggle("Settings", "Show or hide the system prompt and the sampling settings")
         # two rows: the model and where it comes from; then what to do with it and what it holds now
         choose = QHBoxLayout()
+        choose.addWidget(self.chats_toggle)
         choose.addWidget(self.model_picker, 1)
         choose.addWidget(self.browse_button)
-        act = QHBoxLayout()
+        choose.addWidget(self.settings_toggle)
+        act = FlowLayout(spacing=6, line_spacing=4)
         for widget in (
             self.load_button,
             self.unload_button,
@@ -71,7 +81,6 @@ class ModelBarMixin:
             act.addWidget(widget)
             if isinstance(widget, QPushButton):  # in a narrow window the label wraps; buttons never shrink ("nloa")
                 widget.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         colors = current_colors()
         self.vision_tag = QLabel("vision")  # the loaded model reads images (its projector is loaded)
         self.vision_tag.setObjectName("VisionTag")
@@ -82,7 +91,7 @@ class ModelBarMixin:
         self.vision_tag.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.vision_tag.hide()
         act.addWidget(self.vision_tag)
-        act.addWidget(self.model_label, 1)
+        act.addWidget(self.model_label)
         self.model_bar = QVBoxLayout()
         self.model_bar.setSpacing(4)
         self.model_bar.addLayout(choose)
@@ -131,17 +140,15 @@ class ModelBarMixin:
         self.refresh_image_note()  # type: ignore[attr-defined]
         if loaded is None:
             self.model_label.setText("No model loaded")
-            self.model_label.setToolTip("")
             return
         lines = memory_lines(loaded.info, loaded.estimate)
         total = sum(loaded.info.allocated.values())
         expected = estimated_bytes(loaded.estimate)
         guess = f" (estimated {format_bytes(expected)})" if expected is not None else ""
-        self.model_label.setText(
-            f"{loaded.model.name} · {loaded.model.engine}, {loaded.info.device.upper()} · "
-            f"{format_bytes(total)} allocated{guess}"
-        )
-        self.model_label.setToolTip("\n".join(lines))
+        line = f"{loaded.model.name} · {loaded.model.engine}, {loaded.info.device.upper()} · "
+        self.model_label.setText(line + f"{format_bytes(total)} allocated{guess}")
+        # what the memory holds, then the whole line (the label may show it cut)
+        self.model_label.setToolTip("\n".join([*lines, "", f"{loaded.model.name} ({loaded.model.path})"]))
 
     def open_payload(self, payload: object) -> None:
         """My Models' "Chat" (a library id, or a path): one click loads the model — an adapter with its base model —
@@ -182,3 +189,32 @@ class ModelBarMixin:
             self.load_selected()
         if self._load_request is not None or already:
             self.new_chat()
+
+
+class ModelLine(ElidedLabel):
+    """The model bar's status line: it asks for no more than its first word, and takes the rest of its row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    def first_word_width(self) -> int:
+        first = self.text().split(" ", 1)[0]
+        margins = self.contentsMargins()
+        return QFontMetrics(self.font()).horizontalAdvance(first + " …") + margins.left() + margins.right()
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.first_word_width(), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+
+def _toggle(text: str, tip: str) -> QToolButton:
+    button = QToolButton()
+    button.setText(text)
+    button.setCheckable(True)
+    button.setChecked(True)
+    button.setToolTip(tip)
+    button.setAccessibleName(f"Show {text.lower()}")
+    return button

@@ -14,6 +14,7 @@ from core.chat.tools import CallState, ToolCallEntry
 from core.tools.loop import Approval
 from ui.qtfix import emit
 from ui.theme import current_colors
+from ui.widgets.responsive import ElidedLabel
 
 #: A result longer than this (characters or lines) starts collapsed.
 LONG_RESULT_CHARS = 240
@@ -51,10 +52,9 @@ class ToolCallCard(QFrame):
             f"QFrame#ToolCall {{ background: {colors.window}; border: 1px solid {colors.border}; border-radius: 6px; }}"
         )
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        self.title = QLabel()
+        self.title = ElidedLabel()  # one line, cut at the end in a narrow card (the whole name in its tooltip)
         self.title.setTextFormat(Qt.TextFormat.PlainText)
         self.title.setStyleSheet("font-weight: 600;")
-        self.title.setWordWrap(True)  # a narrow window wraps the name instead of cutting the card
         self.state = QLabel()
         self.state.setObjectName("ToolCallState")
         self.seconds = QLabel()
@@ -72,9 +72,8 @@ class ToolCallCard(QFrame):
             f"QPushButton {{ border: none; background: transparent; color: {colors.accent}; padding: 0 2px; }}"
         )
         header = QHBoxLayout()
-        header.addWidget(self.title)
+        header.addWidget(self.title, 1)
         header.addWidget(self.state)
-        header.addStretch(1)
         header.addWidget(self.seconds)
         header.addWidget(self.toggle)
         self.result = QLabel()

@@ -26,6 +26,7 @@ from ui.pages.chat_markdown import COPY_SCHEME, MarkdownRenderer
 from ui.pages.chat_tool_card import ToolCallCard
 from ui.qtfix import emit
 from ui.theme import current_colors
+from ui.widgets.responsive import ElidedLabel, FlowLayout
 
 SOURCE_SCHEME = "source:"
 #: The largest side of an image's thumbnail in a message, in pixels.
@@ -78,16 +79,17 @@ class MessageCard(QFrame):
         self.role = QLabel("You" if message.role == "user" else "Assistant")
         self.role.setStyleSheet("font-weight: 600;")
         # each reply names the model that wrote it (a small muted caption; kept when the chat is reopened)
-        self.model_caption = QLabel()
+        # Role, model and stats share a line while they fit; in a narrow card the stats move to a line of their own,
+        # and a name or stats wider than the card are cut at the end with the whole text in the tooltip.
+        self.model_caption = ElidedLabel()
+        self.model_caption.setSizePolicy(
+            QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred
+        )  # a line wraps whole
         self.model_caption.setObjectName("ChatModelCaption")
         self.model_caption.setStyleSheet(f"color: {colors.muted}; font-size: 11px;")
-        self.model_caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.model_caption.setMinimumWidth(40)  # a long name is cut in a narrow window, not the card
-        self.model_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.stats = QLabel()
+        self.stats = ElidedLabel()
+        self.stats.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)  # a line wraps whole
         self.stats.setStyleSheet(f"color: {colors.muted};")
-        self.stats.setWordWrap(True)  # wraps in a narrow window instead of widening the card past the view
-        self.stats.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.body = QLabel()
         self.body.setWordWrap(True)
         self.body.setTextFormat(Qt.TextFormat.RichText)
@@ -115,16 +117,13 @@ class MessageCard(QFrame):
         self.continue_button = QPushButton("Continue")
         self.continue_button.setFlat(True)
         self.continue_button.clicked.connect(self.continue_requested)
-        header = QHBoxLayout()
+        header = FlowLayout(spacing=10, line_spacing=2)
         header.addWidget(self.role)
         header.addWidget(self.model_caption)
-        header.addStretch(1)
         header.addWidget(self.stats)
-        actions = QHBoxLayout()
-        actions.setContentsMargins(0, 0, 0, 0)
+        actions = FlowLayout(spacing=6, line_spacing=4)  # a narrow card wraps its buttons ("Continue" is never cut)
         for button in (self.copy_button, self.edit_button, self.regenerate_button, self.continue_button):
             actions.addWidget(button)
-        actions.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 6)
         layout.addLayout(header)
@@ -146,7 +145,8 @@ class MessageCard(QFrame):
         self.set_text(message.content)
         named = message.role == "assistant" and bool(message.model)
         self.model_caption.setText(message.model or "" if named else "")
-        self.model_caption.setToolTip(f"Written by {message.model}" if named else "")
+        if named:
+            self.model_caption.setToolTip(f"Written by {message.model}")
         self.model_caption.setVisible(named)
         self._show_sources(message)
         streaming = message.state == MessageState.STREAMING
@@ -259,6 +259,7 @@ class TranscriptView(QScrollArea):
         super().__init__(parent)
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setMinimumHeight(160)  # never a sliver: a short window scrolls the page instead
         # long lines wrap (code too): the transcript never scrolls sideways
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._container = QWidget()
