@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (
     QListView,
     QMessageBox,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -59,6 +61,17 @@ class ConversationListModel(QAbstractListModel):
         return next((i for i, c in enumerate(self._rows) if c.id == conversation_id), -1)
 
 
+class _RowAsWideAsTheList(QStyledItemDelegate):
+    """Rows never wider than the list: the title is drawn cut at the end rather than running off the side."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        hint = super().sizeHint(option, index)
+        view = self.parent()
+        if isinstance(view, QListView):
+            hint.setWidth(min(hint.width(), view.viewport().width()))
+        return hint
+
+
 class ConversationColumn(QWidget):
     """Search, the list, and new / rename / delete. Emits the chosen conversation's id."""
 
@@ -85,8 +98,8 @@ class ConversationColumn(QWidget):
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.view.setWordWrap(False)
-        self.view.setUniformItemSizes(True)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setItemDelegate(_RowAsWideAsTheList(self.view))
         self.new_button = QPushButton("New chat")
         self.new_button.setObjectName("Primary")
         self.new_button.setToolTip("Start a new conversation with the loaded model (Ctrl+N)")
