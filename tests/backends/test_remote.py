@@ -93,7 +93,9 @@ def test_remote_chat_streams_and_stops_through_the_engine_host(app, mlx_server: 
         event = host.wait(request, timeout=30)
         assert event.stats.stop_reason == "cancelled"  # type: ignore[union-attr]
         raise RuntimeError("stopped")
-    again = host.generate_blocking([ChatMessage("user", "Hi")], GenerationParams(max_tokens=2), timeout=60)
+    again = host.generate_blocking(
+        [ChatMessage("user", "Hi")], GenerationParams(max_tokens=2, ignore_eos=True), timeout=60
+    )
     assert again.completion_tokens == 2
 
 
