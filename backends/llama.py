@@ -45,6 +45,8 @@ class LlamaEngine:
         self._embedder: Any = None  # a second, embedding-mode context, opened on the first embed request
         self._gpu_layers = 0
         self._utf8: Utf8Tables | None = None  # built on the first JSON request, per model
+        self._eog: list[int] | None = None  # end-of-generation tokens, found once per model (a 256k vocabulary
+        # takes ~80 ms of calls into llama.cpp: not a cost for every request's first token)
         self._vision: VisionContext | None = None  # the projector, when the model is loaded with one
 
     # -- load ------------------------------------------------------------------------------------------------
@@ -323,7 +325,9 @@ class LlamaEngine:
         processors: list[Any] = []
         vocab = llm._model.vocab
         if params.ignore_eos:
-            eog = [t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+            if self._eog is None:
+                self._eog = [t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+            eog = self._eog
 
             def suppress_eos(_ids: Any, logits: Any) -> Any:
                 logits[eog] = -float("inf")
@@ -455,6 +459,7 @@ class LlamaEngine:
             self._llm = None
             self._template = None
             self._utf8 = None
+            self._eog = None
 
 
 class _LogitsRecorder:
