@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QWidget,
 )
@@ -124,6 +125,8 @@ class SettingsPage(Page):
         self.error.setWordWrap(True)
         self.error.hide()
 
+        # The card never gives up height to the editor below (a wrapped warning in it was cut off): the page scrolls.
+        card.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.body.addWidget(card)
         self.body.addWidget(self.error)
         from core.chat.tools import MCP_FILE, ChatTools
