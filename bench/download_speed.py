@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -116,27 +117,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-process", action="store_true", help="ranges in this process, not the app's child")
     args = parser.parse_args(argv)
 
-    from tests.support.hub import HubFile, HubRepo, LocalHub
+    import multiprocessing
+    from types import SimpleNamespace
 
     size = args.size_mib << 20
     with tempfile.TemporaryDirectory(prefix="hangar-bench-") as tmp:
         folder = Path(tmp)
         source = folder / "source.gguf"
         _make_file(source, size)
-        hub = LocalHub()
-        hub.add(HubRepo(REPO, files=[HubFile(NAME, source=source)], tags=["gguf"]))
-        _ = hub.repos[REPO].files[0].sha256  # hash once up front, outside the timings
-        hub.start()
+        # The Hub runs in a child process, as a real server is elsewhere: in this process its threads would take
+        # the interpreter from the client's connections (and more from Hangar's several than from one stream).
+        ctx = multiprocessing.get_context("spawn")
+        ours, theirs = ctx.Pipe()
+        server = ctx.Process(target=_serve, args=(str(source), theirs), daemon=True)
+        server.start()
+        hub = SimpleNamespace(url=ours.recv())
         os.environ["HF_ENDPOINT"] = hub.url
         results: dict[str, float] = {}
         try:
             if args.case in ("both", "uncapped"):
                 results["uncapped"] = _case(hub, folder, args.runs, "uncapped")[0]
             if args.case in ("both", "capped"):
-                hub.faults.throttle_bps = int(args.cap_mbps * 1_000_000)  # per connection
+                ours.send(("cap", int(args.cap_mbps * 1_000_000)))  # per connection
+                ours.recv()
                 results["capped"] = _case(hub, folder, args.runs, f"capped {args.cap_mbps:g} MB/s per connection")[0]
         finally:
-            hub.stop()
+            ours.send(("stop", 0))
+            server.join(10)
     mib = size / 2**20
     print(f"file: {mib:.0f} MiB, {args.runs} runs per case, alternating")
     ok = True
@@ -145,6 +152,22 @@ def main(argv: list[str] | None = None) -> int:
         ok &= ratio >= target
         print(f"throughput ratio Hangar / hf_hub_download, {case}: {ratio:.2f}  (target >= {target})")
     return 0 if ok else 1
+
+
+def _serve(source: str, pipe: Any) -> None:
+    """The child: the local Hub serving the one big file; ("cap", bytes/s) caps each connection, ("stop", _) ends."""
+    sys.path.insert(0, str(ROOT))
+    from tests.support.hub import HubFile, HubRepo, LocalHub
+
+    hub = LocalHub()
+    hub.add(HubRepo(REPO, files=[HubFile(NAME, source=Path(source))], tags=["gguf"]))
+    _ = hub.repos[REPO].files[0].sha256  # hash once up front, outside the timings
+    hub.start()
+    pipe.send(hub.url)
+    while (message := pipe.recv())[0] == "cap":
+        hub.faults.throttle_bps = message[1] or None
+        pipe.send("ok")
+    hub.stop()
 
 
 def _fmt(times: list[float]) -> str:

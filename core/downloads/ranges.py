@@ -44,10 +44,18 @@ from core.jobs import CancelToken
 
 logger = logging.getLogger(__name__)
 
-#: How often the record of completed ranges is written (after the data is flushed to disk).
+#: How often the record of completed ranges is written: a killed process loses at most this much (the kernel keeps
+#: the writes); every ``SYNC_EVERY`` the data is flushed to disk first, so a power cut loses at most that much
+#: (flushing a fast link's quarter-gigabyte twice a second cost more than the download on loopback).
 RECORD_EVERY = 0.5
+SYNC_EVERY = 5.0
 #: How often the adaptive controller looks at the total throughput.
 ADAPT_EVERY = 1.0
+#: The first connection alone for this long decides how to start: at or above ``FAST_SINGLE`` bytes/s one stream
+#: already runs at line speed (more would only share the CPU: on loopback four were 40% slower), and the controller
+#: tries more later; below it (a per-connection cap, as CDNs set) ``start_connections`` start at once.
+PROBE_SECONDS = 0.3
+FAST_SINGLE = 60e6
 
 
 class RangesUnsupported(Exception):
@@ -80,6 +88,7 @@ class RangedDownload:
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a connection ended: the orchestrator looks at once (the last one: done)
         self._failures = 0
         self._best = 0
         self._next_worker = 0
@@ -114,7 +123,9 @@ class RangedDownload:
                 for thread in list(self._threads.values()):
                     thread.join(5)
                 try:
-                    save_record(target, fd, self.plan.snapshot(), sync=True)
+                    # Flushed when the download stops short (a resume trusts it); a complete file is verified
+                    # next and its record removed: flushing a quarter-gigabyte then cost more than the transfer.
+                    save_record(target, fd, self.plan.snapshot(), sync=not self.plan.complete())
                 except OSError as exc:
                     logger.warning("could not save the range record of %s: %s", target.name, exc)
             actual = digest.hexdigest()
@@ -133,14 +144,18 @@ class RangedDownload:
         target = self.target
         fixed = self.options.connections()
         want = fixed if fixed > 0 else self.options.start_connections
-        last_record = last_adapt = time.monotonic()
+        last_record = last_adapt = last_sync = time.monotonic()
         last_done = plan.done_bytes
         best_rate, settled = 0.0, fixed > 0
         best_want = want
         since_check = 0
+        probe: tuple[float, int] | None = None  # (when, bytes) the first connection's rate is measured from
+        decided = fixed > 0
         self._spawn(1)  # one connection first: it tells whether the server honours Range at all
         while not plan.complete():
-            if self.token.wait(0.1):
+            self._wake.wait(0.1)
+            self._wake.clear()
+            if self.token.cancelled:
                 self._close_all()
                 self.token.raise_if_cancelled()
             if self._error is not None:
@@ -173,15 +188,26 @@ class RangedDownload:
                         want = best_want if rate <= best_rate * 1.15 else want
                         logger.info("%s: settled at %d connections (%.1f MB/s)", target.name, want, rate / 1e6)
                 last_adapt, last_done = now, done_now
-            self.want = want if self._confirmed.is_set() else 1
+            if not decided and self._confirmed.is_set():
+                if probe is None:
+                    probe = (now, done_now)
+                elif now - probe[0] >= PROBE_SECONDS:
+                    decided = True
+                    single = (done_now - probe[1]) / (now - probe[0])
+                    if single >= FAST_SINGLE and not settled:
+                        want, best_want = 1, 1  # the controller still tries more after ADAPT_EVERY
+                        last_adapt, last_done = now, done_now
+                        logger.info("%s: one stream runs %.0f MB/s; no more yet", target.name, single / 1e6)
+            self.want = want if decided else 1
             alive = self._prune()
             if plan.work_left():
                 self._spawn(self.want)
             elif alive == 0 and not plan.complete():
                 raise NetworkError(f"Downloading {target.name} stopped with ranges missing.")
             if now - last_record >= RECORD_EVERY:
-                last_record = now
-                save_record(target, self.fd, plan.snapshot(), sync=True)
+                sync = now - last_sync >= SYNC_EVERY
+                last_record, last_sync = now, (now if sync else last_sync)
+                save_record(target, self.fd, plan.snapshot(), sync=sync)
         self.on_bytes(plan.done_bytes - self.reported)
         self.reported = plan.done_bytes
 
@@ -254,6 +280,7 @@ class RangedDownload:
         finally:
             with self._lock:
                 self._responses.pop(worker, None)
+            self._wake.set()
 
     def _failed(self, exc: Exception) -> float:
         """Count a failure unless the file gained bytes since the last one; give up after the usual attempts."""
@@ -328,6 +355,7 @@ class RangedDownload:
                     raise RangesUnsupported()
                 raise Retryable(f"unexpected answer to a range request (HTTP {status})")
             self._confirmed.set()
+            self._wake.set()  # the other connections may start now
             for data in response.iter_raw():
                 allowed = self.plan.allow(segment, min(len(data), asked - segment.pos))
                 if allowed:
@@ -355,18 +383,19 @@ class _OrderedHasher:
         self.fd, self.plan, self.digest = fd, plan, digest
         self.hashed = 0
         self._stopped = threading.Event()
+        self._kick = threading.Event()  # the download is complete: hash the rest now, not at the next look
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="range-hash", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            while not self._stopped.is_set():
+            while not self._stopped.is_set() and self.hashed < self.plan.size:
                 limit = self.plan.prefix()
                 # Large blocks, looked for a few times a second: a wake-up per network read would compete with
                 # the GUI thread for the interpreter.
                 if limit - self.hashed < self.BLOCK and limit < self.plan.size:
-                    self._stopped.wait(0.05)
+                    self._kick.wait(0.05)
                     continue
                 self._hash_to(limit)
         except BaseException as exc:
@@ -382,15 +411,17 @@ class _OrderedHasher:
 
     def finish(self, token: CancelToken) -> None:
         """Wait until the whole file is hashed (the download is complete)."""
+        self._kick.set()
         while self._thread.is_alive() and self.hashed < self.plan.size:
             if token.cancelled:
                 raise CancelledError("Paused." if token.pause_requested else "Cancelled.")
-            self._thread.join(0.05)
+            self._thread.join(0.01)
         if self._error is not None:
             raise self._error
 
     def stop(self) -> None:
         self._stopped.set()
+        self._kick.set()
         self._thread.join(5)
 
 
