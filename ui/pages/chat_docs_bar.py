@@ -128,10 +128,10 @@ class DocsBarMixin:
         self.docs_status.setObjectName("DocsStatus")
         self.docs_status.setWordWrap(True)
         self.docs_status.hide()
-        from ui.pages.chat_images import FlowLayout
+        from ui.widgets.responsive import FlowLayout
 
         self.chips_row = QWidget()  # the files and images attached to the next message, wrapping in a narrow window
-        self.chips = FlowLayout(self.chips_row)
+        self.chips = FlowLayout(self.chips_row, spacing=4, line_spacing=4)
         self._jobs: dict[str, QTimer] = {}
         self.composer.files_dropped.connect(self.handle_drop)
         self.transcript.source_requested.connect(self.show_source)
