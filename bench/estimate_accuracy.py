@@ -85,11 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", type=Path, default=[], help="a real GGUF to add (repeatable)")
     parser.add_argument("--gpu-layers", default="0", help="GPU layers per case: numbers, -1 (all), half")
     parser.add_argument("--quick", action="store_true", help="one context per model (4096)")
+    parser.add_argument("--ctx", help="these contexts only (comma-separated; f16 KV, flash attention off)")
     args = parser.parse_args(argv)
     cache = Path(tempfile.mkdtemp(prefix="hangar-facts-"))
     hardware = detect_hardware(lambda: probe_engines(cache), cache_dir=cache)
     facts = hardware.engines.facts
     cases = ((4096, "f16", False),) if args.quick else CASES
+    if args.ctx:
+        cases = tuple((int(c), "f16", False) for c in args.ctx.split(","))
     header = (
         "| model | quant | ctx | KV | FA | ngl | "
         + " | ".join(f"{c} est/act MiB" for c in COMPONENTS)
