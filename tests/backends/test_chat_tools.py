@@ -125,3 +125,15 @@ def test_chat_tools_uses_the_apps_mcp_servers_and_plain_chat_starts_none(  # typ
     assert main.main([*argv, "--tools", "--tool-choice", "add"]) == 0
     (call,) = json.loads(capsys.readouterr().out)["tool_calls"]
     assert call["server"] == "kit" and call["tool"] == "add" and started.exists()
+
+
+def test_tools_and_documents_without_a_prompt_are_refused_in_one_line(  # type: ignore[no-untyped-def]
+    tiny_gguf: Path, data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """The interactive chat has neither (the window does): asked for, they are refused before the model loads,
+    never silently ignored."""
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {}}))
+    for extra in (["--mcp-config", str(config)], ["--docs", "notes"]):
+        assert main.main(["chat", str(tiny_gguf), *extra, "--json"]) != 0
+        assert "--prompt" in json.loads(capsys.readouterr().out)["error"]["message"]

@@ -88,6 +88,11 @@ def run(app: AppContext, args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
     settings = GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed).validated()
+    if (args.tools or args.mcp_config or args.docs) and args.prompt is None:
+        raise UsageError(
+            "Tools and documents work with --prompt on the command line (the window's chat has them interactively).",
+            hint="Ask one question with --prompt, or use /image in the interactive chat for images.",
+        )
     if args.docs:
         app.docs.index.info(args.docs)  # an unknown collection fails before the model loads
     if args.tools and not args.mcp_config:
