@@ -4,7 +4,6 @@ details pane says so with the source's name as a link that selects the source, a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,6 @@ from core.models.types import ImportMode
 from ui.app import create_window
 
 pytest.importorskip("llama_cpp")
-
-
-@pytest.fixture
-def ws_app(data_dir: Path) -> Iterator[object]:
-    """An AppContext wired like main.py's, with the real workshop child entry point."""
-    from backends import available_engines
-    from backends.worker import serve
-    from backends.workshop_worker import run as workshop_entry
-    from core.app import AppContext
-    from core.paths import AppPaths
-
-    context = AppContext.create(
-        AppPaths.under(data_dir),
-        worker_entry=serve,
-        engine_availability=available_engines,
-        workshop_entry=workshop_entry,
-    )
-    yield context
-    context.close()
 
 
 def test_a_quantized_model_shows_what_it_was_made_from(qtbot, ws_app, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ table and the plot; bad input is shown in place."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,25 +15,6 @@ from ui.bridge import Bridge
 from ui.pages.workshop import PathRole, WorkshopPage
 
 pytest.importorskip("llama_cpp")
-
-
-@pytest.fixture
-def ws_app(data_dir: Path) -> Iterator[object]:
-    """An AppContext wired like main.py's, with the real workshop child entry point."""
-    from backends import available_engines
-    from backends.worker import serve
-    from backends.workshop_worker import run as workshop_entry
-    from core.app import AppContext
-    from core.paths import AppPaths
-
-    context = AppContext.create(
-        AppPaths.under(data_dir),
-        worker_entry=serve,
-        engine_availability=available_engines,
-        workshop_entry=workshop_entry,
-    )
-    yield context
-    context.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,24 +21,6 @@ pytest.importorskip("llama_cpp")
 #: Rows of 256 so that Q4_K_M's K-quant blocks apply (narrower rows fall back to another type).
 WIDE = TinyModelConfig(n_embd=256, n_head=4, n_head_kv=2, n_ff=512, n_layer=2, n_vocab=512, name="wide-llama")
 QUANTS = ("Q8_0", "Q4_K_M")
-
-
-@pytest.fixture
-def ws_app(data_dir: Path) -> Iterator[object]:
-    from backends import available_engines
-    from backends.worker import serve
-    from backends.workshop_worker import run as workshop_entry
-    from core.app import AppContext
-    from core.paths import AppPaths
-
-    context = AppContext.create(
-        AppPaths.under(data_dir),
-        worker_entry=serve,
-        engine_availability=available_engines,
-        workshop_entry=workshop_entry,
-    )
-    yield context
-    context.close()
 
 
 def test_three_quants_side_by_side(qtbot, ws_app, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
